@@ -1,0 +1,27 @@
+# Everything runs inside .venv; torch==2.13.0 is installed first so pip takes the CPU build.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+
+.PHONY: venv demo test bench clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet $(TORCH)
+
+venv: $(BIN)/activate
+	$(BIN)/pip install --quiet -e '.[test]'
+
+demo: venv
+	$(BIN)/rnnlm train --out runs/demo
+	$(BIN)/rnnlm generate runs/demo --prime "eight thousand" -n 40 --seed 1
+
+test: venv
+	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache

@@ -1,0 +1,206 @@
+"""The ``rnnlm`` command. Thin: it parses options, calls the API and prints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from typing import Sequence
+
+from rnnlm import __version__
+from rnnlm.config import CELLS, DEVICES, SCHEDULES, DataConfig, ModelConfig, RunConfig, TrainConfig
+from rnnlm.data.datasets import DATASETS
+from rnnlm.errors import RnnlmError
+
+EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """Errors as one line on stderr with exit status 2, no usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    d = DataConfig()
+    g = p.add_argument_group("data")
+    g.add_argument("data", nargs="?", default=d.source, metavar="DATA",
+                   help=f"a text file, a folder of .txt files, or a built-in: {', '.join(DATASETS)}")
+    g.add_argument("--level", choices=("char", "word"), default=None,
+                   help="token level (default: word for human-numbers, char otherwise)")
+    g.add_argument("--lower", action="store_true", help="lower-case the text")
+    g.add_argument("--min-freq", type=int, default=d.min_freq, help="keep tokens seen at least this often")
+    g.add_argument("--max-size", type=int, default=None, help="keep at most this many tokens (plus specials)")
+    split = g.add_mutually_exclusive_group()
+    split.add_argument("--valid-frac", type=float, default=d.valid_frac,
+                       help="last fraction of the text held out for validation")
+    split.add_argument("--valid", metavar="FILE", default=None, help="validation text instead of a split")
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    m = ModelConfig()
+    g = p.add_argument_group("model")
+    g.add_argument("--model", dest="cell", choices=CELLS, default=m.cell, help="recurrent cell")
+    g.add_argument("--layers", type=int, default=m.layers)
+    g.add_argument("--emb", type=int, default=m.emb, help="embedding size")
+    g.add_argument("--hidden", type=int, default=m.hidden, help="hidden state size")
+    g.add_argument("--dropout", type=float, default=m.dropout, help="dropout between layers and before the output")
+    g.add_argument("--tie", action="store_true", help="tie input and output embeddings (needs --emb == --hidden)")
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    t = TrainConfig()
+    g = p.add_argument_group("training")
+    g.add_argument("--bs", type=int, default=t.bs, help="batch size: number of parallel streams")
+    g.add_argument("--bptt", type=int, default=t.bptt, help="tokens per stream per batch")
+    g.add_argument("--epochs", type=int, default=t.epochs)
+    g.add_argument("--lr", type=float, default=t.lr, help="learning rate (peak rate for onecycle)")
+    g.add_argument("--schedule", choices=SCHEDULES, default=t.schedule)
+    g.add_argument("--cycle-len", type=int, default=t.cycle_len, help="sgdr: epochs in the first cycle")
+    g.add_argument("--cycle-mult", type=int, default=t.cycle_mult, help="sgdr: growth of each next cycle")
+    g.add_argument("--clip", type=float, default=t.clip, help="max gradient norm (0: off)")
+    g.add_argument("--wd", type=float, default=t.wd, help="weight decay")
+    g.add_argument("--seed", type=int, default=t.seed)
+    g.add_argument("--max-minutes", type=float, default=None, help="stop after this much training time")
+    g.add_argument("--device", choices=DEVICES, default=t.device)
+
+
+def pick(args: argparse.Namespace, kind: type) -> dict:
+    return {f.name: getattr(args, f.name) for f in fields(kind) if hasattr(args, f.name)}
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    data = DataConfig(**{**pick(args, DataConfig), "source": args.data})
+    return RunConfig(data, ModelConfig(**pick(args, ModelConfig)), TrainConfig(**pick(args, TrainConfig)))
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from rnnlm.generate import generate_text
+    from rnnlm.runfolder import load_run
+    from rnnlm.train.run import train
+
+    folder, learner, data = train(config_from_args(args), args.out)
+    best = min(learner.history, key=lambda r: r["valid_loss"])
+    print(f"\nbest valid_loss {best['valid_loss']:.4f} (epoch {best['epoch']}), "
+          f"accuracy {best['accuracy']:.4f}; run saved in {folder}")
+    run = load_run(folder, device=args.device)
+    n = 200 if data.tokenizer.level == "char" else 40
+    text = generate_text(run.model, run.tokenizer, run.vocab, "", n, seed=args.seed, temperature=0.8)[0]
+    print(f"sample: {text}")
+    print(f"\nnext: rnnlm generate {folder} --prime '...'   |   rnnlm evaluate {folder}")
+
+
+def cmd_generate(args: argparse.Namespace) -> None:
+    from rnnlm.generate import check_sampling, generate, generate_text
+    from rnnlm.runfolder import load_run
+
+    check_sampling(args.n, args.samples, args.temperature, args.top_k, args.top_p)
+    run = load_run(args.run, device=args.device)
+    options = dict(samples=args.samples, seed=args.seed, temperature=args.temperature,
+                   top_k=args.top_k, top_p=args.top_p, greedy=args.greedy)
+    if args.samples == 1:
+        separator = " " if run.tokenizer.level == "word" else ""
+        sys.stdout.write(args.prime)
+        first = True
+        for pieces in generate(run.model, run.tokenizer, run.vocab, args.prime, args.n, **options):
+            sys.stdout.write(("" if first and not args.prime else separator) + pieces[0])
+            sys.stdout.flush()
+            first = False
+        sys.stdout.write("\n")
+        return
+    texts = generate_text(run.model, run.tokenizer, run.vocab, args.prime, args.n, **options)
+    for i, text in enumerate(texts, 1):
+        print(f"--- sample {i} ---\n{text}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from rnnlm.evaluate import evaluate_run
+    from rnnlm.runfolder import load_run
+
+    run = load_run(args.run, device=args.device)
+    scores = evaluate_run(run, args.data)
+    if args.json:
+        print(json.dumps(scores.as_dict()))
+        return
+    unit = "char" if run.tokenizer.level == "char" else "token"
+    print(f"tokens      {scores.tokens}")
+    print(f"loss        {scores.loss:.4f} nats/{unit}")
+    print(f"perplexity  {scores.perplexity:.4f}")
+    print(f"bits        {scores.bits:.4f} bits/{unit}")
+    print(f"accuracy    {scores.accuracy:.4f}")
+
+
+def cmd_datasets(args: argparse.Namespace) -> None:
+    from rnnlm.data.datasets import cache_dir
+
+    for d in DATASETS.values():
+        where = "built in" if d.builtin else f"downloaded to {cache_dir() / (d.name + '.txt')}"
+        print(f"{d.name:<16} {d.level:<5} {d.description}; {where}")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="rnnlm", description="Train, measure and sample recurrent language models.",
+                    formatter_class=Formatter)
+    parser.add_argument("--version", action="version", version=f"rnnlm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+
+    p = sub.add_parser("train", help="train a model on text", formatter_class=Formatter,
+                       description="Train a recurrent language model; writes a run folder.")
+    add_data_options(p)
+    add_model_options(p)
+    add_train_options(p)
+    p.add_argument("--out", metavar="DIR", default=None, help="run folder (default: runs/<data>-<time>)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("generate", help="write text with a trained model", formatter_class=Formatter,
+                       description="Sample text from a run, streaming tokens as they come.")
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("--prime", default="", help="text to start from")
+    p.add_argument("-n", type=int, default=200, help="tokens to generate")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
+    p.add_argument("--top-p", type=float, default=None, help="sample among the tokens holding this probability mass")
+    p.add_argument("--greedy", action="store_true", help="always take the most likely token")
+    p.add_argument("--seed", type=int, default=None, help="same seed, same text")
+    p.add_argument("--samples", type=int, default=1, help="independent samples, generated as one batch")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("evaluate", help="measure a trained model", formatter_class=Formatter,
+                       description="Loss (nats/token), perplexity, bits per token, next-token accuracy.")
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("data", nargs="?", default=None, metavar="DATA",
+                   help="text file, folder or built-in (default: the run's validation split)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("datasets", help="list the built-in datasets", formatter_class=Formatter)
+    p.set_defaults(func=cmd_datasets)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except RnnlmError as e:
+        print(f"rnnlm {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"\nrnnlm {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Vocab: the ordered list of tokens and its inverse, built from the training split only."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from rnnlm.atomic import write_json
+from rnnlm.errors import RnnlmError
+
+UNK, PAD, BOS = "xxunk", "xxpad", "xxbos"
+SPECIALS = (UNK, PAD, BOS)
+VOCAB_FORMAT = "rnnlm-vocab"
+VOCAB_VERSION = 1
+
+
+def id_dtype(size: int) -> np.dtype:
+    """The smallest unsigned integer type that holds every id of a vocab of ``size`` tokens."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if size <= np.iinfo(dtype).max + 1:
+            return np.dtype(dtype)
+    raise RnnlmError(f"vocab of {size} tokens is too large")
+
+
+class Vocab:
+    """Specials first (``xxunk``, ``xxpad``, ``xxbos``), then tokens by falling count, ties by token."""
+
+    def __init__(self, itos: list[str]):
+        if list(itos[: len(SPECIALS)]) != list(SPECIALS):
+            raise RnnlmError(f"vocab must start with the special tokens {', '.join(SPECIALS)}")
+        if len(set(itos)) != len(itos):
+            raise RnnlmError("vocab has repeated tokens")
+        self.itos = list(itos)
+        self.stoi = {tok: i for i, tok in enumerate(self.itos)}
+        self.unk_id, self.pad_id, self.bos_id = (self.stoi[s] for s in SPECIALS)
+
+    @classmethod
+    def build(
+        cls, counts: Mapping[str, int], min_freq: int = 1, max_size: int | None = None
+    ) -> "Vocab":
+        """Keep tokens seen at least ``min_freq`` times, at most ``max_size`` of them (specials excluded)."""
+        kept = sorted(
+            ((tok, n) for tok, n in counts.items() if n >= min_freq and tok not in SPECIALS),
+            key=lambda item: (-item[1], item[0]),
+        )
+        if max_size is not None:
+            kept = kept[:max_size]
+        return cls(list(SPECIALS) + [tok for tok, _ in kept])
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocab) and self.itos == other.itos
+
+    @property
+    def dtype(self) -> np.dtype:
+        return id_dtype(len(self))
+
+    def encode_tokens(self, tokens: Iterable[str]) -> np.ndarray:
+        """Ids of ``tokens``; a token outside the vocab becomes ``xxunk``."""
+        stoi, unk = self.stoi, self.unk_id
+        return np.fromiter((stoi.get(t, unk) for t in tokens), dtype=self.dtype)
+
+    def decode_tokens(self, ids: Iterable[int]) -> list[str]:
+        return [self.itos[int(i)] for i in ids]
+
+    def save(self, path: str | os.PathLike) -> None:
+        write_json(path, {"format": VOCAB_FORMAT, "version": VOCAB_VERSION, "itos": self.itos})
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Vocab":
+        path = Path(path)
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RnnlmError(f"{path}: no vocab file") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise RnnlmError(f"{path}: not a readable vocab file ({e})") from None
+        if not isinstance(obj, dict) or obj.get("format") != VOCAB_FORMAT:
+            raise RnnlmError(f"{path}: not an rnnlm vocab file")
+        if obj.get("version") != VOCAB_VERSION:
+            raise RnnlmError(f"{path}: unknown vocab version {obj.get('version')!r}")
+        itos = obj.get("itos")
+        if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos):
+            raise RnnlmError(f"{path}: vocab 'itos' must be a list of strings")
+        return cls(itos)

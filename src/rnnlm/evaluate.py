@@ -1,0 +1,27 @@
+"""Measuring a trained run on its own validation split or on any text."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from rnnlm.data.corpus import is_builtin, read_documents
+from rnnlm.data.textdata import build_text_data
+from rnnlm.data.tokenizers import encode_documents
+from rnnlm.errors import RnnlmError
+from rnnlm.runfolder import Run
+from rnnlm.train.metrics import Scores, evaluate_stream, stream_batches_for_eval
+
+
+def evaluate_run(run: Run, data: str | None = None) -> Scores:
+    """Scores on the validation split of the run's data, or of a built-in dataset named by
+    ``data``, or on a file or folder ``data`` read whole."""
+    if data is None or is_builtin(data):
+        settings = run.config.data if data is None else replace(run.config.data, source=data)
+        ids = build_text_data(settings, vocab=run.vocab).valid_ids
+    else:
+        ids = encode_documents(read_documents(Path(data)), run.tokenizer, run.vocab)
+    if len(ids) < 2:
+        raise RnnlmError(f"{data or run.config.data.source}: fewer than 2 tokens to evaluate on")
+    t = run.config.train
+    return evaluate_stream(run.model, stream_batches_for_eval(ids, t.bs, t.bptt), run.device)

@@ -1,0 +1,138 @@
+"""Stateful generation: feed the prime once, then one token per step carrying the hidden state.
+
+Each new token costs one step of the recurrent network, O(1) in the length so far, unlike the
+lessons' sliding window that re-reads the last n characters from a zero state for every token.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Iterator
+
+import torch
+
+from rnnlm.data.tokenizers import Tokenizer
+from rnnlm.data.vocab import Vocab
+from rnnlm.errors import RnnlmError
+from rnnlm.models import RecurrentLM
+
+
+def pick_next(
+    logits: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Next token ids (bs,) from logits (bs, vocab): argmax, or a draw after temperature, top-k, top-p."""
+    if greedy:
+        return logits.argmax(-1)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        probs = sorted_logits.softmax(-1)
+        before = probs.cumsum(-1) - probs  # mass of the tokens ranked above each one
+        sorted_logits = sorted_logits.masked_fill(before >= top_p, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    probs = logits.softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.inference_mode()
+def sample_ids(
+    model: RecurrentLM,
+    prime: list[int],
+    n: int,
+    *,
+    samples: int = 1,
+    seed: int | None = None,
+    banned: list[int] = (),
+    **pick: object,
+) -> Iterator[torch.Tensor]:
+    """Yield ``n`` steps of next-token ids, each of shape (samples,); ``banned`` ids are never drawn."""
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device)
+    if seed is not None:
+        generator.manual_seed(seed)
+    else:
+        generator.seed()
+    model.eval()
+    x = torch.tensor([prime] * samples, dtype=torch.long, device=device)
+    logits, state = model(x)
+    for _ in range(n):
+        last = logits[:, -1]
+        if banned:
+            last = last.index_fill(-1, torch.tensor(banned, device=device), float("-inf"))
+        next_ids = pick_next(last, generator=generator, **pick)
+        yield next_ids
+        logits, state = model(next_ids[:, None], state)
+
+
+def encode_prime(prime: str, tokenizer: Tokenizer, vocab: Vocab, warn=sys.stderr) -> list[int]:
+    """Token ids of the prime (after ``xxbos`` at word level). Unknown tokens become ``xxunk``
+    with a warning; an empty prime at character level starts from a newline (or the most common token)."""
+    ids = tokenizer.encode(prime, vocab).tolist() if prime else []
+    unknown = ids.count(vocab.unk_id)
+    if unknown and warn is not None:
+        print(f"warning: {unknown} token(s) of the prime are not in the vocab; read as xxunk", file=warn)
+    if tokenizer.adds_bos:
+        return [vocab.bos_id] + ids
+    if not ids:
+        return [vocab.stoi.get("\n", min(len(vocab) - 1, 3))]
+    return ids
+
+
+def generate(
+    model: RecurrentLM,
+    tokenizer: Tokenizer,
+    vocab: Vocab,
+    prime: str = "",
+    n: int = 200,
+    *,
+    samples: int = 1,
+    seed: int | None = None,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
+    warn=sys.stderr,
+) -> Iterator[list[str]]:
+    """Yield, step by step, the text piece of each sample's next token (for streaming)."""
+    check_sampling(n, samples, temperature, top_k, top_p)
+    ids = encode_prime(prime, tokenizer, vocab, warn)
+    banned = [vocab.unk_id, vocab.pad_id] + ([] if tokenizer.adds_bos else [vocab.bos_id])
+    for step in sample_ids(model, ids, n, samples=samples, seed=seed, banned=banned,
+                           temperature=temperature, top_k=top_k, top_p=top_p, greedy=greedy):
+        yield [tokenizer.piece(vocab.itos[i]) for i in step.tolist()]
+
+
+def generate_text(model: RecurrentLM, tokenizer: Tokenizer, vocab: Vocab, prime: str = "", n: int = 200, **kw) -> list[str]:
+    """Whole samples: the prime followed by ``n`` generated tokens, one string per sample."""
+    columns = list(generate(model, tokenizer, vocab, prime, n, **kw))
+    samples = len(columns[0]) if columns else kw.get("samples", 1)
+    return [join_prime(tokenizer, prime, [col[s] for col in columns]) for s in range(samples)]
+
+
+def join_prime(tokenizer: Tokenizer, prime: str, pieces: list[str]) -> str:
+    text = tokenizer.join(pieces)
+    if not prime:
+        return text
+    return prime + (" " if tokenizer.level == "word" and text else "") + text
+
+
+def check_sampling(n: int, samples: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
+    if not 0 <= n <= 100_000:
+        raise RnnlmError(f"-n must be in 0..100000 (got {n})")
+    if not 1 <= samples <= 1000:
+        raise RnnlmError(f"--samples must be in 1..1000 (got {samples})")
+    if not temperature > 0:
+        raise RnnlmError(f"--temperature must be > 0 (got {temperature})")
+    if top_k is not None and top_k < 1:
+        raise RnnlmError(f"--top-k must be >= 1 (got {top_k})")
+    if top_p is not None and not 0 < top_p <= 1:
+        raise RnnlmError(f"--top-p must be in (0, 1] (got {top_p})")

@@ -1,0 +1,46 @@
+import io
+from pathlib import Path
+
+import pytest
+
+from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from rnnlm.train.run import train
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TINY_TEXT = "the cat sat on the mat. the dog sat on the log. " * 60
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Tests never reach the network: any attempt fails loudly."""
+    import urllib.request
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test tried to reach the network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+@pytest.fixture
+def tiny_file(tmp_path) -> Path:
+    path = tmp_path / "tiny.txt"
+    path.write_text(TINY_TEXT, encoding="utf-8")
+    return path
+
+
+def tiny_config(source: str, **train) -> RunConfig:
+    return RunConfig(
+        DataConfig(source=source),
+        ModelConfig(cell="gru", layers=1, emb=16, hidden=48, dropout=0.0),
+        TrainConfig(**{"bs": 8, "bptt": 16, "epochs": 4, "lr": 1e-2, "seed": 0, "device": "cpu", **train}),
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """A small run folder trained once for the whole session."""
+    root = tmp_path_factory.mktemp("tinyrun")
+    data = root / "tiny.txt"
+    data.write_text(TINY_TEXT, encoding="utf-8")
+    folder, _, _ = train(tiny_config(str(data)), root / "run", log=io.StringIO(), progress=False)
+    return folder

@@ -23,8 +23,14 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-class Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Shows an option's default when it has a meaningful one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, "", argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
 
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
@@ -47,7 +53,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     m = ModelConfig()
     g = p.add_argument_group("model")
     g.add_argument("--model", dest="cell", choices=CELLS, default=m.cell, help="recurrent cell")
-    g.add_argument("--layers", type=int, default=m.layers)
+    g.add_argument("--layers", type=int, default=m.layers, help="stacked recurrent layers")
     g.add_argument("--emb", type=int, default=m.emb, help="embedding size")
     g.add_argument("--hidden", type=int, default=m.hidden, help="hidden state size")
     g.add_argument("--dropout", type=float, default=m.dropout, help="dropout between layers and before the output")
@@ -59,16 +65,17 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--bs", type=int, default=t.bs, help="batch size: number of parallel streams")
     g.add_argument("--bptt", type=int, default=t.bptt, help="tokens per stream per batch")
-    g.add_argument("--epochs", type=int, default=t.epochs)
+    g.add_argument("--epochs", type=int, default=t.epochs, help="passes over the training split")
     g.add_argument("--lr", type=float, default=t.lr, help="learning rate (peak rate for onecycle)")
-    g.add_argument("--schedule", choices=SCHEDULES, default=t.schedule)
+    g.add_argument("--schedule", choices=SCHEDULES, default=t.schedule,
+                   help="learning-rate schedule, stepped every batch")
     g.add_argument("--cycle-len", type=int, default=t.cycle_len, help="sgdr: epochs in the first cycle")
     g.add_argument("--cycle-mult", type=int, default=t.cycle_mult, help="sgdr: growth of each next cycle")
     g.add_argument("--clip", type=float, default=t.clip, help="max gradient norm (0: off)")
     g.add_argument("--wd", type=float, default=t.wd, help="weight decay")
-    g.add_argument("--seed", type=int, default=t.seed)
+    g.add_argument("--seed", type=int, default=t.seed, help="fixes initialisation and sampling")
     g.add_argument("--max-minutes", type=float, default=None, help="stop after this much training time")
-    g.add_argument("--device", choices=DEVICES, default=t.device)
+    g.add_argument("--device", choices=DEVICES, default=t.device, help="auto: CUDA when present")
 
 
 def pick(args: argparse.Namespace, kind: type) -> dict:
@@ -164,13 +171,13 @@ def build_parser() -> Parser:
     p.add_argument("run", metavar="RUN", help="run folder")
     p.add_argument("--prime", default="", help="text to start from")
     p.add_argument("-n", type=int, default=200, help="tokens to generate")
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=1.0, help="below 1: safer text, above 1: wilder")
     p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
     p.add_argument("--top-p", type=float, default=None, help="sample among the tokens holding this probability mass")
     p.add_argument("--greedy", action="store_true", help="always take the most likely token")
     p.add_argument("--seed", type=int, default=None, help="same seed, same text")
     p.add_argument("--samples", type=int, default=1, help="independent samples, generated as one batch")
-    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("evaluate", help="measure a trained model", formatter_class=Formatter,
@@ -179,7 +186,7 @@ def build_parser() -> Parser:
     p.add_argument("data", nargs="?", default=None, metavar="DATA",
                    help="text file, folder or built-in (default: the run's validation split)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("datasets", help="list the built-in datasets", formatter_class=Formatter)

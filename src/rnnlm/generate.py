@@ -7,7 +7,7 @@ lessons' sliding window that re-reads the last n characters from a zero state fo
 from __future__ import annotations
 
 import sys
-from typing import Iterator
+from typing import Iterator, Sequence, TextIO
 
 import torch
 
@@ -51,7 +51,7 @@ def sample_ids(
     *,
     samples: int = 1,
     seed: int | None = None,
-    banned: list[int] = (),
+    banned: Sequence[int] = (),
     **pick: object,
 ) -> Iterator[torch.Tensor]:
     """Yield ``n`` steps of next-token ids, each of shape (samples,); ``banned`` ids are never drawn."""
@@ -73,13 +73,14 @@ def sample_ids(
         logits, state = model(next_ids[:, None], state)
 
 
-def encode_prime(prime: str, tokenizer: Tokenizer, vocab: Vocab, warn=sys.stderr) -> list[int]:
+def encode_prime(prime: str, tokenizer: Tokenizer, vocab: Vocab, warn: TextIO | None = None) -> list[int]:
     """Token ids of the prime (after ``xxbos`` at word level). Unknown tokens become ``xxunk``
     with a warning; an empty prime at character level starts from a newline (or the most common token)."""
     ids = tokenizer.encode(prime, vocab).tolist() if prime else []
     unknown = ids.count(vocab.unk_id)
-    if unknown and warn is not None:
-        print(f"warning: {unknown} token(s) of the prime are not in the vocab; read as xxunk", file=warn)
+    if unknown:
+        print(f"warning: {unknown} token(s) of the prime are not in the vocab; read as xxunk",
+              file=warn or sys.stderr)
     if tokenizer.adds_bos:
         return [vocab.bos_id] + ids
     if not ids:
@@ -100,7 +101,7 @@ def generate(
     top_k: int | None = None,
     top_p: float | None = None,
     greedy: bool = False,
-    warn=sys.stderr,
+    warn: TextIO | None = None,
 ) -> Iterator[list[str]]:
     """Yield, step by step, the text piece of each sample's next token (for streaming)."""
     check_sampling(n, samples, temperature, top_k, top_p)

@@ -151,6 +151,24 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         print(f"{d.name:<16} {d.level:<5} {d.description}; {where}")
 
 
+def cmd_lesson(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from rnnlm.lessons import (LessonContext, format_list, format_table, prepare_folder, run_lessons,
+                               select_lessons)
+
+    if args.list:
+        print(format_list())
+        return
+    lessons = select_lessons(args.names, args.all)
+    ctx = LessonContext(Path(args.nietzsche) if args.nietzsche else None, args.epochs_scale, args.seed,
+                        args.device)
+    ctx.check(lessons)
+    ctx.out = prepare_folder(Path(args.out) if args.out else None)
+    results = run_lessons(lessons, ctx)
+    print(f"\n{format_table(results)}\n\nresults: {ctx.out / 'results.md'}, {ctx.out / 'results.json'}")
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="rnnlm", description="Train, measure and sample recurrent language models.",
                     formatter_class=Formatter)
@@ -191,6 +209,23 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("datasets", help="list the built-in datasets", formatter_class=Formatter)
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("lesson", help="run the models of the lessons by name", formatter_class=Formatter,
+                       description="Train the models of the lessons (Nietzsche, human numbers, PyTorch "
+                       "basics) with their recipes; prints each result beside the lesson's own number.")
+    p.add_argument("names", nargs="*", metavar="NAME", help="lessons to run (any letter case)")
+    p.add_argument("--list", action="store_true", help="list every lesson with its data, recipe and number")
+    p.add_argument("--all", action="store_true", help="run every lesson")
+    p.add_argument("--epochs-scale", type=float, default=1.0, metavar="F",
+                   help="shorten the Nietzsche recipes to F times their epochs (human numbers and the "
+                   "PyTorch basics always run in full: seconds)")
+    p.add_argument("--nietzsche", metavar="FILE", default=None,
+                   help="the Nietzsche text (default: the built-in download)")
+    p.add_argument("--seed", type=int, default=1234, help="fixes initialisation, data order and samples")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="results folder (default: runs/lessons-<time>)")
+    p.set_defaults(func=cmd_lesson)
     return parser
 
 

@@ -77,7 +77,7 @@ def endless(batches: Batches, model: torch.nn.Module) -> Iterator[tuple[torch.Te
         yield from batches
 
 
-COLUMNS = (("epoch", 6, ".2f"), ("lr", 9, ".2e"), ("train_loss", 10, ".4f"),
+COLUMNS = (("epoch", 6, ".2f"), ("lr", 9, ".2e"),  # lr: the rate of the epoch's last batch ("train_loss", 10, ".4f"),
            ("valid_loss", 10, ".4f"), ("accuracy", 8, ".4f"), ("time", 6, ".1f"))
 
 
@@ -125,6 +125,7 @@ def fit(
                 loss = flat_cross_entropy(model(x.to(device)), y.to(device))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                lr = optimizer.param_groups[0]["lr"]
                 optimizer.step()
                 scheduler.step()
                 value = loss.item()
@@ -141,7 +142,7 @@ def fit(
             left -= chunk
             done += chunk
             valid_loss, accuracy = evaluate(model, valid, device)
-            row = {"epoch": done / per_epoch, "lr": optimizer.param_groups[0]["lr"],
+            row = {"epoch": done / per_epoch, "lr": lr,
                    "train_loss": smooth / (1 - SMOOTHING**seen), "valid_loss": valid_loss,
                    "accuracy": accuracy, "time": time.monotonic() - start}
             result.rows.append(row)

@@ -3,8 +3,16 @@ import pytest
 import torch
 
 from rnnlm.data.batching import StreamBatches
-from rnnlm.data.lesson_data import (LastTarget, WindowBatches, hihell, random_split, raw_chars, sequences,
-                                    windows)
+from rnnlm.data.lesson_data import (
+    LastTarget,
+    WindowBatches,
+    hihell,
+    random_split,
+    raw_chars,
+    sequences,
+    windows,
+)
+from rnnlm.errors import RnnlmError
 
 TEXT = "PREFACE\n\n\nSUPPOSING that Truth is a woman--what then? Is there not ground"
 
@@ -86,3 +94,8 @@ def test_windows_of_real_sized_ids_stay_small(n):
     ids = raw_chars(TEXT * 50).ids
     x, y = windows(ids, n)
     assert x.dtype == np.uint8 and len(x) == len(ids) - n
+
+
+def test_raw_chars_refuse_characters_the_text_lacks():
+    with pytest.raises(RnnlmError, match="not in the text"):
+        raw_chars("abc").encode("abz")

@@ -154,19 +154,25 @@ def cmd_datasets(args: argparse.Namespace) -> None:
 def cmd_lesson(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from rnnlm.lessons import (LessonContext, format_list, format_table, prepare_folder, run_lessons,
-                               select_lessons)
+    from rnnlm.lessons import (
+        LessonContext,
+        format_list,
+        format_table,
+        prepare_folder,
+        run_lessons,
+        select_lessons,
+    )
 
     if args.list:
         print(format_list())
         return
     lessons = select_lessons(args.names, args.all)
-    ctx = LessonContext(Path(args.nietzsche) if args.nietzsche else None, args.epochs_scale, args.seed,
-                        args.device)
+    ctx = LessonContext(nietzsche=Path(args.nietzsche) if args.nietzsche else None,
+                        scale=args.epochs_scale, seed=args.seed, device=args.device)
     ctx.check(lessons)
     ctx.out = prepare_folder(Path(args.out) if args.out else None)
     results = run_lessons(lessons, ctx)
-    print(f"\n{format_table(results)}\n\nresults: {ctx.out / 'results.md'}, {ctx.out / 'results.json'}")
+    print(f"\n{format_table(results)}\n\nresults in {ctx.out}: results.md, results.json")
 
 
 def build_parser() -> Parser:

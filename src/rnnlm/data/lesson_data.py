@@ -24,6 +24,8 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
+from rnnlm.errors import RnnlmError
+
 PAD_CHAR = "\0"
 
 
@@ -36,6 +38,9 @@ class RawChars:
 
     def encode(self, text: str) -> list[int]:
         index = {c: i for i, c in enumerate(self.chars)}
+        unknown = sorted(set(text) - set(index))
+        if unknown:
+            raise RnnlmError(f"characters not in the text: {''.join(unknown)!r}")
         return [index[c] for c in text]
 
     def decode(self, ids: Iterable[int]) -> str:

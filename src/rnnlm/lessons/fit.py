@@ -130,7 +130,7 @@ def fit(
                 scheduler.step()
                 value = loss.item()
                 if not math.isfinite(value):
-                    raise RnnlmError(f"loss became {value} after {done} batches; the lesson's rate diverged here")
+                    raise RnnlmError(f"loss became {value} at batch {seen + 1}: training diverged")
                 if seen == 0:
                     result.first_loss = value
                 seen += 1

@@ -14,8 +14,8 @@ import torch
 from rnnlm import __version__
 from rnnlm.atomic import write_json, write_text
 from rnnlm.errors import RnnlmError
-from rnnlm.lessons.registry import LESSONS_LIST, SEED_DOCS, Lesson, SeedNumber
 from rnnlm.lessons.datasets import DESCRIPTIONS
+from rnnlm.lessons.registry import LESSONS_LIST, SEED_DOCS, Lesson, SeedNumber
 
 RESULTS_JSON, RESULTS_MD = "results.json", "results.md"
 HEADER = ("name", "metric", "rnnlm", "seed", "time")

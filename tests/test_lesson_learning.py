@@ -62,7 +62,11 @@ def test_tiny_lesson_learns(lesson, tiny_text):
     assert result.metric in last and result.value == last[result.metric]
     if small.sample_n:
         assert result.sample.startswith(small.prime) and len(result.sample) > len(small.prime) + 10
-    assert "epoch" in log.getvalue() and f"{lesson.name}:" in log.getvalue()
+    printed = log.getvalue().splitlines()
+    header = next(line for line in printed if line.split()[:1] == ["epoch"])
+    assert header.split() == ["epoch", "lr", "train_loss", "valid_loss", "accuracy", "time"]
+    assert sum(len(line.split()) == 6 and line.split()[0][0].isdigit() for line in printed) == len(result.rows)
+    assert f"{lesson.name}: {lesson.metric}" in printed[-1]
 
 
 def test_lstm_saves_the_weights_at_each_cycle_end(tiny_text, tmp_path):

@@ -77,7 +77,8 @@ def endless(batches: Batches, model: torch.nn.Module) -> Iterator[tuple[torch.Te
         yield from batches
 
 
-COLUMNS = (("epoch", 6, ".2f"), ("lr", 9, ".2e"),  # lr: the rate of the epoch's last batch ("train_loss", 10, ".4f"),
+# lr: the rate of the row's last batch; time: seconds of training and validation
+COLUMNS = (("epoch", 6, ".2f"), ("lr", 9, ".2e"), ("train_loss", 10, ".4f"),
            ("valid_loss", 10, ".4f"), ("accuracy", 8, ".4f"), ("time", 6, ".1f"))
 
 

@@ -120,7 +120,7 @@ def write_results(folder: Path, results: list[Result], machine: str) -> None:
 
 def format_list(lessons: list[Lesson] = LESSONS_LIST) -> str:
     """Every lesson: name, seed documents, what it teaches, data, recipe, the seed's number."""
-    lines = ["seed documents: " + "; ".join(f"{k} {v}" for k, v in SEED_DOCS.items()), ""]
+    lines = ["seed documents (shared/seeds/):", *(f"  {k}  {v}" for k, v in SEED_DOCS.items()), ""]
     for lesson in lessons:
         data = DESCRIPTIONS.get(lesson.data, "-").format(bs=lesson.bs, seq=lesson.seq)
         note = f"  ({lesson.note})" if lesson.note else ""

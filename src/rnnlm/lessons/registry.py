@@ -70,7 +70,8 @@ LESSONS_LIST = [
            "arrows, the loop unrolled by hand", "train_loss", 1.84,
            data="nietzsche-triples", seq=3, model=m.Char3Model, prime=" th",
            recipe=Recipe(phases((1, 1e-2), (1, 1e-3))), **NIETZSCHE_WINDOWS,
-           note="the seed reports a train loss only: its validation set is one window"),
+           note="the seed reports a train loss only: it validates on one window and "
+                "trains on all the others, rnnlm holds out 20%"),
     Lesson("CharLoopModel", "000, 003", "the same with a for loop: an RNN over 8 characters "
            "(input added to the hidden state)", "valid_loss", 1.75,
            data="nietzsche-windows", seq=8, model=m.CharLoopModel,

@@ -89,8 +89,9 @@ def format_markdown(results: list[Result], machine: str) -> str:
 
 def machine_description(device: str) -> str:
     cores = os.cpu_count()
+    threads = torch.get_num_threads()
     return (f"{platform.machine()} {platform.system()}, {cores} CPU cores, torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads), device {device}")
+            f"({threads} thread{'s' if threads != 1 else ''}), device {device}")
 
 
 def prepare_folder(path: Path | None = None) -> Path:

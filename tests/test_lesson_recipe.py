@@ -1,8 +1,10 @@
 import io
 import math
 
+import pytest
 import torch
 
+from rnnlm.errors import RnnlmError
 from rnnlm.lessons.fit import endless, fit
 from rnnlm.lessons.recipe import Phase, Recipe, make_optimizer, make_scheduler
 from rnnlm.lessons.registry import LESSONS
@@ -85,3 +87,8 @@ def test_fractional_phases_go_on_where_the_last_stopped():
                log=io.StringIO()).rows
     assert seen == [0, 1, 2, 3, 4, 5]
     assert [r["epoch"] for r in rows] == [0.5, 1.0] and [r["lr"] for r in rows] == [1e-3, 1e-4]
+
+
+def test_fit_refuses_data_without_a_batch():
+    with pytest.raises(RnnlmError, match="no batch"):
+        fit(torch.nn.Linear(1, 1), [], [], Recipe((Phase(1, 1e-3),)), log=io.StringIO())

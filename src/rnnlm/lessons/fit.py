@@ -110,6 +110,8 @@ def fit(
     progress = sys.stderr.isatty() if progress is None else progress
     optimizer = make_optimizer(recipe, model.parameters())
     per_epoch = len(train)
+    if per_epoch == 0:
+        raise RnnlmError("the training data holds no batch")
     stream = endless(train, model)
     result = FitLog()
     smooth, seen, done = 0.0, 0, 0

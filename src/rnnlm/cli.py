@@ -76,7 +76,7 @@ def add_regularisation_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--wd", type=float, default=t.wd, help="decoupled weight decay (AdamW)")
 
 
-def add_optimiser_options(p: argparse.ArgumentParser) -> None:
+def add_train_options(p: argparse.ArgumentParser) -> None:
     """The options of one training step, shared by train and lr-find."""
     t = TrainConfig()
     g = p.add_argument_group("training")
@@ -85,6 +85,10 @@ def add_optimiser_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--clip", type=float, default=t.clip, help="max gradient norm (0: off)")
     g.add_argument("--seed", type=int, default=t.seed, help="fixes initialisation and sampling")
     g.add_argument("--device", choices=DEVICES, default=t.device, help="auto: CUDA when present")
+
+
+def pick(args: argparse.Namespace, kind: type) -> dict:
+    return {f.name: getattr(args, f.name) for f in fields(kind) if hasattr(args, f.name)}
 
 
 def rates(text: str) -> float | list[tuple[float, int]]:
@@ -121,14 +125,9 @@ def add_schedule_options(p: argparse.ArgumentParser) -> None:
                    help="stop when valid loss has not improved for this many epochs")
     g.add_argument("--save-every", type=int, default=None, metavar="N",
                    help="also save the resumable state every N batches (it is saved at each epoch end)")
-    g.add_argument("--out", metavar="DIR", default=None, help="run folder (default: runs/<data>-<time>)")
     g.add_argument("--resume", metavar="RUN", default=None,
                    help="continue RUN exactly where it stopped, with its own settings "
                         "(--max-minutes, --save-every and --device may be given)")
-
-
-def pick(args: argparse.Namespace, kind: type) -> dict:
-    return {f.name: getattr(args, f.name) for f in fields(kind) if hasattr(args, f.name)}
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -144,15 +143,17 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     return RunConfig(data, ModelConfig(**pick(args, ModelConfig)), TrainConfig(**train))
 
 
-RESUME_OPTIONS = {"resume", "max_minutes", "save_every", "device"}
+SESSION_OPTIONS = {"max_minutes", "save_every", "device"}  # may change when a run is resumed
 
 
-def options_given(args: argparse.Namespace, command: str) -> list[str]:
-    """The options of ``args`` that differ from the command's defaults, as the user wrote them."""
-    defaults = vars(build_parser().parse_args([command]))
-    names = {"cell": "--model", "data": "DATA"}
+def run_settings_given(args: argparse.Namespace) -> list[str]:
+    """The options of ``rnnlm train`` that set up a run and differ from their defaults, as the
+    user wrote them (a resumed run keeps its own)."""
+    defaults = vars(build_parser().parse_args(["train"]))
+    settings = {f.name for kind in (DataConfig, ModelConfig, TrainConfig) for f in fields(kind)} | {"data", "out"}
+    names = {"cell": "--model", "data": "DATA", "source": "DATA"}
     return [names.get(k, "--" + k.replace("_", "-")) for k, v in vars(args).items()
-            if k in defaults and v != defaults[k] and k not in RESUME_OPTIONS]
+            if k in settings - SESSION_OPTIONS and v != defaults.get(k)]
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -161,7 +162,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from rnnlm.train.run import resume, train
 
     if args.resume:
-        given = options_given(args, "train")
+        given = run_settings_given(args)
         if given:
             raise RnnlmError(f"--resume continues {args.resume} with its own settings; drop {', '.join(given)} "
                              "(only --max-minutes, --save-every and --device apply to a resumed session)")
@@ -184,6 +185,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
     from rnnlm.train.lr_find import find_lr
 
     finding = find_lr(config_from_args(args), start=args.start_lr, end=args.end_lr, batches=args.batches)
@@ -196,7 +199,7 @@ def cmd_lr_find(args: argparse.Namespace) -> None:
           f"lowest smoothed loss {min(finding.smoothed):.4f} at lr {finding.best_lr:.2e}")
     print(f"suggested lr: {finding.suggested_lr:.2e} (a tenth of the rate at the minimum)")
     if args.plot:
-        finding.plot(args.plot, title=f"learning-rate finder: {args.data}")
+        finding.plot(args.plot, title=f"learning-rate finder: {Path(args.data).name}")
         print(f"plot written to {args.plot}")
 
 
@@ -259,8 +262,9 @@ def build_parser() -> Parser:
                        description="Train a recurrent language model; writes a run folder.")
     add_data_options(p)
     add_model_options(p)
+    add_train_options(p)
+    p.add_argument("--out", metavar="DIR", default=None, help="run folder (default: runs/<data>-<time>)")
     add_regularisation_options(p)
-    add_optimiser_options(p)
     add_schedule_options(p)
     p.set_defaults(func=cmd_train)
 
@@ -271,7 +275,7 @@ def build_parser() -> Parser:
     add_data_options(p)
     add_model_options(p)
     add_regularisation_options(p)
-    add_optimiser_options(p)
+    add_train_options(p)
     g = p.add_argument_group("sweep")
     g.add_argument("--start-lr", type=float, default=1e-7, help="rate of the first batch")
     g.add_argument("--end-lr", type=float, default=10.0, help="rate of the last batch")

@@ -103,8 +103,6 @@ class TrainConfig:
     def validate(self) -> None:
         _check(self.bs >= 1, f"--bs must be >= 1 (got {self.bs})")
         _check(self.bptt >= 1, f"--bptt must be >= 1 (got {self.bptt})")
-        _check(self.epochs >= 1, f"--epochs must be >= 1 (got {self.epochs})")
-        _positive("lr", self.lr)
         if self.phases is not None:
             _check(isinstance(self.phases, (list, tuple)) and len(self.phases) > 0,
                    "--lr phases must be RATE:EPOCHS pairs, comma separated (e.g. 1e-3:4,1e-4:4)")
@@ -114,6 +112,8 @@ class TrainConfig:
                 _positive("lr", phase[0])
                 _check(isinstance(phase[1], int) and phase[1] >= 1,
                        f"--lr phase {phase[0]}:{phase[1]} needs a whole number of epochs >= 1")
+        _check(self.epochs >= 1, f"--epochs must be >= 1 (got {self.epochs})")
+        _positive("lr", self.lr)
         _check(self.schedule is None or self.schedule in SCHEDULES,
                f"--schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})")
         _check(self.cycle_len >= 1, f"--cycle-len must be >= 1 (got {self.cycle_len})")

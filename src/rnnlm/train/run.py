@@ -130,7 +130,8 @@ def run_callbacks(
 
 def plot_title(folder: Path, config: RunConfig, data: TextData) -> str:
     m = config.model
-    return f"{folder.name}: {m.layers}-layer {m.cell.upper()} {m.hidden} on {data.name} ({data.tokenizer.level} level)"
+    model = f"{m.layers}-layer {m.cell.upper()} {m.hidden}"
+    return f"{folder.name}: {model} on {data.name} ({data.tokenizer.level} level)"
 
 
 @contextmanager
@@ -187,9 +188,8 @@ def _fit(learner: Learner, config: RunConfig, folder: Path, state: SaveTrainingS
     except TrainingDiverged as e:
         kept = (f"{folder} keeps the last good state, saved {position(*state.saved_at)}"
                 if state.saved_at else "nothing was saved")
-        raise TrainingDiverged(
-            f"{e}; {kept}; try a lower --lr (now {learner.phase.lr:g}) or gradient clipping (--clip 1)"
-        ) from None
+        clip = f"a smaller --clip (now {learner.clip:g})" if learner.clip else "gradient clipping (--clip 1)"
+        raise TrainingDiverged(f"{e}; {kept}; try a lower --lr (now {learner.phase.lr:g}) or {clip}") from None
     if learner.stop_reason == "interrupt":
         raise TrainingInterrupted(
             f"interrupted {position(learner.epoch, learner.batch)}; state saved in {folder}. "

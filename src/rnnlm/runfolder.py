@@ -1,11 +1,11 @@
 """The run folder: everything a trained model needs, in formats that are safe to load.
 
-    runs/NAME/config.json        settings to rebuild data, vocab and model (JSON)
-    runs/NAME/vocab.json         the vocab (JSON)
-    runs/NAME/model.safetensors  weights with the best validation loss
-    runs/NAME/last.safetensors   weights after the last epoch
-    runs/NAME/metrics.jsonl      one JSON object per epoch
-    runs/NAME/loss.png           loss curve, redrawn each epoch (when matplotlib is installed)
+    runs/NAME/config.json              settings to rebuild data, vocab and model (JSON)
+    runs/NAME/vocab.json               the vocab (JSON)
+    runs/NAME/model.safetensors        weights with the best validation loss
+    runs/NAME/last.safetensors         weights after the last epoch
+    runs/NAME/metrics.jsonl            one JSON object per epoch
+    runs/NAME/loss.png                 loss curve, redrawn each epoch (when matplotlib is installed)
     runs/NAME/train_state.safetensors  the resumable training state (rnnlm.train.checkpoint)
     runs/NAME/cycle_N.safetensors      weights at the end of each SGDR cycle (--schedule sgdr)
 

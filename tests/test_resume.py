@@ -131,6 +131,7 @@ def wait_for(predicate, seconds=120.0):
         time.sleep(0.005)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_loses_at_most_save_every_batches(tiny_file, tmp_path):
     every, epochs, per_epoch = 3, 6, 18
     progress, out = tmp_path / "progress.txt", tmp_path / "run"
@@ -170,6 +171,7 @@ def test_sigkill_mid_run_loses_at_most_save_every_batches(tiny_file, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_and_says_how_to_resume(tiny_file, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["train", str(tiny_file), "--model", "gru", "--layers", "1", "--emb", "16", "--hidden", "32",

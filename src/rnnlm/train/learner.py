@@ -133,7 +133,7 @@ class Learner:
         """Run the current phase to its end, from where it stands (after a resume, mid-phase)."""
         if self.phase is None:
             raise ValueError("no phase to continue: call fit first")
-        self.deadline = time.monotonic() + 60 * max_minutes if max_minutes else math.inf
+        self.deadline = time.monotonic() + 60 * max_minutes if max_minutes is not None else math.inf
         self.stop_reason = None
         rows = []
         self._call("on_train_begin")

@@ -157,15 +157,16 @@ def run_phases(learner: Learner, config: RunConfig, max_minutes: float | None) -
     """Run the phases of the plan that are not done yet, continuing a resumed one where it stopped."""
     t = config.train
     deadline = time.monotonic() + 60 * max_minutes if max_minutes else math.inf
-    start = 0
+    start, ran = 0, False
     with interrupt_saves(learner):
         for lr, epochs in t.plan():
             end = start + epochs
             if learner.epoch < end:
                 minutes = (deadline - time.monotonic()) / 60 if max_minutes else None
-                if minutes is not None and minutes <= 0:
+                if ran and minutes is not None and minutes <= 0:
                     learner.stop_reason = "time"
                     return
+                ran = True  # a session trains at least one batch, however short its budget
                 if learner.phase is not None and learner.phase.start_epoch == start:
                     learner.fit_phase(minutes)
                 else:

@@ -1,19 +1,7 @@
 import io
 
-import pytest
-import torch
-
 from rnnlm.lessons import LESSONS, LessonContext, run_lesson
 from rnnlm.lessons.demos import rnn_shapes, train_hihell
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train faster on one thread, far faster on a busy machine (no spinning threads)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_hihell_prints_ihello_as_it_learns():

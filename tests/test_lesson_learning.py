@@ -33,15 +33,6 @@ def tiny(lesson):
                    recipe=faster, sample_n=min(lesson.sample_n, 20), prime=prime)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models train faster on one thread, and far faster on a busy machine (no spinning)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def tiny_text(tmp_path):
     path = tmp_path / "tiny.txt"

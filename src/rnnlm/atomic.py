@@ -17,6 +17,16 @@ class WriteFailed(RnnlmError):
     if any, is unchanged."""
 
 
+def check_writable(path: str | os.PathLike, option: str) -> None:
+    """Refuse up front a file that ``write_bytes`` could not replace: a folder, or a path whose
+    folder does not exist (say so before a long job, not after it)."""
+    path = Path(path)
+    if path.is_dir():
+        raise RnnlmError(f"{option} {path}: is a folder; name a file")
+    if not path.parent.is_dir():
+        raise RnnlmError(f"{option} {path}: no folder {path.parent} to write it in")
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename."""
     path = Path(path)

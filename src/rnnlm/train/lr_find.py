@@ -23,6 +23,9 @@ from rnnlm.train.learner import Learner
 from rnnlm.train.run import load_data, make_learner, resolve_config, seed_everything
 
 
+MAX_BATCHES = 100_000
+
+
 def ema(values: list[float], beta: float) -> list[float]:
     """Exponential moving average, bias-corrected (the first values are not pulled to zero)."""
     out, average = [], 0.0
@@ -80,8 +83,8 @@ def lr_find(
     minimum or stops being finite."""
     if not (0 < start < end and math.isfinite(end)):
         raise RnnlmError(f"--start-lr must be > 0 and below --end-lr (got {start} and {end})")
-    if batches < 2:
-        raise RnnlmError(f"--batches must be >= 2 (got {batches})")
+    if not 2 <= batches <= MAX_BATCHES:
+        raise RnnlmError(f"--batches must be in 2..{MAX_BATCHES} (got {batches})")
     model, optimizer = learner.model, learner.optimizer
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())

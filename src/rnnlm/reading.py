@@ -69,7 +69,7 @@ def read_file(path: str | os.PathLike, limit: int | None = None, what: str = "fi
         if error:
             raise error
         if limit is not None and info.st_size > limit:
-            raise RnnlmError(f"{path}: {info.st_size:,} bytes, more than a {what} can hold ({limit:,})")
+            raise RnnlmError(f"{path}: {info.st_size:,} bytes, too large for a {what} (at most {limit:,})")
         try:
             return f.read()
         except OSError as e:

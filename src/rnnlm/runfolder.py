@@ -54,6 +54,7 @@ RUN_VERSION = 1
 CONFIG_LIMIT = 1 << 20  # bytes of config.json
 MAX_VOCAB = 1 << 32  # the ids of a larger vocab would not fit the id types
 FLOATS = {"F16", "BF16", "F32", "F64"}  # safetensors dtypes weights may have
+TOKEN_BYTES = 1 << 16  # generous room for one token in vocab.json
 
 
 def prepare_run_folder(out: str | os.PathLike) -> Path:
@@ -238,16 +239,26 @@ def load_run(
     with torch.device("meta"):
         expected = {k: v.shape for k, v in RecurrentLM(size, config.model).state_dict().items()}
     weights_shapes(folder / weights, expected)
-    vocab = Vocab.load(folder / VOCAB)
-    if len(vocab) != size:
-        raise RnnlmError(f"{folder}: config.json says {size} tokens, vocab.json has {len(vocab)}")
-    level = config.data.level or "char"
-    if level == "char":
-        long = next((t for t in vocab.itos[len(SPECIALS):] if len(t) != 1), None)
-        if long is not None:
-            raise RnnlmError(f"{folder / VOCAB}: token {shown(long)} is not one character, in a character-level run")
+    vocab = load_vocab(folder, size, config)
     model = RecurrentLM(size, config.model)
     load_weights(folder / weights, model)
     model.to(target).eval()
     return Run(folder, str(obj.get("name", folder.name)), config, vocab,
-               make_tokenizer(level, config.data.lower), model, target)
+               make_tokenizer(config.data.level or "char", config.data.lower), model, target)
+
+
+def load_vocab(folder: Path, size: int, config: RunConfig) -> Vocab:
+    """``vocab.json`` of a run folder, which must hold the ``size`` tokens config.json says (a
+    file far larger than that many tokens can take is refused before it is read), one character
+    each at character level."""
+    path = folder / VOCAB
+    if os.path.lexists(path) and regular_file_size(path) > (size + 1) * TOKEN_BYTES:
+        raise RnnlmError(f"{path}: {regular_file_size(path):,} bytes, far more than {size} tokens (config.json) take")
+    vocab = Vocab.load(path)
+    if len(vocab) != size:
+        raise RnnlmError(f"{folder}: config.json says {size} tokens, vocab.json has {len(vocab)}")
+    if (config.data.level or "char") == "char":
+        long = next((t for t in vocab.itos[len(SPECIALS):] if len(t) != 1), None)
+        if long is not None:
+            raise RnnlmError(f"{folder / VOCAB}: token {shown(long)} is not one character, in a character-level run")
+    return vocab

@@ -28,8 +28,8 @@ from rnnlm.errors import RnnlmError
 from rnnlm.models import RecurrentLM
 from rnnlm.models.recurrent import GATES, parameter_count
 from rnnlm.runfolder import (
-    BEST, LAST, METRICS, PLOT, STATE, VOCAB, discard_run_folder, locked_run_folder, new_run_folder, read_config,
-    write_run_config,
+    BEST, LAST, METRICS, PLOT, STATE, discard_run_folder, load_vocab, locked_run_folder, new_run_folder,
+    read_config, write_run_config,
 )
 from rnnlm.train.callbacks import (
     Callback, EarlyStopping, EpochTable, LossPlot, MetricsLog, ProgressBar, SaveCheckpoints, SaveCycleEnds,
@@ -264,12 +264,13 @@ def resume(
     """Continue a run from its saved training state, exactly where it stopped. ``max_minutes``,
     ``save_every`` and ``device`` apply to this session; every other setting is the run's own."""
     folder = Path(folder)
-    _, config = read_config(folder)
+    obj, config = read_config(folder)
     with locked_run_folder(folder):
-        return _resume(folder, config, max_minutes, save_every, device, callbacks, progress, log)
+        vocab = load_vocab(folder, obj["vocab_size"], config)
+        return _resume(folder, config, vocab, max_minutes, save_every, device, callbacks, progress, log)
 
 
-def _resume(folder: Path, config: RunConfig, max_minutes: float | None, save_every: int | None,
+def _resume(folder: Path, config: RunConfig, vocab: Vocab, max_minutes: float | None, save_every: int | None,
             device: str | None, callbacks: list[Callback] | None, progress: bool | None,
             log) -> tuple[Path, Learner, TextData]:
     for temporary in folder.glob(".*.tmp"):  # an atomic write that a crash cut short
@@ -283,7 +284,7 @@ def _resume(folder: Path, config: RunConfig, max_minutes: float | None, save_eve
     target = resolve_device(device or t.device)
     if not is_builtin(config.data.source) and not os.path.lexists(config.data.source):
         raise RnnlmError(f"{folder}: its corpus {config.data.source} is gone; cannot resume without it")
-    config, data = load_data(config, Vocab.load(folder / VOCAB))
+    config, data = load_data(config, vocab)
     if fingerprint(data) != extra:
         raise RnnlmError(f"{folder}: the corpus {config.data.source} changed since the run began; cannot resume")
     chosen, _, state = run_callbacks(config, folder, data, save_every or t.save_every, callbacks, progress, log)

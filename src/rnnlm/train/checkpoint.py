@@ -66,6 +66,10 @@ def read_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict
     extra = parse_json(metadata["extra"], str(path), "training state")
     if not isinstance(info, dict) or not isinstance(extra, dict):
         raise RnnlmError(f"{path}: damaged training state (its metadata is not a JSON object)")
+    try:
+        check_position(info)
+    except ValueError as e:
+        raise RnnlmError(f"{path}: damaged training state ({e})") from None
     return tensors, info, extra
 
 
@@ -111,18 +115,23 @@ def check_tensors(learner: "Learner", tensors: dict[str, torch.Tensor], info: di
         raise ValueError("missing tensor rng.torch")
 
 
-def check_info(learner: "Learner", info: dict[str, Any]) -> None:
-    """The JSON part of a state: types, ranges, and settings that match the learner's."""
+def check_position(info: dict[str, Any]) -> None:
+    """Where the state stands, which a resume reads before anything else."""
     for key in ("epoch", "batch", "step", "tokens_seen"):
         if not _whole(info.get(key)):
             raise ValueError(f"{key} must be a whole number >= 0 (got {shown(info.get(key))})")
+    if not (info.get("stop_reason") is None or isinstance(info["stop_reason"], str)):
+        raise ValueError(f"stop_reason must be text (got {shown(info['stop_reason'])})")
+
+
+def check_info(learner: "Learner", info: dict[str, Any]) -> None:
+    """The JSON part of a state: types, ranges, and settings that match the learner's."""
+    check_position(info)
     if info["batch"] >= max(learner.batches_per_epoch, 1):
         raise ValueError(f"batch {info['batch']} is past the {learner.batches_per_epoch} batches of an epoch")
     for key in ("lr", "epoch_seconds"):
         if not _number(info.get(key)):
             raise ValueError(f"{key} must be a finite number (got {shown(info.get(key))})")
-    if not (info.get("stop_reason") is None or isinstance(info["stop_reason"], str)):
-        raise ValueError(f"stop_reason must be text (got {shown(info['stop_reason'])})")
     history = info.get("history")
     if not isinstance(history, list) or not all(
             isinstance(row, dict) and all(_number(row.get(k), finite=False) for k in ROW_NUMBERS) for row in history):
@@ -162,28 +171,29 @@ def check_phase(phase: Any) -> None:
         raise ValueError(f"phase lr must be > 0 and schedule one of {', '.join(SCHEDULES)}")
 
 
-def check_like(saved: Any, fresh: Any, where: str) -> None:
+PROGRESS = {"last_epoch", "_step_count", "_last_lr", "T_cur", "T_i", "lr", "betas"}  # values that move as it trains
+
+
+def check_like(saved: Any, fresh: Any, where: str, moving: bool = False) -> None:
     """``saved`` has the structure of ``fresh`` (a scheduler's or optimiser's state of the same
-    settings): the same keys, lengths, text and flags; numbers where it has numbers (whole ones
-    >= 0 where it has whole ones), finite."""
+    settings): the same keys, lengths, text and flags, and the same numbers except where they
+    move as training goes (``PROGRESS``: there any finite number, whole where ``fresh`` has one)."""
     if isinstance(fresh, dict):
         if not isinstance(saved, dict) or set(saved) != set(fresh):
             raise ValueError(f"{where} does not have the keys of this run's")
         for key in fresh:
-            check_like(saved[key], fresh[key], f"{where}.{key}")
+            check_like(saved[key], fresh[key], f"{where}.{key}", moving or key in PROGRESS)
     elif isinstance(fresh, (list, tuple)):
         if not isinstance(saved, (list, tuple)) or len(saved) != len(fresh):
             raise ValueError(f"{where} must be a list of {len(fresh)}")
         for i, (a, b) in enumerate(zip(saved, fresh)):
-            check_like(a, b, f"{where}[{i}]")
-    elif isinstance(fresh, bool) or fresh is None or isinstance(fresh, str):
-        if saved != fresh or type(saved) is not type(fresh):
-            raise ValueError(f"{where} is {shown(saved)}, this run's is {shown(fresh)}")
-    elif isinstance(fresh, int):
-        if not _whole(saved):
-            raise ValueError(f"{where} must be a whole number >= 0 (got {shown(saved)})")
-    elif not _number(saved):
-        raise ValueError(f"{where} must be a finite number (got {shown(saved)})")
+            check_like(a, b, f"{where}[{i}]", moving)
+    elif isinstance(fresh, (int, float)) and not isinstance(fresh, bool) and moving:
+        if not (_whole(saved) if isinstance(fresh, int) else _number(saved)):
+            raise ValueError(f"{where} must be a {'whole number >= 0' if isinstance(fresh, int) else 'finite number'} "
+                             f"(got {shown(saved)})")
+    elif saved != fresh or isinstance(saved, bool) != isinstance(fresh, bool):
+        raise ValueError(f"{where} is {shown(saved)}, this run's is {shown(fresh)}")
 
 
 def _whole(value: Any) -> bool:

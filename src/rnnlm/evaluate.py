@@ -22,7 +22,7 @@ def evaluate_run(run: Run, data: str | None = None, encoding: str | None = None,
                        errors=errors or run.config.data.errors)
     settings.validate()
     if data is None and not is_builtin(settings.source) and not os.path.lexists(settings.source):
-        raise RnnlmError(f"{run.folder}: its corpus {shown(settings.source)} is gone; name the text to evaluate on "
+        raise RnnlmError(f"{run.folder}: its corpus {shown(settings.source, 300)} is gone; name the text to evaluate on "
                          f"(rnnlm evaluate {run.folder} FILE)")
     if data is None or is_builtin(data):
         settings = settings if data is None else replace(settings, source=data)

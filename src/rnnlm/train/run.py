@@ -283,7 +283,7 @@ def _resume(folder: Path, config: RunConfig, vocab: Vocab, max_minutes: float | 
         raise RnnlmError(f"{folder}: training already {why} after epoch {info.get('epoch')}; nothing to resume")
     target = resolve_device(device or t.device)
     if not is_builtin(config.data.source) and not os.path.lexists(config.data.source):
-        raise RnnlmError(f"{folder}: its corpus {shown(config.data.source)} is gone; cannot resume without it")
+        raise RnnlmError(f"{folder}: its corpus {shown(config.data.source, 300)} is gone; cannot resume without it")
     config, data = load_data(config, vocab)
     if fingerprint(data) != extra:
         raise RnnlmError(f"{folder}: the corpus {config.data.source} changed since the run began; cannot resume")

@@ -54,12 +54,14 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_encoding_options(g: argparse._ActionsContainer, encoding: str | None, errors: str | None) -> None:
+    """``--encoding`` and ``--errors``; None as defaults: as the run read its corpus."""
+    run = "" if encoding else " (default: as the run read its corpus)"
     g.add_argument("--encoding", default=encoding, metavar="NAME",
                    help="encoding of the text files, e.g. latin-1, cp1252, utf-16 (utf-8 also reads "
-                        "files that start with a UTF-16 or UTF-32 byte order mark)")
+                        "files that start with a UTF-16 or UTF-32 byte order mark)" + run)
     g.add_argument("--errors", choices=DECODE_ERRORS, default=errors,
                    help="bytes the encoding cannot read: strict stops with an error, replace puts "
-                        "U+FFFD in their place, ignore drops them")
+                        "U+FFFD in their place, ignore drops them" + run)
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:

@@ -39,7 +39,9 @@ def pick_next(
         sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
         probs = sorted_logits.softmax(-1)
         before = probs.cumsum(-1) - probs  # mass of the tokens ranked above each one
-        sorted_logits = sorted_logits.masked_fill(before >= top_p, float("-inf"))
+        outside = before >= top_p
+        outside[:, 0] = False  # the most likely token always stays (a top_p below float32's range is 0)
+        sorted_logits = sorted_logits.masked_fill(outside, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = logits.softmax(-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)

@@ -60,13 +60,13 @@ TOKEN_BYTES = 1 << 16  # generous room for one token in vocab.json
 def prepare_run_folder(out: str | os.PathLike) -> Path:
     """Create ``out`` for a new run; refuse a file, or a folder that already holds anything."""
     path = Path(out)
-    if path.exists() and not path.is_dir():
-        raise RnnlmError(f"--out {path}: is a file, not a folder")
-    check_unused(path)
     try:
+        if path.exists() and not path.is_dir():
+            raise RnnlmError(f"--out {path}: is a file, not a folder")
+        check_unused(path)
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise RnnlmError(f"--out {path}: cannot create folder ({e.strerror})") from None
+        raise RnnlmError(f"--out {shown(str(path), 200)}: cannot create folder ({e.strerror})") from None
     return path
 
 

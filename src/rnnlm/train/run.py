@@ -235,13 +235,14 @@ def train(
     device = resolve_device(config.train.device)
     seed_everything(config.train.seed)
     config, data = load_data(config)
+    check_training_memory(config, len(data.vocab), device)
     out = Path(out or default_out(data.name))
     created = not os.path.lexists(out)
     with new_run_folder(out) as folder:
         chosen, weights, state = run_callbacks(config, folder, data, config.train.save_every, callbacks, progress,
                                                log)
-        learner = make_learner(config, data, device, chosen)
         try:
+            learner = make_learner(config, data, device, chosen)
             write_run_config(folder, config, data.vocab, data.name)
             _fit(learner, config, folder, state, config.train.max_minutes)
         except BaseException:

@@ -59,11 +59,17 @@ TOKEN_BYTES = 1 << 16  # generous room for one token in vocab.json
 
 def prepare_run_folder(out: str | os.PathLike) -> Path:
     """Create ``out`` for a new run; refuse a file, or a folder that already holds anything."""
+    folder = make_folder(out)
+    check_unused(folder)
+    return folder
+
+
+def make_folder(out: str | os.PathLike) -> Path:
+    """``out`` as a folder, created if need be; a file is refused."""
     path = Path(out)
     try:
         if path.exists() and not path.is_dir():
             raise RnnlmError(f"--out {path}: is a file, not a folder")
-        check_unused(path)
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise RnnlmError(f"--out {shown(str(path), 200)}: cannot create folder ({e.strerror})") from None
@@ -79,11 +85,17 @@ def check_unused(path: Path) -> None:
 
 @contextmanager
 def new_run_folder(out: str | os.PathLike) -> Iterator[Path]:
-    """An empty folder for a new run, created if need be, locked while the block runs (the
-    emptiness is checked again under the lock: two trainings may have started at once)."""
-    folder = prepare_run_folder(out)
+    """An empty folder for a new run, created if need be, locked while the block runs (it is
+    checked to be empty under the lock: two trainings may have started at once)."""
+    folder = make_folder(out)
+    had_lock = os.path.lexists(folder / LOCK)
     with locked_run_folder(folder):
-        check_unused(folder)
+        try:
+            check_unused(folder)
+        except RnnlmError:
+            if not had_lock:  # leave someone else's folder as it was
+                (folder / LOCK).unlink(missing_ok=True)
+            raise
         yield folder
 
 

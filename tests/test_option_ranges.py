@@ -1,6 +1,8 @@
 """Every numeric option of every command is checked, and its message gives the range; limits
 where memory or time would run out; --prime, --out and very long values."""
 
+import sys
+
 import pytest
 
 from rnnlm.cli import main
@@ -214,3 +216,14 @@ def test_unexpected_failures_are_one_line_too(text, tmp_path, capsys, monkeypatc
     monkeypatch.setenv("RNNLM_DEBUG", "1")
     with pytest.raises(OSError):
         main(["train", str(text), "--out", str(tmp_path / "run")])
+
+
+def test_generated_text_cannot_drive_a_terminal(run, capsys, monkeypatch):
+    """Control characters (here an escape sequence that sets the clipboard) reach a terminal
+    escaped; piped output stays byte for byte what the model wrote."""
+    prime = "the \x1b]52;c;cm0gLXJmIH4=\x07cat\ttab"
+    assert main(["generate", str(run), "--prime", prime, "-n", "0"]) == 0
+    assert capsys.readouterr().out == prime + "\n"
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert main(["generate", str(run), "--prime", prime, "-n", "0"]) == 0
+    assert capsys.readouterr().out == "the \\x1b]52;c;cm0gLXJmIH4=\\x07cat\ttab\n"

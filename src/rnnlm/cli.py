@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import unicodedata
 from dataclasses import fields
 from typing import Sequence
 
@@ -195,7 +196,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     run = load_run(folder, device=args.device)
     n = 200 if data.tokenizer.level == "char" else 40
     text = generate_text(run.model, run.tokenizer, run.vocab, "", n, seed=args.seed, temperature=0.8)[0]
-    print(f"sample: {text}")
+    print(f"sample: {for_terminal(text)}")
     print(f"\nnext: rnnlm generate {folder} --prime '...'   |   rnnlm evaluate {folder}")
 
 
@@ -234,17 +235,17 @@ def cmd_generate(args: argparse.Namespace) -> None:
                    top_k=args.top_k, top_p=args.top_p, greedy=args.greedy)
     if args.samples == 1:
         separator = " " if run.tokenizer.level == "word" else ""
-        sys.stdout.write(args.prime)
+        sys.stdout.write(for_terminal(args.prime))
         first = True
         for pieces in generate(run.model, run.tokenizer, run.vocab, args.prime, args.n, **options):
-            sys.stdout.write(("" if first and not args.prime else separator) + pieces[0])
+            sys.stdout.write(for_terminal(("" if first and not args.prime else separator) + pieces[0]))
             sys.stdout.flush()
             first = False
         sys.stdout.write("\n")
         return
     texts = generate_text(run.model, run.tokenizer, run.vocab, args.prime, args.n, **options)
     for i, text in enumerate(texts, 1):
-        print(f"--- sample {i} ---\n{text}")
+        print(f"--- sample {i} ---\n{for_terminal(text)}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -340,6 +341,15 @@ def one_line(text: str) -> str:
     """``text`` with control characters escaped: a file name may hold a newline or a terminal
     escape sequence, and an error stays one harmless line."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def for_terminal(text: str) -> str:
+    """Generated text as it goes to stdout: on a terminal, control characters other than newline
+    and tab are shown escaped, since a model (trained on hostile text, or from a stranger) can
+    write an escape sequence the terminal would obey. Piped or redirected, text stays as it is."""
+    if not sys.stdout.isatty():
+        return text
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" and c not in "\n\t" else c for c in text)
 
 
 def out_of_memory(e: BaseException) -> bool:

@@ -380,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("RNNLM_DEBUG"):
             raise
         if out_of_memory(e):
-            return fail("out of memory; try a smaller --bs, --bptt, --hidden, --layers or --samples")
+            return fail("out of memory; try a smaller --bs, --bptt, --hidden, --layers, --samples or corpus")
         if isinstance(e, OSError):
             where = f"{e.filename}: " if e.filename else ""
             return fail(f"{where}{e.strerror or e}")

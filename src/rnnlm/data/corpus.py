@@ -8,10 +8,13 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from rnnlm.data.datasets import DATASETS, fetch
 from rnnlm.data.human_numbers import human_numbers
 from rnnlm.errors import RnnlmError
-from rnnlm.reading import os_reason, read_file
+from rnnlm.device import memory_bytes, size_text
+from rnnlm.reading import os_reason, read_file, regular_file_size
 
 TEXT_SUFFIXES = (".txt",)
 
@@ -111,8 +114,17 @@ def text_files(path: Path) -> list[Path]:
 
 
 def read_documents(path: Path, encoding: str = "utf-8", errors: str = "strict") -> list[str]:
-    """A file is one document; a folder gives one document per ``*.txt`` file, in path order."""
-    docs = [d for d in (read_text_file(p, encoding, errors) for p in text_files(path)) if d]
+    """A file is one document; a folder gives one document per ``*.txt`` file, in path order.
+
+    The text is held in memory, as bytes and then as text at least: a corpus larger than half
+    the machine's memory is refused before it is read."""
+    files = text_files(path)
+    size = sum(regular_file_size(p) for p in files)
+    memory = memory_bytes(torch.device("cpu"))
+    if 2 * size > memory:
+        raise RnnlmError(f"{path}: {size_text(size)} of text, more than half of this machine's {size_text(memory)} "
+                         "of memory; reading it whole would not fit (use a part of it)")
+    docs = [d for d in (read_text_file(p, encoding, errors) for p in files) if d]
     if not docs:
         raise RnnlmError(f"{path}: is empty")
     return docs

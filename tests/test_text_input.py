@@ -214,7 +214,7 @@ def test_evaluate_on_an_empty_file_or_a_deleted_corpus(tmp_path, capsys):
 
 
 def test_a_corpus_larger_than_memory_is_refused_before_it_is_read(tmp_path, capsys, monkeypatch):
-    import rnnlm.data.corpus as corpus
+    from rnnlm.data import corpus
 
     path = tmp_path / "big.txt"
     path.write_text(TEXT)  # 1,920 bytes, on a machine made to look like it had 3,000 of memory

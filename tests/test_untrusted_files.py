@@ -26,7 +26,6 @@ from rnnlm.train.run import TrainingInterrupted, resume, train
 from conftest import tiny_config
 from test_resume import InterruptAt
 
-
 class Plant:
     """Unpickling this opens (creates) ``marker`` for writing: code from the file would run."""
 
@@ -206,24 +205,24 @@ def rewrite_state(path: Path, change_info=None, change_tensors=None, metadata=No
 
 
 @pytest.mark.parametrize("damage,refusal", [
-    (dict(metadata={"version": "7"}), "unknown training state version '7'"),
-    (dict(metadata={"state": "{oops"}), "damaged training state (not JSON"),
-    (dict(metadata={"state": "[" * 10_000 + "]" * 10_000}), "damaged training state (JSON nested too deep)"),
-    (dict(change_info=lambda i: i.update(epoch="one")), "epoch must be a whole number"),
-    (dict(change_info=lambda i: i.update(batch=10**9)), "is past the"),
-    (dict(change_info=lambda i: i["scheduler"].update(T_0=7)), "scheduler.T_0"),
-    (dict(change_info=lambda i: i["scheduler"].update(base_lrs="x")), "scheduler.base_lrs must be a list"),
-    (dict(change_info=lambda i: i["optimizer_groups"][0].update(lr="fast")), "optimizer_groups[0].lr"),
-    (dict(change_info=lambda i: i["phase"].update(schedule="warp")), "phase lr must be > 0 and schedule"),
-    (dict(change_info=lambda i: i.update(history=[{"epoch": 1}])), "history must be a list of epoch rows"),
-    (dict(change_info=lambda i: i["callbacks"]["5.LossPlot"].update(train=[["a", "b"]])), "pairs of numbers"),
-    (dict(change_tensors=lambda t: t.update({"model.head.bias": torch.zeros(3)})),
+    ({"metadata": {"version": "7"}}, "unknown training state version '7'"),
+    ({"metadata": {"state": "{oops"}}, "damaged training state (not JSON"),
+    ({"metadata": {"state": "[" * 10_000 + "]" * 10_000}}, "damaged training state (JSON nested too deep)"),
+    ({"change_info": lambda i: i.update(epoch="one")}, "epoch must be a whole number"),
+    ({"change_info": lambda i: i.update(batch=10**9)}, "is past the"),
+    ({"change_info": lambda i: i["scheduler"].update(T_0=7)}, "scheduler.T_0"),
+    ({"change_info": lambda i: i["scheduler"].update(base_lrs="x")}, "scheduler.base_lrs must be a list"),
+    ({"change_info": lambda i: i["optimizer_groups"][0].update(lr="fast")}, "optimizer_groups[0].lr"),
+    ({"change_info": lambda i: i["phase"].update(schedule="warp")}, "phase lr must be > 0 and schedule"),
+    ({"change_info": lambda i: i.update(history=[{"epoch": 1}])}, "history must be a list of epoch rows"),
+    ({"change_info": lambda i: i["callbacks"]["5.LossPlot"].update(train=[["a", "b"]])}, "pairs of numbers"),
+    ({"change_tensors": lambda t: t.update({"model.head.bias": torch.zeros(3)})},
      "tensor model.head.bias has shape (3,), the run's model needs (14,)"),
-    (dict(change_tensors=lambda t: t.update({"optimizer.0.exp_avg": torch.zeros(2, 2)})), "optimizer.0.exp_avg"),
-    (dict(change_tensors=lambda t: t.update({"surprise": torch.zeros(1)})), "unexpected tensor 'surprise'"),
-    (dict(change_tensors=lambda t: t["loss_sum"].fill_(float("nan"))), "does not hold finite"),
-    (dict(change_tensors=lambda t: t.pop("rng.torch")), "missing tensor rng.torch"),
-    (dict(change_tensors=lambda t: t.update({"rng.torch": torch.zeros(3, dtype=torch.uint8)})),
+    ({"change_tensors": lambda t: t.update({"optimizer.0.exp_avg": torch.zeros(2, 2)})}, "optimizer.0.exp_avg"),
+    ({"change_tensors": lambda t: t.update({"surprise": torch.zeros(1)})}, "unexpected tensor 'surprise'"),
+    ({"change_tensors": lambda t: t["loss_sum"].fill_(float("nan"))}, "does not hold finite"),
+    ({"change_tensors": lambda t: t.pop("rng.torch")}, "missing tensor rng.torch"),
+    ({"change_tensors": lambda t: t.update({"rng.torch": torch.zeros(3, dtype=torch.uint8)})},
      "training state does not fit this run"),
 ])
 def test_a_lying_training_state_is_refused_in_one_line(resumable, tmp_path, capsys, damage, refusal):

@@ -18,6 +18,7 @@ from rnnlm.data.datasets import DATASETS
 from rnnlm.errors import RnnlmError
 
 EXIT_USAGE = 2
+EXIT_BUG = 1
 
 
 class Parser(argparse.ArgumentParser):
@@ -332,9 +333,6 @@ def build_parser() -> Parser:
     p = sub.add_parser("datasets", help="list the built-in datasets", formatter_class=Formatter)
     p.set_defaults(func=cmd_datasets)
     return parser
-
-
-EXIT_BUG = 1
 
 
 def one_line(text: str) -> str:

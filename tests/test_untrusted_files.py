@@ -26,6 +26,7 @@ from rnnlm.train.run import TrainingInterrupted, resume, train
 from conftest import tiny_config
 from test_resume import InterruptAt
 
+
 class Plant:
     """Unpickling this opens (creates) ``marker`` for writing: code from the file would run."""
 

@@ -12,8 +12,8 @@ import torch
 
 from rnnlm.data.datasets import DATASETS, fetch
 from rnnlm.data.human_numbers import human_numbers
-from rnnlm.errors import RnnlmError
 from rnnlm.device import memory_bytes, size_text
+from rnnlm.errors import RnnlmError
 from rnnlm.reading import os_reason, read_file, regular_file_size
 
 TEXT_SUFFIXES = (".txt",)

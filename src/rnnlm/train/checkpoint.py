@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -27,10 +27,8 @@ from rnnlm.config import SCHEDULES
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.reading import parse_json, regular_file_size
 from rnnlm.train.callbacks import Callback
+from rnnlm.train.learner import Learner, Phase
 from rnnlm.train.schedules import make_scheduler
-
-if TYPE_CHECKING:
-    from rnnlm.train.learner import Learner
 
 STATE_FORMAT = "rnnlm-train-state"
 STATE_VERSION = "1"
@@ -78,7 +76,7 @@ def load_training_state(learner: "Learner", tensors: dict[str, torch.Tensor], in
     """``learner.load_training_state`` after checking that the state fits the learner; a damaged
     or mismatched state is refused with RnnlmError."""
     try:
-        check_tensors(learner, tensors, info)
+        check_tensors(learner, tensors)
         check_info(learner, info)
         learner.load_training_state(tensors, info)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
@@ -86,7 +84,7 @@ def load_training_state(learner: "Learner", tensors: dict[str, torch.Tensor], in
         raise RnnlmError(f"{path}: training state does not fit this run ({reason})") from None
 
 
-def check_tensors(learner: "Learner", tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
+def check_tensors(learner: "Learner", tensors: dict[str, torch.Tensor]) -> None:
     """Each tensor of the state is one the learner has, of its shape, finite where it is a float."""
     params = list(learner.model.parameters())
     expected = {f"model.{k}": v.shape for k, v in learner.model.state_dict().items()}
@@ -159,8 +157,6 @@ def check_info(learner: "Learner", info: dict[str, Any]) -> None:
 
 
 def check_phase(phase: Any) -> None:
-    from rnnlm.train.learner import Phase
-
     names = {f.name for f in fields(Phase)}
     if not isinstance(phase, dict) or set(phase) != names:
         raise ValueError(f"phase must be an object with {', '.join(sorted(names))}")

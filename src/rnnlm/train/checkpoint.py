@@ -140,19 +140,19 @@ def check_info(learner: "Learner", info: dict[str, Any]) -> None:
     if not isinstance(info.get("rng"), dict) or not isinstance(info.get("callbacks"), dict) or not all(
             isinstance(v, dict) for v in info["callbacks"].values()):
         raise ValueError("rng and callbacks must be JSON objects")
+    optimizer = type(learner.optimizer)(learner.model.parameters())  # a twin, to take a fresh scheduler
+    for twin, group in zip(optimizer.param_groups, learner.optimizer.param_groups):
+        twin.update({k: v for k, v in group.items() if k != "params"})
     phase = info.get("phase")
     if phase is None:
         if info.get("scheduler") is not None:
             raise ValueError("a scheduler without a phase")
-        return
-    check_phase(phase)
-    optimizer = type(learner.optimizer)(learner.model.parameters())  # a twin, to take a fresh scheduler
-    for twin, group in zip(optimizer.param_groups, learner.optimizer.param_groups):
-        twin.update({k: v for k, v in group.items() if k != "params"})
-    n = learner.batches_per_epoch
-    scheduler = make_scheduler(optimizer, phase["schedule"], phase["lr"], phase["epochs"] * n, n, phase["cycle_len"],
-                               phase["cycle_mult"])
-    check_like(info.get("scheduler"), scheduler.state_dict(), "scheduler")
+    else:
+        check_phase(phase)
+        n = learner.batches_per_epoch
+        scheduler = make_scheduler(optimizer, phase["schedule"], phase["lr"], phase["epochs"] * n, n,
+                                   phase["cycle_len"], phase["cycle_mult"])
+        check_like(info.get("scheduler"), scheduler.state_dict(), "scheduler")
     check_like(info.get("optimizer_groups"), optimizer.state_dict()["param_groups"], "optimizer_groups")
 
 

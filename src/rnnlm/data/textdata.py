@@ -32,7 +32,8 @@ def build_vocab(docs: list[str], tokenizer: Tokenizer, min_freq: int = 1, max_si
 
 def build_text_data(config: DataConfig, vocab: Vocab | None = None) -> TextData:
     """Read and encode the corpus of ``config``; the vocab comes from its training split unless given."""
-    corpus = load_corpus(config.source, config.valid_frac, config.valid, config.level)
+    corpus = load_corpus(config.source, config.valid_frac, config.valid, config.level,
+                         config.encoding, config.errors)
     tokenizer = make_tokenizer(corpus.level, config.lower)
     if vocab is None:
         vocab = build_vocab(corpus.train, tokenizer, config.min_freq, config.max_size)

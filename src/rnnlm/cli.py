@@ -37,7 +37,8 @@ def add_data_options(p: argparse.ArgumentParser) -> None:
     d = DataConfig()
     g = p.add_argument_group("data")
     g.add_argument("data", nargs="?", default=d.source, metavar="DATA",
-                   help=f"a text file, a folder of .txt files, or a built-in: {', '.join(DATASETS)}")
+                   help=f"a text file, a folder of .txt files, a folder written by rnnlm prepare, "
+                        f"or a built-in: {', '.join(DATASETS)}")
     g.add_argument("--level", choices=("char", "word"), default=None,
                    help="token level (default: word for human-numbers, char otherwise)")
     g.add_argument("--lower", action="store_true", help="lower-case the text")
@@ -76,6 +77,11 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=t.seed, help="fixes initialisation and sampling")
     g.add_argument("--max-minutes", type=float, default=None, help="stop after this much training time")
     g.add_argument("--device", choices=DEVICES, default=t.device, help="auto: CUDA when present")
+
+
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice, one per physical core)")
 
 
 def pick(args: argparse.Namespace, kind: type) -> dict:
@@ -143,6 +149,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"accuracy    {scores.accuracy:.4f}")
 
 
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from rnnlm.data.prepare import prepare
+
+    meta = prepare(DataConfig(**{**pick(args, DataConfig), "source": args.data}), args.out)
+    tokens = meta["tokens"]
+    print(f"prepared {meta['name']}: {meta['documents']:,} document(s), {meta['characters']:,} characters, "
+          f"{meta['level']} level, vocab {meta['vocab_size']:,} tokens ({meta['dtype']})")
+    print(f"train {tokens['train']:,} tokens, valid {tokens['valid']:,} tokens, in {meta['seconds']:.1f} s; "
+          f"written to {args.out}")
+    print(f"\nnext: rnnlm train {args.out}")
+
+
 def cmd_datasets(args: argparse.Namespace) -> None:
     from rnnlm.data.datasets import cache_dir
 
@@ -163,6 +181,7 @@ def build_parser() -> Parser:
     add_data_options(p)
     add_model_options(p)
     add_train_options(p)
+    add_threads_option(p)
     p.add_argument("--out", metavar="DIR", default=None, help="run folder (default: runs/<data>-<time>)")
     p.set_defaults(func=cmd_train)
 
@@ -178,6 +197,7 @@ def build_parser() -> Parser:
     p.add_argument("--seed", type=int, default=None, help="same seed, same text")
     p.add_argument("--samples", type=int, default=1, help="independent samples, generated as one batch")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
+    add_threads_option(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("evaluate", help="measure a trained model", formatter_class=Formatter,
@@ -187,7 +207,17 @@ def build_parser() -> Parser:
                    help="text file, folder or built-in (default: the run's validation split)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
+    add_threads_option(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("prepare", help="tokenize a large corpus to disk", formatter_class=Formatter,
+                       description="Tokenize a corpus in bounded memory into a folder of token ids "
+                                   "(the smallest unsigned type that fits) and vocab.json; "
+                                   "`rnnlm train DIR` memory-maps it. The vocab and the split are "
+                                   "fixed here.")
+    add_data_options(p)
+    p.add_argument("--out", metavar="DIR", required=True, help="folder to write (must be new or empty)")
+    p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("datasets", help="list the built-in datasets", formatter_class=Formatter)
     p.set_defaults(func=cmd_datasets)
@@ -197,6 +227,10 @@ def build_parser() -> Parser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "threads", None) is not None:
+            from rnnlm.device import set_threads
+
+            set_threads(args.threads)
         args.func(args)
     except RnnlmError as e:
         print(f"rnnlm {args.command}: error: {e}", file=sys.stderr)

@@ -16,3 +16,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda"):
         raise RnnlmError(f"--device must be auto, cpu or cuda (got {name!r})")
     return torch.device(name)
+
+
+def set_threads(threads: int | None) -> None:
+    """Threads for torch's CPU kernels; None keeps torch's default (one per physical core)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise RnnlmError(f"--threads must be >= 1 (got {threads})")
+    torch.set_num_threads(threads)

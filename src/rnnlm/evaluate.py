@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from rnnlm.data.corpus import is_builtin, read_documents
+from rnnlm.data.prepare import is_prepared
 from rnnlm.data.textdata import build_text_data
 from rnnlm.data.tokenizers import encode_documents
 from rnnlm.errors import RnnlmError
@@ -14,10 +15,12 @@ from rnnlm.train.metrics import Scores, evaluate_stream, stream_batches_for_eval
 
 
 def evaluate_run(run: Run, data: str | None = None) -> Scores:
-    """Scores on the validation split of the run's data, or of a built-in dataset named by
-    ``data``, or on a file or folder ``data`` read whole."""
-    if data is None or is_builtin(data):
-        settings = run.config.data if data is None else replace(run.config.data, source=data)
+    """Scores on the validation split of the run's data, or of a built-in dataset or prepared
+    folder named by ``data``, or on a file or folder ``data`` read whole."""
+    if data is None or is_builtin(data) or is_prepared(data):
+        settings = run.config.data
+        if data is not None:
+            settings = replace(settings, source=data, valid=None)
         ids = build_text_data(settings, vocab=run.vocab).valid_ids
     else:
         ids = encode_documents(read_documents(Path(data)), run.tokenizer, run.vocab)

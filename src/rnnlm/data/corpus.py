@@ -23,6 +23,21 @@ class Corpus:
     level: str
 
 
+BINARY_PROBE = 8192  # bytes at the start of a file checked for NUL
+
+
+def normalize_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def binary_error(path: Path) -> RnnlmError:
+    return RnnlmError(f"{path}: looks like a binary file (it has NUL bytes), not text")
+
+
+def utf8_error(path: Path, offset: int) -> RnnlmError:
+    return RnnlmError(f"{path}: not UTF-8 text (invalid byte at offset {offset}); convert it to UTF-8")
+
+
 def read_text_file(path: Path) -> str:
     """A UTF-8 file (BOM allowed) as text with ``\\n`` line ends; a clear error for anything else."""
     try:
@@ -31,35 +46,36 @@ def read_text_file(path: Path) -> str:
         raise RnnlmError(f"{path}: is a folder, not a file") from None
     except OSError as e:
         raise RnnlmError(f"{path}: cannot read ({e.strerror})") from None
-    if b"\x00" in data[:8192]:
-        raise RnnlmError(f"{path}: looks like a binary file (it has NUL bytes), not text")
+    if b"\x00" in data[:BINARY_PROBE]:
+        raise binary_error(path)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise RnnlmError(
-            f"{path}: not UTF-8 text (invalid byte at offset {e.start}); convert it to UTF-8"
-        ) from None
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+        raise utf8_error(path, e.start) from None
+    return normalize_newlines(text)
+
+
+def text_files(path: Path) -> list[Path]:
+    """A file stands for itself; a folder for its ``*.txt`` files (hidden ones skipped), in path order."""
+    if not path.exists():
+        raise RnnlmError(f"{path}: no such file or folder")
+    if not path.is_dir():
+        return [path]
+    files = sorted(
+        p
+        for p in path.rglob("*")
+        if p.suffix.lower() in TEXT_SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+    )
+    if not files:
+        raise RnnlmError(f"{path}: folder has no {'/'.join(TEXT_SUFFIXES)} files")
+    return files
 
 
 def read_documents(path: Path) -> list[str]:
     """A file is one document; a folder gives one document per ``*.txt`` file, in path order."""
-    if not path.exists():
-        raise RnnlmError(f"{path}: no such file or folder")
-    if path.is_dir():
-        files = sorted(
-            p
-            for p in path.rglob("*")
-            if p.suffix.lower() in TEXT_SUFFIXES
-            and p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
-        if not files:
-            raise RnnlmError(f"{path}: folder has no {'/'.join(TEXT_SUFFIXES)} files")
-        docs = [read_text_file(p) for p in files]
-    else:
-        docs = [read_text_file(path)]
-    docs = [d for d in docs if d]
+    docs = [d for d in map(read_text_file, text_files(path)) if d]
     if not docs:
         raise RnnlmError(f"{path}: is empty")
     return docs

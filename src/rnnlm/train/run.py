@@ -90,7 +90,8 @@ def train(
     device = resolve_device(config.train.device)
     seed_everything(config.train.seed)
     data = build_text_data(config.data)
-    config = replace(config, data=replace(config.data, level=data.tokenizer.level))
+    settings = replace(config.data, level=data.tokenizer.level, lower=data.tokenizer.lower)
+    config = replace(config, data=settings)
     t = config.train
     check_sizes(data, t.bs, t.bptt)
     folder = prepare_run_folder(out or default_out(data.name))

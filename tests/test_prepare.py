@@ -18,7 +18,7 @@ from rnnlm.errors import RnnlmError
 from rnnlm.evaluate import evaluate_run
 from rnnlm.runfolder import load_run
 from rnnlm.train.run import train
-from conftest import tiny_config
+from conftest import SHARED_DATA, tiny_config
 
 DOCS = {
     "a.txt": "\ufeffÜbermensch und Übermenschen: ΟΔΥΣΣΕΥΣ sails on.\r\nThe café's naïve owner — İstanbul.\r\n",
@@ -175,3 +175,11 @@ def test_a_failure_while_writing_leaves_nothing_behind(tmp_path, tiny_file, monk
     with pytest.raises(RnnlmError if isinstance(failure, OSError) else KeyboardInterrupt):
         prepare(DataConfig(source=str(tiny_file)), tmp_path / "out" / "p", progress=False)
     assert list((tmp_path / "out").iterdir()) == []
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "nietzsche.txt").exists(), reason="../shared/data/nietzsche.txt not present")
+def test_nietzsche_in_lesson_settings(tmp_path):
+    data = dict(lower=True, min_freq=3)
+    source = SHARED_DATA / "nietzsche.txt"
+    prepare(DataConfig(source=str(source), **data), tmp_path / "p", chunk_bytes=100_000, progress=False)
+    assert_same_data(source, tmp_path / "p", **data)

@@ -33,12 +33,13 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def add_data_options(p: argparse.ArgumentParser) -> None:
+def add_data_options(p: argparse.ArgumentParser, prepared: bool = True) -> None:
     d = DataConfig()
     g = p.add_argument_group("data")
     g.add_argument("data", nargs="?", default=d.source, metavar="DATA",
-                   help=f"a text file, a folder of .txt files, a folder written by rnnlm prepare, "
-                        f"or a built-in: {', '.join(DATASETS)}")
+                   help="a text file, a folder of .txt files, "
+                        + ("a folder written by rnnlm prepare, " if prepared else "")
+                        + f"or a built-in: {', '.join(DATASETS)}")
     g.add_argument("--level", choices=("char", "word"), default=None,
                    help="token level (default: word for human-numbers, char otherwise)")
     g.add_argument("--lower", action="store_true", help="lower-case the text")
@@ -156,7 +157,7 @@ def cmd_prepare(args: argparse.Namespace) -> None:
     tokens = meta["tokens"]
     print(f"prepared {meta['name']}: {meta['documents']:,} document(s), {meta['characters']:,} characters, "
           f"{meta['level']} level, vocab {meta['vocab_size']:,} tokens ({meta['dtype']})")
-    print(f"train {tokens['train']:,} tokens, valid {tokens['valid']:,} tokens, in {meta['seconds']:.1f} s; "
+    print(f"train {tokens['train']:,} tokens, valid {tokens['valid']:,} tokens, in {meta['seconds']:.2f} s; "
           f"written to {args.out}")
     print(f"\nnext: rnnlm train {args.out}")
 
@@ -215,7 +216,7 @@ def build_parser() -> Parser:
                                    "(the smallest unsigned type that fits) and vocab.json; "
                                    "`rnnlm train DIR` memory-maps it. The vocab and the split are "
                                    "fixed here.")
-    add_data_options(p)
+    add_data_options(p, prepared=False)
     p.add_argument("--out", metavar="DIR", required=True, help="folder to write (must be new or empty)")
     p.set_defaults(func=cmd_prepare)
 

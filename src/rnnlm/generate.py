@@ -7,6 +7,7 @@ lessons' sliding window that re-reads the last n characters from a zero state fo
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from typing import Iterator
 
 import torch
@@ -63,14 +64,33 @@ def sample_ids(
         generator.seed()
     model.eval()
     x = torch.tensor([prime] * samples, dtype=torch.long, device=device)
+    banned_ids = torch.tensor(banned, dtype=torch.long, device=device)
     logits, state = model(x)
     for _ in range(n):
         last = logits[:, -1]
         if banned:
-            last = last.index_fill(-1, torch.tensor(banned, device=device), float("-inf"))
+            last = last.index_fill(-1, banned_ids, float("-inf"))
         next_ids = pick_next(last, generator=generator, **pick)
         yield next_ids
-        logits, state = model(next_ids[:, None], state)
+        with one_step_kernels():
+            logits, state = model(next_ids[:, None], state)
+
+
+@contextmanager
+def one_step_kernels() -> Iterator[None]:
+    """Torch's own recurrent kernels instead of oneDNN's for one step at a time.
+
+    On the CPU, oneDNN's LSTM reorders every weight matrix on each call: cheap next to a
+    training batch, but about 10x the cost of the step itself at one token (0.7 ms against
+    8.8 ms a step for a 2-layer 512 LSTM; benchmarks/README.md). Entered around each call only,
+    since the setting is process-wide.
+    """
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
 
 
 def encode_prime(prime: str, tokenizer: Tokenizer, vocab: Vocab, warn=sys.stderr) -> list[int]:

@@ -18,7 +18,7 @@ from typing import Iterator
 from rnnlm.data.corpus import BINARY_PROBE, binary_error, normalize_newlines, utf8_error
 from rnnlm.errors import RnnlmError
 
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 256 << 10
 MAX_CARRY = 1 << 20
 BREAK = re.compile(r"[^\S\r]")  # whitespace a piece may end with
 

@@ -21,6 +21,17 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def add_threads_option(parser) -> None:
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's choice, one per core); on a busy machine, "
+                             "1 is far steadier: more threads than free cores stall at every sync")
+
+
+def set_threads(threads: int | None) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+
+
 def machine() -> str:
     return (f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
             f"{torch.get_num_threads()} torch threads, {date.today().isoformat()}")

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import best_times, machine, table  # noqa: E402
+from common import add_threads_option, best_times, machine, set_threads, table  # noqa: E402
 
 from rnnlm.config import ModelConfig  # noqa: E402
 from rnnlm.generate import one_step_kernels  # noqa: E402
@@ -38,7 +38,9 @@ def train_step(model, optimizer, x, y):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0, help="timing per measurement")
+    add_threads_option(parser)
     args = parser.parse_args()
+    set_threads(args.threads)
     print(f"# torch.compile on the CPU\n\n{machine()}\n")
     rows = []
     for cell, layers, emb, hidden, bs, bptt in CONFIGS:

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table  # noqa: E402
+from common import add_threads_option, machine, set_threads, table  # noqa: E402
 
 from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from rnnlm.data.batching import StreamBatches  # noqa: E402
@@ -52,7 +52,7 @@ LESSONS = RunConfig(  # 001_...txt: CharSeqStatefulLSTM, LayerOptimizer(Adam, 1e
 RECOMMENDED = RunConfig(
     DataConfig(**LESSON_DATA),
     ModelConfig(cell="lstm", layers=2, emb=64, hidden=512, dropout=0.2),
-    TrainConfig(bs=32, bptt=64, epochs=1, lr=3e-3, schedule="onecycle", clip=1.0, device="cpu"),
+    TrainConfig(bs=64, bptt=16, epochs=1, lr=3e-3, schedule="onecycle", clip=1.0, device="cpu"),
 )
 
 
@@ -99,7 +99,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget of each recipe")
     parser.add_argument("--data", default=str(SHARED), help="the Nietzsche text (default: ../shared/data)")
+    add_threads_option(parser)
     args = parser.parse_args()
+    set_threads(args.threads)
     if args.data != "nietzsche" and not Path(args.data).is_file():
         raise SystemExit(f"{args.data}: not found; pass --data PATH (or 'nietzsche' to download it)")
     print(f"# Quality per {args.minutes:g} minutes, Nietzsche\n\n{machine()}\n")

@@ -27,6 +27,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="short settings: checks that everything runs")
     parser.add_argument("--only", default=None, help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
+    parser.add_argument("--threads", default=None, help="torch threads for every benchmark (default: torch's choice)")
     args = parser.parse_args()
     names = args.only.split(",") if args.only else list(BENCHMARKS)
     unknown = set(names) - set(BENCHMARKS)
@@ -36,6 +37,8 @@ def main() -> int:
     for name in names:
         full, quick = BENCHMARKS[name]
         command = [sys.executable, str(HERE / f"{name}.py"), *(quick if args.quick else full)]
+        if args.threads and name != "prepare_speed":
+            command += ["--threads", args.threads]
         print(f"\n<!-- {' '.join(Path(c).name if c.endswith('.py') else c for c in command[1:])} -->", flush=True)
         start = time.perf_counter()
         if subprocess.run(command).returncode != 0:

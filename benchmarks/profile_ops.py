@@ -1,7 +1,7 @@
 """Where the time goes: torch.profiler tables for training batches and for generation steps.
 
-    python benchmarks/profile.py train [--cell lstm --layers 2 --hidden 512 --emb 64 --bs 64 --bptt 64]
-    python benchmarks/profile.py generate [--cell lstm --layers 2 --hidden 512 --emb 42] [--window 8]
+    python benchmarks/profile_ops.py train [--cell lstm --layers 2 --hidden 512 --emb 64 --bs 64 --bptt 64]
+    python benchmarks/profile_ops.py generate [--cell lstm --layers 2 --hidden 512 --emb 42] [--window 8]
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
-from generation import ALPHABET, sliding_window_chars_per_s, stateful_chars_per_s  # noqa: E402
+from common import add_threads_option, machine, set_threads  # noqa: E402
+from generation import ALPHABET, sliding_window, stateful  # noqa: E402
 
 from rnnlm.config import ModelConfig  # noqa: E402
 from rnnlm.data.batching import StreamBatches  # noqa: E402
@@ -39,7 +39,9 @@ def main() -> None:
     parser.add_argument("--chars", type=int, default=300)
     parser.add_argument("--window", type=int, default=0, help="generate: profile the sliding window of this length")
     parser.add_argument("--rows", type=int, default=15)
+    add_threads_option(parser)
     args = parser.parse_args()
+    set_threads(args.threads)
     print(f"{machine()}\n")
     vocab = Vocab.build({c: 1 for c in ALPHABET})
     torch.manual_seed(0)
@@ -54,12 +56,12 @@ def main() -> None:
     else:
         model.eval()
         tokenizer = CharTokenizer()
-        stateful_chars_per_s(model, tokenizer, vocab, 20)
+        stateful(model, tokenizer, vocab, 20)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             if args.window:
-                sliding_window_chars_per_s(model, tokenizer, vocab, args.chars, args.window)
+                sliding_window(model, tokenizer, vocab, args.chars, args.window)
             else:
-                stateful_chars_per_s(model, tokenizer, vocab, args.chars)
+                stateful(model, tokenizer, vocab, args.chars)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.rows, max_name_column_width=40))
 
 

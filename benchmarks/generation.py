@@ -29,6 +29,7 @@ from common import add_threads_option, best_times, machine, set_threads, table  
 from rnnlm.config import ModelConfig  # noqa: E402
 from rnnlm.data.tokenizers import CharTokenizer  # noqa: E402
 from rnnlm.data.vocab import Vocab  # noqa: E402
+import rnnlm.generate as generate_module  # noqa: E402
 from rnnlm.generate import generate, one_step_kernels, pick_next  # noqa: E402
 from rnnlm.models import RecurrentLM  # noqa: E402
 
@@ -56,6 +57,17 @@ def sliding_window(model, tokenizer, vocab, n: int, window: int, kernels=nullcon
             logits, _ = model(torch.tensor([ids[-window:]]))
         ids.append(int(pick_next(logits[:, -1], generator=generator)))
     return n
+
+
+def on_default_kernels(fn):
+    """``fn`` with rnnlm.generate's one-step kernel switch turned off: what rnnlm did before it."""
+    def run():
+        generate_module.one_step_kernels = nullcontext
+        try:
+            fn()
+        finally:
+            generate_module.one_step_kernels = one_step_kernels
+    return run
 
 
 def with_threads(threads: int, fn):
@@ -95,23 +107,45 @@ def main() -> None:
                          with_threads(1, lambda: stateful(model, tokenizer, vocab, args.chars))))
         ways.append((f"stateful, {args.samples} samples", args.samples, args.chars,
                      lambda: stateful(model, tokenizer, vocab, args.chars, args.samples)))
+        ways.append(("stateful, without one_step_kernels", 1, args.window_chars,
+                     on_default_kernels(lambda: stateful(model, tokenizer, vocab, args.window_chars))))
         for w in windows:
             for kernels in (one_step_kernels, nullcontext):
                 ways.append((f"sliding window n={w}", 1, args.window_chars,
                              lambda w=w, k=kernels: sliding_window(model, tokenizer, vocab, args.window_chars, w, k)))
         times = best_times([fn for *_, fn in ways], args.seconds)
         rates = [batch * chars / t for (_, batch, chars, _), t in zip(ways, times)]
-        kernels = ["torch"] * (len(ways) - 2 * len(windows)) + ["torch", "default"] * len(windows)
+        kernels = ["torch"] * (len(ways) - 1 - 2 * len(windows)) + ["default"] + ["torch", "default"] * len(windows)
         best: dict[str, tuple[float, list]] = {}
         for (way, batch, chars, _), rate, kernel in zip(ways, rates, kernels):
             if way not in best or rate > best[way][0]:
                 best[way] = (rate, [name, way, kernel, batch, chars, f"{rate:,.0f}", f"{rates[0] / rate:.2f}x"])
         rows += [row for _, row in best.values()]
         print(f"  {name} done", file=sys.stderr, flush=True)
-    print(table(["model", "way", "kernels", "batch", "chars", "chars/s", "stateful is faster by"], rows))
+    print(table(["model", "way", "kernels", "batch", "chars", "chars/s", "stateful batch 1 / this"], rows))
     print("\nEach way ran in turn with the others (A B C A B C ...); the table keeps its fastest run. "
           "kernels: torch = torch's own recurrent kernels (rnnlm.generate.one_step_kernels), default = "
-          "torch's choice (oneDNN for an LSTM on the CPU); the window way gets whichever was faster.")
+          "torch's choice (oneDNN for an LSTM on the CPU); the window way gets whichever was faster.\n")
+    print(one_step_table(vocab, args.seconds))
+
+
+@torch.inference_mode()
+def one_step_table(vocab, seconds: float) -> str:
+    """One step at batch 1 from a carried state, on torch's kernels and on torch's default choice."""
+    rows = []
+    for name, config in MODELS.items():
+        torch.manual_seed(0)
+        model = RecurrentLM(len(vocab), config).eval()
+        token = torch.tensor([[3]])
+        _, state = model(token)
+
+        def on_torch_kernels():
+            with one_step_kernels():
+                model(token, state)
+
+        torch_s, default_s = best_times([on_torch_kernels, lambda: model(token, state)], seconds)
+        rows.append([name, f"{1e3 * torch_s:.3f}", f"{1e3 * default_s:.3f}", f"{default_s / torch_s:.1f}x"])
+    return table(["model", "ms/step, torch kernels", "ms/step, default (oneDNN for lstm)", "ratio"], rows)
 
 
 if __name__ == "__main__":

@@ -10,8 +10,11 @@ restarts for as many epochs as fit. The recommended one uses a one-cycle schedul
 know its length: a short probe (counted in its budget) measures the speed and sets the number
 of epochs that fit.
 
-The lessons' model has dropout 0.5 between its LSTM layers only; RecurrentLM also drops out
-before the output layer, so the lessons' row is a close copy, not an exact one.
+The lessons' row is a close copy on RecurrentLM, not the lesson itself: the lessons' model
+(rnnlm.lessons, CharSeqStatefulLSTM) has dropout 0.5 between its LSTM layers only, where
+RecurrentLM also drops out before the output layer; the lessons fit 2 epochs at a constant
+1e-2 before their cosine restarts; and their weight decay was L2 inside Adam, rnnlm's is
+decoupled (AdamW).
 
     python benchmarks/quality.py [--minutes 10] [--data ../shared/data/nietzsche.txt]
 """

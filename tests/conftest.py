@@ -2,9 +2,14 @@ import io
 from pathlib import Path
 
 import pytest
+import torch
 
 from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from rnnlm.train.run import train
+
+# Tiny models gain nothing from a second thread, and on a machine shared with other work threads
+# that spin waiting for each other make every training test several times slower.
+torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY_TEXT = "the cat sat on the mat. the dog sat on the log. " * 60

@@ -62,21 +62,30 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tie", action="store_true", help="tie input and output embeddings (needs --emb == --hidden)")
 
 
+def add_regularisation_options(p: argparse.ArgumentParser) -> None:
+    m, t = ModelConfig(), TrainConfig()
+    g = p.add_argument_group("regularisation (AWD-LSTM; all off by default)")
+    g.add_argument("--emb-dropout", type=float, default=m.emb_dropout,
+                   help="drop whole rows of the embedding: a dropped token vanishes from the batch")
+    g.add_argument("--weight-dropout", type=float, default=m.weight_dropout,
+                   help="DropConnect on the hidden-to-hidden weights, a fresh mask each batch")
+    g.add_argument("--locked-dropout", action="store_true",
+                   help="--dropout keeps one mask across the time steps of a batch (variational)")
+    g.add_argument("--ar", type=float, default=t.ar,
+                   help="activation regularisation: penalty on the size of the last layer's output")
+    g.add_argument("--tar", type=float, default=t.tar,
+                   help="temporal activation regularisation: penalty on its change between steps")
+    g.add_argument("--wd", type=float, default=t.wd, help="decoupled weight decay (AdamW)")
+
+
 def add_train_options(p: argparse.ArgumentParser) -> None:
+    """The options of one training step, shared by train and lr-find."""
     t = TrainConfig()
     g = p.add_argument_group("training")
     g.add_argument("--bs", type=int, default=t.bs, help="batch size: number of parallel streams")
     g.add_argument("--bptt", type=int, default=t.bptt, help="tokens per stream per batch")
-    g.add_argument("--epochs", type=int, default=t.epochs, help="passes over the training split")
-    g.add_argument("--lr", type=float, default=t.lr, help="learning rate (peak rate for onecycle)")
-    g.add_argument("--schedule", choices=SCHEDULES, default=t.schedule,
-                   help="learning-rate schedule, stepped every batch")
-    g.add_argument("--cycle-len", type=int, default=t.cycle_len, help="sgdr: epochs in the first cycle")
-    g.add_argument("--cycle-mult", type=int, default=t.cycle_mult, help="sgdr: growth of each next cycle")
     g.add_argument("--clip", type=float, default=t.clip, help="max gradient norm (0: off)")
-    g.add_argument("--wd", type=float, default=t.wd, help="weight decay")
     g.add_argument("--seed", type=int, default=t.seed, help="fixes initialisation and sampling")
-    g.add_argument("--max-minutes", type=float, default=None, help="stop after this much training time")
     g.add_argument("--device", choices=DEVICES, default=t.device, help="auto: CUDA when present")
 
 
@@ -89,25 +98,116 @@ def pick(args: argparse.Namespace, kind: type) -> dict:
     return {f.name: getattr(args, f.name) for f in fields(kind) if hasattr(args, f.name)}
 
 
+def rates(text: str) -> float | list[tuple[float, int]]:
+    """``--lr``: one rate, or phases RATE:EPOCHS,RATE:EPOCHS,..."""
+    if ":" not in text:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a rate or RATE:EPOCHS phases: {text!r}") from None
+    phases = []
+    for part in text.split(","):
+        rate, _, epochs = part.partition(":")
+        try:
+            phases.append((float(rate), int(epochs)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"phase {part!r} is not RATE:EPOCHS (e.g. 1e-3:4)") from None
+    return phases
+
+
+def add_schedule_options(p: argparse.ArgumentParser) -> None:
+    t = TrainConfig()
+    g = p.add_argument_group("schedule and run")
+    g.add_argument("--epochs", type=int, default=None, help=f"passes over the training split (default: {t.epochs})")
+    g.add_argument("--lr", type=rates, default=t.lr, metavar="LR|LR:EPOCHS,...",
+                   help="learning rate (peak rate for onecycle), or phases run one after the other on "
+                        "the same optimiser, e.g. 1e-3:4,1e-4:4 (4 epochs at 1e-3, then 4 at 1e-4)")
+    g.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help="learning-rate schedule in each phase, stepped every batch "
+                        "(default: onecycle for one rate, constant for phases)")
+    g.add_argument("--cycle-len", type=int, default=t.cycle_len, help="sgdr: epochs in the first cycle")
+    g.add_argument("--cycle-mult", type=int, default=t.cycle_mult, help="sgdr: growth of each next cycle")
+    g.add_argument("--max-minutes", type=float, default=None, help="stop after this much training time")
+    g.add_argument("--patience", type=int, default=None,
+                   help="stop when valid loss has not improved for this many epochs")
+    g.add_argument("--save-every", type=int, default=None, metavar="N",
+                   help="also save the resumable state every N batches (it is saved at each epoch end)")
+    g.add_argument("--resume", metavar="RUN", default=None,
+                   help="continue RUN exactly where it stopped, with its own settings "
+                        "(--max-minutes, --save-every and --device may be given)")
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     data = DataConfig(**{**pick(args, DataConfig), "source": args.data})
-    return RunConfig(data, ModelConfig(**pick(args, ModelConfig)), TrainConfig(**pick(args, TrainConfig)))
+    train = pick(args, TrainConfig)
+    lr = getattr(args, "lr", None)
+    if isinstance(lr, list):
+        if args.epochs is not None:
+            raise RnnlmError("--epochs conflicts with --lr phases, which give the epochs of each phase")
+        train.update(lr=lr[0][0], phases=lr, epochs=sum(n for _, n in lr))
+    elif train.get("epochs") is None:
+        train.pop("epochs", None)
+    return RunConfig(data, ModelConfig(**pick(args, ModelConfig)), TrainConfig(**train))
+
+
+SESSION_OPTIONS = {"max_minutes", "save_every", "device"}  # may change when a run is resumed
+
+
+def run_settings_given(args: argparse.Namespace) -> list[str]:
+    """The options of ``rnnlm train`` that set up a run and differ from their defaults, as the
+    user wrote them (a resumed run keeps its own)."""
+    defaults = vars(build_parser().parse_args(["train"]))
+    settings = {f.name for kind in (DataConfig, ModelConfig, TrainConfig) for f in fields(kind)} | {"data", "out"}
+    names = {"cell": "--model", "data": "DATA", "source": "DATA"}
+    return [names.get(k, "--" + k.replace("_", "-")) for k, v in vars(args).items()
+            if k in settings - SESSION_OPTIONS and v != defaults.get(k)]
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     from rnnlm.generate import generate_text
     from rnnlm.runfolder import load_run
-    from rnnlm.train.run import train
+    from rnnlm.train.run import resume, train
 
-    folder, learner, data = train(config_from_args(args), args.out)
+    if args.resume:
+        given = run_settings_given(args)
+        if given:
+            raise RnnlmError(f"--resume continues {args.resume} with its own settings; drop {', '.join(given)} "
+                             "(only --max-minutes, --save-every and --device apply to a resumed session)")
+        folder, learner, data = resume(args.resume, max_minutes=args.max_minutes, save_every=args.save_every,
+                                       device=None if args.device == "auto" else args.device)
+    else:
+        folder, learner, data = train(config_from_args(args), args.out)
     best = min(learner.history, key=lambda r: r["valid_loss"])
+    if learner.stop_reason == "patience":
+        print(f"\nstopped early (--patience): no better valid loss for {learner.epoch - best['epoch']} epochs")
     print(f"\nbest valid_loss {best['valid_loss']:.4f} (epoch {best['epoch']}), "
           f"accuracy {best['accuracy']:.4f}; run saved in {folder}")
+    if learner.stop_reason == "time":
+        print(f"stopped after --max-minutes at epoch {learner.epoch}; continue with: rnnlm train --resume {folder}")
     run = load_run(folder, device=args.device)
     n = 200 if data.tokenizer.level == "char" else 40
     text = generate_text(run.model, run.tokenizer, run.vocab, "", n, seed=args.seed, temperature=0.8)[0]
     print(f"sample: {text}")
     print(f"\nnext: rnnlm generate {folder} --prime '...'   |   rnnlm evaluate {folder}")
+
+
+def cmd_lr_find(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from rnnlm.train.lr_find import find_lr
+
+    finding = find_lr(config_from_args(args), start=args.start_lr, end=args.end_lr, batches=args.batches)
+    print(f"{'lr':>10}  {'loss':>8}  {'smoothed':>8}")
+    step = max(1, len(finding.lrs) // 12)
+    for i in range(0, len(finding.lrs), step):
+        print(f"{finding.lrs[i]:>10.2e}  {finding.losses[i]:>8.4f}  {finding.smoothed[i]:>8.4f}")
+    stop = "diverged" if finding.diverged else "reached --end-lr"
+    print(f"\n{len(finding.lrs)} batches, {stop} at lr {finding.lrs[-1]:.2e}; "
+          f"lowest smoothed loss {min(finding.smoothed):.4f} at lr {finding.best_lr:.2e}")
+    print(f"suggested lr: {finding.suggested_lr:.2e} (a tenth of the rate at the minimum)")
+    if args.plot:
+        finding.plot(args.plot, title=f"learning-rate finder: {Path(args.data).name}")
+        print(f"plot written to {args.plot}")
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
@@ -170,6 +270,30 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         print(f"{d.name:<16} {d.level:<5} {d.description}; {where}")
 
 
+def cmd_lesson(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from rnnlm.lessons import (
+        LessonContext,
+        format_list,
+        format_table,
+        prepare_folder,
+        run_lessons,
+        select_lessons,
+    )
+
+    if args.list:
+        print(format_list())
+        return
+    lessons = select_lessons(args.names, args.all)
+    ctx = LessonContext(nietzsche=Path(args.nietzsche) if args.nietzsche else None,
+                        scale=args.epochs_scale, seed=args.seed, device=args.device)
+    ctx.check(lessons)
+    ctx.out = prepare_folder(Path(args.out) if args.out else None)
+    results = run_lessons(lessons, ctx)
+    print(f"\n{format_table(results)}\n\nresults in {ctx.out}: results.md, results.json")
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="rnnlm", description="Train, measure and sample recurrent language models.",
                     formatter_class=Formatter)
@@ -184,7 +308,25 @@ def build_parser() -> Parser:
     add_train_options(p)
     add_threads_option(p)
     p.add_argument("--out", metavar="DIR", default=None, help="run folder (default: runs/<data>-<time>)")
+    add_regularisation_options(p)
+    add_schedule_options(p)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("lr-find", help="find a learning rate to train with", formatter_class=Formatter,
+                       description="Train a fresh model for a few batches while the learning rate grows "
+                                   "exponentially; stop when the loss diverges; print a suggested rate. "
+                                   "Writes nothing unless --plot is given.")
+    add_data_options(p)
+    add_model_options(p)
+    add_regularisation_options(p)
+    add_train_options(p)
+    g = p.add_argument_group("sweep")
+    g.add_argument("--start-lr", type=float, default=1e-7, help="rate of the first batch")
+    g.add_argument("--end-lr", type=float, default=10.0, help="rate of the last batch")
+    g.add_argument("--batches", type=int, default=100, help="batches in the sweep (at most)")
+    g.add_argument("--plot", metavar="FILE", default=None, help="write a PNG of loss against rate")
+    add_threads_option(p)
+    p.set_defaults(func=cmd_lr_find)
 
     p = sub.add_parser("generate", help="write text with a trained model", formatter_class=Formatter,
                        description="Sample text from a run, streaming tokens as they come.")
@@ -222,6 +364,24 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("datasets", help="list the built-in datasets", formatter_class=Formatter)
     p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("lesson", help="run the models of the lessons by name", formatter_class=Formatter,
+                       description="Train the models of the lessons (Nietzsche, human numbers, PyTorch "
+                       "basics) with their recipes; prints each result beside the lesson's own number.")
+    p.add_argument("names", nargs="*", metavar="NAME", help="lessons to run (any letter case)")
+    p.add_argument("--list", action="store_true", help="list every lesson with its data, recipe and number")
+    p.add_argument("--all", action="store_true", help="run every lesson")
+    p.add_argument("--epochs-scale", type=float, default=1.0, metavar="F",
+                   help="shorten the Nietzsche recipes to F times their epochs (human numbers and the "
+                   "PyTorch basics always run in full: seconds)")
+    p.add_argument("--nietzsche", metavar="FILE", default=None,
+                   help="the Nietzsche text (default: the built-in download)")
+    p.add_argument("--seed", type=int, default=1234, help="fixes initialisation, data order and samples")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="results folder (default: runs/lessons-<time>)")
+    add_threads_option(p)
+    p.set_defaults(func=cmd_lesson)
     return parser
 
 
@@ -236,8 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RnnlmError as e:
         print(f"rnnlm {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"\nrnnlm {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"\nrnnlm {args.command}: {e or 'interrupted'}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0

@@ -47,13 +47,19 @@ class ModelConfig:
     hidden: int = 256
     dropout: float = 0.1
     tie: bool = False
+    # AWD-LSTM regularisation, all off by default
+    emb_dropout: float = 0.0  # drop whole rows of the embedding (every use of a token in a batch)
+    weight_dropout: float = 0.0  # DropConnect on the hidden-to-hidden matrices
+    locked_dropout: bool = False  # --dropout masks fixed across the time steps of a batch
 
     def validate(self) -> None:
         _check(self.cell in CELLS, f"--model must be one of {', '.join(CELLS)} (got {self.cell!r})")
         _check(self.layers >= 1, f"--layers must be >= 1 (got {self.layers})")
         _check(self.emb >= 1, f"--emb must be >= 1 (got {self.emb})")
         _check(self.hidden >= 1, f"--hidden must be >= 1 (got {self.hidden})")
-        _check(0 <= self.dropout < 1, f"--dropout must be in [0, 1) (got {self.dropout})")
+        for name in ("dropout", "emb_dropout", "weight_dropout"):
+            value = getattr(self, name)
+            _check(0 <= value < 1, f"--{name.replace('_', '-')} must be in [0, 1) (got {value})")
         _check(
             not self.tie or self.emb == self.hidden,
             f"--tie needs --emb equal to --hidden (got {self.emb} and {self.hidden})",
@@ -66,28 +72,62 @@ class TrainConfig:
     bptt: int = 20
     epochs: int = 15
     lr: float = 1e-2
-    schedule: str = "onecycle"
+    # Manual phases, the lessons' set_lrs: [(rate, epochs), ...] run one after the other on the
+    # same optimiser; when given they replace lr and epochs.
+    phases: list[tuple[float, int]] | None = None
+    schedule: str | None = None  # None: onecycle for one rate, constant for phases
     cycle_len: int = 1
     cycle_mult: int = 2
     clip: float = 1.0  # max gradient norm; 0 turns clipping off
-    wd: float = 0.0
+    wd: float = 0.0  # decoupled weight decay (AdamW)
+    ar: float = 0.0  # activation regularisation: ar * mean(dropped last-layer output ** 2)
+    tar: float = 0.0  # temporal AR: tar * mean((h[t] - h[t-1]) ** 2) on the last layer
     seed: int = 42
     max_minutes: float | None = None
+    patience: int | None = None  # stop after this many epochs without a better valid loss
+    save_every: int | None = None  # batches between resumable saves (always at each epoch end)
     device: str = "auto"
+
+    def plan(self) -> list[tuple[float, int]]:
+        """The phases to run, as (rate, epochs) pairs."""
+        return [(float(lr), int(n)) for lr, n in self.phases] if self.phases else [(self.lr, self.epochs)]
+
+    @property
+    def schedule_name(self) -> str:
+        return self.schedule or ("constant" if self.phases else "onecycle")
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(n for _, n in self.plan())
 
     def validate(self) -> None:
         _check(self.bs >= 1, f"--bs must be >= 1 (got {self.bs})")
         _check(self.bptt >= 1, f"--bptt must be >= 1 (got {self.bptt})")
+        if self.phases is not None:
+            _check(isinstance(self.phases, (list, tuple)) and len(self.phases) > 0,
+                   "--lr phases must be RATE:EPOCHS pairs, comma separated (e.g. 1e-3:4,1e-4:4)")
+            for phase in self.phases:
+                _check(isinstance(phase, (list, tuple)) and len(phase) == 2,
+                       f"--lr phase {phase!r} must be a RATE:EPOCHS pair")
+                _positive("lr", phase[0])
+                _check(isinstance(phase[1], int) and phase[1] >= 1,
+                       f"--lr phase {phase[0]}:{phase[1]} needs a whole number of epochs >= 1")
         _check(self.epochs >= 1, f"--epochs must be >= 1 (got {self.epochs})")
         _positive("lr", self.lr)
-        _check(self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})")
+        _check(self.schedule is None or self.schedule in SCHEDULES,
+               f"--schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})")
         _check(self.cycle_len >= 1, f"--cycle-len must be >= 1 (got {self.cycle_len})")
         _check(self.cycle_mult >= 1, f"--cycle-mult must be >= 1 (got {self.cycle_mult})")
         _check(self.clip >= 0 and math.isfinite(self.clip), f"--clip must be >= 0 (got {self.clip})")
-        _check(self.wd >= 0 and math.isfinite(self.wd), f"--wd must be >= 0 (got {self.wd})")
+        for name in ("wd", "ar", "tar"):
+            value = getattr(self, name)
+            _check(value >= 0 and math.isfinite(value), f"--{name} must be >= 0 (got {value})")
         _check(self.seed >= 0, f"--seed must be >= 0 (got {self.seed})")
         if self.max_minutes is not None:
             _positive("max-minutes", self.max_minutes)
+        _check(self.patience is None or self.patience >= 1, f"--patience must be >= 1 (got {self.patience})")
+        _check(self.save_every is None or self.save_every >= 1,
+               f"--save-every must be >= 1 (got {self.save_every})")
         _check(self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)} (got {self.device!r})")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Sequence, TextIO
 
 import torch
 
@@ -52,7 +52,7 @@ def sample_ids(
     *,
     samples: int = 1,
     seed: int | None = None,
-    banned: list[int] = (),
+    banned: Sequence[int] = (),
     **pick: object,
 ) -> Iterator[torch.Tensor]:
     """Yield ``n`` steps of next-token ids, each of shape (samples,); ``banned`` ids are never drawn."""
@@ -93,13 +93,14 @@ def one_step_kernels() -> Iterator[None]:
         torch.backends.mkldnn.enabled = before
 
 
-def encode_prime(prime: str, tokenizer: Tokenizer, vocab: Vocab, warn=sys.stderr) -> list[int]:
+def encode_prime(prime: str, tokenizer: Tokenizer, vocab: Vocab, warn: TextIO | None = None) -> list[int]:
     """Token ids of the prime (after ``xxbos`` at word level). Unknown tokens become ``xxunk``
     with a warning; an empty prime at character level starts from a newline (or the most common token)."""
     ids = tokenizer.encode(prime, vocab).tolist() if prime else []
     unknown = ids.count(vocab.unk_id)
-    if unknown and warn is not None:
-        print(f"warning: {unknown} token(s) of the prime are not in the vocab; read as xxunk", file=warn)
+    if unknown:
+        print(f"warning: {unknown} token(s) of the prime are not in the vocab; read as xxunk",
+              file=warn or sys.stderr)
     if tokenizer.adds_bos:
         return [vocab.bos_id] + ids
     if not ids:
@@ -120,7 +121,7 @@ def generate(
     top_k: int | None = None,
     top_p: float | None = None,
     greedy: bool = False,
-    warn=sys.stderr,
+    warn: TextIO | None = None,
 ) -> Iterator[list[str]]:
     """Yield, step by step, the text piece of each sample's next token (for streaming)."""
     check_sampling(n, samples, temperature, top_k, top_p)

@@ -1,10 +1,13 @@
 """The run folder: everything a trained model needs, in formats that are safe to load.
 
-    runs/NAME/config.json        settings to rebuild data, vocab and model (JSON)
-    runs/NAME/vocab.json         the vocab (JSON)
-    runs/NAME/model.safetensors  weights with the best validation loss
-    runs/NAME/last.safetensors   weights after the last epoch
-    runs/NAME/metrics.jsonl      one JSON object per epoch
+    runs/NAME/config.json              settings to rebuild data, vocab and model (JSON)
+    runs/NAME/vocab.json               the vocab (JSON)
+    runs/NAME/model.safetensors        weights with the best validation loss
+    runs/NAME/last.safetensors         weights after the last epoch
+    runs/NAME/metrics.jsonl            one JSON object per epoch
+    runs/NAME/loss.png                 loss curve, redrawn each epoch (when matplotlib is installed)
+    runs/NAME/train_state.safetensors  the resumable training state (rnnlm.train.checkpoint)
+    runs/NAME/cycle_N.safetensors      weights at the end of each SGDR cycle (--schedule sgdr)
 
 Nothing here unpickles: weights go through safetensors, the rest through JSON. Every file is
 written atomically.
@@ -35,6 +38,7 @@ from rnnlm.models import RecurrentLM
 CONFIG, VOCAB, BEST, LAST, METRICS = (
     "config.json", "vocab.json", "model.safetensors", "last.safetensors", "metrics.jsonl",
 )
+PLOT, STATE = "loss.png", "train_state.safetensors"
 RUN_FORMAT = "rnnlm-run"
 RUN_VERSION = 1
 

@@ -3,12 +3,20 @@
     tokens -> embedding (green arrow: input to hidden)
            -> nn.RNN / nn.GRU / nn.LSTM (orange arrow: hidden to hidden, carried across batches)
            -> dropout -> linear (blue arrow: hidden to output) -> logits over the vocab
+
+Regularisation of AWD-LSTM (Merity et al., 2017), each off unless its config asks for it:
+embedding dropout drops whole rows of the embedding; weight dropout drops entries of the
+hidden-to-hidden matrices, a fresh mask each batch, then runs the fused kernel on the dropped
+copy (``torch.func.functional_call``), so the parameters themselves stay whole; locked dropout
+keeps one mask for all the time steps of a batch, which needs the stack run one layer at a time.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from rnnlm.config import ModelConfig
 
@@ -17,20 +25,47 @@ State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 RECURRENT_LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
+class LockedDropout(nn.Module):
+    """Dropout with one mask per sequence, the same at every time step (variational dropout)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: (bs, seq, features)."""
+        if not self.training or self.p == 0:
+            return x
+        mask = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - self.p)
+        return x * mask / (1 - self.p)
+
+
+def embedding_dropout(weight: torch.Tensor, p: float) -> torch.Tensor:
+    """The embedding matrix with whole rows zeroed: a dropped token vanishes from the batch."""
+    mask = weight.new_empty(weight.shape[0], 1).bernoulli_(1 - p)
+    return weight * mask / (1 - p)
+
+
 class RecurrentLM(nn.Module):
     def __init__(self, vocab_size: int, config: ModelConfig):
         super().__init__()
         self.config = config
         self.vocab_size = vocab_size
         self.embedding = nn.Embedding(vocab_size, config.emb)
-        self.rnn = RECURRENT_LAYERS[config.cell](
-            config.emb,
-            config.hidden,
-            config.layers,
-            dropout=config.dropout if config.layers > 1 else 0.0,
-            batch_first=True,
-        )
-        self.drop = nn.Dropout(config.dropout)
+        cell = RECURRENT_LAYERS[config.cell]
+        if config.locked_dropout:
+            sizes = [config.emb] + [config.hidden] * (config.layers - 1)
+            self.rnn = nn.ModuleList(cell(size, config.hidden, 1, batch_first=True) for size in sizes)
+            self.drop = LockedDropout(config.dropout)
+        else:
+            self.rnn = cell(
+                config.emb,
+                config.hidden,
+                config.layers,
+                dropout=config.dropout if config.layers > 1 else 0.0,
+                batch_first=True,
+            )
+            self.drop = nn.Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, vocab_size)
         if config.tie:
             self.head.weight = self.embedding.weight
@@ -40,12 +75,50 @@ class RecurrentLM(nn.Module):
         zeros = torch.zeros(self.config.layers, bs, self.config.hidden, device=device)
         return (zeros, zeros.clone()) if self.config.cell == "lstm" else zeros
 
-    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """``x``: (bs, seq) token ids. Returns logits (bs, seq, vocab) and the new state."""
+    def forward(
+        self, x: torch.Tensor, state: State | None = None, *, activations: bool = False
+    ) -> tuple[torch.Tensor, State] | tuple[torch.Tensor, State, tuple[torch.Tensor, torch.Tensor]]:
+        """``x``: (bs, seq) token ids. Returns logits (bs, seq, vocab) and the new state; with
+        ``activations`` also the last layer's output before and after dropout (for AR/TAR)."""
         if state is None:
             state = self.init_state(x.shape[0], x.device)
-        out, state = self.rnn(self.embedding(x), state)
-        return self.head(self.drop(out)), state
+        if self.training and self.config.emb_dropout > 0:
+            emb = F.embedding(x, embedding_dropout(self.embedding.weight, self.config.emb_dropout))
+        else:
+            emb = self.embedding(x)
+        if self.config.locked_dropout:
+            out, state = self._layer_by_layer(emb, state)
+        else:
+            out, state = self._recur(self.rnn, emb, state)
+        dropped = self.drop(out)
+        logits = self.head(dropped)
+        return (logits, state, (out, dropped)) if activations else (logits, state)
+
+    def _recur(self, rnn: nn.RNNBase, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """One call of a fused recurrent module; in training, on dropped hidden-to-hidden weights."""
+        p = self.config.weight_dropout
+        if not self.training or p == 0:
+            return rnn(x, state)
+        dropped = {name: F.dropout(w, p) for name, w in rnn.named_parameters() if name.startswith("weight_hh")}
+        return functional_call(rnn, dropped, (x, state), strict=False)
+
+    def _layer_by_layer(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """The stack one layer at a time, locked dropout between layers."""
+        states = []
+        for i, rnn in enumerate(self.rnn):
+            if i > 0:
+                x = self.drop(x)
+            x, layer_state = self._recur(rnn, x, select_layer(state, i))
+            states.append(layer_state)
+        if isinstance(state, tuple):
+            return x, (torch.cat([h for h, _ in states]), torch.cat([c for _, c in states]))
+        return x, torch.cat(states)
+
+
+def select_layer(state: State, i: int) -> State:
+    if isinstance(state, tuple):
+        return tuple(s[i : i + 1] for s in state)
+    return state[i : i + 1]
 
 
 def detach_state(state: State) -> State:

@@ -1,18 +1,28 @@
 """Callbacks: small objects the fit loop calls at train, epoch and batch begin and end.
 
-Subclass :class:`Callback` and override what you need; every hook receives the learner, whose
-``epoch``, ``step``, ``history`` and ``model`` describe where training stands.
+Subclass :class:`Callback` and override what you need. Every hook receives the learner, whose
+``epoch`` (epochs completed), ``batch`` (batches done in the epoch under way), ``step``,
+``tokens_seen``, ``lr``, ``history``, ``phase`` and ``model`` describe where training stands.
+A callback can stop training: ``learner.request_stop(reason)`` ends it after the current epoch.
+
+``on_train_begin`` and ``on_train_end`` run once per phase (each call of ``fit``). A callback
+that keeps its own state across epochs returns it from ``state_dict`` as JSON-able data; it is
+saved with the resumable training state and handed back to ``load_state_dict`` on resume.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from rnnlm.atomic import append_line
+from rnnlm.atomic import append_line, write_text
+from rnnlm.runfolder import save_weights
+from rnnlm.train.schedules import is_sgdr_cycle_end
 
 if TYPE_CHECKING:
     from rnnlm.train.learner import Learner
@@ -22,9 +32,15 @@ class Callback:
     def on_train_begin(self, learner: "Learner") -> None: ...
     def on_epoch_begin(self, learner: "Learner") -> None: ...
     def on_batch_end(self, learner: "Learner", loss: float | None) -> None:
-        """``loss`` is the running train loss when the learner synced it this batch, else None."""
+        """``loss`` is the running train loss of the epoch when the learner synced it this batch
+        (every ``log_every`` batches and at the last), else None."""
     def on_epoch_end(self, learner: "Learner", row: dict[str, Any]) -> None: ...
     def on_train_end(self, learner: "Learner") -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class ProgressBar(Callback):
@@ -37,8 +53,8 @@ class ProgressBar(Callback):
     def on_epoch_begin(self, learner: "Learner") -> None:
         if self.enabled:
             self.bar = tqdm(
-                total=learner.batches_per_epoch, desc=f"epoch {learner.epoch}", leave=False,
-                unit="batch", dynamic_ncols=True,
+                total=learner.batches_per_epoch, initial=learner.batch, desc=f"epoch {learner.epoch + 1}",
+                leave=False, unit="batch", dynamic_ncols=True,
             )
 
     def on_batch_end(self, learner: "Learner", loss: float | None) -> None:
@@ -48,6 +64,9 @@ class ProgressBar(Callback):
                 self.bar.set_postfix(loss=f"{loss:.4f}")
 
     def on_epoch_end(self, learner: "Learner", row: dict[str, Any]) -> None:
+        self.on_train_end(learner)
+
+    def on_train_end(self, learner: "Learner") -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -67,12 +86,15 @@ class EpochTable(Callback):
 
     def __init__(self, file=None):
         self.file = file
+        self.header_written = False
 
     def write(self, line: str) -> None:
         print(line, file=self.file or sys.stdout, flush=True)
 
     def on_train_begin(self, learner: "Learner") -> None:
-        self.write("  ".join(f"{name:>{width}}" for name, width, _ in COLUMNS))
+        if not self.header_written:
+            self.write("  ".join(f"{name:>{width}}" for name, width, _ in COLUMNS))
+            self.header_written = True
 
     def on_epoch_end(self, learner: "Learner", row: dict[str, Any]) -> None:
         values = {**row, "time": format_time(row["time"])}
@@ -80,10 +102,131 @@ class EpochTable(Callback):
 
 
 class MetricsLog(Callback):
-    """Appends each epoch's row as one JSON object to a JSONL file."""
+    """Each epoch's row as one JSON object a line. The file always matches ``learner.history``:
+    a resumed run rewrites it first, so an epoch is never repeated or skipped."""
 
-    def __init__(self, path):
-        self.path = path
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def on_train_begin(self, learner: "Learner") -> None:
+        if learner.history or self.path.exists():
+            write_text(self.path, "".join(json.dumps(row) + "\n" for row in learner.history))
 
     def on_epoch_end(self, learner: "Learner", row: dict[str, Any]) -> None:
         append_line(self.path, json.dumps(row))
+
+
+class SaveCheckpoints(Callback):
+    """Writes ``last`` every epoch and ``best`` when the valid loss improves (safetensors)."""
+
+    def __init__(self, best: str | Path, last: str | Path):
+        self.best_path, self.last_path = Path(best), Path(last)
+        self.best = math.inf
+        self.saved = False
+
+    def on_epoch_end(self, learner: "Learner", row: dict[str, Any]) -> None:
+        save_weights(self.last_path, learner.model)
+        loss = row["valid_loss"]
+        if not self.saved or (math.isfinite(loss) and loss < self.best):
+            self.best = loss if math.isfinite(loss) else self.best
+            save_weights(self.best_path, learner.model)
+        self.saved = True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "saved": self.saved}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.saved = float(state.get("best", math.inf)), bool(state.get("saved", False))
+
+
+class SaveCycleEnds(Callback):
+    """Saves the weights at the end of each SGDR cycle as ``cycle_1.safetensors``,
+    ``cycle_2.safetensors``, ... in ``folder`` (the lessons' ``cycle_save_name``)."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.cycles = 0
+
+    def on_epoch_end(self, learner: "Learner", row: dict[str, Any]) -> None:
+        phase = learner.phase
+        if phase.schedule == "sgdr" and is_sgdr_cycle_end(
+            learner.epoch - phase.start_epoch, phase.cycle_len, phase.cycle_mult
+        ):
+            self.cycles += 1
+            save_weights(self.folder / f"cycle_{self.cycles}.safetensors", learner.model)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"cycles": self.cycles}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.cycles = int(state.get("cycles", 0))
+
+
+class EarlyStopping(Callback):
+    """Stops training when the valid loss has not improved for ``patience`` epochs."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best = math.inf
+        self.waited = 0
+
+    def on_epoch_end(self, learner: "Learner", row: dict[str, Any]) -> None:
+        loss = row["valid_loss"]
+        if math.isfinite(loss) and loss < self.best:
+            self.best, self.waited = loss, 0
+            return
+        self.waited += 1
+        if self.waited >= self.patience:
+            learner.request_stop("patience")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "waited": self.waited}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best, self.waited = float(state.get("best", math.inf)), int(state.get("waited", 0))
+
+
+class LossPlot(Callback):
+    """Redraws a PNG each epoch: train and valid loss against tokens seen, learning rate below.
+
+    Train points are the mean loss of the batches since the previous point (one every
+    ``learner.log_every`` batches)."""
+
+    def __init__(self, path: str | Path, title: str = ""):
+        self.path, self.title = Path(path), title
+        self.train: list[tuple[int, float]] = []  # (tokens seen, mean loss since the last point)
+        self.lrs: list[tuple[int, float]] = []
+        self.valid: list[tuple[int, float]] = []
+        self.epoch_ends: list[int] = []
+        self.last = (0, 0.0)  # (batch, running loss) at the previous point of this epoch
+
+    def on_epoch_begin(self, learner: "Learner") -> None:
+        if learner.batch == 0:
+            self.last = (0, 0.0)
+
+    def on_batch_end(self, learner: "Learner", loss: float | None) -> None:
+        if loss is None:
+            return
+        batch, running = self.last
+        mean = (loss * learner.batch - running * batch) / (learner.batch - batch)
+        self.train.append((learner.tokens_seen, mean))
+        self.lrs.append((learner.tokens_seen, learner.lr))
+        self.last = (learner.batch, loss)
+
+    def on_epoch_end(self, learner: "Learner", row: dict[str, Any]) -> None:
+        from rnnlm.train.plots import plot_loss_curve
+
+        self.valid.append((learner.tokens_seen, row["valid_loss"]))
+        self.epoch_ends.append(learner.tokens_seen)
+        plot_loss_curve(self.path, self.train, self.valid, self.lrs, self.epoch_ends, self.title)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"train": self.train, "lrs": self.lrs, "valid": self.valid,
+                "epoch_ends": self.epoch_ends, "last": self.last}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.train = [tuple(p) for p in state.get("train", [])]
+        self.lrs = [tuple(p) for p in state.get("lrs", [])]
+        self.valid = [tuple(p) for p in state.get("valid", [])]
+        self.epoch_ends = list(state.get("epoch_ends", []))
+        self.last = tuple(state.get("last", (0, 0.0)))

@@ -2,16 +2,25 @@
 
 The hidden state is carried from one batch to the next within an epoch and detached after every
 batch (truncated back-propagation through time); it restarts from zeros at each epoch, since the
-streams start over. Calling ``fit`` again continues with the same optimiser, as the lessons do
-when they train 4 epochs at 1e-3 and then 4 at 1e-4.
+streams start over.
+
+Training runs in phases: each call of ``fit`` starts one, a fresh learning-rate schedule on the
+same optimiser, as the lessons train 4 epochs at 1e-3 and then 4 at 1e-4; epochs are numbered
+across phases. ``training_state`` captures everything needed to go on exactly where training
+stands (weights, optimiser, scheduler, RNG states, the position inside the epoch, the carried
+hidden state, the callbacks' own state) as tensors plus plain JSON data;
+``load_training_state`` puts it back. ``rnnlm.train.checkpoint`` writes it to disk.
 """
 
 from __future__ import annotations
 
 import math
+import random
 import time
+from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -27,6 +36,29 @@ class TrainingDiverged(RnnlmError):
     pass
 
 
+def state_parts(state) -> tuple[torch.Tensor, ...]:
+    """The tensors of a recurrent state: none before the first batch, (h,) or (h, c)."""
+    if state is None:
+        return ()
+    return state if isinstance(state, tuple) else (state,)
+
+
+@dataclass
+class Phase:
+    """``epochs`` epochs at peak rate ``lr`` under one schedule, from epoch ``start_epoch``."""
+
+    epochs: int
+    lr: float
+    schedule: str = "constant"
+    cycle_len: int = 1
+    cycle_mult: int = 2
+    start_epoch: int = 0
+
+    @property
+    def end_epoch(self) -> int:
+        return self.start_epoch + self.epochs
+
+
 class Learner:
     def __init__(
         self,
@@ -38,21 +70,33 @@ class Learner:
         lr: float = 1e-3,
         wd: float = 0.0,
         clip: float | None = None,
+        ar: float = 0.0,
+        tar: float = 0.0,
         callbacks: Sequence[Callback] = (),
         log_every: int = 20,
     ):
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.train_data, self.valid_data = train, valid
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=wd)
+        self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
         self.clip = clip
+        self.ar, self.tar = ar, tar
         self.callbacks = list(callbacks)
         self.log_every = log_every
-        self.epoch = 0  # epochs completed so far, across calls to fit
+        self.phase: Phase | None = None
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self.epoch = 0  # epochs completed so far, across phases
+        self.batch = 0  # batches done in the epoch under way
         self.step = 0  # optimiser steps so far
         self.tokens_seen = 0
+        self.lr = lr  # the rate of the latest step
+        self.hidden = None  # the state carried to the next batch
+        self.loss_sum = torch.zeros((), device=self.device)  # train loss summed over this epoch
+        self.epoch_seconds = 0.0  # time spent on this epoch before a resume
         self.history: list[dict[str, Any]] = []
-        self.stop_requested = False
+        self.stop_reason: str | None = None
+        self.deadline = math.inf
+        self._unchecked: list[torch.Tensor] = []  # losses not yet checked to be finite
 
     @property
     def batches_per_epoch(self) -> int:
@@ -61,6 +105,14 @@ class Learner:
     def _call(self, hook: str, *args: Any) -> None:
         for callback in self.callbacks:
             getattr(callback, hook)(self, *args)
+
+    def request_stop(self, reason: str) -> None:
+        """Stop once this epoch ends (early stopping calls this from ``on_epoch_end``)."""
+        self.stop_reason = reason
+
+    def interrupt(self) -> None:
+        """Stop after the batch under way, mid-epoch, keeping the position for a resume."""
+        self.stop_reason = "interrupt"
 
     def fit(
         self,
@@ -71,71 +123,199 @@ class Learner:
         cycle_mult: int = 2,
         max_minutes: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Train ``epochs`` more epochs; returns their rows (also appended to ``history``)."""
-        scheduler = make_scheduler(
-            self.optimizer, schedule, lr, epochs * self.batches_per_epoch,
-            self.batches_per_epoch, cycle_len, cycle_mult,
-        )
-        deadline = time.monotonic() + 60 * max_minutes if max_minutes else math.inf
-        self.stop_requested = False
+        """Train ``epochs`` more epochs as a new phase; returns their rows (also in ``history``)."""
+        self.phase = Phase(epochs, lr, schedule, cycle_len, cycle_mult, self.epoch)
+        self.scheduler = self._make_scheduler(self.phase)
+        self.batch = 0
+        return self.fit_phase(max_minutes)
+
+    def fit_phase(self, max_minutes: float | None = None) -> list[dict[str, Any]]:
+        """Run the current phase to its end, from where it stands (after a resume, mid-phase)."""
+        if self.phase is None:
+            raise ValueError("no phase to continue: call fit first")
+        self.deadline = time.monotonic() + 60 * max_minutes if max_minutes is not None else math.inf
+        self.stop_reason = None
         rows = []
         self._call("on_train_begin")
-        for _ in range(epochs):
-            rows.append(self._fit_epoch(scheduler, deadline))
-            if self.stop_requested:
-                break
+        while self.epoch < self.phase.end_epoch and self.stop_reason is None:
+            row = self._fit_epoch()
+            if row is not None:
+                rows.append(row)
         self._call("on_train_end")
         return rows
 
-    def _fit_epoch(self, scheduler, deadline: float) -> dict[str, Any]:
+    def _make_scheduler(self, phase: Phase) -> torch.optim.lr_scheduler.LRScheduler:
+        n = self.batches_per_epoch
+        return make_scheduler(
+            self.optimizer, phase.schedule, phase.lr, phase.epochs * n, n, phase.cycle_len, phase.cycle_mult
+        )
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor, hidden) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """The objective (cross-entropy plus AR/TAR), the cross-entropy alone, and the new state."""
+        regularise = self.ar > 0 or self.tar > 0
+        out = self.model(x, hidden, activations=True) if regularise else self.model(x, hidden)
+        logits = out[0]
+        cross_entropy = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        objective = cross_entropy
+        if regularise:
+            raw, dropped = out[2]
+            objective = objective + self.ar * dropped.pow(2).mean()
+            objective = objective + self.tar * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
+        return objective, cross_entropy, out[1]
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, hidden) -> tuple[torch.Tensor, Any]:
+        """One optimiser step on one batch from state ``hidden``; returns the cross-entropy and
+        the detached new state."""
+        objective, cross_entropy, hidden = self.loss(x, y, hidden)
+        self.optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        if self.clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.optimizer.step()
+        return cross_entropy.detach(), detach_state(hidden)
+
+    def check_loss(self) -> float:
+        """Wait for the device; the running train loss of this epoch. Raises TrainingDiverged,
+        naming the first batch whose loss was not finite."""
+        if self._unchecked:
+            losses = torch.stack(self._unchecked)
+            self._unchecked = []
+            bad = (~torch.isfinite(losses)).nonzero()
+            if len(bad):
+                first = int(bad[0])
+                batch = self.batch - len(losses) + first + 1
+                raise TrainingDiverged(
+                    f"loss became {losses[first].item()} at epoch {self.epoch + 1}, batch {batch}"
+                )
+        return self.loss_sum.item() / max(self.batch, 1)
+
+    def check_weights(self) -> None:
+        """Raises TrainingDiverged when any weight is no longer finite (never save those)."""
+        self.check_loss()
+        for name, p in self.model.named_parameters():
+            if not torch.isfinite(p).all():
+                raise TrainingDiverged(
+                    f"weight {name} became non-finite at epoch {self.epoch + 1}, batch {self.batch}"
+                )
+
+    def _fit_epoch(self) -> dict[str, Any] | None:
+        """Train to the end of the epoch under way; returns its row, or None when interrupted."""
         start = time.monotonic()
+        if self.batch == 0:
+            self.hidden = None
+            self.loss_sum = torch.zeros((), device=self.device)
+            self.epoch_seconds = 0.0
         self._call("on_epoch_begin")
         self.model.train()
-        loss_sum = torch.zeros((), device=self.device)
-        batches = 0
-        state = None
-        for x, y in self.train_data:
-            x, y = x.to(self.device), y.to(self.device)
-            logits, state = self.model(x, state)
-            state = detach_state(state)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
-            self.optimizer.step()
-            scheduler.step()
-            loss_sum += loss.detach()
-            batches += 1
+        n = self.batches_per_epoch
+        while self.batch < n:
+            x, y = (t.to(self.device) for t in self.train_data.batch(self.batch))
+            self.lr = self.optimizer.param_groups[0]["lr"]
+            loss, self.hidden = self.train_step(x, y, self.hidden)
+            self.scheduler.step()
+            self.loss_sum += loss
+            self._unchecked.append(loss)
+            self.batch += 1
             self.step += 1
             self.tokens_seen += y.numel()
-            running = None
-            if batches % self.log_every == 0 or batches == self.batches_per_epoch:
-                running = loss_sum.item() / batches
-                if not math.isfinite(running):
-                    raise TrainingDiverged(
-                        f"loss became {running} in epoch {self.epoch + 1}, batch {batches}; "
-                        "try a lower --lr or gradient clipping (--clip)"
-                    )
-            self._call("on_batch_end", running)
-            if time.monotonic() > deadline:
-                self.stop_requested = True
+            synced = self.batch % self.log_every == 0 or self.batch == n
+            self._call("on_batch_end", self.check_loss() if synced else None)
+            if self.stop_reason == "interrupt":
+                self.epoch_seconds += time.monotonic() - start
+                return None
+            if time.monotonic() > self.deadline:
+                self.stop_reason = "time"
                 break
+        train_loss = self.check_loss()
         self.epoch += 1
+        self.batch = 0
+        self.hidden = None
         scores = evaluate_stream(self.model, self.valid_data, self.device) if self.valid_data else None
         valid_loss = scores.loss if scores else math.nan
         row = {
             "epoch": self.epoch,
-            "train_loss": loss_sum.item() / max(batches, 1),
+            "train_loss": train_loss,
             "valid_loss": valid_loss,
             "accuracy": scores.accuracy if scores else math.nan,
             "bpc": valid_loss / math.log(2),
             "perplexity": scores.perplexity if scores else math.nan,
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": self.lr,
             "step": self.step,
             "tokens": self.tokens_seen,
-            "time": time.monotonic() - start,
+            "time": self.epoch_seconds + time.monotonic() - start,
         }
         self.history.append(row)
         self._call("on_epoch_end", row)
         return row
+
+    def _callback_states(self) -> dict[str, Callback]:
+        return {f"{i}.{type(cb).__name__}": cb for i, cb in enumerate(self.callbacks)}
+
+    def training_state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Everything needed to continue exactly: CPU tensors by name, and JSON-able data."""
+        self.check_weights()
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        optimizer = self.optimizer.state_dict()
+        for index, slots in optimizer["state"].items():
+            tensors.update({f"optimizer.{index}.{name}": v for name, v in slots.items()})
+        hidden = state_parts(self.hidden)
+        tensors.update({f"hidden.{i}": h for i, h in enumerate(hidden)})
+        tensors["loss_sum"] = self.loss_sum
+        tensors["rng.torch"] = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+        tensors.update({f"rng.cuda.{i}": s for i, s in enumerate(cuda_rng)})
+        numpy_state = np.random.get_state()
+        info = {
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "step": self.step,
+            "tokens_seen": self.tokens_seen,
+            "lr": self.lr,
+            "epoch_seconds": self.epoch_seconds,
+            "stop_reason": self.stop_reason,
+            "history": self.history,
+            "phase": asdict(self.phase) if self.phase else None,
+            "scheduler": self.scheduler.state_dict() if self.scheduler else None,
+            "optimizer_groups": optimizer["param_groups"],
+            "hidden_parts": len(hidden),  # 0: none yet, 1: RNN/GRU, 2: LSTM (h, c)
+            "rng": {
+                "python": random.getstate(),
+                "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
+                "cuda_devices": len(cuda_rng),
+            },
+            "callbacks": {key: cb.state_dict() for key, cb in self._callback_states().items()},
+        }
+        cpu = {k: v.detach().to("cpu").clone().contiguous() for k, v in tensors.items()}
+        return cpu, info
+
+    def load_training_state(self, tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
+        """Put back what ``training_state`` captured (the model and data must match)."""
+        self.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+        self.phase = Phase(**info["phase"]) if info["phase"] else None
+        self.scheduler = self._make_scheduler(self.phase) if self.phase else None
+        slots: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optimizer."):
+                _, index, name = key.split(".", 2)
+                slots.setdefault(int(index), {})[name] = value
+        self.optimizer.load_state_dict({"state": slots, "param_groups": info["optimizer_groups"]})
+        if self.scheduler:
+            self.scheduler.load_state_dict(info["scheduler"])
+        self.epoch, self.batch, self.step = info["epoch"], info["batch"], info["step"]
+        self.tokens_seen, self.lr, self.epoch_seconds = info["tokens_seen"], info["lr"], info["epoch_seconds"]
+        self.stop_reason = info["stop_reason"]
+        self.history = list(info["history"])
+        hidden = tuple(tensors[f"hidden.{i}"].to(self.device) for i in range(info["hidden_parts"]))
+        self.hidden = None if not hidden else hidden[0] if len(hidden) == 1 else hidden
+        self.loss_sum = tensors["loss_sum"].to(self.device)
+        self._unchecked = []
+        torch.set_rng_state(tensors["rng.torch"])
+        cuda_rng = [tensors[f"rng.cuda.{i}"] for i in range(info["rng"]["cuda_devices"])]
+        if cuda_rng and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(cuda_rng[: torch.cuda.device_count()])
+        version, internal, gauss = info["rng"]["python"]
+        random.setstate((version, tuple(internal), gauss))
+        kind, keys, pos, has_gauss, cached = info["rng"]["numpy"]
+        np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+        for key, callback in self._callback_states().items():
+            callback.load_state_dict(info["callbacks"].get(key, {}))

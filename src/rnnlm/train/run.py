@@ -1,15 +1,19 @@
-"""Train a model from settings into a run folder: the work behind ``rnnlm train``."""
+"""Train a model from settings into a run folder, or resume one: the work behind ``rnnlm train``."""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import random
 import shutil
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -18,13 +22,24 @@ from rnnlm.config import RunConfig
 from rnnlm.data.batching import StreamBatches
 from rnnlm.data.corpus import is_builtin
 from rnnlm.data.textdata import TextData, build_text_data
+from rnnlm.data.vocab import Vocab
 from rnnlm.device import resolve_device
 from rnnlm.errors import RnnlmError
 from rnnlm.models import RecurrentLM
-from rnnlm.runfolder import BEST, LAST, METRICS, prepare_run_folder, save_weights, write_run_config
-from rnnlm.train.callbacks import Callback, EpochTable, MetricsLog, ProgressBar
-from rnnlm.train.learner import Learner
+from rnnlm.runfolder import (
+    BEST, LAST, METRICS, PLOT, STATE, VOCAB, prepare_run_folder, read_run_config, write_run_config,
+)
+from rnnlm.train.callbacks import (
+    Callback, EarlyStopping, EpochTable, LossPlot, MetricsLog, ProgressBar, SaveCheckpoints, SaveCycleEnds,
+)
+from rnnlm.train.checkpoint import SaveTrainingState, load_training_state, read_training_state
+from rnnlm.train.learner import Learner, TrainingDiverged
 from rnnlm.train.metrics import stream_batches_for_eval
+from rnnlm.train.plots import has_matplotlib
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the state was saved; the message says how to resume."""
 
 
 def seed_everything(seed: int) -> None:
@@ -33,12 +48,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_paths(config: RunConfig) -> RunConfig:
-    """Absolute data paths, so the run folder still finds its data from another directory."""
-    data = config.data
+def resolve_config(config: RunConfig) -> RunConfig:
+    """Validated, with absolute data paths (the run folder still finds its data from another
+    directory) and the schedule and epochs that phases imply written out."""
+    config.validate()
+    data, t = config.data, config.train
     source = data.source if is_builtin(data.source) else str(Path(data.source).resolve())
     valid = str(Path(data.valid).resolve()) if data.valid else None
-    return replace(config, data=replace(data, source=source, valid=valid))
+    phases = [list(p) for p in t.plan()] if t.phases else None
+    t = replace(t, phases=phases, lr=t.plan()[0][0], epochs=t.total_epochs, schedule=t.schedule_name)
+    return replace(config, data=replace(data, source=source, valid=valid), train=t)
 
 
 def check_sizes(data: TextData, bs: int, bptt: int) -> None:
@@ -55,25 +74,129 @@ def check_sizes(data: TextData, bs: int, bptt: int) -> None:
         )
 
 
+def fingerprint(data: TextData) -> dict[str, Any]:
+    """What a resume checks: the token ids it trains and validates on are the ones it began with."""
+    digest = hashlib.sha256()
+    for ids in (data.train_ids, data.valid_ids):
+        digest.update(str(ids.dtype).encode())
+        for start in range(0, len(ids), 1 << 24):  # memory maps are read a piece at a time
+            digest.update(np.ascontiguousarray(ids[start : start + (1 << 24)]).tobytes())
+    return {"train_tokens": len(data.train_ids), "valid_tokens": len(data.valid_ids), "sha256": digest.hexdigest()}
+
+
 def default_out(name: str) -> Path:
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-class SaveCheckpoints(Callback):
-    """Writes ``last.safetensors`` every epoch and ``model.safetensors`` when valid loss improves."""
+def load_data(config: RunConfig, vocab: Vocab | None = None) -> tuple[RunConfig, TextData]:
+    """Read and encode the corpus; the config comes back with the level it found."""
+    data = build_text_data(config.data, vocab)
+    settings = replace(config.data, level=data.tokenizer.level, lower=data.tokenizer.lower)
+    config = replace(config, data=settings)
+    check_sizes(data, config.train.bs, config.train.bptt)
+    return config, data
 
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.best = math.inf
-        self.saved = False
 
-    def on_epoch_end(self, learner: Learner, row: dict[str, Any]) -> None:
-        save_weights(self.folder / LAST, learner.model)
-        loss = row["valid_loss"]
-        if not self.saved or (math.isfinite(loss) and loss < self.best):
-            self.best = loss if math.isfinite(loss) else self.best
-            save_weights(self.folder / BEST, learner.model)
-        self.saved = True
+def make_learner(
+    config: RunConfig, data: TextData, device: torch.device, callbacks: list[Callback] = ()
+) -> Learner:
+    t = config.train
+    batches = StreamBatches(data.train_ids, t.bs, t.bptt)
+    return Learner(
+        RecurrentLM(len(data.vocab), config.model),
+        batches,
+        stream_batches_for_eval(data.valid_ids, t.bs, t.bptt),
+        device=device, lr=t.plan()[0][0], wd=t.wd, clip=t.clip, ar=t.ar, tar=t.tar, callbacks=callbacks,
+        log_every=max(1, min(20, len(batches) // 10)),  # at least ten loss points an epoch
+    )
+
+
+def run_callbacks(
+    config: RunConfig, folder: Path, data: TextData, save_every: int | None,
+    callbacks: list[Callback] | None, progress: bool | None, log,
+) -> tuple[list[Callback], SaveCheckpoints, SaveTrainingState]:
+    """The built-in callbacks of a run folder, the caller's, and last the state saver."""
+    t = config.train
+    weights = SaveCheckpoints(folder / BEST, folder / LAST)
+    state = SaveTrainingState(folder / STATE, save_every, extra=fingerprint(data))
+    chosen: list[Callback] = [ProgressBar(progress), EpochTable(log), MetricsLog(folder / METRICS), weights]
+    if t.schedule_name == "sgdr":
+        chosen.append(SaveCycleEnds(folder))
+    if t.patience:
+        chosen.append(EarlyStopping(t.patience))
+    if has_matplotlib():
+        chosen.append(LossPlot(folder / PLOT, title=plot_title(folder, config, data)))
+    return [*chosen, *(callbacks or []), state], weights, state
+
+
+def plot_title(folder: Path, config: RunConfig, data: TextData) -> str:
+    m = config.model
+    model = f"{m.layers}-layer {m.cell.upper()} {m.hidden}"
+    return f"{folder.name}: {model} on {data.name} ({data.tokenizer.level} level)"
+
+
+@contextmanager
+def interrupt_saves(learner: Learner) -> Iterator[None]:
+    """The first Ctrl-C asks the learner to stop after the batch under way (so its state can be
+    saved whole); a second one interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        signal.signal(signal.SIGINT, previous)
+        learner.interrupt()
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_phases(learner: Learner, config: RunConfig, max_minutes: float | None) -> None:
+    """Run the phases of the plan that are not done yet, continuing a resumed one where it stopped."""
+    t = config.train
+    deadline = time.monotonic() + 60 * max_minutes if max_minutes else math.inf
+    start, ran = 0, False
+    with interrupt_saves(learner):
+        for lr, epochs in t.plan():
+            end = start + epochs
+            if learner.epoch < end:
+                minutes = (deadline - time.monotonic()) / 60 if max_minutes else None
+                if ran and minutes is not None and minutes <= 0:
+                    learner.stop_reason = "time"
+                    return
+                ran = True  # a session trains at least one batch, however short its budget
+                if learner.phase is not None and learner.phase.start_epoch == start:
+                    learner.fit_phase(minutes)
+                else:
+                    learner.fit(epochs, lr, t.schedule_name, t.cycle_len, t.cycle_mult, minutes)
+                if learner.stop_reason:
+                    return
+            start = end
+
+
+def position(epoch: int, batch: int) -> str:
+    """Where training stands, in words: epoch counts completed epochs, batch those of the next."""
+    return f"after epoch {epoch}" if batch == 0 else f"at epoch {epoch + 1}, batch {batch}"
+
+
+def _fit(learner: Learner, config: RunConfig, folder: Path, state: SaveTrainingState,
+         max_minutes: float | None) -> None:
+    """Run the plan; turn an interrupt or a diverged loss into a message that says what was kept."""
+    try:
+        run_phases(learner, config, max_minutes)
+    except TrainingDiverged as e:
+        kept = (f"{folder} keeps the last good state, saved {position(*state.saved_at)}"
+                if state.saved_at else "nothing was saved")
+        clip = f"a smaller --clip (now {learner.clip:g})" if learner.clip else "gradient clipping (--clip 1)"
+        raise TrainingDiverged(f"{e}; {kept}; try a lower --lr (now {learner.phase.lr:g}) or {clip}") from None
+    if learner.stop_reason == "interrupt":
+        raise TrainingInterrupted(
+            f"interrupted {position(learner.epoch, learner.batch)}; state saved in {folder}. "
+            f"Resume with: rnnlm train --resume {folder}"
+        )
 
 
 def train(
@@ -84,32 +207,57 @@ def train(
     progress: bool | None = None,
     log=None,
 ) -> tuple[Path, Learner, TextData]:
-    """Read the data, build the model, train it, and write the run folder. Returns its path."""
-    config.validate()
-    config = resolve_paths(config)
+    """Read the data, build the model, train it, and write the run folder. Returns its path.
+
+    Raises TrainingInterrupted (a KeyboardInterrupt) on Ctrl-C once the state is saved, and
+    TrainingDiverged (an RnnlmError) when the loss stops being finite."""
+    config = resolve_config(config)
     device = resolve_device(config.train.device)
     seed_everything(config.train.seed)
-    data = build_text_data(config.data)
-    settings = replace(config.data, level=data.tokenizer.level, lower=data.tokenizer.lower)
-    config = replace(config, data=settings)
-    t = config.train
-    check_sizes(data, t.bs, t.bptt)
+    config, data = load_data(config)
     folder = prepare_run_folder(out or default_out(data.name))
-    model = RecurrentLM(len(data.vocab), config.model)
-    saver = SaveCheckpoints(folder)
-    learner = Learner(
-        model,
-        StreamBatches(data.train_ids, t.bs, t.bptt),
-        stream_batches_for_eval(data.valid_ids, t.bs, t.bptt),
-        device=device, lr=t.lr, wd=t.wd, clip=t.clip,
-        callbacks=[ProgressBar(progress), EpochTable(log), MetricsLog(folder / METRICS), saver,
-                   *(callbacks or [])],
-    )
+    chosen, weights, state = run_callbacks(config, folder, data, config.train.save_every, callbacks, progress, log)
+    learner = make_learner(config, data, device, chosen)
     try:
         write_run_config(folder, config, data.vocab, data.name)
-        learner.fit(t.epochs, t.lr, t.schedule, t.cycle_len, t.cycle_mult, t.max_minutes)
+        _fit(learner, config, folder, state, config.train.max_minutes)
     except BaseException:
-        if not saver.saved:
+        if not (weights.saved or state.saved_at):
             shutil.rmtree(folder, ignore_errors=True)
         raise
+    return folder, learner, data
+
+
+def resume(
+    folder: str | os.PathLike,
+    *,
+    max_minutes: float | None = None,
+    save_every: int | None = None,
+    device: str | None = None,
+    callbacks: list[Callback] | None = None,
+    progress: bool | None = None,
+    log=None,
+) -> tuple[Path, Learner, TextData]:
+    """Continue a run from its saved training state, exactly where it stopped. ``max_minutes``,
+    ``save_every`` and ``device`` apply to this session; every other setting is the run's own."""
+    folder = Path(folder)
+    config = RunConfig.from_dict(read_run_config(folder))
+    for temporary in folder.glob(".*.tmp"):  # an atomic write that a crash cut short
+        temporary.unlink()
+    tensors, info, extra = read_training_state(folder / STATE)
+    t = config.train
+    if info.get("epoch", 0) >= t.total_epochs or info.get("stop_reason") == "patience":
+        why = "stopped early (--patience)" if info.get("stop_reason") == "patience" else "finished"
+        raise RnnlmError(f"{folder}: training already {why} after epoch {info.get('epoch')}; nothing to resume")
+    target = resolve_device(device or t.device)
+    config, data = load_data(config, Vocab.load(folder / VOCAB))
+    if fingerprint(data) != extra:
+        raise RnnlmError(f"{folder}: the corpus {config.data.source} changed since the run began; cannot resume")
+    chosen, _, state = run_callbacks(config, folder, data, save_every or t.save_every, callbacks, progress, log)
+    learner = make_learner(config, data, target, chosen)
+    load_training_state(learner, tensors, info, folder / STATE)
+    state.saved_at = (learner.epoch, learner.batch)
+    print(f"resuming {folder} {position(learner.epoch, learner.batch)} "
+          f"({learner.batches_per_epoch} batches an epoch)", file=log, flush=True)
+    _fit(learner, config, folder, state, max_minutes if max_minutes is not None else t.max_minutes)
     return folder, learner, data

@@ -31,3 +31,11 @@ def make_scheduler(
         )
     raise ValueError(f"unknown schedule {schedule!r}")
 
+
+def is_sgdr_cycle_end(epochs_into_phase: int, cycle_len: int, cycle_mult: int) -> bool:
+    """Whether an SGDR cycle ends after this many epochs of its phase (cycles of cycle_len,
+    cycle_len * cycle_mult, cycle_len * cycle_mult ** 2, ... epochs)."""
+    end, length = 0, cycle_len
+    while end < epochs_into_phase:
+        end, length = end + length, length * cycle_mult
+    return end == epochs_into_phase > 0

@@ -1,0 +1,58 @@
+"""Sampling the lesson way: re-read a window of the last characters for every new one.
+
+``get_next`` feeds the window to the model from a zero state and takes the most likely next
+token (the early notebooks) or draws it from the predicted distribution (the LSTM notebook);
+``get_next_n`` slides the window: drop its first token, append the new one, repeat. Every new
+token re-reads the whole window, and anything before the window is forgotten. rnnlm's own
+generation (:mod:`rnnlm.generate`) feeds the prime once and then one token a step, carrying the
+hidden state: with ``window=None`` here (the window grows and keeps everything) the two give the
+same tokens, at O(n) instead of O(1) work per token.
+
+Works with the lesson models (ids -> logits) and with ``RecurrentLM`` ((ids, state) -> (logits,
+state)).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from rnnlm.models.lesson import Stateful
+
+
+@torch.no_grad()
+def next_logits(model: torch.nn.Module, window: list[int]) -> torch.Tensor:
+    """Scores (vocab,) for the token after ``window``, read from a zero state."""
+    if isinstance(model, Stateful):
+        model.reset()
+    device = next(model.parameters()).device
+    out = model(torch.tensor([window], device=device))
+    if isinstance(out, tuple):  # RecurrentLM: (logits, state)
+        out = out[0]
+    return out[0, -1] if out.dim() == 3 else out[0]
+
+
+def get_next(model: torch.nn.Module, window: list[int], greedy: bool = True,
+             generator: torch.Generator | None = None) -> int:
+    """The next token id: the most likely one, or a draw (``torch.multinomial``) when not greedy."""
+    logits = next_logits(model, window)
+    if greedy:
+        return int(logits.argmax())
+    return int(torch.multinomial(logits.float().softmax(-1), 1, generator=generator))
+
+
+def get_next_n(model: torch.nn.Module, prime: list[int], n: int, *, greedy: bool = True,
+               window: int | None = -1, generator: torch.Generator | None = None) -> list[int]:
+    """``n`` new ids after ``prime``, sliding a window of ``window`` tokens (-1: the prime's
+    length, as the lessons do; None: never drop anything)."""
+    size = len(prime) if window == -1 else window
+    context, new = list(prime), []
+    was_training = model.training
+    model.eval()
+    for _ in range(n):
+        token = get_next(model, context, greedy, generator)
+        new.append(token)
+        context.append(token)
+        if size is not None:
+            context = context[-size:]
+    model.train(was_training)
+    return new

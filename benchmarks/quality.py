@@ -16,7 +16,11 @@ RecurrentLM also drops out before the output layer; the lessons fit 2 epochs at 
 1e-2 before their cosine restarts; and their weight decay was L2 inside Adam, rnnlm's is
 decoupled (AdamW).
 
-    python benchmarks/quality.py [--minutes 10] [--data ../shared/data/nietzsche.txt]
+On a machine shared with other work, --cpu --threads 1 counts CPU time of the training loop
+instead (validation not counted), as benchmarks/regularisation.py does: a recipe that ran in a
+busy spell then gets as much computing as one that ran in a quiet one.
+
+    python benchmarks/quality.py [--minutes 10] [--cpu --threads 1] [--data ../shared/data/nietzsche.txt]
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_threads_option, machine, set_threads, table  # noqa: E402
+from regularisation import CpuBudget  # noqa: E402
 
 from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from rnnlm.data.batching import StreamBatches  # noqa: E402
@@ -59,7 +64,7 @@ RECOMMENDED = RunConfig(
 )
 
 
-def epochs_that_fit(config: RunConfig, seconds: float, probe_batches: int = 6) -> int:
+def epochs_that_fit(config: RunConfig, seconds: float, clock, count_validation: bool, probe_batches: int = 6) -> int:
     """Time a few training batches of a throwaway model of the recipe; whole epochs that fit."""
     data = build_text_data(config.data)
     t = config.train
@@ -70,31 +75,38 @@ def epochs_that_fit(config: RunConfig, seconds: float, probe_batches: int = 6) -
     probe = StreamBatches(data.train_ids[: probe_batches * t.bs * t.bptt + 1], t.bs, t.bptt)
     Learner(model, warm_up, None, lr=t.lr, clip=t.clip).fit(1, t.lr)
     learner = Learner(model, probe, None, lr=t.lr, clip=t.clip)
-    start = time.perf_counter()
+    start = clock()
     learner.fit(1, t.lr)
-    per_token = (time.perf_counter() - start) / probe.tokens
-    valid_cost = len(data.valid_ids) / 3  # a validation pass is forward only: about a third
+    per_token = (clock() - start) / probe.tokens
+    valid_cost = len(data.valid_ids) / 3 if count_validation else 0  # forward only: about a third
     epoch_s = per_token * (train_batches.tokens + valid_cost)
     return max(1, math.floor(seconds / epoch_s))
 
 
-def run(name: str, config: RunConfig, minutes: float, out: Path) -> list:
-    start = time.perf_counter()
+def run(name: str, config: RunConfig, minutes: float, out: Path, cpu: bool) -> list:
+    """Train ``config`` for the budget; its table row. ``cpu``: the budget is CPU time of the
+    training loop (validation not counted, as benchmarks/regularisation.py), else wall-clock
+    time (validation counted)."""
+    clock = time.process_time if cpu else time.perf_counter
+    start, wall_start = clock(), time.perf_counter()
     if config.train.schedule == "onecycle":
-        epochs = epochs_that_fit(config, 60 * minutes - (time.perf_counter() - start) - 5)
+        epochs = epochs_that_fit(config, 60 * minutes - (clock() - start) - 5, clock, not cpu)
         config = replace(config, train=replace(config.train, epochs=epochs))
-    left = max(minutes - (time.perf_counter() - start) / 60, 1e-3)
-    config = replace(config, train=replace(config.train, max_minutes=left))
-    _, learner, _ = train(config, out, log=io.StringIO(), progress=False)
-    took = time.perf_counter() - start
+    left = max(60 * minutes - (clock() - start), 0.06)
+    budget = CpuBudget(left) if cpu else None
+    if not cpu:
+        config = replace(config, train=replace(config.train, max_minutes=left / 60))
+    _, learner, _ = train(config, out, callbacks=[budget] if budget else None, log=io.StringIO(), progress=False)
+    spent = (clock() - start) if not cpu else (60 * minutes - left + budget.spent)
     best = min(learner.history, key=lambda r: r["valid_loss"])
     m, t = config.model, config.train
     recipe = (f"{m.cell} {m.layers}x{m.hidden} emb {m.emb} drop {m.dropout}, bs {t.bs} bptt {t.bptt}, "
               f"{t.schedule} lr {t.lr:g}" + (f" wd {t.wd:g}" if t.wd else "") + (f" clip {t.clip:g}" if t.clip else ""))
     epochs = learner.tokens_seen / learner.train_data.tokens
     print(f"  {name}: best valid {best['bpc']:.4f} bits/char ({best['valid_loss']:.4f} nats) at epoch "
-          f"{best['epoch']}, {learner.tokens_seen:,} tokens in {took:.0f} s", file=sys.stderr, flush=True)
-    return [name, recipe, f"{epochs:.2f}", f"{learner.tokens_seen:,}", f"{took / 60:.1f}",
+          f"{best['epoch']}, {learner.tokens_seen:,} tokens, {time.perf_counter() - wall_start:.0f} s wall",
+          file=sys.stderr, flush=True)
+    return [name, recipe, f"{epochs:.2f}", f"{learner.tokens_seen:,}", f"{spent / 60:.1f}",
             f"{best['valid_loss']:.4f}", f"{best['bpc']:.4f}"]
 
 
@@ -102,19 +114,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=10.0, help="wall-clock budget of each recipe")
     parser.add_argument("--data", default=str(SHARED), help="the Nietzsche text (default: ../shared/data)")
+    parser.add_argument("--cpu", action="store_true",
+                        help="count the budget in CPU time of the training loop instead of wall-clock time: "
+                             "fair on a machine shared with other work (use with --threads 1)")
     add_threads_option(parser)
     args = parser.parse_args()
     set_threads(args.threads)
     if args.data != "nietzsche" and not Path(args.data).is_file():
         raise SystemExit(f"{args.data}: not found; pass --data PATH (or 'nietzsche' to download it)")
-    print(f"# Quality per {args.minutes:g} minutes, Nietzsche\n\n{machine()}\n")
+    clock = "CPU" if args.cpu else "wall-clock"
+    print(f"# Quality per {args.minutes:g} {clock} minutes, Nietzsche\n\n{machine()}\n")
     rows = []
     with tempfile.TemporaryDirectory(prefix="rnnlm-quality-") as tmp:
         for name, config in (("rnnlm recommended", RECOMMENDED), ("lessons' 2-layer LSTM", LESSONS)):
             config = replace(config, data=replace(config.data, source=args.data))
-            rows.append(run(name, config, args.minutes, Path(tmp) / name.split()[0]))
-    print(table(["recipe", "settings", "epochs", "tokens", "minutes", "valid nats/char", "valid bits/char"],
-                rows))
+            rows.append(run(name, config, args.minutes, Path(tmp) / name.split()[0], args.cpu))
+    print(table(["recipe", "settings", "epochs", "tokens", f"{clock} minutes", "valid nats/char",
+                 "valid bits/char"], rows))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from common import add_threads_option, best_times, machine, set_threads, table  
 
 from rnnlm.config import ModelConfig  # noqa: E402
 from rnnlm.generate import one_step_kernels  # noqa: E402
-from rnnlm.models import RecurrentLM, detach_state  # noqa: E402
+from rnnlm.models import RecurrentLM  # noqa: E402
 
 VOCAB = 60
 CONFIGS = [("gru", 1, 64, 256, 64, 64), ("lstm", 1, 64, 256, 64, 64), ("lstm", 2, 128, 512, 32, 64)]

@@ -3,7 +3,6 @@ import json
 import pytest
 import torch
 
-from rnnlm.cli import main
 from rnnlm.device import set_threads
 from rnnlm.errors import RnnlmError
 from test_cli import TINY_MODEL, assert_usage_error, run_cli

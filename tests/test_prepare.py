@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from safetensors.torch import load_file
 
 import rnnlm.data.prepare as prepare_module
 from rnnlm.config import DataConfig
@@ -17,7 +19,9 @@ from rnnlm.data.textdata import build_text_data
 from rnnlm.errors import RnnlmError
 from rnnlm.evaluate import evaluate_run
 from rnnlm.runfolder import load_run
-from rnnlm.train.run import train
+from rnnlm.train.callbacks import Callback
+from rnnlm.train.run import TrainingInterrupted, resume, train
+
 from conftest import SHARED_DATA, tiny_config
 
 DOCS = {
@@ -183,3 +187,21 @@ def test_nietzsche_in_lesson_settings(tmp_path):
     source = SHARED_DATA / "nietzsche.txt"
     prepare(DataConfig(source=str(source), **data), tmp_path / "p", chunk_bytes=100_000, progress=False)
     assert_same_data(source, tmp_path / "p", **data)
+
+
+class InterruptInEpoch2(Callback):
+    def on_batch_end(self, learner, loss):
+        if (learner.epoch, learner.batch) == (1, 3):
+            learner.interrupt()
+
+
+def test_a_run_on_a_prepared_folder_resumes_exactly(tmp_path, tiny_file):
+    prepare(DataConfig(source=str(tiny_file), lower=True), tmp_path / "p", progress=False)
+    config = tiny_config(str(tmp_path / "p"), epochs=2)
+    straight, _, _ = train(config, tmp_path / "straight", log=io.StringIO(), progress=False)
+    with pytest.raises(TrainingInterrupted):
+        train(config, tmp_path / "resumed", callbacks=[InterruptInEpoch2()], log=io.StringIO(), progress=False)
+    folder, _, data = resume(tmp_path / "resumed", log=io.StringIO(), progress=False)
+    assert isinstance(data.train_ids, np.memmap)
+    a, b = load_file(straight / "last.safetensors"), load_file(folder / "last.safetensors")
+    assert all(torch.equal(a[name], b[name]) for name in a)

@@ -226,7 +226,9 @@ def prepare(
         raise RnnlmError(f"{data.source}: is empty")
     vocab = Vocab.build(passes.count_tokens(), min_freq=data.min_freq, max_size=data.max_size)
     if len(vocab) == len(Vocab.build({}).itos):
-        raise RnnlmError(f"{data.source}: no token occurs --min-freq {data.min_freq} times in the training split")
+        raise RnnlmError(
+            f"{data.source}: no token occurs --min-freq {data.min_freq} times in the training split"
+        )
     out = Path(out)
     tmp = new_folder_beside(out)
     try:
@@ -235,7 +237,9 @@ def prepare(
             f.flush()
             os.fsync(f.fileno())
         if tokens[TRAIN] < 2:
-            raise RnnlmError(f"{data.source}: the training split has {tokens[TRAIN]} tokens; it needs at least 2")
+            raise RnnlmError(
+                f"{data.source}: the training split has {tokens[TRAIN]} tokens; it needs at least 2"
+            )
         meta = {
             "format": PREPARED_FORMAT,
             "version": PREPARED_VERSION,
@@ -299,7 +303,8 @@ def open_prepared(folder: str | os.PathLike) -> PreparedCorpus:
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise damaged(folder, f"{META} lacks or garbles {e}") from None
     if dtype != vocab.dtype or meta.get("vocab_size") != len(vocab):
-        raise damaged(folder, f"{META} says {meta.get('vocab_size')} tokens as {dtype}, {VOCAB} has {len(vocab)}")
+        says = f"{META} says {meta.get('vocab_size')} tokens as {dtype}"
+        raise damaged(folder, f"{says}, {VOCAB} has {len(vocab)}")
     total = splits[VALID][1]
     size = (folder / IDS).stat().st_size if (folder / IDS).is_file() else -1
     if size != total * dtype.itemsize or splits[TRAIN][0] != 0 or splits[TRAIN][1] != splits[VALID][0]:

@@ -89,7 +89,8 @@ def default_out(name: str) -> Path:
 
 
 def load_data(config: RunConfig, vocab: Vocab | None = None) -> tuple[RunConfig, TextData]:
-    """Read and encode the corpus; the config comes back with the level it found."""
+    """Read and encode the corpus; the config comes back with the level and lower-casing it found
+    (a prepared folder fixes both)."""
     data = build_text_data(config.data, vocab)
     settings = replace(config.data, level=data.tokenizer.level, lower=data.tokenizer.lower)
     config = replace(config, data=settings)

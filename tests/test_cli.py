@@ -113,7 +113,7 @@ def test_evaluate_json(cli_run, capsys):
     (["evaluate", "{d}"], "not a run folder"),
     (["generate", "{d}/nope"], "no such run folder"),
     (["generate", "{run}", "-n", "-1"], "-n must be in"),
-    (["generate", "{run}", "--temperature", "0"], "--temperature must be > 0"),
+    (["generate", "{run}", "--temperature", "0"], "--temperature must be a finite number > 0"),
     (["generate", "{run}", "--top-p", "2"], "--top-p must be in (0, 1]"),
     (["generate", "{run}", "--top-k", "0"], "--top-k must be >= 1"),
     (["generate", "{run}", "--samples", "0"], "--samples must be in"),

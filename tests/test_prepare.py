@@ -152,11 +152,44 @@ def test_settings_that_contradict_the_prepared_folder_are_refused(tmp_path, tiny
         build_text_data(DataConfig(source=str(tmp_path / "p"), **settings))
 
 
-def test_damaged_folder_is_refused(tmp_path, tiny_file):
-    prepare(DataConfig(source=str(tiny_file)), tmp_path / "p", progress=False)
-    with open(tmp_path / "p" / "ids.bin", "r+b") as f:
+def truncate_ids(folder):
+    with open(folder / "ids.bin", "r+b") as f:
         f.truncate(100)
-    with pytest.raises(RnnlmError, match="damaged prepared folder"):
+
+
+def poke_an_id_beyond_the_vocab(folder):
+    with open(folder / "ids.bin", "r+b") as f:
+        f.seek(50)
+        f.write(b"\xff")
+
+
+def edit_meta(**changes):
+    def edit(folder):
+        meta = json.loads((folder / META).read_text())
+        (folder / META).write_text(json.dumps({**meta, **changes}))
+    return edit
+
+
+@pytest.mark.parametrize("damage,message", [
+    (truncate_ids, "ids.bin is 100 bytes"),
+    (poke_an_id_beyond_the_vocab, "ids beyond the"),
+    (edit_meta(dtype="object"), "level, lower or dtype"),
+    (edit_meta(level="byte"), "level, lower or dtype"),
+    (edit_meta(splits={"train": [0, 5000], "valid": [10, 20]}), "split offsets"),
+    (edit_meta(splits={"train": [0, "9" * 5000], "valid": [1, 2]}), "split offsets"),
+    (edit_meta(vocab_size=3), "tokens as uint8"),
+])
+def test_damaged_folder_is_refused(tmp_path, tiny_file, damage, message):
+    prepare(DataConfig(source=str(tiny_file)), tmp_path / "p", progress=False)
+    damage(tmp_path / "p")
+    with pytest.raises(RnnlmError, match=message):
+        open_prepared(tmp_path / "p")
+
+
+def test_meta_that_is_not_json_is_refused(tmp_path, tiny_file):
+    prepare(DataConfig(source=str(tiny_file)), tmp_path / "p", progress=False)
+    (tmp_path / "p" / META).write_text("[" * 100_000)
+    with pytest.raises(RnnlmError, match="damaged prepared corpus"):
         open_prepared(tmp_path / "p")
 
 

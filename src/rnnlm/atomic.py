@@ -8,17 +8,41 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from rnnlm.errors import RnnlmError
+from rnnlm.reading import read_file
+
+
+class WriteFailed(RnnlmError):
+    """A file could not be written (a full disk, a read-only folder); the file it was to replace,
+    if any, is unchanged."""
+
+
+def check_writable(path: str | os.PathLike, option: str) -> None:
+    """Refuse up front a file that ``write_bytes`` could not replace: a folder, or a path whose
+    folder does not exist (say so before a long job, not after it)."""
+    path = Path(path)
+    if path.is_dir():
+        raise RnnlmError(f"{option} {path}: is a folder; name a file")
+    if not path.parent.is_dir():
+        raise RnnlmError(f"{option} {path}: no folder {path.parent} to write it in")
+
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise WriteFailed(f"cannot write {path} ({e.strerror or e})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise WriteFailed(f"cannot write {path} ({e.strerror or e})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -35,5 +59,5 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def append_line(path: str | os.PathLike, line: str) -> None:
     """Append one line to a log by rewriting it atomically (logs here are small: one line an epoch)."""
     path = Path(path)
-    old = path.read_bytes() if path.exists() else b""
+    old = read_file(path) if path.exists() else b""
     write_bytes(path, old + line.rstrip("\n").encode("utf-8") + b"\n")

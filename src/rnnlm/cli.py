@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import unicodedata
 from dataclasses import fields
 from typing import Sequence
 
 from rnnlm import __version__
-from rnnlm.config import CELLS, DEVICES, SCHEDULES, DataConfig, ModelConfig, RunConfig, TrainConfig
+from rnnlm.config import (
+    CELLS, DECODE_ERRORS, DEVICES, SCHEDULES, DataConfig, ModelConfig, RunConfig, TrainConfig,
+)
 from rnnlm.data.datasets import DATASETS
 from rnnlm.errors import RnnlmError
 
 EXIT_USAGE = 2
+EXIT_BUG = 1
 
 
 class Parser(argparse.ArgumentParser):
@@ -49,6 +54,18 @@ def add_data_options(p: argparse.ArgumentParser, prepared: bool = True) -> None:
     split.add_argument("--valid-frac", type=float, default=d.valid_frac,
                        help="last fraction of the text held out for validation")
     split.add_argument("--valid", metavar="FILE", default=None, help="validation text instead of a split")
+    add_encoding_options(g, d.encoding, d.errors)
+
+
+def add_encoding_options(g: argparse._ActionsContainer, encoding: str | None, errors: str | None) -> None:
+    """``--encoding`` and ``--errors``; None as defaults: as the run read its corpus."""
+    run = "" if encoding else " (default: as the run read its corpus)"
+    g.add_argument("--encoding", default=encoding, metavar="NAME",
+                   help="encoding of the text files, e.g. latin-1, cp1252, utf-16 (utf-8 also reads "
+                        "files that start with a UTF-16 or UTF-32 byte order mark)" + run)
+    g.add_argument("--errors", choices=DECODE_ERRORS, default=errors,
+                   help="bytes the encoding cannot read: strict stops with an error, replace puts "
+                        "U+FFFD in their place, ignore drops them" + run)
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -187,15 +204,21 @@ def cmd_train(args: argparse.Namespace) -> None:
     run = load_run(folder, device=args.device)
     n = 200 if data.tokenizer.level == "char" else 40
     text = generate_text(run.model, run.tokenizer, run.vocab, "", n, seed=args.seed, temperature=0.8)[0]
-    print(f"sample: {text}")
+    print(f"sample: {for_terminal(text)}")
     print(f"\nnext: rnnlm generate {folder} --prime '...'   |   rnnlm evaluate {folder}")
 
 
 def cmd_lr_find(args: argparse.Namespace) -> None:
     from pathlib import Path
 
+    from rnnlm.atomic import check_writable
     from rnnlm.train.lr_find import find_lr
+    from rnnlm.train.plots import has_matplotlib
 
+    if args.plot:
+        check_writable(args.plot, "--plot")
+        if not has_matplotlib():
+            raise RnnlmError("--plot needs matplotlib: pip install 'rnnlm[plot]'")
     finding = find_lr(config_from_args(args), start=args.start_lr, end=args.end_lr, batches=args.batches)
     print(f"{'lr':>10}  {'loss':>8}  {'smoothed':>8}")
     step = max(1, len(finding.lrs) // 12)
@@ -214,23 +237,23 @@ def cmd_generate(args: argparse.Namespace) -> None:
     from rnnlm.generate import check_sampling, generate, generate_text
     from rnnlm.runfolder import load_run
 
-    check_sampling(args.n, args.samples, args.temperature, args.top_k, args.top_p)
+    check_sampling(args.n, args.samples, args.temperature, args.top_k, args.top_p, args.seed)
     run = load_run(args.run, device=args.device)
     options = dict(samples=args.samples, seed=args.seed, temperature=args.temperature,
                    top_k=args.top_k, top_p=args.top_p, greedy=args.greedy)
     if args.samples == 1:
         separator = " " if run.tokenizer.level == "word" else ""
-        sys.stdout.write(args.prime)
+        sys.stdout.write(for_terminal(args.prime))
         first = True
         for pieces in generate(run.model, run.tokenizer, run.vocab, args.prime, args.n, **options):
-            sys.stdout.write(("" if first and not args.prime else separator) + pieces[0])
+            sys.stdout.write(for_terminal(("" if first and not args.prime else separator) + pieces[0]))
             sys.stdout.flush()
             first = False
         sys.stdout.write("\n")
         return
     texts = generate_text(run.model, run.tokenizer, run.vocab, args.prime, args.n, **options)
     for i, text in enumerate(texts, 1):
-        print(f"--- sample {i} ---\n{text}")
+        print(f"--- sample {i} ---\n{for_terminal(text)}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -238,7 +261,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from rnnlm.runfolder import load_run
 
     run = load_run(args.run, device=args.device)
-    scores = evaluate_run(run, args.data)
+    scores = evaluate_run(run, args.data, args.encoding, args.errors)
     if args.json:
         print(json.dumps(scores.as_dict()))
         return
@@ -350,6 +373,7 @@ def build_parser() -> Parser:
                    help="text file, folder or built-in (default: the run's validation split)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
+    add_encoding_options(p, None, None)
     add_threads_option(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -385,8 +409,36 @@ def build_parser() -> Parser:
     return parser
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped: a file name may hold a newline or a terminal
+    escape sequence, and an error stays one harmless line."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def for_terminal(text: str) -> str:
+    """Generated text as it goes to stdout: on a terminal, control characters other than newline
+    and tab are shown escaped, since a model (trained on hostile text, or from a stranger) can
+    write an escape sequence the terminal would obey. Piped or redirected, text stays as it is."""
+    if not sys.stdout.isatty():
+        return text
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" and c not in "\n\t" else c for c in text)
+
+
+def out_of_memory(e: BaseException) -> bool:
+    text = str(e)
+    return isinstance(e, MemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; every failure becomes one line on stderr. Exit status 2: a problem with
+    the input, the options, the machine (memory, disk); 130: Ctrl-C; 1: a bug in rnnlm (set
+    RNNLM_DEBUG=1 for its traceback)."""
     args = build_parser().parse_args(argv)
+
+    def fail(message: str, status: int = EXIT_USAGE) -> int:
+        print(f"rnnlm {args.command}: error: {one_line(message)}", file=sys.stderr)
+        return status
+
     try:
         if getattr(args, "threads", None) is not None:
             from rnnlm.device import set_threads
@@ -394,13 +446,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             set_threads(args.threads)
         args.func(args)
     except RnnlmError as e:
-        print(f"rnnlm {args.command}: error: {e}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(str(e))
     except KeyboardInterrupt as e:
-        print(f"\nrnnlm {args.command}: {e or 'interrupted'}", file=sys.stderr)
+        print(f"\nrnnlm {args.command}: {one_line(str(e)) or 'interrupted'}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as e:
+        if os.environ.get("RNNLM_DEBUG"):
+            raise
+        if out_of_memory(e):
+            return fail("out of memory; try a smaller --bs, --bptt, --hidden, --layers, --samples or corpus")
+        if isinstance(e, OSError):
+            where = f"{e.filename}: " if e.filename else ""
+            return fail(f"{where}{e.strerror or e}")
+        reason = str(e).splitlines()[0][:300] if str(e) else ""
+        return fail(f"internal error ({type(e).__name__}: {reason}); this is a bug in rnnlm, please report it "
+                    "(RNNLM_DEBUG=1 shows the traceback)", EXIT_BUG)
     return 0
 
 

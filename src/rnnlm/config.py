@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import codecs
 import math
+import types
+import typing
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, shown
 
 CELLS = ("lstm", "gru", "rnn")
 SCHEDULES = ("constant", "onecycle", "sgdr")
 DEVICES = ("auto", "cpu", "cuda")
+DECODE_ERRORS = ("strict", "replace", "ignore")
+MAX_SEED = 2**32 - 1  # numpy's seeds stop there
 
 
 def _check(ok: bool, message: str) -> None:
@@ -22,6 +27,55 @@ def _positive(name: str, value: float) -> None:
     _check(value > 0 and math.isfinite(value), f"--{name} must be > 0 (got {value})")
 
 
+def _fits(value: Any, hint: Any) -> bool:
+    """``value`` is of the annotated type ``hint`` (bool is not a number here; an int is a float)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return any(_fits(value, h) for h in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    origin = typing.get_origin(hint)
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, hint)
+
+
+TYPE_NAMES = {int: "a whole number", float: "a number", str: "text", bool: "true or false", type(None): "none"}
+
+
+def _type_name(hint: Any) -> str:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return " or ".join(_type_name(h) for h in typing.get_args(hint))
+    return TYPE_NAMES.get(hint, "a list")
+
+
+def _check_types(section: Any) -> None:
+    """Every field holds a value of its annotated type (settings read from a JSON file may not)."""
+    hints = typing.get_type_hints(type(section))
+    for f in fields(section):
+        value = getattr(section, f.name)
+        if not _fits(value, hints[f.name]):
+            raise RnnlmError(f"--{f.name.replace('_', '-')} must be {_type_name(hints[f.name])} (got {shown(value)})")
+
+
+def check_path(name: str, value: str) -> None:
+    _check(value != "", f"{name} must not be empty")
+    _check("\0" not in value, f"{name} must not contain a NUL character (got {shown(value)})")
+
+
+def check_encoding(encoding: str) -> None:
+    """A text encoding Python knows (``base64`` and the like are codecs, not text encodings)."""
+    try:
+        codecs.lookup(encoding)
+        b"x".decode(encoding, "replace")
+    except (LookupError, ValueError):
+        raise RnnlmError(f"--encoding {shown(encoding)}: not a text encoding (try utf-8, latin-1, cp1252 "
+                         "or utf-16)") from None
+
+
 @dataclass
 class DataConfig:
     source: str = "human-numbers"
@@ -31,12 +85,21 @@ class DataConfig:
     max_size: int | None = None
     valid_frac: float = 0.2
     valid: str | None = None
+    encoding: str = "utf-8"  # of the text files; utf-8 also reads UTF-16/32 files that start with a BOM
+    errors: str = "strict"  # what bytes the encoding cannot read become: strict (an error), replace, ignore
 
     def validate(self) -> None:
-        _check(self.level in (None, "char", "word"), f"--level must be char or word (got {self.level!r})")
+        _check_types(self)
+        check_path("DATA", self.source)
+        if self.valid is not None:
+            check_path("--valid", self.valid)
+        _check(self.level in (None, "char", "word"), f"--level must be char or word (got {shown(self.level)})")
         _check(self.min_freq >= 1, f"--min-freq must be >= 1 (got {self.min_freq})")
         _check(self.max_size is None or self.max_size >= 1, f"--max-size must be >= 1 (got {self.max_size})")
         _check(0 < self.valid_frac < 1, f"--valid-frac must be in (0, 1) (got {self.valid_frac})")
+        check_encoding(self.encoding)
+        _check(self.errors in DECODE_ERRORS,
+               f"--errors must be one of {', '.join(DECODE_ERRORS)} (got {shown(self.errors)})")
 
 
 @dataclass
@@ -53,7 +116,8 @@ class ModelConfig:
     locked_dropout: bool = False  # --dropout masks fixed across the time steps of a batch
 
     def validate(self) -> None:
-        _check(self.cell in CELLS, f"--model must be one of {', '.join(CELLS)} (got {self.cell!r})")
+        _check_types(self)
+        _check(self.cell in CELLS, f"--model must be one of {', '.join(CELLS)} (got {shown(self.cell)})")
         _check(self.layers >= 1, f"--layers must be >= 1 (got {self.layers})")
         _check(self.emb >= 1, f"--emb must be >= 1 (got {self.emb})")
         _check(self.hidden >= 1, f"--hidden must be >= 1 (got {self.hidden})")
@@ -101,6 +165,7 @@ class TrainConfig:
         return sum(n for _, n in self.plan())
 
     def validate(self) -> None:
+        _check_types(self)
         _check(self.bs >= 1, f"--bs must be >= 1 (got {self.bs})")
         _check(self.bptt >= 1, f"--bptt must be >= 1 (got {self.bptt})")
         if self.phases is not None:
@@ -108,27 +173,28 @@ class TrainConfig:
                    "--lr phases must be RATE:EPOCHS pairs, comma separated (e.g. 1e-3:4,1e-4:4)")
             for phase in self.phases:
                 _check(isinstance(phase, (list, tuple)) and len(phase) == 2,
-                       f"--lr phase {phase!r} must be a RATE:EPOCHS pair")
+                       f"--lr phase {shown(phase)} must be a RATE:EPOCHS pair")
+                _check(_fits(phase[0], float), f"--lr phase {shown(phase)} needs a number as its rate")
                 _positive("lr", phase[0])
-                _check(isinstance(phase[1], int) and phase[1] >= 1,
+                _check(_fits(phase[1], int) and phase[1] >= 1,
                        f"--lr phase {phase[0]}:{phase[1]} needs a whole number of epochs >= 1")
         _check(self.epochs >= 1, f"--epochs must be >= 1 (got {self.epochs})")
         _positive("lr", self.lr)
         _check(self.schedule is None or self.schedule in SCHEDULES,
-               f"--schedule must be one of {', '.join(SCHEDULES)} (got {self.schedule!r})")
+               f"--schedule must be one of {', '.join(SCHEDULES)} (got {shown(self.schedule)})")
         _check(self.cycle_len >= 1, f"--cycle-len must be >= 1 (got {self.cycle_len})")
         _check(self.cycle_mult >= 1, f"--cycle-mult must be >= 1 (got {self.cycle_mult})")
         _check(self.clip >= 0 and math.isfinite(self.clip), f"--clip must be >= 0 (got {self.clip})")
         for name in ("wd", "ar", "tar"):
             value = getattr(self, name)
             _check(value >= 0 and math.isfinite(value), f"--{name} must be >= 0 (got {value})")
-        _check(self.seed >= 0, f"--seed must be >= 0 (got {self.seed})")
+        _check(0 <= self.seed <= MAX_SEED, f"--seed must be in 0..{MAX_SEED} (got {self.seed})")
         if self.max_minutes is not None:
             _positive("max-minutes", self.max_minutes)
         _check(self.patience is None or self.patience >= 1, f"--patience must be >= 1 (got {self.patience})")
         _check(self.save_every is None or self.save_every >= 1,
                f"--save-every must be >= 1 (got {self.save_every})")
-        _check(self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)} (got {self.device!r})")
+        _check(self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)} (got {shown(self.device)})")
 
 
 @dataclass
@@ -156,7 +222,7 @@ class RunConfig:
             known = {f.name for f in fields(kind)}
             unknown = set(section) - known
             if unknown:
-                raise RnnlmError(f"config section {key!r} has unknown keys: {', '.join(sorted(unknown))}")
+                raise RnnlmError(f"config section {key!r} has unknown keys: {shown(', '.join(sorted(unknown)))}")
             try:
                 parts[key] = kind(**section)
             except TypeError as e:
@@ -164,6 +230,6 @@ class RunConfig:
         config = cls(**parts)
         try:
             config.validate()
-        except TypeError as e:
-            raise RnnlmError(f"config has a value of the wrong type ({e})") from None
+        except RnnlmError as e:
+            raise RnnlmError(f"config has a wrong value: {e}") from None
         return config

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from rnnlm.errors import RnnlmError
@@ -16,6 +18,33 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name not in ("cpu", "cuda"):
         raise RnnlmError(f"--device must be auto, cpu or cuda (got {name!r})")
     return torch.device(name)
+
+
+def memory_bytes(device: torch.device) -> int:
+    """All the memory of ``device``: the GPU's own, or the machine's physical memory."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def size_text(nbytes: float) -> str:
+    """``1.5 GB``: decimal units, as disks and most tools count."""
+    if nbytes >= 10**18:
+        return f"{float(min(nbytes, 10**300)):.1e} bytes"
+    units = ("bytes", "KB", "MB", "GB", "TB", "PB")
+    power = 0
+    while nbytes >= 1000 and power < len(units) - 1:
+        nbytes, power = nbytes / 1000, power + 1
+    return f"{nbytes:,.0f} bytes" if power == 0 else f"{nbytes:,.1f} {units[power]}"
+
+
+def check_memory(nbytes: int, device: torch.device, what: str, advice: str) -> None:
+    """Refuse work that needs more than all the memory of ``device``: asking for it would fail, or
+    get the process killed by the system, after a long wait."""
+    total = memory_bytes(device)
+    if nbytes > total:
+        raise RnnlmError(f"{what} needs about {size_text(nbytes)} of memory, more than the {size_text(total)} "
+                         f"of this {'GPU' if device.type == 'cuda' else 'machine'}; {advice}")
 
 
 def set_threads(threads: int | None) -> None:

@@ -6,6 +6,7 @@ lessons' sliding window that re-reads the last n characters from a zero state fo
 
 from __future__ import annotations
 
+import math
 import sys
 from contextlib import contextmanager
 from typing import Iterator, Sequence, TextIO
@@ -15,7 +16,7 @@ import torch
 from rnnlm.data.tokenizers import Tokenizer
 from rnnlm.data.vocab import Vocab
 from rnnlm.errors import RnnlmError
-from rnnlm.models import RecurrentLM
+from rnnlm.models import RecurrentLM, State
 
 
 def pick_next(
@@ -30,7 +31,8 @@ def pick_next(
     """Next token ids (bs,) from logits (bs, vocab): argmax, or a draw after temperature, top-k, top-p."""
     if greedy:
         return logits.argmax(-1)
-    logits = logits.float() / temperature
+    logits = logits.float()
+    logits = (logits - logits.amax(-1, keepdim=True)) / temperature  # no overflow for a tiny temperature
     if top_k is not None and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -38,7 +40,9 @@ def pick_next(
         sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
         probs = sorted_logits.softmax(-1)
         before = probs.cumsum(-1) - probs  # mass of the tokens ranked above each one
-        sorted_logits = sorted_logits.masked_fill(before >= top_p, float("-inf"))
+        outside = before >= top_p
+        outside[:, 0] = False  # the most likely token always stays (a top_p below float32's range is 0)
+        sorted_logits = sorted_logits.masked_fill(outside, float("-inf"))
         logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
     probs = logits.softmax(-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
@@ -63,9 +67,8 @@ def sample_ids(
     else:
         generator.seed()
     model.eval()
-    x = torch.tensor([prime] * samples, dtype=torch.long, device=device)
     banned_ids = torch.tensor(banned, dtype=torch.long, device=device)
-    logits, state = model(x)
+    logits, state = feed_prime(model, prime, samples)
     for _ in range(n):
         last = logits[:, -1]
         if banned:
@@ -91,6 +94,24 @@ def one_step_kernels() -> Iterator[None]:
         yield
     finally:
         torch.backends.mkldnn.enabled = before
+
+
+PRIME_PIECE = 1024  # tokens of the prime run through the model at a time
+
+
+def feed_prime(model: RecurrentLM, prime: list[int], samples: int) -> tuple[torch.Tensor, State]:
+    """Run the prime through the model once, a piece at a time (a long prime never holds the
+    logits of all its tokens at once), then give each sample its copy of the state: the
+    logits (samples, 1, vocab) after the prime's last token and the state there."""
+    if not prime:
+        raise RnnlmError("the prime must hold at least one token")
+    device = next(model.parameters()).device
+    state = None
+    for start in range(0, len(prime), PRIME_PIECE):
+        x = torch.tensor([prime[start : start + PRIME_PIECE]], dtype=torch.long, device=device)
+        logits, state = model(x, state)
+    copies = tuple(s.expand(-1, samples, -1).contiguous() for s in (state if isinstance(state, tuple) else (state,)))
+    return logits[:, -1:].expand(samples, -1, -1), copies if len(copies) > 1 else copies[0]
 
 
 def encode_prime(prime: str, tokenizer: Tokenizer, vocab: Vocab, warn: TextIO | None = None) -> list[int]:
@@ -124,7 +145,7 @@ def generate(
     warn: TextIO | None = None,
 ) -> Iterator[list[str]]:
     """Yield, step by step, the text piece of each sample's next token (for streaming)."""
-    check_sampling(n, samples, temperature, top_k, top_p)
+    check_sampling(n, samples, temperature, top_k, top_p, seed)
     ids = encode_prime(prime, tokenizer, vocab, warn)
     banned = [vocab.unk_id, vocab.pad_id] + ([] if tokenizer.adds_bos else [vocab.bos_id])
     for step in sample_ids(model, ids, n, samples=samples, seed=seed, banned=banned,
@@ -146,14 +167,23 @@ def join_prime(tokenizer: Tokenizer, prime: str, pieces: list[str]) -> str:
     return prime + (" " if tokenizer.level == "word" and text else "") + text
 
 
-def check_sampling(n: int, samples: int, temperature: float, top_k: int | None, top_p: float | None) -> None:
+MAX_TOKENS = 10_000_000  # -n times --samples: every piece of every sample is kept until the end
+MAX_SEED = 2**64 - 1  # torch's generators take seeds up to here
+
+
+def check_sampling(n: int, samples: int, temperature: float, top_k: int | None, top_p: float | None,
+                   seed: int | None = None) -> None:
     if not 0 <= n <= 100_000:
         raise RnnlmError(f"-n must be in 0..100000 (got {n})")
     if not 1 <= samples <= 1000:
         raise RnnlmError(f"--samples must be in 1..1000 (got {samples})")
-    if not temperature > 0:
-        raise RnnlmError(f"--temperature must be > 0 (got {temperature})")
+    if n * samples > MAX_TOKENS:
+        raise RnnlmError(f"-n x --samples must be at most {MAX_TOKENS:,} tokens (got {n * samples:,})")
+    if not 0 < temperature < math.inf:
+        raise RnnlmError(f"--temperature must be a finite number > 0 (got {temperature})")
     if top_k is not None and top_k < 1:
         raise RnnlmError(f"--top-k must be >= 1 (got {top_k})")
     if top_p is not None and not 0 < top_p <= 1:
         raise RnnlmError(f"--top-p must be in (0, 1] (got {top_p})")
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise RnnlmError(f"--seed must be in 0..{MAX_SEED} (got {seed})")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import codecs
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from rnnlm.data.datasets import DATASETS, fetch
 from rnnlm.data.human_numbers import human_numbers
+from rnnlm.device import memory_bytes, size_text
 from rnnlm.errors import RnnlmError
+from rnnlm.reading import os_reason, read_file, regular_file_size
 
 TEXT_SUFFIXES = (".txt",)
 
@@ -23,43 +29,87 @@ class Corpus:
     level: str
 
 
-BINARY_PROBE = 8192  # bytes at the start of a file checked for NUL
+BINARY_PROBE = 8192  # characters at the start of a file checked for NUL
+NUL_SHARE = 0.01  # more NUL characters than this share of the probe: a binary file
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
 def normalize_newlines(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def looks_binary(probe: str) -> bool:
+    """NUL is rare in text and common in binary files: a few NULs in otherwise valid text are kept
+    as characters like any other; more than one in a hundred of ``probe`` means a binary file."""
+    return probe.count("\0") > NUL_SHARE * len(probe)
+
+
 def binary_error(path: Path) -> RnnlmError:
     return RnnlmError(f"{path}: looks like a binary file (it has NUL bytes), not text")
 
 
-def utf8_error(path: Path, offset: int) -> RnnlmError:
-    return RnnlmError(f"{path}: not UTF-8 text (invalid byte at offset {offset}); convert it to UTF-8")
+def utf8_error(path: Path, offset: int, encoding: str = "utf-8") -> RnnlmError:
+    name = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
+    return RnnlmError(f"{path}: not {name} text (invalid byte at offset {offset}); convert it to UTF-8, "
+                      "or pass --encoding (e.g. latin-1) or --errors replace")
 
 
-def read_text_file(path: Path) -> str:
-    """A UTF-8 file (BOM allowed) as text with ``\\n`` line ends; a clear error for anything else."""
-    try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise RnnlmError(f"{path}: is a folder, not a file") from None
-    except OSError as e:
-        raise RnnlmError(f"{path}: cannot read ({e.strerror})") from None
-    if b"\x00" in data[:BINARY_PROBE]:
+def text_codec(data: bytes, encoding: str) -> str:
+    """The codec to decode ``data`` with: UTF-8 (the default) drops a UTF-8 BOM, and a file that
+    starts with a UTF-16 or UTF-32 BOM is read as such (Windows editors write those)."""
+    if codecs.lookup(encoding).name != "utf-8":
+        return encoding
+    return next((name for bom, name in BOMS if data.startswith(bom)), "utf-8-sig")
+
+
+def decode_error(path: Path, offset: int, head: bytes, encoding: str) -> RnnlmError:
+    """The error for bytes ``encoding`` cannot read at ``offset``; ``head``: the file's first bytes."""
+    return binary_error(path) if b"\0" in head[:BINARY_PROBE] else utf8_error(path, offset, encoding)
+
+
+def check_not_binary(path: Path, text_head: str, head: bytes, codec: str) -> None:
+    """Refuse a binary file, judged by the first ``BINARY_PROBE`` characters of its text and
+    bytes (a file read by pieces is judged by the same start as one read whole)."""
+    if looks_binary(text_head[:BINARY_PROBE]):
+        if codec == "utf-8-sig" and utf16_without_bom(head[:BINARY_PROBE]):
+            raise RnnlmError(f"{path}: looks like UTF-16 text without a BOM; pass --encoding utf-16-le "
+                             "(or utf-16-be)")
         raise binary_error(path)
+
+
+def decode_text(data: bytes, path: Path, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """Text with ``\\n`` line ends from the bytes of a file; a clear error for a binary file or
+    bytes that ``encoding`` cannot read (unless ``errors`` is replace or ignore)."""
+    codec = text_codec(data, encoding)
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode(codec, errors)
     except UnicodeDecodeError as e:
-        raise utf8_error(path, e.start) from None
+        raise decode_error(path, e.start, data, encoding) from None
+    check_not_binary(path, text, data, codec)
     return normalize_newlines(text)
+
+
+def utf16_without_bom(probe: bytes) -> bool:
+    """Mostly ASCII text in UTF-16: every other byte is NUL."""
+    halves = probe[0::2], probe[1::2]
+    return len(probe) >= 4 and any(h.count(0) >= 0.9 * len(h) for h in halves) and not all(
+        h.count(0) >= 0.9 * len(h) for h in halves)
+
+
+def read_text_file(path: Path, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """A text file (UTF-8 unless told otherwise, BOM allowed) as text with ``\\n`` line ends; a
+    clear error for anything else (a folder, a named pipe, a device, a binary file)."""
+    return decode_text(read_file(path), path, encoding, errors)
 
 
 def text_files(path: Path) -> list[Path]:
     """A file stands for itself; a folder for its ``*.txt`` files (hidden ones skipped), in path order."""
-    if not path.exists():
-        raise RnnlmError(f"{path}: no such file or folder")
-    if not path.is_dir():
+    try:
+        info = os.stat(path)
+    except OSError as e:
+        raise os_reason(path, e) from None
+    if not stat.S_ISDIR(info.st_mode):
         return [path]
     files = sorted(
         p
@@ -73,9 +123,18 @@ def text_files(path: Path) -> list[Path]:
     return files
 
 
-def read_documents(path: Path) -> list[str]:
-    """A file is one document; a folder gives one document per ``*.txt`` file, in path order."""
-    docs = [d for d in map(read_text_file, text_files(path)) if d]
+def read_documents(path: Path, encoding: str = "utf-8", errors: str = "strict") -> list[str]:
+    """A file is one document; a folder gives one document per ``*.txt`` file, in path order.
+
+    The text is held in memory, as bytes and then as text at least: a corpus larger than half
+    the machine's memory is refused before it is read."""
+    files = text_files(path)
+    size = sum(regular_file_size(p) for p in files)
+    memory = memory_bytes(torch.device("cpu"))
+    if 2 * size > memory:
+        raise RnnlmError(f"{path}: {size_text(size)} of text, more than half of this machine's {size_text(memory)} "
+                         "of memory; reading it whole would not fit (rnnlm prepare reads it in pieces)")
+    docs = [d for d in (read_text_file(p, encoding, errors) for p in files) if d]
     if not docs:
         raise RnnlmError(f"{path}: is empty")
     return docs
@@ -111,10 +170,12 @@ def is_builtin(source: str) -> bool:
     return source in DATASETS and not os.path.exists(source)
 
 
-def load_corpus(source: str, valid_frac: float = 0.2, valid: str | None = None, level: str | None = None) -> Corpus:
+def load_corpus(source: str, valid_frac: float = 0.2, valid: str | None = None, level: str | None = None,
+                encoding: str = "utf-8", errors: str = "strict") -> Corpus:
     """Read ``source`` (a built-in name, a file or a folder) and split it.
 
     ``valid`` names a file or folder used whole as the validation split instead of a positional cut.
+    ``encoding`` and ``errors`` say how to read the bytes of files (see ``decode_text``).
     """
     if is_builtin(source):
         dataset = DATASETS[source]
@@ -126,11 +187,11 @@ def load_corpus(source: str, valid_frac: float = 0.2, valid: str | None = None, 
             docs, fixed_valid = read_documents(fetch(source)), None
     else:
         natural = "char"
-        docs, fixed_valid = read_documents(Path(source)), None
+        docs, fixed_valid = read_documents(Path(source), encoding, errors), None
     level = level or natural
-    name = source if is_builtin(source) else Path(source).resolve().name
+    name = source if is_builtin(source) else Path(os.path.abspath(source)).name
     if valid is not None:
-        return Corpus(name, docs, read_documents(Path(valid)), level)
+        return Corpus(name, docs, read_documents(Path(valid), encoding, errors), level)
     if fixed_valid is not None:
         return Corpus(name, docs, fixed_valid, level)
     train_docs, valid_docs = split_by_position(docs, valid_frac, level)

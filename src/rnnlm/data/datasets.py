@@ -9,7 +9,6 @@ yet (the public Nietzsche copy is not byte-identical everywhere), the hash seen 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import urllib.error
 import urllib.request
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from rnnlm.atomic import write_bytes, write_json
 from rnnlm.errors import RnnlmError
+from rnnlm.reading import read_file, read_json
 
 
 @dataclass(frozen=True)
@@ -71,11 +71,16 @@ def sha256_of(data: bytes) -> str:
 
 
 def _recorded_hashes(folder: Path) -> dict[str, str]:
-    try:
-        obj = json.loads((folder / "hashes.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """The hashes recorded at first downloads; a damaged record is refused, not silently dropped
+    (it says which downloads to trust)."""
+    path = folder / "hashes.json"
+    if not os.path.lexists(path):
         return {}
-    return {k: v for k, v in obj.items() if isinstance(v, str)} if isinstance(obj, dict) else {}
+    obj = read_json(path, 1 << 20, "hash record")
+    if not isinstance(obj, dict) or not all(isinstance(v, str) for v in obj.values()):
+        raise RnnlmError(f"{path}: damaged hash record (not an object of names to sha256 hashes); delete it "
+                         "to record the hashes again at the next download")
+    return obj
 
 
 def _accepted(dataset: Dataset, folder: Path) -> set[str]:
@@ -88,7 +93,7 @@ def fetch(name: str, quiet: bool = False) -> Path:
     dataset = DATASETS[name]
     folder = cache_dir()
     target = folder / f"{name}.txt"
-    if target.is_file() and sha256_of(target.read_bytes()) in _accepted(dataset, folder):
+    if target.is_file() and sha256_of(read_file(target)) in _accepted(dataset, folder):
         return target
     offline_hint = (
         f"download {dataset.url} yourself and pass the file path instead of '{name}', "

@@ -18,11 +18,11 @@ at the end: it is complete or absent.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import secrets
 import shutil
+import stat
 import sys
 import time
 from collections import Counter
@@ -41,9 +41,10 @@ from rnnlm.data.chunks import CHUNK_BYTES, read_chunks
 from rnnlm.data.corpus import is_builtin, text_files
 from rnnlm.data.datasets import DATASETS, fetch
 from rnnlm.data.human_numbers import human_numbers
-from rnnlm.data.tokenizers import Tokenizer, make_tokenizer
+from rnnlm.data.tokenizers import LEVELS, Tokenizer, make_tokenizer
 from rnnlm.data.vocab import Vocab
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, shown
+from rnnlm.reading import read_json, regular_file_size
 
 META, VOCAB, IDS = "prepared.json", "vocab.json", "ids.bin"
 PREPARED_FORMAT = "rnnlm-prepared"
@@ -68,17 +69,21 @@ class PreparedCorpus:
 
 
 def is_prepared(source: str | os.PathLike) -> bool:
-    return (Path(source) / META).is_file()
+    """Whether ``source`` is a folder written by ``prepare`` (any path that cannot be looked at is not)."""
+    try:
+        return stat.S_ISREG(os.stat(Path(source) / META).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
-def file_documents(path: Path, chunk_bytes: int) -> list[Document]:
-    return [lambda p=p: read_chunks(p, chunk_bytes) for p in text_files(path)]
+def file_documents(path: Path, chunk_bytes: int, encoding: str = "utf-8", errors: str = "strict") -> list[Document]:
+    return [lambda p=p: read_chunks(p, chunk_bytes, encoding, errors) for p in text_files(path)]
 
 
-def source_documents(
-    source: str, valid: str | None, chunk_bytes: int
-) -> tuple[str, str, list[Document], list[Document] | None]:
-    """Name, natural level, documents, and the fixed validation documents (None: split by position)."""
+def source_documents(data: DataConfig, chunk_bytes: int) -> tuple[str, str, list[Document], list[Document] | None]:
+    """Name, natural level, documents, and the fixed validation documents (None: split by position),
+    as ``load_corpus`` finds them."""
+    source, encoding, errors = data.source, data.encoding, data.errors
     if is_builtin(source):
         natural = DATASETS[source].level
         if source == "human-numbers":
@@ -88,10 +93,10 @@ def source_documents(
             docs, fixed = file_documents(fetch(source), chunk_bytes), None
         name = source
     else:
-        natural, name = "char", Path(source).resolve().name
-        docs, fixed = file_documents(Path(source), chunk_bytes), None
-    if valid is not None:
-        fixed = file_documents(Path(valid), chunk_bytes)
+        natural, name = "char", Path(os.path.abspath(source)).name
+        docs, fixed = file_documents(Path(source), chunk_bytes, encoding, errors), None
+    if data.valid is not None:
+        fixed = file_documents(Path(data.valid), chunk_bytes, encoding, errors)
     return name, natural, docs, fixed
 
 
@@ -217,7 +222,7 @@ def prepare(
     if chunk_bytes < 1:
         raise RnnlmError(f"chunk size must be >= 1 byte (got {chunk_bytes})")
     start = time.monotonic()
-    name, natural, docs, fixed = source_documents(data.source, data.valid, chunk_bytes)
+    name, natural, docs, fixed = source_documents(data, chunk_bytes)
     tokenizer = make_tokenizer(data.level or natural, data.lower)
     passes = Passes(docs, fixed, data.valid_frac, tokenizer,
                     sys.stderr.isatty() if progress is None else progress)
@@ -246,10 +251,12 @@ def prepare(
             "rnnlm": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "name": name,
-            "source": data.source if is_builtin(data.source) else str(Path(data.source).resolve()),
-            "valid": str(Path(data.valid).resolve()) if data.valid else None,
+            "source": data.source if is_builtin(data.source) else os.path.abspath(data.source),
+            "valid": os.path.abspath(data.valid) if data.valid else None,
             "level": tokenizer.level,
             "lower": data.lower,
+            "encoding": data.encoding,
+            "errors": data.errors,
             "min_freq": data.min_freq,
             "max_size": data.max_size,
             "valid_frac": None if fixed is not None else data.valid_frac,
@@ -275,40 +282,54 @@ def prepare(
     return meta
 
 
+META_LIMIT = 1 << 20  # bytes of prepared.json
+SCAN_PIECE = 1 << 24  # ids checked at a time when a folder is opened
+
+
 def damaged(folder: Path, why: str) -> RnnlmError:
     return RnnlmError(f"{folder}: damaged prepared folder ({why}); run rnnlm prepare again")
 
 
 def read_meta(folder: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads((folder / META).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise damaged(folder, f"{META}: {e}") from None
+    meta = read_json(folder / META, META_LIMIT, "prepared corpus", missing="not a prepared folder")
     if not isinstance(meta, dict) or meta.get("format") != PREPARED_FORMAT:
         raise RnnlmError(f"{folder / META}: not an rnnlm prepared corpus")
     if meta.get("version") != PREPARED_VERSION:
-        raise RnnlmError(f"{folder / META}: unknown prepared format version {meta.get('version')!r}")
+        raise RnnlmError(f"{folder / META}: unknown prepared format version {shown(meta.get('version'))}")
     return meta
 
 
+def read_layout(folder: Path, meta: dict[str, Any]) -> tuple[str, bool, np.dtype, dict[str, tuple[int, int]]]:
+    """Level, lower-casing, id type and split offsets of ``meta``, each checked (the folder may
+    come from a stranger)."""
+    level, lower, dtype, splits = meta.get("level"), meta.get("lower"), meta.get("dtype"), meta.get("splits")
+    if level not in LEVELS or not isinstance(lower, bool) or dtype not in ("uint8", "uint16", "uint32"):
+        raise damaged(folder, f"{META}: level, lower or dtype missing or wrong")
+    bounds = [splits.get(k) for k in (TRAIN, VALID)] if isinstance(splits, dict) else []
+    if not (len(bounds) == 2 and all(isinstance(b, list) and len(b) == 2 for b in bounds)
+            and all(type(i) is int for b in bounds for i in b)
+            and 0 == bounds[0][0] <= bounds[0][1] == bounds[1][0] <= bounds[1][1]):
+        raise damaged(folder, f"{META}: split offsets missing or wrong")
+    return level, lower, np.dtype(dtype), {TRAIN: tuple(bounds[0]), VALID: tuple(bounds[1])}
+
+
 def open_prepared(folder: str | os.PathLike) -> PreparedCorpus:
-    """Memory-map the ids of a prepared folder; nothing is read into memory until it is used."""
+    """Memory-map the ids of a prepared folder. Opening reads the ids once, a piece at a time, to
+    check that each names a token of the vocab; training then reads slices of them."""
     folder = Path(folder)
     meta = read_meta(folder)
     vocab = Vocab.load(folder / VOCAB)
-    try:
-        splits = {k: (int(meta["splits"][k][0]), int(meta["splits"][k][1])) for k in (TRAIN, VALID)}
-        dtype = np.dtype(meta["dtype"])
-        level, lower = meta["level"], bool(meta["lower"])
-    except (KeyError, TypeError, ValueError, IndexError) as e:
-        raise damaged(folder, f"{META} lacks or garbles {e}") from None
+    level, lower, dtype, splits = read_layout(folder, meta)
     if dtype != vocab.dtype or meta.get("vocab_size") != len(vocab):
-        says = f"{META} says {meta.get('vocab_size')} tokens as {dtype}"
+        says = f"{META} says {shown(meta.get('vocab_size'))} tokens as {dtype}"
         raise damaged(folder, f"{says}, {VOCAB} has {len(vocab)}")
     total = splits[VALID][1]
-    size = (folder / IDS).stat().st_size if (folder / IDS).is_file() else -1
-    if size != total * dtype.itemsize or splits[TRAIN][0] != 0 or splits[TRAIN][1] != splits[VALID][0]:
-        raise damaged(folder, f"{IDS} is {size} bytes, {META} implies {total * dtype.itemsize}")
+    size = regular_file_size(folder / IDS, missing=f"no {IDS}")
+    if size != total * dtype.itemsize or total < 2:
+        raise damaged(folder, f"{IDS} is {size:,} bytes, {META} implies {total * dtype.itemsize:,}")
     ids = np.memmap(folder / IDS, dtype=dtype, mode="r", shape=(total,))
+    for start in range(0, total, SCAN_PIECE):
+        if int(ids[start : start + SCAN_PIECE].max()) >= len(vocab):
+            raise damaged(folder, f"{IDS} holds ids beyond the {len(vocab)} tokens of {VOCAB}")
     return PreparedCorpus(folder, str(meta.get("name", folder.name)), level, lower, vocab,
                           ids[slice(*splits[TRAIN])], ids[slice(*splits[VALID])], meta)

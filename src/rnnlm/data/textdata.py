@@ -54,7 +54,8 @@ def build_text_data(config: DataConfig, vocab: Vocab | None = None) -> TextData:
     """
     if is_prepared(config.source):
         return prepared_text_data(config, vocab)
-    corpus = load_corpus(config.source, config.valid_frac, config.valid, config.level)
+    corpus = load_corpus(config.source, config.valid_frac, config.valid, config.level,
+                         config.encoding, config.errors)
     tokenizer = make_tokenizer(corpus.level, config.lower)
     if vocab is None:
         vocab = build_vocab(corpus.train, tokenizer, config.min_freq, config.max_size)

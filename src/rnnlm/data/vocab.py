@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from itertools import repeat
 from pathlib import Path
@@ -11,12 +10,14 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from rnnlm.atomic import write_json
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, shown
+from rnnlm.reading import read_json
 
 UNK, PAD, BOS = "xxunk", "xxpad", "xxbos"
 SPECIALS = (UNK, PAD, BOS)
 VOCAB_FORMAT = "rnnlm-vocab"
 VOCAB_VERSION = 1
+VOCAB_LIMIT = 1 << 30  # bytes of vocab.json
 
 
 def id_dtype(size: int) -> np.dtype:
@@ -75,17 +76,15 @@ class Vocab:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Vocab":
         path = Path(path)
-        try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RnnlmError(f"{path}: no vocab file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise RnnlmError(f"{path}: not a readable vocab file ({e})") from None
+        obj = read_json(path, VOCAB_LIMIT, "vocab file", missing="no vocab file")
         if not isinstance(obj, dict) or obj.get("format") != VOCAB_FORMAT:
             raise RnnlmError(f"{path}: not an rnnlm vocab file")
         if obj.get("version") != VOCAB_VERSION:
-            raise RnnlmError(f"{path}: unknown vocab version {obj.get('version')!r}")
+            raise RnnlmError(f"{path}: unknown vocab version {shown(obj.get('version'))}")
         itos = obj.get("itos")
-        if not isinstance(itos, list) or not all(isinstance(t, str) for t in itos):
-            raise RnnlmError(f"{path}: vocab 'itos' must be a list of strings")
-        return cls(itos)
+        if not isinstance(itos, list) or not all(isinstance(t, str) and t for t in itos):
+            raise RnnlmError(f"{path}: vocab 'itos' must be a list of non-empty strings")
+        try:
+            return cls(itos)
+        except RnnlmError as e:
+            raise RnnlmError(f"{path}: {e}") from None

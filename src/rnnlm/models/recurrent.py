@@ -23,6 +23,17 @@ from rnnlm.config import ModelConfig
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 RECURRENT_LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+GATES = {"rnn": 1, "gru": 3, "lstm": 4}  # weight blocks per layer in PyTorch's recurrent modules
+
+
+def parameter_count(vocab_size: int, config: ModelConfig) -> int:
+    """Parameters of ``RecurrentLM(vocab_size, config)``, counted without building it (so a size
+    that cannot fit in memory is caught before it is asked for)."""
+    h, gates = config.hidden, GATES[config.cell]
+    inputs = [config.emb] + [h] * (config.layers - 1)
+    recurrent = sum(gates * h * (size + h + 2) for size in inputs)
+    head = (0 if config.tie else h * vocab_size) + vocab_size
+    return vocab_size * config.emb + recurrent + head
 
 
 class LockedDropout(nn.Module):

@@ -225,8 +225,17 @@ class LossPlot(Callback):
                 "epoch_ends": self.epoch_ends, "last": self.last}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.train = [tuple(p) for p in state.get("train", [])]
-        self.lrs = [tuple(p) for p in state.get("lrs", [])]
-        self.valid = [tuple(p) for p in state.get("valid", [])]
-        self.epoch_ends = list(state.get("epoch_ends", []))
-        self.last = tuple(state.get("last", (0, 0.0)))
+        self.train = number_pairs(state.get("train", []))
+        self.lrs = number_pairs(state.get("lrs", []))
+        self.valid = number_pairs(state.get("valid", []))
+        self.epoch_ends = [int(n) for n in state.get("epoch_ends", [])]
+        self.last = number_pairs([state.get("last", (0, 0.0))])[0]
+
+
+def number_pairs(values: list) -> list[tuple[float, float]]:
+    """Points read back from a saved state; ValueError unless each is a pair of numbers."""
+    pairs = [tuple(p) for p in values]
+    if not all(len(p) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p)
+               for p in pairs):
+        raise ValueError("plot points must be pairs of numbers")
+    return pairs

@@ -4,27 +4,35 @@ Its tensors are the weights, the optimiser's moments, the carried hidden state a
 states; everything else (position, schedule, history, callbacks' state) is JSON kept in the
 file's metadata. One file, so a crash leaves the old state or the new one, never a mix; and
 nothing in it is unpickled when it is read back.
+
+A state file may come from anywhere, so before any of it is put into a learner it is checked
+against that learner: every tensor's name, shape and type, the position, the phase, and the
+scheduler's and optimiser's settings (the same structure a fresh scheduler of that phase has).
 """
 
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as save_safetensors
 
 from rnnlm.atomic import write_bytes
-from rnnlm.errors import RnnlmError
+from rnnlm.config import SCHEDULES
+from rnnlm.errors import RnnlmError, shown
+from rnnlm.reading import parse_json, regular_file_size
 from rnnlm.train.callbacks import Callback
-
-if TYPE_CHECKING:
-    from rnnlm.train.learner import Learner
+from rnnlm.train.learner import Learner, Phase
+from rnnlm.train.schedules import make_scheduler
 
 STATE_FORMAT = "rnnlm-train-state"
 STATE_VERSION = "1"
+ROW_NUMBERS = ("epoch", "train_loss", "valid_loss", "accuracy")  # what a history row must hold
 
 
 def save_training_state(path: str | Path, learner: "Learner", extra: dict[str, Any] | None = None) -> None:
@@ -38,33 +46,159 @@ def save_training_state(path: str | Path, learner: "Learner", extra: dict[str, A
 def read_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
     """Tensors, learner state and extra data of a state file; RnnlmError when it is damaged."""
     path = Path(path)
+    regular_file_size(path, missing="no training state to resume")
     try:
         with safe_open(path, framework="pt") as f:
             metadata = f.metadata() or {}
             tensors = {name: f.get_tensor(name) for name in f.keys()}
-    except FileNotFoundError:
-        raise RnnlmError(f"{path}: no training state to resume") from None
     except (SafetensorError, OSError, ValueError) as e:
-        raise RnnlmError(f"{path}: damaged training state ({e})") from None
-    if metadata.get("format") != STATE_FORMAT or metadata.get("version") != STATE_VERSION:
-        raise RnnlmError(f"{path}: not an rnnlm training state (version {STATE_VERSION})")
-    try:
-        info, extra = json.loads(metadata["state"]), json.loads(metadata["extra"])
-    except (KeyError, json.JSONDecodeError) as e:
-        raise RnnlmError(f"{path}: damaged training state ({e})") from None
+        raise RnnlmError(f"{path}: damaged training state ({str(e)[:200]})") from None
+    if metadata.get("format") != STATE_FORMAT:
+        raise RnnlmError(f"{path}: not an rnnlm training state")
+    if metadata.get("version") != STATE_VERSION:
+        raise RnnlmError(f"{path}: unknown training state version {shown(metadata.get('version'))} "
+                         f"(this rnnlm reads version {STATE_VERSION})")
+    if "state" not in metadata or "extra" not in metadata:
+        raise RnnlmError(f"{path}: damaged training state (its metadata lacks the state)")
+    info = parse_json(metadata["state"], str(path), "training state")
+    extra = parse_json(metadata["extra"], str(path), "training state")
     if not isinstance(info, dict) or not isinstance(extra, dict):
-        raise RnnlmError(f"{path}: damaged training state")
+        raise RnnlmError(f"{path}: damaged training state (its metadata is not a JSON object)")
+    try:
+        check_position(info)
+    except ValueError as e:
+        raise RnnlmError(f"{path}: damaged training state ({e})") from None
     return tensors, info, extra
 
 
 def load_training_state(learner: "Learner", tensors: dict[str, torch.Tensor], info: dict[str, Any],
                         path: str | Path) -> None:
-    """``learner.load_training_state`` with a damaged or mismatched state turned into RnnlmError."""
+    """``learner.load_training_state`` after checking that the state fits the learner; a damaged
+    or mismatched state is refused with RnnlmError."""
     try:
+        check_tensors(learner, tensors)
+        check_info(learner, info)
         learner.load_training_state(tensors, info)
-    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise RnnlmError(f"{path}: training state does not fit this run ({reason})") from None
+
+
+def check_tensors(learner: "Learner", tensors: dict[str, torch.Tensor]) -> None:
+    """Each tensor of the state is one the learner has, of its shape, finite where it is a float."""
+    params = list(learner.model.parameters())
+    expected = {f"model.{k}": v.shape for k, v in learner.model.state_dict().items()}
+    for index, p in enumerate(params):
+        expected.update({f"optimizer.{index}.exp_avg": p.shape, f"optimizer.{index}.exp_avg_sq": p.shape,
+                         f"optimizer.{index}.step": torch.Size([])})
+    hidden = learner.model.init_state(learner.train_data.bs, "meta")
+    for i, h in enumerate(hidden if isinstance(hidden, tuple) else (hidden,)):
+        expected[f"hidden.{i}"] = h.shape
+    expected["loss_sum"] = torch.Size([])
+    for name, tensor in tensors.items():
+        if name.startswith("rng."):
+            continue
+        if name not in expected:
+            raise ValueError(f"unexpected tensor {shown(name)}")
+        if tensor.shape != expected[name]:
+            raise ValueError(f"tensor {name} has shape {tuple(tensor.shape)}, the run's model needs "
+                             f"{tuple(expected[name])}")
+        if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
+            raise ValueError(f"tensor {name} does not hold finite floating point numbers")
+    missing = sorted(k for k in expected if k.startswith("model.") and k not in tensors)
+    slots = {k.rsplit(".", 1)[0] for k in tensors if k.startswith("optimizer.")}
+    if missing or (slots and len(slots) != len(params)):
+        raise ValueError(f"missing tensors {shown(missing or sorted(set(expected) - set(tensors)))}")
+    if "rng.torch" not in tensors:
+        raise ValueError("missing tensor rng.torch")
+
+
+def check_position(info: dict[str, Any]) -> None:
+    """Where the state stands, which a resume reads before anything else."""
+    for key in ("epoch", "batch", "step", "tokens_seen"):
+        if not _whole(info.get(key)):
+            raise ValueError(f"{key} must be a whole number >= 0 (got {shown(info.get(key))})")
+    if not (info.get("stop_reason") is None or isinstance(info["stop_reason"], str)):
+        raise ValueError(f"stop_reason must be text (got {shown(info['stop_reason'])})")
+
+
+def check_info(learner: "Learner", info: dict[str, Any]) -> None:
+    """The JSON part of a state: types, ranges, and settings that match the learner's."""
+    check_position(info)
+    if info["batch"] >= max(learner.batches_per_epoch, 1):
+        raise ValueError(f"batch {info['batch']} is past the {learner.batches_per_epoch} batches of an epoch")
+    for key in ("lr", "epoch_seconds"):
+        if not _number(info.get(key)):
+            raise ValueError(f"{key} must be a finite number (got {shown(info.get(key))})")
+    history = info.get("history")
+    if not isinstance(history, list) or not all(
+            isinstance(row, dict) and all(_number(row.get(k), finite=False) for k in ROW_NUMBERS) for row in history):
+        raise ValueError(f"history must be a list of epoch rows with {', '.join(ROW_NUMBERS)}")
+    parts = info.get("hidden_parts")
+    if parts not in (0, 2 if learner.model.config.cell == "lstm" else 1):
+        raise ValueError(f"hidden_parts {shown(parts)} does not fit a {learner.model.config.cell} model")
+    if not isinstance(info.get("rng"), dict) or not isinstance(info.get("callbacks"), dict) or not all(
+            isinstance(v, dict) for v in info["callbacks"].values()):
+        raise ValueError("rng and callbacks must be JSON objects")
+    optimizer = type(learner.optimizer)(learner.model.parameters())  # a twin, to take a fresh scheduler
+    for twin, group in zip(optimizer.param_groups, learner.optimizer.param_groups):
+        twin.update({k: v for k, v in group.items() if k != "params"})
+    phase = info.get("phase")
+    if phase is None:
+        if info.get("scheduler") is not None:
+            raise ValueError("a scheduler without a phase")
+    else:
+        check_phase(phase)
+        n = learner.batches_per_epoch
+        scheduler = make_scheduler(optimizer, phase["schedule"], phase["lr"], phase["epochs"] * n, n,
+                                   phase["cycle_len"], phase["cycle_mult"])
+        check_like(info.get("scheduler"), scheduler.state_dict(), "scheduler")
+    check_like(info.get("optimizer_groups"), optimizer.state_dict()["param_groups"], "optimizer_groups")
+
+
+def check_phase(phase: Any) -> None:
+    names = {f.name for f in fields(Phase)}
+    if not isinstance(phase, dict) or set(phase) != names:
+        raise ValueError(f"phase must be an object with {', '.join(sorted(names))}")
+    counts = ("epochs", "cycle_len", "cycle_mult")
+    if not all(_whole(phase[k]) and phase[k] >= 1 for k in counts) or not _whole(phase["start_epoch"]):
+        raise ValueError(f"phase {', '.join(counts)} must be whole numbers >= 1, start_epoch >= 0")
+    if not (_number(phase["lr"]) and phase["lr"] > 0) or phase["schedule"] not in SCHEDULES:
+        raise ValueError(f"phase lr must be > 0 and schedule one of {', '.join(SCHEDULES)}")
+
+
+PROGRESS = {"last_epoch", "_step_count", "_last_lr", "T_cur", "T_i", "lr", "betas"}  # values that move as it trains
+
+
+def check_like(saved: Any, fresh: Any, where: str, moving: bool = False) -> None:
+    """``saved`` has the structure of ``fresh`` (a scheduler's or optimiser's state of the same
+    settings): the same keys, lengths, text and flags, and the same numbers except where they
+    move as training goes (``PROGRESS``: there any finite number, whole where ``fresh`` has one)."""
+    if isinstance(fresh, dict):
+        if not isinstance(saved, dict) or set(saved) != set(fresh):
+            raise ValueError(f"{where} does not have the keys of this run's")
+        for key in fresh:
+            check_like(saved[key], fresh[key], f"{where}.{key}", moving or key in PROGRESS)
+    elif isinstance(fresh, (list, tuple)):
+        if not isinstance(saved, (list, tuple)) or len(saved) != len(fresh):
+            raise ValueError(f"{where} must be a list of {len(fresh)}")
+        for i, (a, b) in enumerate(zip(saved, fresh)):
+            check_like(a, b, f"{where}[{i}]", moving)
+    elif isinstance(fresh, (int, float)) and not isinstance(fresh, bool) and moving:
+        if not (_whole(saved) if isinstance(fresh, int) else _number(saved)):
+            raise ValueError(f"{where} must be a {'whole number >= 0' if isinstance(fresh, int) else 'finite number'} "
+                             f"(got {shown(saved)})")
+    elif saved != fresh or isinstance(saved, bool) != isinstance(fresh, bool):
+        raise ValueError(f"{where} is {shown(saved)}, this run's is {shown(fresh)}")
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number(value: Any, finite: bool = True) -> bool:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return ok and (not finite or math.isfinite(value))
 
 
 class SaveTrainingState(Callback):

@@ -23,6 +23,9 @@ from rnnlm.train.learner import Learner
 from rnnlm.train.run import load_data, make_learner, resolve_config, seed_everything
 
 
+MAX_BATCHES = 100_000
+
+
 def ema(values: list[float], beta: float) -> list[float]:
     """Exponential moving average, bias-corrected (the first values are not pulled to zero)."""
     out, average = [], 0.0
@@ -78,10 +81,7 @@ def lr_find(
     learner's training data (carrying the hidden state, as training does); stop once the loss,
     smoothed by an exponential moving average (``smoothing``), exceeds ``diverge`` times its
     minimum or stops being finite."""
-    if not (0 < start < end and math.isfinite(end)):
-        raise RnnlmError(f"--start-lr must be > 0 and below --end-lr (got {start} and {end})")
-    if batches < 2:
-        raise RnnlmError(f"--batches must be >= 2 (got {batches})")
+    check_sweep(start, end, batches)
     model, optimizer = learner.model, learner.optimizer
     saved_model = copy.deepcopy(model.state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
@@ -100,6 +100,13 @@ def lr_find(
     if len(finding.lrs) < 2:
         raise RnnlmError(f"the loss was not finite from the first batches; try a lower --start-lr (now {start:g})")
     return finding
+
+
+def check_sweep(start: float, end: float, batches: int) -> None:
+    if not (0 < start < end and math.isfinite(end)):
+        raise RnnlmError(f"--start-lr must be > 0 and below --end-lr, a finite number (got {start} and {end})")
+    if not 2 <= batches <= MAX_BATCHES:
+        raise RnnlmError(f"--batches must be in 2..{MAX_BATCHES} (got {batches})")
 
 
 def _sweep(learner: Learner, start: float, end: float, batches: int, smoothing: float, diverge: float,
@@ -134,6 +141,7 @@ def _sweep(learner: Learner, start: float, end: float, batches: int, smoothing: 
 def find_lr(config: RunConfig, **sweep) -> LRFinding:
     """The finder on a fresh model built from ``config`` (data, model, training step settings);
     writes nothing. ``sweep``: the keyword arguments of :func:`lr_find`."""
+    check_sweep(sweep.get("start", 1e-7), sweep.get("end", 10.0), sweep.get("batches", 100))
     config = resolve_config(config)
     device = resolve_device(config.train.device)
     seed_everything(config.train.seed)

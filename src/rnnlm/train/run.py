@@ -6,7 +6,6 @@ import hashlib
 import math
 import os
 import random
-import shutil
 import signal
 import threading
 import time
@@ -18,16 +17,19 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from rnnlm.atomic import WriteFailed
 from rnnlm.config import RunConfig
 from rnnlm.data.batching import StreamBatches
 from rnnlm.data.corpus import is_builtin
 from rnnlm.data.textdata import TextData, build_text_data
 from rnnlm.data.vocab import Vocab
-from rnnlm.device import resolve_device
-from rnnlm.errors import RnnlmError
+from rnnlm.device import check_memory, resolve_device
+from rnnlm.errors import RnnlmError, shown
 from rnnlm.models import RecurrentLM
+from rnnlm.models.recurrent import GATES, parameter_count
 from rnnlm.runfolder import (
-    BEST, LAST, METRICS, PLOT, STATE, VOCAB, prepare_run_folder, read_run_config, write_run_config,
+    BEST, LAST, METRICS, PLOT, STATE, discard_run_folder, load_vocab, locked_run_folder, new_run_folder,
+    read_config, write_run_config,
 )
 from rnnlm.train.callbacks import (
     Callback, EarlyStopping, EpochTable, LossPlot, MetricsLog, ProgressBar, SaveCheckpoints, SaveCycleEnds,
@@ -53,8 +55,8 @@ def resolve_config(config: RunConfig) -> RunConfig:
     directory) and the schedule and epochs that phases imply written out."""
     config.validate()
     data, t = config.data, config.train
-    source = data.source if is_builtin(data.source) else str(Path(data.source).resolve())
-    valid = str(Path(data.valid).resolve()) if data.valid else None
+    source = data.source if is_builtin(data.source) else os.path.abspath(data.source)
+    valid = os.path.abspath(data.valid) if data.valid else None
     phases = [list(p) for p in t.plan()] if t.phases else None
     t = replace(t, phases=phases, lr=t.plan()[0][0], epochs=t.total_epochs, schedule=t.schedule_name)
     return replace(config, data=replace(data, source=source, valid=valid), train=t)
@@ -72,6 +74,18 @@ def check_sizes(data: TextData, bs: int, bptt: int) -> None:
             f"validation split has {len(data.valid_ids)} tokens; it needs at least 2 "
             "(raise --valid-frac or pass --valid FILE)"
         )
+
+
+def check_training_memory(config: RunConfig, vocab_size: int, device: torch.device) -> None:
+    """Refuse a model and batch that could never fit: the weights, their gradients and Adam's two
+    moments (4 floats a parameter), and the activations of one batch (logits, their softmax and
+    gradient; each layer's gates, outputs and gradients)."""
+    m, t = config.model, config.train
+    params = parameter_count(vocab_size, m)
+    per_token = 3 * vocab_size + m.emb + 2 * m.layers * m.hidden * (GATES[m.cell] + 2)
+    check_memory(4 * (4 * params + t.bs * t.bptt * per_token), device,
+                 f"training {params:,} parameters on batches of --bs {t.bs} x --bptt {t.bptt}",
+                 "use a smaller --hidden, --emb, --layers, --bs or --bptt")
 
 
 def fingerprint(data: TextData) -> dict[str, Any]:
@@ -102,6 +116,7 @@ def make_learner(
     config: RunConfig, data: TextData, device: torch.device, callbacks: list[Callback] = ()
 ) -> Learner:
     t = config.train
+    check_training_memory(config, len(data.vocab), device)
     batches = StreamBatches(data.train_ids, t.bs, t.bptt)
     return Learner(
         RecurrentLM(len(data.vocab), config.model),
@@ -185,7 +200,8 @@ def position(epoch: int, batch: int) -> str:
 
 def _fit(learner: Learner, config: RunConfig, folder: Path, state: SaveTrainingState,
          max_minutes: float | None) -> None:
-    """Run the plan; turn an interrupt or a diverged loss into a message that says what was kept."""
+    """Run the plan; turn an interrupt, a diverged loss or a failed write (a full disk) into a
+    message that says what was kept."""
     try:
         run_phases(learner, config, max_minutes)
     except TrainingDiverged as e:
@@ -193,6 +209,11 @@ def _fit(learner: Learner, config: RunConfig, folder: Path, state: SaveTrainingS
                 if state.saved_at else "nothing was saved")
         clip = f"a smaller --clip (now {learner.clip:g})" if learner.clip else "gradient clipping (--clip 1)"
         raise TrainingDiverged(f"{e}; {kept}; try a lower --lr (now {learner.phase.lr:g}) or {clip}") from None
+    except WriteFailed as e:
+        if not state.saved_at:
+            raise WriteFailed(f"{e}; nothing was saved") from None
+        raise WriteFailed(f"{e}; {folder} keeps the state saved {position(*state.saved_at)}; make room, then "
+                          f"continue with: rnnlm train --resume {folder}") from None
     if learner.stop_reason == "interrupt":
         raise TrainingInterrupted(
             f"interrupted {position(learner.epoch, learner.batch)}; state saved in {folder}. "
@@ -216,16 +237,20 @@ def train(
     device = resolve_device(config.train.device)
     seed_everything(config.train.seed)
     config, data = load_data(config)
-    folder = prepare_run_folder(out or default_out(data.name))
-    chosen, weights, state = run_callbacks(config, folder, data, config.train.save_every, callbacks, progress, log)
-    learner = make_learner(config, data, device, chosen)
-    try:
-        write_run_config(folder, config, data.vocab, data.name)
-        _fit(learner, config, folder, state, config.train.max_minutes)
-    except BaseException:
-        if not (weights.saved or state.saved_at):
-            shutil.rmtree(folder, ignore_errors=True)
-        raise
+    check_training_memory(config, len(data.vocab), device)
+    out = Path(out or default_out(data.name))
+    created = not os.path.lexists(out)
+    with new_run_folder(out) as folder:
+        chosen, weights, state = run_callbacks(config, folder, data, config.train.save_every, callbacks, progress,
+                                               log)
+        try:
+            learner = make_learner(config, data, device, chosen)
+            write_run_config(folder, config, data.vocab, data.name)
+            _fit(learner, config, folder, state, config.train.max_minutes)
+        except BaseException:
+            if not (weights.saved or state.saved_at):
+                discard_run_folder(folder, created)
+            raise
     return folder, learner, data
 
 
@@ -242,16 +267,27 @@ def resume(
     """Continue a run from its saved training state, exactly where it stopped. ``max_minutes``,
     ``save_every`` and ``device`` apply to this session; every other setting is the run's own."""
     folder = Path(folder)
-    config = RunConfig.from_dict(read_run_config(folder))
+    obj, config = read_config(folder)
+    with locked_run_folder(folder):
+        vocab = load_vocab(folder, obj["vocab_size"], config)
+        return _resume(folder, config, vocab, max_minutes, save_every, device, callbacks, progress, log)
+
+
+def _resume(folder: Path, config: RunConfig, vocab: Vocab, max_minutes: float | None, save_every: int | None,
+            device: str | None, callbacks: list[Callback] | None, progress: bool | None,
+            log) -> tuple[Path, Learner, TextData]:
     for temporary in folder.glob(".*.tmp"):  # an atomic write that a crash cut short
-        temporary.unlink()
+        if temporary.is_symlink() or temporary.is_file():
+            temporary.unlink()
     tensors, info, extra = read_training_state(folder / STATE)
     t = config.train
     if info.get("epoch", 0) >= t.total_epochs or info.get("stop_reason") == "patience":
         why = "stopped early (--patience)" if info.get("stop_reason") == "patience" else "finished"
         raise RnnlmError(f"{folder}: training already {why} after epoch {info.get('epoch')}; nothing to resume")
     target = resolve_device(device or t.device)
-    config, data = load_data(config, Vocab.load(folder / VOCAB))
+    if not is_builtin(config.data.source) and not os.path.lexists(config.data.source):
+        raise RnnlmError(f"{folder}: its corpus {shown(config.data.source, 300)} is gone; cannot resume without it")
+    config, data = load_data(config, vocab)
     if fingerprint(data) != extra:
         raise RnnlmError(f"{folder}: the corpus {config.data.source} changed since the run began; cannot resume")
     chosen, _, state = run_callbacks(config, folder, data, save_every or t.save_every, callbacks, progress, log)

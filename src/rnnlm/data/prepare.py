@@ -2,7 +2,7 @@
 
 ``prepare`` streams the corpus in bounded pieces (see ``chunks``) and makes three passes:
 
-1. count the characters of every document (and check the files are UTF-8 text);
+1. count the characters of every document (and check that the files are text, as ``train`` does);
 2. count tokens of the training split only, and build the vocab from them;
 3. encode everything and append the ids to one flat file.
 

@@ -25,6 +25,13 @@ def test_char_unknown_maps_to_unk_not_dropped():
     assert ids.tolist() == [vocab.stoi["a"], vocab.stoi["b"], vocab.unk_id, vocab.stoi["c"]]
 
 
+def test_char_beyond_the_largest_code_point_in_the_vocab_is_unk():
+    tok = CharTokenizer()
+    vocab = build_vocab(["ab\u00e9"], tok)
+    assert tok.encode("\U0001f642a\u00e9\u00ea", vocab).tolist() == [
+        vocab.unk_id, vocab.stoi["a"], vocab.stoi["\u00e9"], vocab.unk_id]
+
+
 def test_char_lower():
     tok = CharTokenizer(lower=True)
     vocab = build_vocab(["ABC abc"], tok)

@@ -27,6 +27,13 @@ def check_writable(path: str | os.PathLike, option: str) -> None:
         raise RnnlmError(f"{option} {path}: no folder {path.parent} to write it in")
 
 
+def default_file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give: 0o666 less the umask (mkstemp gives 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename."""
     path = Path(path)
@@ -35,6 +42,7 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except OSError as e:
         raise WriteFailed(f"cannot write {path} ({e.strerror or e})") from None
     try:
+        os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -41,11 +41,13 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
-def add_data_options(p: argparse.ArgumentParser) -> None:
+def add_data_options(p: argparse.ArgumentParser, prepared: bool = True) -> None:
     d = DataConfig()
     g = p.add_argument_group("data")
     g.add_argument("data", nargs="?", default=d.source, metavar="DATA",
-                   help=f"a text file, a folder of .txt files, or a built-in: {', '.join(DATASETS)}")
+                   help="a text file, a folder of .txt files, "
+                        + ("a folder written by rnnlm prepare, " if prepared else "")
+                        + f"or a built-in: {', '.join(DATASETS)}")
     g.add_argument("--level", choices=("char", "word"), default=None,
                    help="token level (default: word for human-numbers, char otherwise)")
     g.add_argument("--lower", action="store_true", help="lower-case the text")
@@ -105,6 +107,11 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--clip", type=float, default=t.clip, help="max gradient norm (0: off)")
     g.add_argument("--seed", type=int, default=t.seed, help="fixes initialisation and sampling")
     g.add_argument("--device", choices=DEVICES, default=t.device, help="auto: CUDA when present")
+
+
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice, one per physical core)")
 
 
 def pick(args: argparse.Namespace, kind: type) -> dict:
@@ -272,6 +279,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"accuracy    {scores.accuracy:.4f}")
 
 
+def cmd_prepare(args: argparse.Namespace) -> None:
+    from rnnlm.data.prepare import prepare
+
+    meta = prepare(DataConfig(**{**pick(args, DataConfig), "source": args.data}), args.out)
+    tokens = meta["tokens"]
+    print(f"prepared {meta['name']}: {meta['documents']:,} document(s), {meta['characters']:,} characters, "
+          f"{meta['level']} level, vocab {meta['vocab_size']:,} tokens ({meta['dtype']})")
+    print(f"train {tokens['train']:,} tokens, valid {tokens['valid']:,} tokens, in {meta['seconds']:.2f} s; "
+          f"written to {args.out}")
+    print(f"\nnext: rnnlm train {args.out}")
+
+
 def cmd_datasets(args: argparse.Namespace) -> None:
     from rnnlm.data.datasets import cache_dir
 
@@ -316,6 +335,7 @@ def build_parser() -> Parser:
     add_data_options(p)
     add_model_options(p)
     add_train_options(p)
+    add_threads_option(p)
     p.add_argument("--out", metavar="DIR", default=None, help="run folder (default: runs/<data>-<time>)")
     add_regularisation_options(p)
     add_schedule_options(p)
@@ -334,6 +354,7 @@ def build_parser() -> Parser:
     g.add_argument("--end-lr", type=float, default=10.0, help="rate of the last batch")
     g.add_argument("--batches", type=int, default=100, help="batches in the sweep (at most)")
     g.add_argument("--plot", metavar="FILE", default=None, help="write a PNG of loss against rate")
+    add_threads_option(p)
     p.set_defaults(func=cmd_lr_find)
 
     p = sub.add_parser("generate", help="write text with a trained model", formatter_class=Formatter,
@@ -348,6 +369,7 @@ def build_parser() -> Parser:
     p.add_argument("--seed", type=int, default=None, help="same seed, same text")
     p.add_argument("--samples", type=int, default=1, help="independent samples, generated as one batch")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
+    add_threads_option(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("evaluate", help="measure a trained model", formatter_class=Formatter,
@@ -358,7 +380,17 @@ def build_parser() -> Parser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
     add_encoding_options(p, None, None)
+    add_threads_option(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("prepare", help="tokenize a large corpus to disk", formatter_class=Formatter,
+                       description="Tokenize a corpus in bounded memory into a folder of token ids "
+                                   "(the smallest unsigned type that fits) and vocab.json; "
+                                   "`rnnlm train DIR` memory-maps it. The vocab and the split are "
+                                   "fixed here.")
+    add_data_options(p, prepared=False)
+    p.add_argument("--out", metavar="DIR", required=True, help="folder to write (must be new or empty)")
+    p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("datasets", help="list the built-in datasets", formatter_class=Formatter)
     p.set_defaults(func=cmd_datasets)
@@ -378,6 +410,7 @@ def build_parser() -> Parser:
     p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="results folder (default: runs/lessons-<time>)")
+    add_threads_option(p)
     p.set_defaults(func=cmd_lesson)
     return parser
 
@@ -427,6 +460,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if world > 1 and args.command != "train":
             raise RnnlmError(f"only rnnlm train runs in several processes; run rnnlm {args.command} without torchrun")
+        if getattr(args, "threads", None) is not None:
+            from rnnlm.device import set_threads
+
+            set_threads(args.threads)
         args.func(args)
     except RnnlmError as e:
         return fail(str(e)) if rank == 0 else quiet(EXIT_USAGE)

@@ -45,3 +45,12 @@ def check_memory(nbytes: int, device: torch.device, what: str, advice: str) -> N
     if nbytes > total:
         raise RnnlmError(f"{what} needs about {size_text(nbytes)} of memory, more than the {size_text(total)} "
                          f"of this {'GPU' if device.type == 'cuda' else 'machine'}; {advice}")
+
+
+def set_threads(threads: int | None) -> None:
+    """Threads for torch's CPU kernels; None keeps torch's default (one per physical core)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise RnnlmError(f"--threads must be >= 1 (got {threads})")
+    torch.set_num_threads(threads)

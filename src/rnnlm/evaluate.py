@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from rnnlm.data.corpus import is_builtin, read_documents
+from rnnlm.data.prepare import is_prepared
 from rnnlm.data.textdata import build_text_data
 from rnnlm.data.tokenizers import encode_documents
 from rnnlm.errors import RnnlmError, shown
@@ -15,17 +16,17 @@ from rnnlm.train.metrics import Scores, evaluate_stream, stream_batches_for_eval
 
 
 def evaluate_run(run: Run, data: str | None = None, encoding: str | None = None, errors: str | None = None) -> Scores:
-    """Scores on the validation split of the run's data, or of a built-in dataset named by
-    ``data``, or on a file or folder ``data`` read whole. ``encoding`` and ``errors`` say how
-    to read its bytes (default: as the run read its corpus)."""
+    """Scores on the validation split of the run's data, or of a built-in dataset or prepared
+    folder named by ``data``, or on a file or folder ``data`` read whole. ``encoding`` and
+    ``errors`` say how to read its bytes (default: as the run read its corpus)."""
     settings = replace(run.config.data, encoding=encoding or run.config.data.encoding,
                        errors=errors or run.config.data.errors)
     settings.validate()
     if data is None and not is_builtin(settings.source) and not os.path.lexists(settings.source):
         raise RnnlmError(f"{run.folder}: its corpus {shown(settings.source, 300)} is gone; name the text to evaluate on "
                          f"(rnnlm evaluate {run.folder} FILE)")
-    if data is None or is_builtin(data):
-        settings = settings if data is None else replace(settings, source=data)
+    if data is None or is_builtin(data) or is_prepared(data):
+        settings = settings if data is None else replace(settings, source=data, valid=None)
         ids = build_text_data(settings, vocab=run.vocab).valid_ids
     else:
         ids = encode_documents(read_documents(Path(data), settings.encoding, settings.errors), run.tokenizer,

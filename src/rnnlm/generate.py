@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import sys
+from contextlib import contextmanager
 from typing import Iterator, Sequence, TextIO
 
 import torch
@@ -66,14 +67,33 @@ def sample_ids(
     else:
         generator.seed()
     model.eval()
+    banned_ids = torch.tensor(banned, dtype=torch.long, device=device)
     logits, state = feed_prime(model, prime, samples)
     for _ in range(n):
         last = logits[:, -1]
         if banned:
-            last = last.index_fill(-1, torch.tensor(banned, device=device), float("-inf"))
+            last = last.index_fill(-1, banned_ids, float("-inf"))
         next_ids = pick_next(last, generator=generator, **pick)
         yield next_ids
-        logits, state = model(next_ids[:, None], state)
+        with one_step_kernels():
+            logits, state = model(next_ids[:, None], state)
+
+
+@contextmanager
+def one_step_kernels() -> Iterator[None]:
+    """Torch's own recurrent kernels instead of oneDNN's for one step at a time.
+
+    On the CPU, oneDNN's LSTM reorders every weight matrix on each call: cheap next to a
+    training batch, but about 10x the cost of the step itself at one token (0.7 ms against
+    8.8 ms a step for a 2-layer 512 LSTM; benchmarks/README.md). Entered around each call only,
+    since the setting is process-wide.
+    """
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
 
 
 PRIME_PIECE = 1024  # tokens of the prime run through the model at a time

@@ -13,7 +13,7 @@ import json
 import os
 import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from rnnlm.errors import RnnlmError
 
@@ -55,19 +55,26 @@ def regular_file_size(path: str | os.PathLike, missing: str = "no such file or f
     return info.st_size
 
 
-def read_file(path: str | os.PathLike, limit: int | None = None, what: str = "file",
-              missing: str = "no such file or folder") -> bytes:
-    """The bytes of a regular file, at most ``limit`` of them. Opening never blocks (a named
-    pipe is refused, not waited on)."""
+def open_regular_file(path: str | os.PathLike, missing: str = "no such file or folder") -> BinaryIO:
+    """A regular file opened for reading in binary. Opening never blocks (a named pipe is
+    refused, not waited on)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError as e:
         raise os_reason(path, e, missing) from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(fd)
-        error = not_regular(path, info.st_mode)
-        if error:
-            raise error
+    f = os.fdopen(fd, "rb")
+    error = not_regular(path, os.fstat(fd).st_mode)
+    if error:
+        f.close()
+        raise error
+    return f
+
+
+def read_file(path: str | os.PathLike, limit: int | None = None, what: str = "file",
+              missing: str = "no such file or folder") -> bytes:
+    """The bytes of a regular file, at most ``limit`` of them (see ``open_regular_file``)."""
+    with open_regular_file(path, missing) as f:
+        info = os.fstat(f.fileno())
         if limit is not None and info.st_size > limit:
             raise RnnlmError(f"{path}: {info.st_size:,} bytes, too large for a {what} (at most {limit:,})")
         try:

@@ -63,20 +63,30 @@ def text_codec(data: bytes, encoding: str) -> str:
     return next((name for bom, name in BOMS if data.startswith(bom)), "utf-8-sig")
 
 
-def decode_text(data: bytes, path: Path, encoding: str = "utf-8", errors: str = "strict") -> str:
-    """Text with ``\\n`` line ends from the bytes of a file; a clear error for a binary file or
-    bytes that ``encoding`` cannot read (unless ``errors`` is replace or ignore)."""
-    try:
-        text = data.decode(text_codec(data, encoding), errors)
-    except UnicodeDecodeError as e:
-        if b"\0" in data[:BINARY_PROBE]:
-            raise binary_error(path) from None
-        raise utf8_error(path, e.start, encoding) from None
-    if looks_binary(text[:BINARY_PROBE]):
-        if text_codec(data, encoding) == "utf-8-sig" and utf16_without_bom(data[:BINARY_PROBE]):
+def decode_error(path: Path, offset: int, head: bytes, encoding: str) -> RnnlmError:
+    """The error for bytes ``encoding`` cannot read at ``offset``; ``head``: the file's first bytes."""
+    return binary_error(path) if b"\0" in head[:BINARY_PROBE] else utf8_error(path, offset, encoding)
+
+
+def check_not_binary(path: Path, text_head: str, head: bytes, codec: str) -> None:
+    """Refuse a binary file, judged by the first ``BINARY_PROBE`` characters of its text and
+    bytes (a file read by pieces is judged by the same start as one read whole)."""
+    if looks_binary(text_head[:BINARY_PROBE]):
+        if codec == "utf-8-sig" and utf16_without_bom(head[:BINARY_PROBE]):
             raise RnnlmError(f"{path}: looks like UTF-16 text without a BOM; pass --encoding utf-16-le "
                              "(or utf-16-be)")
         raise binary_error(path)
+
+
+def decode_text(data: bytes, path: Path, encoding: str = "utf-8", errors: str = "strict") -> str:
+    """Text with ``\\n`` line ends from the bytes of a file; a clear error for a binary file or
+    bytes that ``encoding`` cannot read (unless ``errors`` is replace or ignore)."""
+    codec = text_codec(data, encoding)
+    try:
+        text = data.decode(codec, errors)
+    except UnicodeDecodeError as e:
+        raise decode_error(path, e.start, data, encoding) from None
+    check_not_binary(path, text, data, codec)
     return normalize_newlines(text)
 
 
@@ -123,7 +133,7 @@ def read_documents(path: Path, encoding: str = "utf-8", errors: str = "strict") 
     memory = memory_bytes(torch.device("cpu"))
     if 2 * size > memory:
         raise RnnlmError(f"{path}: {size_text(size)} of text, more than half of this machine's {size_text(memory)} "
-                         "of memory; reading it whole would not fit (use a part of it)")
+                         "of memory; reading it whole would not fit (rnnlm prepare reads it in pieces)")
     docs = [d for d in (read_text_file(p, encoding, errors) for p in files) if d]
     if not docs:
         raise RnnlmError(f"{path}: is empty")

@@ -9,6 +9,7 @@ import numpy as np
 
 from rnnlm.config import DataConfig
 from rnnlm.data.corpus import load_corpus
+from rnnlm.data.prepare import is_prepared, open_prepared
 from rnnlm.data.tokenizers import Tokenizer, encode_documents, make_tokenizer
 from rnnlm.data.vocab import Vocab
 from rnnlm.errors import RnnlmError
@@ -30,8 +31,29 @@ def build_vocab(docs: list[str], tokenizer: Tokenizer, min_freq: int = 1, max_si
     return Vocab.build(counts, min_freq=min_freq, max_size=max_size)
 
 
+def prepared_text_data(config: DataConfig, vocab: Vocab | None = None) -> TextData:
+    """The memory-mapped ids of a folder written by ``rnnlm prepare``; its vocab and split are fixed."""
+    corpus = open_prepared(config.source)
+    where = f"{config.source} (prepared)"
+    if config.valid is not None:
+        raise RnnlmError(f"{where}: --valid cannot change a prepared split; pass --valid to rnnlm prepare")
+    if config.level not in (None, corpus.level):
+        raise RnnlmError(f"{where}: --level {config.level}, but it was prepared at {corpus.level} level")
+    if config.lower and not corpus.lower:
+        raise RnnlmError(f"{where}: --lower, but it was prepared without --lower; prepare it again")
+    if vocab is not None and vocab != corpus.vocab:
+        raise RnnlmError(f"{where}: its vocab differs from the model's (was it prepared again?)")
+    tokenizer = make_tokenizer(corpus.level, corpus.lower)
+    return TextData(corpus.name, tokenizer, corpus.vocab, corpus.train_ids, corpus.valid_ids)
+
+
 def build_text_data(config: DataConfig, vocab: Vocab | None = None) -> TextData:
-    """Read and encode the corpus of ``config``; the vocab comes from its training split unless given."""
+    """Read and encode the corpus of ``config``; the vocab comes from its training split unless given.
+
+    A folder written by ``rnnlm prepare`` is memory-mapped instead (see ``prepared_text_data``).
+    """
+    if is_prepared(config.source):
+        return prepared_text_data(config, vocab)
     corpus = load_corpus(config.source, config.valid_frac, config.valid, config.level,
                          config.encoding, config.errors)
     tokenizer = make_tokenizer(corpus.level, config.lower)

@@ -42,17 +42,18 @@ class CharTokenizer:
         codes, counts = np.unique(code_points(self.normalize(text)), return_counts=True)
         return Counter({chr(c): int(n) for c, n in zip(codes, counts)})
 
+    @staticmethod
+    def id_table(vocab: Vocab) -> np.ndarray:
+        """The id of every code point up to the largest in the vocab, then one ``xxunk`` slot."""
+        chars = [(ord(tok), i) for i, tok in enumerate(vocab.itos) if tok not in SPECIALS]
+        codes = np.array([c for c, _ in chars], dtype=np.int64)
+        table = np.full(codes.max(initial=-1) + 2, vocab.unk_id, dtype=vocab.dtype)
+        table[codes] = [i for _, i in chars]
+        return table
+
     def encode(self, text: str, vocab: Vocab) -> np.ndarray:
-        table = [(ord(tok), i) for i, tok in enumerate(vocab.itos) if tok not in SPECIALS]
-        table.sort()
-        codes = np.array([c for c, _ in table], dtype=np.uint32)
-        ids = np.array([i for _, i in table], dtype=vocab.dtype)
-        points = code_points(self.normalize(text))
-        if len(codes) == 0:
-            return np.full(len(points), vocab.unk_id, dtype=vocab.dtype)
-        where = np.searchsorted(codes, points).clip(max=len(codes) - 1)
-        found = codes[where] == points
-        return np.where(found, ids[where], vocab.unk_id).astype(vocab.dtype)
+        """One table lookup per character; a code point above the table reads its last slot, ``xxunk``."""
+        return np.take(self.id_table(vocab), code_points(self.normalize(text)), mode="clip")
 
     def piece(self, token: str) -> str:
         """The text one token stands for when written out."""

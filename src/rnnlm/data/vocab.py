@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from itertools import repeat
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -64,8 +65,7 @@ class Vocab:
 
     def encode_tokens(self, tokens: Iterable[str]) -> np.ndarray:
         """Ids of ``tokens``; a token outside the vocab becomes ``xxunk``."""
-        stoi, unk = self.stoi, self.unk_id
-        return np.fromiter((stoi.get(t, unk) for t in tokens), dtype=self.dtype)
+        return np.fromiter(map(self.stoi.get, tokens, repeat(self.unk_id)), dtype=self.dtype)
 
     def decode_tokens(self, ids: Iterable[int]) -> list[str]:
         return [self.itos[int(i)] for i in ids]

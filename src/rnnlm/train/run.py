@@ -109,9 +109,11 @@ def default_out(name: str) -> Path:
 
 
 def load_data(config: RunConfig, vocab: Vocab | None = None) -> tuple[RunConfig, TextData]:
-    """Read and encode the corpus; the config comes back with the level it found."""
+    """Read and encode the corpus; the config comes back with the level and lower-casing it found
+    (a prepared folder fixes both)."""
     data = build_text_data(config.data, vocab)
-    config = replace(config, data=replace(config.data, level=data.tokenizer.level))
+    settings = replace(config.data, level=data.tokenizer.level, lower=data.tokenizer.lower)
+    config = replace(config, data=settings)
     check_sizes(data, config.train.bs, config.train.bptt)
     return config, data
 

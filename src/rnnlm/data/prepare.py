@@ -1,0 +1,335 @@
+"""Prepared corpora: token ids on disk, read back as memory maps, for text larger than memory.
+
+``prepare`` streams the corpus in bounded pieces (see ``chunks``) and makes three passes:
+
+1. count the characters of every document (and check that the files are text, as ``train`` does);
+2. count tokens of the training split only, and build the vocab from them;
+3. encode everything and append the ids to one flat file.
+
+The split is the one ``load_corpus`` makes (the last ``valid_frac`` of characters, moved to
+the next whitespace at word level, or a ``--valid`` file), so a prepared folder holds exactly
+the ids that in-memory encoding gives. The folder is written under a temporary name and renamed
+at the end: it is complete or absent.
+
+    DIR/prepared.json   format, source, level, lower, dtype, token counts, split offsets
+    DIR/vocab.json      the vocab (built on the training split)
+    DIR/ids.bin         train ids then valid ids, flat, of the smallest unsigned type that fits
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import shutil
+import stat
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from rnnlm import __version__
+from rnnlm.atomic import write_json
+from rnnlm.config import DataConfig
+from rnnlm.data.chunks import CHUNK_BYTES, read_chunks
+from rnnlm.data.corpus import is_builtin, text_files
+from rnnlm.data.datasets import DATASETS, fetch
+from rnnlm.data.human_numbers import human_numbers
+from rnnlm.data.tokenizers import LEVELS, Tokenizer, make_tokenizer
+from rnnlm.data.vocab import Vocab
+from rnnlm.errors import RnnlmError, shown
+from rnnlm.reading import read_json, regular_file_size
+
+META, VOCAB, IDS = "prepared.json", "vocab.json", "ids.bin"
+PREPARED_FORMAT = "rnnlm-prepared"
+PREPARED_VERSION = 1
+TRAIN, VALID = "train", "valid"
+
+Document = Callable[[], Iterator[str]]  # yields the text of one document in pieces
+
+
+@dataclass
+class PreparedCorpus:
+    """A prepared folder opened for reading: ids are read-only memory maps of ``ids.bin``."""
+
+    folder: Path
+    name: str
+    level: str
+    lower: bool
+    vocab: Vocab
+    train_ids: np.ndarray
+    valid_ids: np.ndarray
+    meta: dict[str, Any]
+
+
+def is_prepared(source: str | os.PathLike) -> bool:
+    """Whether ``source`` is a folder written by ``prepare`` (any path that cannot be looked at is not)."""
+    try:
+        return stat.S_ISREG(os.stat(Path(source) / META).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def file_documents(path: Path, chunk_bytes: int, encoding: str = "utf-8", errors: str = "strict") -> list[Document]:
+    return [lambda p=p: read_chunks(p, chunk_bytes, encoding, errors) for p in text_files(path)]
+
+
+def source_documents(data: DataConfig, chunk_bytes: int) -> tuple[str, str, list[Document], list[Document] | None]:
+    """Name, natural level, documents, and the fixed validation documents (None: split by position),
+    as ``load_corpus`` finds them."""
+    source, encoding, errors = data.source, data.encoding, data.errors
+    if is_builtin(source):
+        natural = DATASETS[source].level
+        if source == "human-numbers":
+            train_text, valid_text = human_numbers()
+            docs, fixed = [lambda: iter([train_text])], [lambda: iter([valid_text])]
+        else:
+            docs, fixed = file_documents(fetch(source), chunk_bytes), None
+        name = source
+    else:
+        natural, name = "char", Path(os.path.abspath(source)).name
+        docs, fixed = file_documents(Path(source), chunk_bytes, encoding, errors), None
+    if data.valid is not None:
+        fixed = file_documents(Path(data.valid), chunk_bytes, encoding, errors)
+    return name, natural, docs, fixed
+
+
+def next_space(text: str, start: int) -> int:
+    """Index of the first whitespace character at or after ``start``, or ``len(text)``."""
+    at = start
+    while at < len(text) and not text[at].isspace():
+        at += 1
+    return at
+
+
+def split_document(pieces: Iterable[str], at: float, level: str) -> Iterator[tuple[str, bool, str]]:
+    """``(split, starts_document, text)`` for one document whose first ``at`` characters are
+    training text; at word level the cut moves on to the next whitespace, as ``split_by_position``."""
+    split, starts, pos = (TRAIN if at > 0 else VALID), True, 0
+    for piece in pieces:
+        length = len(piece)
+        if split == TRAIN and pos + length > at:
+            cut = max(int(at) - pos, 0)
+            if level == "word":
+                cut = next_space(piece, cut)
+            if cut < length:
+                if cut:
+                    yield TRAIN, starts, piece[:cut]
+                split, starts, piece = VALID, True, piece[cut:]
+        if piece:
+            yield split, starts, piece
+            starts = False
+        pos += length
+
+
+def split_pieces(
+    docs: list[Document], lengths: list[int], fixed: list[Document] | None, valid_frac: float, level: str
+) -> Iterator[tuple[str, bool, str]]:
+    """Every piece of the corpus in order, labelled train or valid; train always comes first."""
+    if fixed is not None:
+        for doc in docs:
+            yield from split_document(doc(), math.inf, level)
+        for doc in fixed:
+            yield from split_document(doc(), 0, level)
+        return
+    cut = int(round(sum(lengths) * (1 - valid_frac)))
+    seen = 0
+    for doc, length in zip(docs, lengths):
+        if length:
+            yield from split_document(doc(), cut - seen, level)
+        seen += length
+
+
+class Passes:
+    """The three streaming passes over the documents, with a progress bar each."""
+
+    def __init__(self, docs: list[Document], fixed: list[Document] | None, valid_frac: float,
+                 tokenizer: Tokenizer, progress: bool):
+        self.docs, self.fixed, self.valid_frac, self.tokenizer = docs, fixed, valid_frac, tokenizer
+        self.progress = progress
+        self.lengths: list[int] = []
+        self.characters = self.documents = 0
+
+    def bar(self, desc: str, total: int | None) -> tqdm:
+        return tqdm(total=total, desc=desc, unit="char", unit_scale=True, leave=False,
+                    disable=not self.progress, dynamic_ncols=True)
+
+    def pieces(self, desc: str) -> Iterator[tuple[str, bool, str]]:
+        with self.bar(desc, self.characters) as bar:
+            for split, starts, text in split_pieces(self.docs, self.lengths, self.fixed,
+                                                    self.valid_frac, self.tokenizer.level):
+                yield split, starts, text
+                bar.update(len(text))
+
+    def count_characters(self) -> None:
+        with self.bar("reading", None) as bar:
+            for doc in self.docs + (self.fixed or []):
+                length = 0
+                for piece in doc():
+                    length += len(piece)
+                    bar.update(len(piece))
+                self.lengths.append(length)
+        self.characters = sum(self.lengths)
+        self.documents = sum(1 for n in self.lengths if n)
+        self.lengths = self.lengths[: len(self.docs)]
+
+    def count_tokens(self) -> Counter:
+        counts: Counter = Counter()
+        for split, _, text in self.pieces("counting"):
+            if split == VALID:
+                break
+            counts.update(self.tokenizer.count(text))
+        return counts
+
+    def encode(self, vocab: Vocab, out) -> dict[str, int]:
+        tokens = {TRAIN: 0, VALID: 0}
+        bos = np.array([vocab.bos_id], dtype=vocab.dtype)
+        for split, starts, text in self.pieces("encoding"):
+            ids = self.tokenizer.encode(text, vocab)
+            if starts and self.tokenizer.adds_bos:
+                ids = np.concatenate([bos, ids])
+            out.write(memoryview(ids))
+            tokens[split] += len(ids)
+        return tokens
+
+
+def new_folder_beside(out: Path) -> Path:
+    """A temporary folder next to ``out`` (same file system, so it can be renamed into place)."""
+    if out.exists() and not out.is_dir():
+        raise RnnlmError(f"--out {out}: is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        raise RnnlmError(f"--out {out}: folder is not empty; choose another --out")
+    tmp = out.parent / f".{out.name}.{secrets.token_hex(4)}.tmp"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        return tmp
+    except OSError as e:
+        raise RnnlmError(f"--out {out}: cannot create folder ({e.strerror})") from None
+
+
+def prepare(
+    data: DataConfig, out: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES, progress: bool | None = None
+) -> dict[str, Any]:
+    """Tokenize the corpus of ``data`` into the folder ``out``; returns what ``prepared.json`` holds."""
+    data.validate()
+    if chunk_bytes < 1:
+        raise RnnlmError(f"chunk size must be >= 1 byte (got {chunk_bytes})")
+    start = time.monotonic()
+    name, natural, docs, fixed = source_documents(data, chunk_bytes)
+    tokenizer = make_tokenizer(data.level or natural, data.lower)
+    passes = Passes(docs, fixed, data.valid_frac, tokenizer,
+                    sys.stderr.isatty() if progress is None else progress)
+    passes.count_characters()
+    if passes.characters == 0:
+        raise RnnlmError(f"{data.source}: is empty")
+    vocab = Vocab.build(passes.count_tokens(), min_freq=data.min_freq, max_size=data.max_size)
+    if len(vocab) == len(Vocab.build({}).itos):
+        raise RnnlmError(
+            f"{data.source}: no token occurs --min-freq {data.min_freq} times in the training split"
+        )
+    out = Path(out)
+    tmp = new_folder_beside(out)
+    try:
+        with open(tmp / IDS, "wb") as f:
+            tokens = passes.encode(vocab, f)
+            f.flush()
+            os.fsync(f.fileno())
+        if tokens[TRAIN] < 2:
+            raise RnnlmError(
+                f"{data.source}: the training split has {tokens[TRAIN]} tokens; it needs at least 2"
+            )
+        meta = {
+            "format": PREPARED_FORMAT,
+            "version": PREPARED_VERSION,
+            "rnnlm": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "name": name,
+            "source": data.source if is_builtin(data.source) else os.path.abspath(data.source),
+            "valid": os.path.abspath(data.valid) if data.valid else None,
+            "level": tokenizer.level,
+            "lower": data.lower,
+            "encoding": data.encoding,
+            "errors": data.errors,
+            "min_freq": data.min_freq,
+            "max_size": data.max_size,
+            "valid_frac": None if fixed is not None else data.valid_frac,
+            "documents": passes.documents,
+            "characters": passes.characters,
+            "vocab_size": len(vocab),
+            "dtype": vocab.dtype.name,
+            "tokens": tokens,
+            "splits": {TRAIN: [0, tokens[TRAIN]], VALID: [tokens[TRAIN], tokens[TRAIN] + tokens[VALID]]},
+            "seconds": round(time.monotonic() - start, 3),
+        }
+        vocab.save(tmp / VOCAB)
+        write_json(tmp / META, meta)
+        if out.is_dir():
+            out.rmdir()
+        os.replace(tmp, out)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RnnlmError(f"--out {out}: cannot write ({e.strerror})") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta
+
+
+META_LIMIT = 1 << 20  # bytes of prepared.json
+SCAN_PIECE = 1 << 24  # ids checked at a time when a folder is opened
+
+
+def damaged(folder: Path, why: str) -> RnnlmError:
+    return RnnlmError(f"{folder}: damaged prepared folder ({why}); run rnnlm prepare again")
+
+
+def read_meta(folder: Path) -> dict[str, Any]:
+    meta = read_json(folder / META, META_LIMIT, "prepared corpus", missing="not a prepared folder")
+    if not isinstance(meta, dict) or meta.get("format") != PREPARED_FORMAT:
+        raise RnnlmError(f"{folder / META}: not an rnnlm prepared corpus")
+    if meta.get("version") != PREPARED_VERSION:
+        raise RnnlmError(f"{folder / META}: unknown prepared format version {shown(meta.get('version'))}")
+    return meta
+
+
+def read_layout(folder: Path, meta: dict[str, Any]) -> tuple[str, bool, np.dtype, dict[str, tuple[int, int]]]:
+    """Level, lower-casing, id type and split offsets of ``meta``, each checked (the folder may
+    come from a stranger)."""
+    level, lower, dtype, splits = meta.get("level"), meta.get("lower"), meta.get("dtype"), meta.get("splits")
+    if level not in LEVELS or not isinstance(lower, bool) or dtype not in ("uint8", "uint16", "uint32"):
+        raise damaged(folder, f"{META}: level, lower or dtype missing or wrong")
+    bounds = [splits.get(k) for k in (TRAIN, VALID)] if isinstance(splits, dict) else []
+    if not (len(bounds) == 2 and all(isinstance(b, list) and len(b) == 2 for b in bounds)
+            and all(type(i) is int for b in bounds for i in b)
+            and 0 == bounds[0][0] <= bounds[0][1] == bounds[1][0] <= bounds[1][1]):
+        raise damaged(folder, f"{META}: split offsets missing or wrong")
+    return level, lower, np.dtype(dtype), {TRAIN: tuple(bounds[0]), VALID: tuple(bounds[1])}
+
+
+def open_prepared(folder: str | os.PathLike) -> PreparedCorpus:
+    """Memory-map the ids of a prepared folder. Opening reads the ids once, a piece at a time, to
+    check that each names a token of the vocab; training then reads slices of them."""
+    folder = Path(folder)
+    meta = read_meta(folder)
+    vocab = Vocab.load(folder / VOCAB)
+    level, lower, dtype, splits = read_layout(folder, meta)
+    if dtype != vocab.dtype or meta.get("vocab_size") != len(vocab):
+        says = f"{META} says {shown(meta.get('vocab_size'))} tokens as {dtype}"
+        raise damaged(folder, f"{says}, {VOCAB} has {len(vocab)}")
+    total = splits[VALID][1]
+    size = regular_file_size(folder / IDS, missing=f"no {IDS}")
+    if size != total * dtype.itemsize or total < 2:
+        raise damaged(folder, f"{IDS} is {size:,} bytes, {META} implies {total * dtype.itemsize:,}")
+    ids = np.memmap(folder / IDS, dtype=dtype, mode="r", shape=(total,))
+    for start in range(0, total, SCAN_PIECE):
+        if int(ids[start : start + SCAN_PIECE].max()) >= len(vocab):
+            raise damaged(folder, f"{IDS} holds ids beyond the {len(vocab)} tokens of {VOCAB}")
+    return PreparedCorpus(folder, str(meta.get("name", folder.name)), level, lower, vocab,
+                          ids[slice(*splits[TRAIN])], ids[slice(*splits[VALID])], meta)

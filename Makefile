@@ -13,7 +13,8 @@ $(BIN)/activate:
 venv: $(BIN)/activate
 	$(BIN)/pip install --quiet -e '.[test]'
 
-demo: venv
+demo: venv  # runs/demo is the demo's own: each `make demo` trains it afresh
+	rm -rf runs/demo
 	$(BIN)/rnnlm train --out runs/demo
 	$(BIN)/rnnlm generate runs/demo --prime "eight thousand" -n 40 --seed 1
 

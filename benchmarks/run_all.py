@@ -20,6 +20,7 @@ BENCHMARKS = {  # name: (full options, quick options)
     "prepare_speed": ([], ["--sizes", "10,100", "--word-sizes", "10"]),
     "compile": ([], ["--seconds", "1"]),
     "quality": ([], ["--minutes", "1"]),
+    "distributed": ([], ["--kb", "30"]),
 }
 
 
@@ -37,7 +38,7 @@ def main() -> int:
     for name in names:
         full, quick = BENCHMARKS[name]
         command = [sys.executable, str(HERE / f"{name}.py"), *(quick if args.quick else full)]
-        if args.threads and name != "prepare_speed":
+        if args.threads and name not in ("prepare_speed", "distributed"):
             command += ["--threads", args.threads]
         print(f"\n<!-- {' '.join(Path(c).name if c.endswith('.py') else c for c in command[1:])} -->", flush=True)
         start = time.perf_counter()

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 import unicodedata
 from dataclasses import fields
 from typing import Sequence
@@ -16,9 +17,11 @@ from rnnlm.config import (
 )
 from rnnlm.data.datasets import DATASETS
 from rnnlm.errors import RnnlmError
+from rnnlm.train.distributed import launched_rank, launched_world_size, lost_a_peer
 
 EXIT_USAGE = 2
 EXIT_BUG = 1
+QUIET_EXIT_DELAY = 1.0  # seconds the ranks other than 0 wait before they fail (see main)
 
 
 class Parser(argparse.ArgumentParser):
@@ -183,7 +186,7 @@ def run_settings_given(args: argparse.Namespace) -> list[str]:
 def cmd_train(args: argparse.Namespace) -> None:
     from rnnlm.generate import generate_text
     from rnnlm.runfolder import load_run
-    from rnnlm.train.run import resume, train
+    from rnnlm.train.run import resume, resume_command, train
 
     if args.resume:
         given = run_settings_given(args)
@@ -194,13 +197,16 @@ def cmd_train(args: argparse.Namespace) -> None:
                                        device=None if args.device == "auto" else args.device)
     else:
         folder, learner, data = train(config_from_args(args), args.out)
+    if not learner.dist.is_main:  # under torchrun rank 0 reports
+        return
     best = min(learner.history, key=lambda r: r["valid_loss"])
     if learner.stop_reason == "patience":
         print(f"\nstopped early (--patience): no better valid loss for {learner.epoch - best['epoch']} epochs")
     print(f"\nbest valid_loss {best['valid_loss']:.4f} (epoch {best['epoch']}), "
           f"accuracy {best['accuracy']:.4f}; run saved in {folder}")
     if learner.stop_reason == "time":
-        print(f"stopped after --max-minutes at epoch {learner.epoch}; continue with: rnnlm train --resume {folder}")
+        print(f"stopped after --max-minutes at epoch {learner.epoch}; continue with: "
+              f"{resume_command(folder, learner.dist)}")
     run = load_run(folder, device=args.device)
     n = 200 if data.tokenizer.level == "char" else 40
     text = generate_text(run.model, run.tokenizer, run.vocab, "", n, seed=args.seed, temperature=0.8)[0]
@@ -432,22 +438,38 @@ def out_of_memory(e: BaseException) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; every failure becomes one line on stderr. Exit status 2: a problem with
     the input, the options, the machine (memory, disk); 130: Ctrl-C; 1: a bug in rnnlm (set
-    RNNLM_DEBUG=1 for its traceback)."""
+    RNNLM_DEBUG=1 for its traceback). Under torchrun every process runs this, and rank 0 speaks
+    for them all: the others keep quiet about the errors they share with it."""
     args = build_parser().parse_args(argv)
 
-    def fail(message: str, status: int = EXIT_USAGE) -> int:
-        print(f"rnnlm {args.command}: error: {one_line(message)}", file=sys.stderr)
+    def fail(message: str, status: int = EXIT_USAGE, rank: int = 0) -> int:
+        where = f" (rank {rank})" if rank else ""
+        print(f"rnnlm {args.command}{where}: error: {one_line(message)}", file=sys.stderr)
+        return status
+
+    def quiet(status: int) -> int:
+        """Leave without a word; rank 0 says why. Not at once: torchrun stops every process when
+        one ends, and rank 0 may not have said it yet."""
+        time.sleep(QUIET_EXIT_DELAY)
         return status
 
     try:
+        rank, world = launched_rank(), launched_world_size()
+    except RnnlmError as e:
+        return fail(str(e))
+    try:
+        if world > 1 and args.command != "train":
+            raise RnnlmError(f"only rnnlm train runs in several processes; run rnnlm {args.command} without torchrun")
         if getattr(args, "threads", None) is not None:
             from rnnlm.device import set_threads
 
             set_threads(args.threads)
         args.func(args)
     except RnnlmError as e:
-        return fail(str(e))
+        return fail(str(e)) if rank == 0 else quiet(EXIT_USAGE)
     except KeyboardInterrupt as e:
+        if rank:
+            return quiet(130)
         print(f"\nrnnlm {args.command}: {one_line(str(e)) or 'interrupted'}", file=sys.stderr)
         return 130
     except BrokenPipeError:
@@ -455,14 +477,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if os.environ.get("RNNLM_DEBUG"):
             raise
+        if world > 1 and lost_a_peer(e):
+            reason = str(e).splitlines()[0][:200]
+            message = f"another process of this torchrun job stopped, so this one cannot go on ({reason})"
+            return fail(message) if rank == 0 else quiet(EXIT_USAGE)
         if out_of_memory(e):
-            return fail("out of memory; try a smaller --bs, --bptt, --hidden, --layers, --samples or corpus")
+            return fail("out of memory; try a smaller --bs, --bptt, --hidden, --layers, --samples or corpus", rank=rank)
         if isinstance(e, OSError):
             where = f"{e.filename}: " if e.filename else ""
-            return fail(f"{where}{e.strerror or e}")
+            return fail(f"{where}{e.strerror or e}", rank=rank)
         reason = str(e).splitlines()[0][:300] if str(e) else ""
         return fail(f"internal error ({type(e).__name__}: {reason}); this is a bug in rnnlm, please report it "
-                    "(RNNLM_DEBUG=1 shows the traceback)", EXIT_BUG)
+                    "(RNNLM_DEBUG=1 shows the traceback)", EXIT_BUG, rank)
     return 0
 
 

@@ -9,6 +9,7 @@ token is an input exactly once and a target exactly once, except the tail shorte
 
 from __future__ import annotations
 
+import copy
 from typing import Iterator
 
 import numpy as np
@@ -31,7 +32,19 @@ class StreamBatches:
         self.targets = ids[1 : used + 1].reshape(bs, self.stream_len)
 
     def __len__(self) -> int:
-        return -(-self.stream_len // self.bptt)
+        return -(-self.stream_len // self.bptt) if self.bs else 0
+
+    def shard(self, rank: int, world_size: int) -> "StreamBatches":
+        """The streams of process ``rank`` when ``world_size`` processes share them: a contiguous
+        block, ``bs * rank // world_size`` up to the next rank's first (views, no copy). Blocks
+        differ by one stream at most when ``bs`` does not split evenly; a block may be empty (no
+        batches) when there are fewer streams than processes."""
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not one of {world_size} processes")
+        start, stop = self.bs * rank // world_size, self.bs * (rank + 1) // world_size
+        part = copy.copy(self)
+        part.bs, part.inputs, part.targets = stop - start, self.inputs[start:stop], self.targets[start:stop]
+        return part
 
     @property
     def tokens(self) -> int:

@@ -36,8 +36,11 @@ ROW_NUMBERS = ("epoch", "train_loss", "valid_loss", "accuracy")  # what a histor
 
 
 def save_training_state(path: str | Path, learner: "Learner", extra: dict[str, Any] | None = None) -> None:
-    """Write ``learner.training_state()`` (plus ``extra`` JSON data) to ``path`` atomically."""
+    """Write ``learner.training_state()`` (plus ``extra`` JSON data) to ``path`` atomically. Under
+    torchrun every rank calls this (the state gathers every rank's share) and rank 0 writes."""
     tensors, info = learner.training_state()
+    if not learner.dist.is_main:
+        return
     metadata = {"format": STATE_FORMAT, "version": STATE_VERSION,
                 "state": json.dumps(info), "extra": json.dumps(extra or {})}
     write_bytes(path, save_safetensors(tensors, metadata=metadata))
@@ -91,7 +94,7 @@ def check_tensors(learner: "Learner", tensors: dict[str, torch.Tensor]) -> None:
     for index, p in enumerate(params):
         expected.update({f"optimizer.{index}.exp_avg": p.shape, f"optimizer.{index}.exp_avg_sq": p.shape,
                          f"optimizer.{index}.step": torch.Size([])})
-    hidden = learner.model.init_state(learner.train_data.bs, "meta")
+    hidden = learner.model.init_state(learner.streams, "meta")
     for i, h in enumerate(hidden if isinstance(hidden, tuple) else (hidden,)):
         expected[f"hidden.{i}"] = h.shape
     expected["loss_sum"] = torch.Size([])
@@ -134,6 +137,9 @@ def check_info(learner: "Learner", info: dict[str, Any]) -> None:
     if not isinstance(history, list) or not all(
             isinstance(row, dict) and all(_number(row.get(k), finite=False) for k in ROW_NUMBERS) for row in history):
         raise ValueError(f"history must be a list of epoch rows with {', '.join(ROW_NUMBERS)}")
+    world = info.get("world_size", 1)
+    if not (_whole(world) and world == learner.dist.world_size):
+        raise ValueError(f"it was saved by {shown(world)} processes, this run has {learner.dist.world_size}")
     parts = info.get("hidden_parts")
     if parts not in (0, 2 if learner.model.config.cell == "lstm" else 1):
         raise ValueError(f"hidden_parts {shown(parts)} does not fit a {learner.model.config.cell} model")
@@ -204,7 +210,8 @@ def _number(value: Any, finite: bool = True) -> bool:
 class SaveTrainingState(Callback):
     """Writes the resumable state every ``every`` optimiser steps (None: never mid-epoch), at
     each epoch end, and when training stops (an interrupt mid-epoch included). Put it last, so
-    the other callbacks' state is up to date when it is saved."""
+    the other callbacks' state is up to date when it is saved. Under torchrun it runs on every
+    rank, at the same batches, and rank 0 writes."""
 
     def __init__(self, path: str | Path, every: int | None = None, extra: dict[str, Any] | None = None):
         self.path, self.every, self.extra = Path(path), every, extra

@@ -10,6 +10,12 @@ across phases. ``training_state`` captures everything needed to go on exactly wh
 stands (weights, optimiser, scheduler, RNG states, the position inside the epoch, the carried
 hidden state, the callbacks' own state) as tensors plus plain JSON data;
 ``load_training_state`` puts it back. ``rnnlm.train.checkpoint`` writes it to disk.
+
+Under torchrun (``dist``) each rank trains its own block of the streams through
+DistributedDataParallel; the train and valid losses are averaged over the ranks, and the ranks
+agree on when to stop (see ``_agree_stop``). The training state holds the hidden state of all
+the streams and the random number generator state of every rank, so it is the same whichever
+rank asks for it, and a resume with as many processes continues exactly.
 """
 
 from __future__ import annotations
@@ -28,12 +34,22 @@ from rnnlm.data.batching import StreamBatches
 from rnnlm.errors import RnnlmError
 from rnnlm.models import detach_state
 from rnnlm.train.callbacks import Callback
+from rnnlm.train.distributed import Distributed
 from rnnlm.train.metrics import evaluate_stream
 from rnnlm.train.schedules import make_scheduler
 
 
 class TrainingDiverged(RnnlmError):
     pass
+
+
+# Why training stops. Where the ranks under torchrun differ, the reason later in this list wins;
+# one a callback gives that is not here outranks them all, and the other ranks know it as "requested".
+STOP_REASONS = (None, "time", "interrupt", "patience")
+
+
+def stop_rank(reason: str | None) -> int:
+    return STOP_REASONS.index(reason) if reason in STOP_REASONS else len(STOP_REASONS)
 
 
 def state_parts(state) -> tuple[torch.Tensor, ...]:
@@ -74,9 +90,12 @@ class Learner:
         tar: float = 0.0,
         callbacks: Sequence[Callback] = (),
         log_every: int = 20,
+        dist: Distributed | None = None,
     ):
         self.device = torch.device(device)
         self.model = model.to(self.device)
+        self.dist = dist or Distributed(device=self.device)
+        self.net = self.dist.wrap(self.model)  # what trains: the model, or DistributedDataParallel around it
         self.train_data, self.valid_data = train, valid
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
         self.clip = clip
@@ -95,12 +114,18 @@ class Learner:
         self.epoch_seconds = 0.0  # time spent on this epoch before a resume
         self.history: list[dict[str, Any]] = []
         self.stop_reason: str | None = None
+        self.interrupted = False  # under torchrun: Ctrl-C came, to act on where the ranks agree
         self.deadline = math.inf
         self._unchecked: list[torch.Tensor] = []  # losses not yet checked to be finite
 
     @property
     def batches_per_epoch(self) -> int:
         return len(self.train_data)
+
+    @property
+    def streams(self) -> int:
+        """The streams of a training batch, all ranks together."""
+        return self.train_data.bs * self.dist.world_size
 
     def _call(self, hook: str, *args: Any) -> None:
         for callback in self.callbacks:
@@ -111,8 +136,12 @@ class Learner:
         self.stop_reason = reason
 
     def interrupt(self) -> None:
-        """Stop after the batch under way, mid-epoch, keeping the position for a resume."""
-        self.stop_reason = "interrupt"
+        """Stop after the batch under way, mid-epoch, keeping the position for a resume. Under
+        torchrun the ranks stop together at the next batch where they sync (``_agree_stop``)."""
+        if self.dist.active:
+            self.interrupted = True
+        else:
+            self.stop_reason = "interrupt"
 
     def fit(
         self,
@@ -153,7 +182,7 @@ class Learner:
     def loss(self, x: torch.Tensor, y: torch.Tensor, hidden) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """The objective (cross-entropy plus AR/TAR), the cross-entropy alone, and the new state."""
         regularise = self.ar > 0 or self.tar > 0
-        out = self.model(x, hidden, activations=True) if regularise else self.model(x, hidden)
+        out = self.net(x, hidden, activations=True) if regularise else self.net(x, hidden)
         logits = out[0]
         cross_entropy = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         objective = cross_entropy
@@ -175,11 +204,16 @@ class Learner:
         return cross_entropy.detach(), detach_state(hidden)
 
     def check_loss(self) -> float:
-        """Wait for the device; the running train loss of this epoch. Raises TrainingDiverged,
-        naming the first batch whose loss was not finite."""
+        """Wait for the device; the running train loss of this epoch (the mean over the ranks
+        under torchrun, where every rank calls this at the same batches). Raises
+        TrainingDiverged, naming the first batch whose loss was not finite."""
         if self._unchecked:
             losses = torch.stack(self._unchecked)
+            if self.dist.active:
+                losses = self.dist.sum(losses) / self.dist.world_size
             self._unchecked = []
+            for loss in losses:  # one by one, as the batches came: the same sum however often this runs
+                self.loss_sum += loss
             bad = (~torch.isfinite(losses)).nonzero()
             if len(bad):
                 first = int(bad[0])
@@ -198,6 +232,27 @@ class Learner:
                     f"weight {name} became non-finite at epoch {self.epoch + 1}, batch {self.batch}"
                 )
 
+    def _check_stop(self) -> None:
+        """After a batch: stop once past the deadline, or on Ctrl-C (which in one process sets
+        ``stop_reason`` itself)."""
+        time_up = "time" if time.monotonic() > self.deadline else None
+        if self.dist.active:
+            self.stop_reason = self._agree_stop(time_up) or self.stop_reason
+        elif time_up and self.stop_reason != "interrupt":
+            self.stop_reason = time_up
+
+    def _agree_stop(self, reason: str | None) -> str | None:
+        """Under torchrun, the reason every rank stops for: the latest in STOP_REASONS among the
+        ranks' own (``reason``, or a Ctrl-C that came, which this uses up). All ranks call this at
+        the same batches, so they all stop at the same one."""
+        if self.interrupted and stop_rank(reason) < stop_rank("interrupt"):
+            reason = "interrupt"
+        self.interrupted = False
+        agreed = self.dist.max(stop_rank(reason))
+        if agreed == stop_rank(reason):
+            return reason
+        return STOP_REASONS[agreed] if agreed < len(STOP_REASONS) else "requested"
+
     def _fit_epoch(self) -> dict[str, Any] | None:
         """Train to the end of the epoch under way; returns its row, or None when interrupted."""
         start = time.monotonic()
@@ -206,31 +261,31 @@ class Learner:
             self.loss_sum = torch.zeros((), device=self.device)
             self.epoch_seconds = 0.0
         self._call("on_epoch_begin")
-        self.model.train()
+        self.net.train()
         n = self.batches_per_epoch
         while self.batch < n:
             x, y = (t.to(self.device) for t in self.train_data.batch(self.batch))
             self.lr = self.optimizer.param_groups[0]["lr"]
             loss, self.hidden = self.train_step(x, y, self.hidden)
             self.scheduler.step()
-            self.loss_sum += loss
             self._unchecked.append(loss)
             self.batch += 1
             self.step += 1
-            self.tokens_seen += y.numel()
+            self.tokens_seen += y.numel() * self.dist.world_size
             synced = self.batch % self.log_every == 0 or self.batch == n
             self._call("on_batch_end", self.check_loss() if synced else None)
-            if self.stop_reason == "interrupt":
+            if synced or not self.dist.active:  # the ranks agree where they sync anyway
+                self._check_stop()
+            if self.stop_reason == "interrupt" and self.batch < n:
                 self.epoch_seconds += time.monotonic() - start
                 return None
-            if time.monotonic() > self.deadline:
-                self.stop_reason = "time"
+            if self.stop_reason in ("interrupt", "time"):  # the epoch ends here
                 break
         train_loss = self.check_loss()
         self.epoch += 1
         self.batch = 0
         self.hidden = None
-        scores = evaluate_stream(self.model, self.valid_data, self.device) if self.valid_data else None
+        scores = evaluate_stream(self.model, self.valid_data, self.device, self.dist) if self.valid_data else None
         valid_loss = scores.loss if scores else math.nan
         row = {
             "epoch": self.epoch,
@@ -246,6 +301,8 @@ class Learner:
         }
         self.history.append(row)
         self._call("on_epoch_end", row)
+        if self.dist.active:  # rank 0 alone runs the callbacks, which may ask to stop
+            self.stop_reason = self._agree_stop(self.stop_reason)
         return row
 
     def _callback_states(self) -> dict[str, Callback]:
@@ -258,12 +315,13 @@ class Learner:
         optimizer = self.optimizer.state_dict()
         for index, slots in optimizer["state"].items():
             tensors.update({f"optimizer.{index}.{name}": v for name, v in slots.items()})
-        hidden = state_parts(self.hidden)
+        hidden = tuple(torch.cat(self.dist.gather(h), dim=1) for h in state_parts(self.hidden))  # all streams
         tensors.update({f"hidden.{i}": h for i, h in enumerate(hidden)})
         tensors["loss_sum"] = self.loss_sum
         tensors["rng.torch"] = torch.get_rng_state()
         cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
         tensors.update({f"rng.cuda.{i}": s for i, s in enumerate(cuda_rng)})
+        tensors.update(self._other_ranks_rng())
         numpy_state = np.random.get_state()
         info = {
             "epoch": self.epoch,
@@ -278,6 +336,7 @@ class Learner:
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "optimizer_groups": optimizer["param_groups"],
             "hidden_parts": len(hidden),  # 0: none yet, 1: RNN/GRU, 2: LSTM (h, c)
+            "world_size": self.dist.world_size,
             "rng": {
                 "python": random.getstate(),
                 "numpy": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
@@ -287,6 +346,17 @@ class Learner:
         }
         cpu = {k: v.detach().to("cpu").clone().contiguous() for k, v in tensors.items()}
         return cpu, info
+
+    def _other_ranks_rng(self) -> dict[str, torch.Tensor]:
+        """Under torchrun, the generator states of ranks 1, 2, ... (each draws its own dropout
+        masks; rank 0's are ``rng.torch`` and ``rng.cuda.*``)."""
+        if not self.dist.active:
+            return {}
+        states = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {f"rng.rank{rank}.{name}": state for name, mine in states.items()
+                for rank, state in enumerate(self.dist.gather(mine)) if rank}
 
     def load_training_state(self, tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
         """Put back what ``training_state`` captured (the model and data must match)."""
@@ -305,7 +375,8 @@ class Learner:
         self.tokens_seen, self.lr, self.epoch_seconds = info["tokens_seen"], info["lr"], info["epoch_seconds"]
         self.stop_reason = info["stop_reason"]
         self.history = list(info["history"])
-        hidden = tuple(tensors[f"hidden.{i}"].to(self.device) for i in range(info["hidden_parts"]))
+        hidden = tuple(self.dist.own_block(tensors[f"hidden.{i}"], dim=1).to(self.device).contiguous()
+                       for i in range(info["hidden_parts"]))
         self.hidden = None if not hidden else hidden[0] if len(hidden) == 1 else hidden
         self.loss_sum = tensors["loss_sum"].to(self.device)
         self._unchecked = []
@@ -313,6 +384,10 @@ class Learner:
         cuda_rng = [tensors[f"rng.cuda.{i}"] for i in range(info["rng"]["cuda_devices"])]
         if cuda_rng and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(cuda_rng[: torch.cuda.device_count()])
+        if self.dist.rank:
+            torch.set_rng_state(tensors[f"rng.rank{self.dist.rank}.torch"])
+            if self.device.type == "cuda":
+                torch.cuda.set_rng_state(tensors[f"rng.rank{self.dist.rank}.cuda"], self.device)
         version, internal, gauss = info["rng"]["python"]
         random.setstate((version, tuple(internal), gauss))
         kind, keys, pos, has_gauss, cached = info["rng"]["numpy"]

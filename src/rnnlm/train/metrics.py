@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from rnnlm.data.batching import StreamBatches
 from rnnlm.models import detach_state
+from rnnlm.train.distributed import Distributed
 
 
 @dataclass
@@ -38,23 +39,24 @@ def stream_batches_for_eval(ids, bs: int, bptt: int) -> StreamBatches:
 
 
 @torch.inference_mode()
-def evaluate_stream(model: torch.nn.Module, batches: StreamBatches, device: torch.device) -> Scores:
-    """Run statefully over every batch, carrying the hidden state from one to the next."""
+def evaluate_stream(model: torch.nn.Module, batches: StreamBatches, device: torch.device,
+                    dist: Distributed | None = None) -> Scores:
+    """Run statefully over every batch, carrying the hidden state from one to the next. Under
+    torchrun (``dist``) each rank runs its own block of the streams and the sums are added up."""
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    count = 0
+    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, right guesses, tokens
     state = None
     for x, y in batches:
         x, y = x.to(device), y.to(device)
         logits, state = model(x, state)
         state = detach_state(state)
         flat = logits.reshape(-1, logits.shape[-1]).float()
-        loss_sum += F.cross_entropy(flat, y.reshape(-1), reduction="sum").double()
-        correct += (flat.argmax(-1) == y.reshape(-1)).sum()
-        count += y.numel()
+        sums[0] += F.cross_entropy(flat, y.reshape(-1), reduction="sum").double()
+        sums[1] += (flat.argmax(-1) == y.reshape(-1)).sum()
+        sums[2] += y.numel()
     model.train(was_training)
+    loss_sum, correct, count = (dist.sum(sums) if dist else sums).tolist()
     if count == 0:
         return Scores(float("nan"), float("nan"), 0)
-    return Scores(loss_sum.item() / count, correct.item() / count, count)
+    return Scores(loss_sum / count, correct / count, int(count))

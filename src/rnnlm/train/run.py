@@ -1,4 +1,9 @@
-"""Train a model from settings into a run folder, or resume one: the work behind ``rnnlm train``."""
+"""Train a model from settings into a run folder, or resume one: the work behind ``rnnlm train``.
+
+Under torchrun (``torchrun --nproc_per_node=N -m rnnlm train ...``) every process runs this: each
+reads the data and trains its block of the streams (``rnnlm.train.distributed``); rank 0 alone
+takes the run folder, writes in it and prints.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import random
 import signal
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Iterator
@@ -23,7 +28,7 @@ from rnnlm.data.batching import StreamBatches
 from rnnlm.data.corpus import is_builtin
 from rnnlm.data.textdata import TextData, build_text_data
 from rnnlm.data.vocab import Vocab
-from rnnlm.device import check_memory, resolve_device
+from rnnlm.device import check_memory
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.models import RecurrentLM
 from rnnlm.models.recurrent import GATES, parameter_count
@@ -35,6 +40,7 @@ from rnnlm.train.callbacks import (
     Callback, EarlyStopping, EpochTable, LossPlot, MetricsLog, ProgressBar, SaveCheckpoints, SaveCycleEnds,
 )
 from rnnlm.train.checkpoint import SaveTrainingState, load_training_state, read_training_state
+from rnnlm.train.distributed import Distributed, check_batch_split, process_group
 from rnnlm.train.learner import Learner, TrainingDiverged
 from rnnlm.train.metrics import stream_batches_for_eval
 from rnnlm.train.plots import has_matplotlib
@@ -113,28 +119,40 @@ def load_data(config: RunConfig, vocab: Vocab | None = None) -> tuple[RunConfig,
 
 
 def make_learner(
-    config: RunConfig, data: TextData, device: torch.device, callbacks: list[Callback] = ()
+    config: RunConfig, data: TextData, device: torch.device, callbacks: list[Callback] = (),
+    dist: Distributed | None = None,
 ) -> Learner:
+    """A learner on the data; under torchrun (``dist``) on this rank's block of the streams."""
     t = config.train
+    dist = dist or Distributed(device=device)
     check_training_memory(config, len(data.vocab), device)
+    model = RecurrentLM(len(data.vocab), config.model)
+    if dist.rank:  # its own dropout masks (the weights are rank 0's: DistributedDataParallel sends them)
+        torch.manual_seed(t.seed + dist.rank)
     batches = StreamBatches(data.train_ids, t.bs, t.bptt)
+    valid = stream_batches_for_eval(data.valid_ids, t.bs, t.bptt)
     return Learner(
-        RecurrentLM(len(data.vocab), config.model),
-        batches,
-        stream_batches_for_eval(data.valid_ids, t.bs, t.bptt),
+        model,
+        batches.shard(dist.rank, dist.world_size),
+        valid.shard(dist.rank, dist.world_size),
         device=device, lr=t.plan()[0][0], wd=t.wd, clip=t.clip, ar=t.ar, tar=t.tar, callbacks=callbacks,
         log_every=max(1, min(20, len(batches) // 10)),  # at least ten loss points an epoch
+        dist=dist,
     )
 
 
 def run_callbacks(
     config: RunConfig, folder: Path, data: TextData, save_every: int | None,
-    callbacks: list[Callback] | None, progress: bool | None, log,
+    callbacks: list[Callback] | None, progress: bool | None, log, dist: Distributed,
 ) -> tuple[list[Callback], SaveCheckpoints, SaveTrainingState]:
-    """The built-in callbacks of a run folder, the caller's, and last the state saver."""
+    """The built-in callbacks of a run folder, the caller's, and last the state saver. Under
+    torchrun they run on rank 0; the other ranks run the state saver alone (its state gathers
+    their share)."""
     t = config.train
     weights = SaveCheckpoints(folder / BEST, folder / LAST)
-    state = SaveTrainingState(folder / STATE, save_every, extra=fingerprint(data))
+    state = SaveTrainingState(folder / STATE, save_every, extra=fingerprint(data) if dist.is_main else None)
+    if not dist.is_main:
+        return [state], weights, state
     chosen: list[Callback] = [ProgressBar(progress), EpochTable(log), MetricsLog(folder / METRICS), weights]
     if t.schedule_name == "sgdr":
         chosen.append(SaveCycleEnds(folder))
@@ -179,7 +197,7 @@ def run_phases(learner: Learner, config: RunConfig, max_minutes: float | None) -
         for lr, epochs in t.plan():
             end = start + epochs
             if learner.epoch < end:
-                minutes = (deadline - time.monotonic()) / 60 if max_minutes else None
+                minutes = learner.dist.from_main((deadline - time.monotonic()) / 60) if max_minutes else None
                 if ran and minutes is not None and minutes <= 0:
                     learner.stop_reason = "time"
                     return
@@ -191,6 +209,21 @@ def run_phases(learner: Learner, config: RunConfig, max_minutes: float | None) -
                 if learner.stop_reason:
                     return
             start = end
+
+
+def resume_command(folder: Path, dist: Distributed) -> str:
+    """The command that continues a run: with as many processes as it has."""
+    launcher = f"torchrun --nproc_per_node={dist.world_size} -m " if dist.active else ""
+    return f"{launcher}rnnlm train --resume {folder}"
+
+
+def check_world_size(folder: Path, saved: Any, world_size: int) -> None:
+    """A run resumes exactly only with as many processes as it trained in (each has its own
+    streams and random numbers)."""
+    if isinstance(saved, int) and not isinstance(saved, bool) and saved >= 1 and saved != world_size:
+        how = "without torchrun" if saved == 1 else f"with torchrun --nproc_per_node={saved}"
+        raise RnnlmError(f"{folder}: trained in {saved} process{'es' if saved > 1 else ''}, this is "
+                         f"{world_size}; it resumes exactly only in as many: run it {how}")
 
 
 def position(epoch: int, batch: int) -> str:
@@ -213,11 +246,11 @@ def _fit(learner: Learner, config: RunConfig, folder: Path, state: SaveTrainingS
         if not state.saved_at:
             raise WriteFailed(f"{e}; nothing was saved") from None
         raise WriteFailed(f"{e}; {folder} keeps the state saved {position(*state.saved_at)}; make room, then "
-                          f"continue with: rnnlm train --resume {folder}") from None
+                          f"continue with: {resume_command(folder, learner.dist)}") from None
     if learner.stop_reason == "interrupt":
         raise TrainingInterrupted(
             f"interrupted {position(learner.epoch, learner.batch)}; state saved in {folder}. "
-            f"Resume with: rnnlm train --resume {folder}"
+            f"Resume with: {resume_command(folder, learner.dist)}"
         )
 
 
@@ -234,23 +267,25 @@ def train(
     Raises TrainingInterrupted (a KeyboardInterrupt) on Ctrl-C once the state is saved, and
     TrainingDiverged (an RnnlmError) when the loss stops being finite."""
     config = resolve_config(config)
-    device = resolve_device(config.train.device)
-    seed_everything(config.train.seed)
-    config, data = load_data(config)
-    check_training_memory(config, len(data.vocab), device)
-    out = Path(out or default_out(data.name))
-    created = not os.path.lexists(out)
-    with new_run_folder(out) as folder:
-        chosen, weights, state = run_callbacks(config, folder, data, config.train.save_every, callbacks, progress,
-                                               log)
-        try:
-            learner = make_learner(config, data, device, chosen)
-            write_run_config(folder, config, data.vocab, data.name)
-            _fit(learner, config, folder, state, config.train.max_minutes)
-        except BaseException:
-            if not (weights.saved or state.saved_at):
-                discard_run_folder(folder, created)
-            raise
+    check_batch_split(config.train.bs)
+    with process_group(config.train.device) as dist:
+        seed_everything(config.train.seed)
+        config, data = load_data(config)
+        check_training_memory(config, len(data.vocab), dist.device)
+        out = Path(out or default_out(data.name))
+        created = not os.path.lexists(out)
+        with dist.main_first(new_run_folder(out) if dist.is_main else nullcontext(out)) as folder:
+            chosen, weights, state = run_callbacks(config, folder, data, config.train.save_every, callbacks,
+                                                   progress, log, dist)
+            try:
+                learner = make_learner(config, data, dist.device, chosen, dist)
+                if dist.is_main:
+                    write_run_config(folder, config, data.vocab, data.name)
+                _fit(learner, config, folder, state, config.train.max_minutes)
+            except BaseException:
+                if dist.is_main and not (weights.saved or state.saved_at):
+                    discard_run_folder(folder, created)
+                raise
     return folder, learner, data
 
 
@@ -268,33 +303,38 @@ def resume(
     ``save_every`` and ``device`` apply to this session; every other setting is the run's own."""
     folder = Path(folder)
     obj, config = read_config(folder)
-    with locked_run_folder(folder):
-        vocab = load_vocab(folder, obj["vocab_size"], config)
-        return _resume(folder, config, vocab, max_minutes, save_every, device, callbacks, progress, log)
+    with process_group(device or config.train.device) as dist:
+        with dist.main_first(locked_run_folder(folder) if dist.is_main else nullcontext()):
+            vocab = load_vocab(folder, obj["vocab_size"], config)
+            return _resume(folder, config, vocab, max_minutes, save_every, dist, callbacks, progress, log)
 
 
 def _resume(folder: Path, config: RunConfig, vocab: Vocab, max_minutes: float | None, save_every: int | None,
-            device: str | None, callbacks: list[Callback] | None, progress: bool | None,
+            dist: Distributed, callbacks: list[Callback] | None, progress: bool | None,
             log) -> tuple[Path, Learner, TextData]:
-    for temporary in folder.glob(".*.tmp"):  # an atomic write that a crash cut short
-        if temporary.is_symlink() or temporary.is_file():
-            temporary.unlink()
+    if dist.is_main:
+        for temporary in folder.glob(".*.tmp"):  # an atomic write that a crash cut short
+            if temporary.is_symlink() or temporary.is_file():
+                temporary.unlink()
     tensors, info, extra = read_training_state(folder / STATE)
     t = config.train
     if info.get("epoch", 0) >= t.total_epochs or info.get("stop_reason") == "patience":
         why = "stopped early (--patience)" if info.get("stop_reason") == "patience" else "finished"
         raise RnnlmError(f"{folder}: training already {why} after epoch {info.get('epoch')}; nothing to resume")
-    target = resolve_device(device or t.device)
+    check_world_size(folder, info.get("world_size", 1), dist.world_size)
+    check_batch_split(t.bs, dist.world_size)
     if not is_builtin(config.data.source) and not os.path.lexists(config.data.source):
         raise RnnlmError(f"{folder}: its corpus {shown(config.data.source, 300)} is gone; cannot resume without it")
     config, data = load_data(config, vocab)
     if fingerprint(data) != extra:
         raise RnnlmError(f"{folder}: the corpus {config.data.source} changed since the run began; cannot resume")
-    chosen, _, state = run_callbacks(config, folder, data, save_every or t.save_every, callbacks, progress, log)
-    learner = make_learner(config, data, target, chosen)
+    chosen, _, state = run_callbacks(config, folder, data, save_every or t.save_every, callbacks, progress, log,
+                                     dist)
+    learner = make_learner(config, data, dist.device, chosen, dist)
     load_training_state(learner, tensors, info, folder / STATE)
     state.saved_at = (learner.epoch, learner.batch)
-    print(f"resuming {folder} {position(learner.epoch, learner.batch)} "
-          f"({learner.batches_per_epoch} batches an epoch)", file=log, flush=True)
+    if dist.is_main:
+        print(f"resuming {folder} {position(learner.epoch, learner.batch)} "
+              f"({learner.batches_per_epoch} batches an epoch)", file=log, flush=True)
     _fit(learner, config, folder, state, max_minutes if max_minutes is not None else t.max_minutes)
     return folder, learner, data

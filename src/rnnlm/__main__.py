@@ -1,5 +1,3 @@
-import sys
+from rnnlm.cli import entry
 
-from rnnlm.cli import main
-
-sys.exit(main())
+entry()

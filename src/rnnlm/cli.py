@@ -492,5 +492,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def entry() -> None:
+    """The ``rnnlm`` command: run ``main`` and exit with its status. A process under torchrun
+    leaves through ``os._exit`` once its output is flushed (every file it wrote is closed by
+    then): torch 2.13's gloo backend can abort a process at interpreter exit while its threads
+    still hold tensors (pytorch/pytorch#179291; one exit in five to ten here), which torchrun
+    would report as a failure of the whole job."""
+    status = main()
+    if os.environ.get("WORLD_SIZE", "1") != "1":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -172,7 +172,8 @@ def test_sigkill_mid_run_loses_at_most_save_every_batches(tiny_file, tmp_path):
 
 
 @pytest.mark.slow
-def test_ctrl_c_saves_and_says_how_to_resume(tiny_file, tmp_path, capsys):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_saves_and_says_how_to_resume(stop, tiny_file, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["train", str(tiny_file), "--model", "gru", "--layers", "1", "--emb", "16", "--hidden", "32",
             "--bs", "8", "--bptt", "16", "--epochs", "1000", "--device", "cpu", "--out", str(out)]
@@ -181,7 +182,7 @@ def test_ctrl_c_saves_and_says_how_to_resume(tiny_file, tmp_path, capsys):
     try:
         metrics = out / "metrics.jsonl"
         wait_for(lambda: (metrics.exists() and metrics.read_text().count("\n") >= 2) or child.poll() is not None)
-        child.send_signal(signal.SIGINT)
+        child.send_signal(stop)
         _, err = child.communicate(timeout=60)
     finally:
         child.kill()

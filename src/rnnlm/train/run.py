@@ -169,23 +169,28 @@ def plot_title(folder: Path, config: RunConfig, data: TextData) -> str:
     return f"{folder.name}: {model} on {data.name} ({data.tokenizer.level} level)"
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C, and kill / a job scheduler's stop
+
+
 @contextmanager
 def interrupt_saves(learner: Learner) -> Iterator[None]:
-    """The first Ctrl-C asks the learner to stop after the batch under way (so its state can be
-    saved whole); a second one interrupts at once."""
+    """The first Ctrl-C (or SIGTERM) asks the learner to stop after the batch under way, so its
+    state can be saved whole; a second one acts at once, as it would without rnnlm."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame) -> None:
-        signal.signal(signal.SIGINT, previous)
+        for number, before in previous.items():
+            signal.signal(number, before)
         learner.interrupt()
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {number: signal.signal(number, handler) for number in STOP_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, before in previous.items():
+            signal.signal(number, before)
 
 
 def run_phases(learner: Learner, config: RunConfig, max_minutes: float | None) -> None:

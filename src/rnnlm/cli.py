@@ -331,7 +331,10 @@ def build_parser() -> Parser:
     sub.required = True
 
     p = sub.add_parser("train", help="train a model on text", formatter_class=Formatter,
-                       description="Train a recurrent language model; writes a run folder.")
+                       description="Train a recurrent language model; writes a run folder.",
+                       epilog="Ctrl-C or SIGTERM saves the state and stops; --resume RUN goes on.\n"
+                              "Several processes (DistributedDataParallel): torchrun --nproc_per_node=N "
+                              "-m rnnlm train ...\n(the same options; --bs must be a multiple of N).")
     add_data_options(p)
     add_model_options(p)
     add_train_options(p)

@@ -1,6 +1,5 @@
 import io
 
-import pytest
 import torch
 
 from rnnlm.generate import generate_text, pick_next

@@ -441,8 +441,9 @@ def out_of_memory(e: BaseException) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command; every failure becomes one line on stderr. Exit status 2: a problem with
     the input, the options, the machine (memory, disk); 130: interrupted (Ctrl-C, or SIGTERM
-    during training); 1: a bug in rnnlm (set RNNLM_DEBUG=1 for its traceback). Under torchrun every process runs this, and rank 0 speaks
-    for them all: the others keep quiet about the errors they share with it."""
+    during training); 1: a bug in rnnlm (set RNNLM_DEBUG=1 for its traceback). Under torchrun
+    every process runs this, and rank 0 speaks for them all: the others keep quiet about the
+    errors they share with it."""
     args = build_parser().parse_args(argv)
 
     def fail(message: str, status: int = EXIT_USAGE, rank: int = 0) -> int:

@@ -144,7 +144,10 @@ class Stateful(nn.Module):
         self.h = None
 
     def init_hidden(self, bs: int, device: torch.device) -> torch.Tensor | tuple[torch.Tensor, ...]:
-        raise NotImplementedError
+        """Zeros in the shape PyTorch's recurrent layer ``self.rnn`` takes: (layers, bs, hidden),
+        a pair of them for an LSTM. Models that run their own loop over a cell override this."""
+        zeros = torch.zeros(self.rnn.num_layers, bs, self.rnn.hidden_size, device=device)
+        return (zeros, zeros.clone()) if isinstance(self.rnn, nn.LSTM) else zeros
 
     def hidden(self, x: torch.Tensor):
         """The carried state, or zeros when there is none or the batch size changed."""
@@ -162,14 +165,13 @@ class Stateful(nn.Module):
 class CharSeqStatefulRnn(Stateful):
     """``CharSeqRnn`` on contiguous streams: the hidden state flows on from the previous batch."""
 
+    recurrent_layer = nn.RNN
+
     def __init__(self, vocab_size: int, n_fac: int = N_FAC, n_hidden: int = N_HIDDEN):
         super().__init__()
         self.e = nn.Embedding(vocab_size, n_fac)
-        self.rnn = nn.RNN(n_fac, n_hidden, batch_first=True)
+        self.rnn = self.recurrent_layer(n_fac, n_hidden, batch_first=True)
         self.l_out = nn.Linear(n_hidden, vocab_size)
-
-    def init_hidden(self, bs, device):
-        return torch.zeros(1, bs, self.rnn.hidden_size, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outp, h = self.rnn(self.e(x), self.hidden(x))
@@ -200,22 +202,10 @@ class CharSeqStatefulRnn2(Stateful):
         return self.l_out(torch.stack(outp, dim=1))
 
 
-class CharSeqStatefulGRU(Stateful):
+class CharSeqStatefulGRU(CharSeqStatefulRnn):
     """The stateful RNN with a GRU: gates decide what to keep, so it trains deeper and better."""
 
-    def __init__(self, vocab_size: int, n_fac: int = N_FAC, n_hidden: int = N_HIDDEN):
-        super().__init__()
-        self.e = nn.Embedding(vocab_size, n_fac)
-        self.rnn = nn.GRU(n_fac, n_hidden, batch_first=True)
-        self.l_out = nn.Linear(n_hidden, vocab_size)
-
-    def init_hidden(self, bs, device):
-        return torch.zeros(1, bs, self.rnn.hidden_size, device=device)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outp, h = self.rnn(self.e(x), self.hidden(x))
-        self.keep(h)
-        return self.l_out(outp)
+    recurrent_layer = nn.GRU
 
 
 class CharSeqStatefulLSTM(Stateful):
@@ -228,10 +218,6 @@ class CharSeqStatefulLSTM(Stateful):
         self.e = nn.Embedding(vocab_size, n_fac)
         self.rnn = nn.LSTM(n_fac, n_hidden, nl, dropout=dropout, batch_first=True)
         self.l_out = nn.Linear(n_hidden, vocab_size)
-
-    def init_hidden(self, bs, device):
-        zeros = torch.zeros(self.rnn.num_layers, bs, self.rnn.hidden_size, device=device)
-        return zeros, zeros.clone()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         outp, h = self.rnn(self.e(x), self.hidden(x))
@@ -344,9 +330,6 @@ class Model4(Stateful):
         self.h_o = nn.Linear(nh, nv)
         self.bn = BatchNormFlat(nh)
 
-    def init_hidden(self, bs, device):
-        return torch.zeros(1, bs, self.rnn.hidden_size, device=device)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         res, h = self.rnn(self.i_h(x), self.hidden(x))
         self.keep(h)
@@ -363,9 +346,6 @@ class Model5(Stateful):
         self.rnn = nn.GRU(nh, nh, 2, batch_first=True)
         self.h_o = nn.Linear(nh, nv)
         self.bn = BatchNormFlat(nh)
-
-    def init_hidden(self, bs, device):
-        return torch.zeros(2, bs, self.rnn.hidden_size, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         res, h = self.rnn(self.i_h(x), self.hidden(x))

@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rnnlm.cli import main
 from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from rnnlm.train.run import train
 
@@ -13,6 +14,21 @@ torch.set_num_threads(1)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY_TEXT = "the cat sat on the mat. the dog sat on the log. " * 60
+TINY = ["--model", "gru", "--layers", "1", "--emb", "8", "--hidden", "16", "--bs", "4", "--bptt", "8",
+        "--epochs", "1", "--device", "cpu"]  # rnnlm train options of a model that trains in a blink
+
+
+def one_error_line(argv, capsys) -> str:
+    """Run the command line ``argv``; assert it failed with exit status 2 and one line on stderr, no
+    traceback; return that line."""
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
 
 
 @pytest.fixture(autouse=True)

@@ -7,19 +7,7 @@ import pytest
 
 from rnnlm.cli import main
 
-TINY = ["--model", "gru", "--layers", "1", "--emb", "8", "--hidden", "16", "--bs", "4", "--bptt", "8",
-        "--epochs", "1", "--device", "cpu"]
-
-
-def one_error_line(argv, capsys) -> str:
-    try:
-        code = main(argv)
-    except SystemExit as e:  # argparse's own errors
-        code = e.code
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    return err
+from conftest import TINY, one_error_line
 
 
 @pytest.fixture(scope="module")

@@ -16,17 +16,9 @@ from rnnlm.data.tokenizers import CharTokenizer
 from rnnlm.errors import RnnlmError
 from rnnlm.runfolder import load_run
 
+from conftest import TINY, one_error_line
+
 TEXT = "the cat sat on the mat.\nthe dog sat on the log.\n" * 40
-TINY = ["--model", "gru", "--layers", "1", "--emb", "8", "--hidden", "16", "--bs", "4", "--bptt", "8",
-        "--epochs", "1", "--device", "cpu"]
-
-
-def one_error_line(argv, capsys) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 @pytest.mark.parametrize("encode", [

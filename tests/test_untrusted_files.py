@@ -17,13 +17,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from rnnlm.cli import main
 from rnnlm.errors import RnnlmError
 from rnnlm.runfolder import LAST, load_run
 from rnnlm.train.checkpoint import STATE_FORMAT, read_training_state
 from rnnlm.train.run import TrainingInterrupted, resume, train
 
-from conftest import tiny_config
+from conftest import one_error_line, tiny_config
 from test_resume import InterruptAt
 
 
@@ -61,14 +60,6 @@ def resumable(tmp_path_factory) -> Path:
         train(config, root / "run", callbacks=[InterruptAt(1, 0)], log=io.StringIO(), progress=False)
     assert (root / "run" / "cycle_1.safetensors").exists()
     return root / "run"
-
-
-def one_error_line(argv, capsys) -> str:
-    code = main(argv)
-    err = capsys.readouterr().err
-    assert code == 2, err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 PLACES = [

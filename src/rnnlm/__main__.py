@@ -1,3 +1,3 @@
-from rnnlm.cli import entry
+from rnnlm.cli.main import entry
 
 entry()

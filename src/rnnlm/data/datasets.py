@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +97,9 @@ def fetch(name: str, quiet: bool = False) -> Path:
         f"download {dataset.url} yourself and pass the file path instead of '{name}', "
         f"or put it at {target}"
     )
+    import urllib.error  # here, not at the top: listing the datasets never needs the network code
+    import urllib.request
+
     try:
         if not quiet:
             print(f"downloading {name} from {dataset.url} ...", flush=True)

@@ -13,7 +13,6 @@ folder) is decided through a collective, and each rank acts on the shared answer
 
 from __future__ import annotations
 
-import os
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import ContextManager, Iterator, TypeVar
@@ -24,31 +23,13 @@ from torch.nn.parallel import DistributedDataParallel
 
 from rnnlm.device import resolve_device
 from rnnlm.errors import RnnlmError
+from rnnlm.launch import env_int, launched_world_size
 
 T = TypeVar("T")
 
 
 class PeerFailed(RnnlmError):
     """Rank 0 failed at a step only it takes; it says why, the other ranks stop quietly."""
-
-
-def launched_world_size() -> int:
-    """The number of processes torchrun started (1 without torchrun)."""
-    return _env_int("WORLD_SIZE", 1)
-
-
-def launched_rank() -> int:
-    """This process's rank under torchrun (0 without torchrun)."""
-    return _env_int("RANK", 0)
-
-
-def _env_int(name: str, default: int) -> int:
-    text = os.environ.get(name)
-    if text is None:
-        return default
-    if not text.isdigit():
-        raise RnnlmError(f"environment variable {name} must be a whole number (got {text[:40]!r})")
-    return int(text)
 
 
 def lost_a_peer(error: BaseException) -> bool:
@@ -154,7 +135,7 @@ def process_group(device: str = "auto") -> Iterator[Distributed]:
         yield Distributed(device=target)
         return
     if target.type == "cuda":
-        local, count = _env_int("LOCAL_RANK", 0), torch.cuda.device_count()
+        local, count = env_int("LOCAL_RANK", 0), torch.cuda.device_count()
         if local >= count:
             raise RnnlmError(f"LOCAL_RANK {local}: this node has {count} CUDA device(s); start at most "
                              f"{count} processes on it (--nproc_per_node), or use --device cpu")

@@ -1,0 +1,38 @@
+"""``rnnlm evaluate``: loss, perplexity, bits and accuracy of a trained model on text."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rnnlm.cli.options import add_command, add_device_option, add_encoding_options, add_threads_option
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "evaluate", help="measure a trained model",
+                    description="Loss (nats/token), perplexity, bits per token, next-token accuracy.")
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("data", nargs="?", default=None, metavar="DATA",
+                   help="text file, folder or built-in (default: the run's validation split)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_device_option(p)
+    add_encoding_options(p, None, None)
+    add_threads_option(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from rnnlm.evaluate import evaluate_run
+    from rnnlm.runfolder import load_run
+
+    trained = load_run(args.run, device=args.device)
+    scores = evaluate_run(trained, args.data, args.encoding, args.errors)
+    if args.json:
+        print(json.dumps(scores.as_dict()))
+        return
+    unit = "char" if trained.tokenizer.level == "char" else "token"
+    print(f"tokens      {scores.tokens}")
+    print(f"loss        {scores.loss:.4f} nats/{unit}")
+    print(f"perplexity  {scores.perplexity:.4f}")
+    print(f"bits        {scores.bits:.4f} bits/{unit}")
+    print(f"accuracy    {scores.accuracy:.4f}")

@@ -1,0 +1,169 @@
+"""The pieces every command's parser is built from: the parser class, the help formatter and
+the option groups that several commands share (data, model, training, schedule)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from rnnlm.config import CELLS, DECODE_ERRORS, DEVICES, SCHEDULES, DataConfig, ModelConfig, RunConfig, TrainConfig
+from rnnlm.data.datasets import DATASETS
+from rnnlm.errors import RnnlmError
+
+EXIT_USAGE = 2
+EXIT_BUG = 1
+
+
+class Parser(argparse.ArgumentParser):
+    """Errors as one line on stderr with exit status 2, no usage dump."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Shows an option's default when it has a meaningful one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, "", argparse.SUPPRESS) and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def add_command(sub: argparse._SubParsersAction, name: str, **kw) -> Parser:
+    """A subcommand's parser with this command line's formatter."""
+    return sub.add_parser(name, formatter_class=Formatter, **kw)
+
+
+def add_data_options(p: argparse.ArgumentParser, prepared: bool = True) -> None:
+    d = DataConfig()
+    g = p.add_argument_group("data")
+    g.add_argument("data", nargs="?", default=d.source, metavar="DATA",
+                   help="a text file, a folder of .txt files, "
+                        + ("a folder written by rnnlm prepare, " if prepared else "")
+                        + f"or a built-in: {', '.join(DATASETS)}")
+    g.add_argument("--level", choices=("char", "word"), default=None,
+                   help="token level (default: word for human-numbers, char otherwise)")
+    g.add_argument("--lower", action="store_true", help="lower-case the text")
+    g.add_argument("--min-freq", type=int, default=d.min_freq, help="keep tokens seen at least this often")
+    g.add_argument("--max-size", type=int, default=None, help="keep at most this many tokens (plus specials)")
+    split = g.add_mutually_exclusive_group()
+    split.add_argument("--valid-frac", type=float, default=d.valid_frac,
+                       help="last fraction of the text held out for validation")
+    split.add_argument("--valid", metavar="FILE", default=None, help="validation text instead of a split")
+    add_encoding_options(g, d.encoding, d.errors)
+
+
+def add_encoding_options(g: argparse._ActionsContainer, encoding: str | None, errors: str | None) -> None:
+    """``--encoding`` and ``--errors``; None as defaults: as the run read its corpus."""
+    run = "" if encoding else " (default: as the run read its corpus)"
+    g.add_argument("--encoding", default=encoding, metavar="NAME",
+                   help="encoding of the text files, e.g. latin-1, cp1252, utf-16 (utf-8 also reads "
+                        "files that start with a UTF-16 or UTF-32 byte order mark)" + run)
+    g.add_argument("--errors", choices=DECODE_ERRORS, default=errors,
+                   help="bytes the encoding cannot read: strict stops with an error, replace puts "
+                        "U+FFFD in their place, ignore drops them" + run)
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    m = ModelConfig()
+    g = p.add_argument_group("model")
+    g.add_argument("--model", dest="cell", choices=CELLS, default=m.cell, help="recurrent cell")
+    g.add_argument("--layers", type=int, default=m.layers, help="stacked recurrent layers")
+    g.add_argument("--emb", type=int, default=m.emb, help="embedding size")
+    g.add_argument("--hidden", type=int, default=m.hidden, help="hidden state size")
+    g.add_argument("--dropout", type=float, default=m.dropout, help="dropout between layers and before the output")
+    g.add_argument("--tie", action="store_true", help="tie input and output embeddings (needs --emb == --hidden)")
+
+
+def add_regularisation_options(p: argparse.ArgumentParser) -> None:
+    m, t = ModelConfig(), TrainConfig()
+    g = p.add_argument_group("regularisation (AWD-LSTM; all off by default)")
+    g.add_argument("--emb-dropout", type=float, default=m.emb_dropout,
+                   help="drop whole rows of the embedding: a dropped token vanishes from the batch")
+    g.add_argument("--weight-dropout", type=float, default=m.weight_dropout,
+                   help="DropConnect on the hidden-to-hidden weights, a fresh mask each batch")
+    g.add_argument("--locked-dropout", action="store_true",
+                   help="--dropout keeps one mask across the time steps of a batch (variational)")
+    g.add_argument("--ar", type=float, default=t.ar,
+                   help="activation regularisation: penalty on the size of the last layer's output")
+    g.add_argument("--tar", type=float, default=t.tar,
+                   help="temporal activation regularisation: penalty on its change between steps")
+    g.add_argument("--wd", type=float, default=t.wd, help="decoupled weight decay (AdamW)")
+
+
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    """The options of one training step, shared by train and lr-find."""
+    t = TrainConfig()
+    g = p.add_argument_group("training")
+    g.add_argument("--bs", type=int, default=t.bs, help="batch size: number of parallel streams")
+    g.add_argument("--bptt", type=int, default=t.bptt, help="tokens per stream per batch")
+    g.add_argument("--clip", type=float, default=t.clip, help="max gradient norm (0: off)")
+    g.add_argument("--seed", type=int, default=t.seed, help="fixes initialisation and sampling")
+    add_device_option(g)
+
+
+def add_device_option(p: argparse._ActionsContainer) -> None:
+    p.add_argument("--device", choices=DEVICES, default="auto", help="auto: CUDA when present")
+
+
+def add_threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: torch's choice, one per physical core)")
+
+
+def pick(args: argparse.Namespace, kind: type) -> dict:
+    return {f.name: getattr(args, f.name) for f in fields(kind) if hasattr(args, f.name)}
+
+
+def rates(text: str) -> float | list[tuple[float, int]]:
+    """``--lr``: one rate, or phases RATE:EPOCHS,RATE:EPOCHS,..."""
+    if ":" not in text:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a rate or RATE:EPOCHS phases: {text!r}") from None
+    phases = []
+    for part in text.split(","):
+        rate, _, epochs = part.partition(":")
+        try:
+            phases.append((float(rate), int(epochs)))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"phase {part!r} is not RATE:EPOCHS (e.g. 1e-3:4)") from None
+    return phases
+
+
+def add_schedule_options(p: argparse.ArgumentParser) -> None:
+    t = TrainConfig()
+    g = p.add_argument_group("schedule and run")
+    g.add_argument("--epochs", type=int, default=None, help=f"passes over the training split (default: {t.epochs})")
+    g.add_argument("--lr", type=rates, default=t.lr, metavar="LR|LR:EPOCHS,...",
+                   help="learning rate (peak rate for onecycle), or phases run one after the other on "
+                        "the same optimiser, e.g. 1e-3:4,1e-4:4 (4 epochs at 1e-3, then 4 at 1e-4)")
+    g.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help="learning-rate schedule in each phase, stepped every batch "
+                        "(default: onecycle for one rate, constant for phases)")
+    g.add_argument("--cycle-len", type=int, default=t.cycle_len, help="sgdr: epochs in the first cycle")
+    g.add_argument("--cycle-mult", type=int, default=t.cycle_mult, help="sgdr: growth of each next cycle")
+    g.add_argument("--max-minutes", type=float, default=None, help="stop after this much training time")
+    g.add_argument("--patience", type=int, default=None,
+                   help="stop when valid loss has not improved for this many epochs")
+    g.add_argument("--save-every", type=int, default=None, metavar="N",
+                   help="also save the resumable state every N batches (it is saved at each epoch end)")
+    g.add_argument("--resume", metavar="RUN", default=None,
+                   help="continue RUN exactly where it stopped, with its own settings "
+                        "(--max-minutes, --save-every and --device may be given)")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    data = DataConfig(**{**pick(args, DataConfig), "source": args.data})
+    train = pick(args, TrainConfig)
+    lr = getattr(args, "lr", None)
+    if isinstance(lr, list):
+        if args.epochs is not None:
+            raise RnnlmError("--epochs conflicts with --lr phases, which give the epochs of each phase")
+        train.update(lr=lr[0][0], phases=lr, epochs=sum(n for _, n in lr))
+    elif train.get("epochs") is None:
+        train.pop("epochs", None)
+    return RunConfig(data, ModelConfig(**pick(args, ModelConfig)), TrainConfig(**train))

@@ -1,0 +1,75 @@
+"""``rnnlm train``: train a model on text; writes a run folder."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import fields
+
+from rnnlm.cli.options import (
+    add_command, add_data_options, add_model_options, add_regularisation_options, add_schedule_options,
+    add_threads_option, add_train_options, config_from_args,
+)
+from rnnlm.cli.output import for_terminal
+from rnnlm.config import DataConfig, ModelConfig, TrainConfig
+from rnnlm.errors import RnnlmError
+
+SESSION_OPTIONS = {"max_minutes", "save_every", "device"}  # may change when a run is resumed
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "train", help="train a model on text",
+                    description="Train a recurrent language model; writes a run folder.",
+                    epilog="Ctrl-C or SIGTERM saves the state and stops; --resume RUN goes on.\n"
+                           "Several processes (DistributedDataParallel): torchrun --nproc_per_node=N "
+                           "-m rnnlm train ...\n(the same options; --bs must be a multiple of N).")
+    add_data_options(p)
+    add_model_options(p)
+    add_train_options(p)
+    add_threads_option(p)
+    p.add_argument("--out", metavar="DIR", default=None, help="run folder (default: runs/<data>-<time>)")
+    add_regularisation_options(p)
+    add_schedule_options(p)
+    p.set_defaults(func=run)
+
+
+def run_settings_given(args: argparse.Namespace) -> list[str]:
+    """The options of ``rnnlm train`` that set up a run and differ from their defaults, as the
+    user wrote them (a resumed run keeps its own)."""
+    from rnnlm.cli.main import build_parser
+
+    defaults = vars(build_parser().parse_args(["train"]))
+    settings = {f.name for kind in (DataConfig, ModelConfig, TrainConfig) for f in fields(kind)} | {"data", "out"}
+    names = {"cell": "--model", "data": "DATA", "source": "DATA"}
+    return [names.get(k, "--" + k.replace("_", "-")) for k, v in vars(args).items()
+            if k in settings - SESSION_OPTIONS and v != defaults.get(k)]
+
+
+def run(args: argparse.Namespace) -> None:
+    from rnnlm.generate import generate_text
+    from rnnlm.runfolder import load_run
+    from rnnlm.train.run import resume, resume_command, train
+
+    if args.resume:
+        given = run_settings_given(args)
+        if given:
+            raise RnnlmError(f"--resume continues {args.resume} with its own settings; drop {', '.join(given)} "
+                             "(only --max-minutes, --save-every and --device apply to a resumed session)")
+        folder, learner, data = resume(args.resume, max_minutes=args.max_minutes, save_every=args.save_every,
+                                       device=None if args.device == "auto" else args.device)
+    else:
+        folder, learner, data = train(config_from_args(args), args.out)
+    if not learner.dist.is_main:  # under torchrun rank 0 reports
+        return
+    best = min(learner.history, key=lambda r: r["valid_loss"])
+    if learner.stop_reason == "patience":
+        print(f"\nstopped early (--patience): no better valid loss for {learner.epoch - best['epoch']} epochs")
+    print(f"\nbest valid_loss {best['valid_loss']:.4f} (epoch {best['epoch']}), "
+          f"accuracy {best['accuracy']:.4f}; run saved in {folder}")
+    if learner.stop_reason == "time":
+        print(f"stopped after --max-minutes at epoch {learner.epoch}; continue with: "
+              f"{resume_command(folder, learner.dist)}")
+    trained = load_run(folder, device=args.device)
+    n = 200 if data.tokenizer.level == "char" else 40
+    text = generate_text(trained.model, trained.tokenizer, trained.vocab, "", n, seed=args.seed, temperature=0.8)[0]
+    print(f"sample: {for_terminal(text)}")
+    print(f"\nnext: rnnlm generate {folder} --prime '...'   |   rnnlm evaluate {folder}")

@@ -6,9 +6,20 @@ import os
 import platform
 import time
 from datetime import date
+from pathlib import Path
 
 import torch
 from torch.utils.mkldnn import to_mkldnn
+
+
+def shared_data(name: str) -> Path:
+    """``shared/data/NAME`` in the nearest folder above the benchmarks that has one (a git
+    worktree sits deeper than the main checkout), else where the main checkout would find it."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "shared" / "data" / name).is_file():
+            return parent / "shared" / "data" / name
+    return here.parents[2] / "shared" / "data" / name
 
 
 def cpu_model() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import math
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, fields
@@ -16,6 +17,7 @@ SCHEDULES = ("constant", "onecycle", "sgdr")
 DEVICES = ("auto", "cpu", "cuda")
 DECODE_ERRORS = ("strict", "replace", "ignore")
 MAX_SEED = 2**32 - 1  # numpy's seeds stop there
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
 
 
 def _check(ok: bool, message: str) -> None:
@@ -148,6 +150,7 @@ class TrainConfig:
     tar: float = 0.0  # temporal AR: tar * mean((h[t] - h[t-1]) ** 2) on the last layer
     seed: int = 42
     max_minutes: float | None = None
+    budget: float | None = None  # seconds for the whole run (--budget): a measured plan sets the schedule's length
     patience: int | None = None  # stop after this many epochs without a better valid loss
     save_every: int | None = None  # batches between resumable saves (always at each epoch end)
     device: str = "auto"
@@ -191,10 +194,70 @@ class TrainConfig:
         _check(0 <= self.seed <= MAX_SEED, f"--seed must be in 0..{MAX_SEED} (got {self.seed})")
         if self.max_minutes is not None:
             _positive("max-minutes", self.max_minutes)
+        if self.budget is not None:
+            _positive("budget", self.budget)
+            _check(self.max_minutes is None, "--budget and --max-minutes both set the time: give one of them")
         _check(self.patience is None or self.patience >= 1, f"--patience must be >= 1 (got {self.patience})")
         _check(self.save_every is None or self.save_every >= 1,
                f"--save-every must be >= 1 (got {self.save_every})")
         _check(self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)} (got {shown(self.device)})")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90s``, ``10m``, ``1.5h`` or ``1h30m``; RnnlmError for anything else."""
+    cleaned = text.strip().lower().replace(" ", "")
+    parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)([smh])", cleaned)
+    if not cleaned or "".join(n + u for n, u in parts) != cleaned:
+        if re.fullmatch(r"\d+(?:\.\d*)?|\.\d+", cleaned):
+            _check(float(cleaned) > 0, f"--budget {shown(text)}: must be more than zero")
+            raise RnnlmError(f"--budget {shown(text)}: give a unit: {cleaned}s, {cleaned}m or {cleaned}h")
+        raise RnnlmError(f"--budget {shown(text)}: not a duration (e.g. 90s, 10m, 1.5h)")
+    seconds = sum(float(n) * DURATION_UNITS[u] for n, u in parts)
+    _check(seconds > 0 and math.isfinite(seconds), f"--budget {shown(text)}: must be more than zero")
+    return seconds
+
+
+def duration_text(seconds: float) -> str:
+    """``10m``, ``1h30m``, ``90s``, ``2.5s``: the short form a person would write."""
+    if seconds < 60:
+        return f"{seconds:.3g}s"
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + (f"{secs}s" if secs else "")
+    return text or "0s"
+
+
+@dataclass
+class BudgetPlan:
+    """What ``--budget`` decided once, from a measured probe: the schedule in optimiser steps,
+    where to validate, and what the time was expected to buy. Saved in config.json, so a resumed
+    run and every torchrun process follow the same plan."""
+
+    budget: float  # seconds for the whole run, the probe included
+    steps: int  # optimiser steps of the whole schedule
+    phases: list[tuple[float, int]]  # (peak rate, steps) one after the other; they add up to steps
+    valid_at: list[int]  # the steps after which the model is validated; the last is steps
+    tokens_per_s: float  # measured training speed, all processes together
+    valid_s: float  # expected seconds of one validation (and the saves after it)
+    setup_s: float  # seconds spent before training: reading the corpus, the probe
+    cycle_steps: list[int] | None = None  # sgdr: steps of the first cycle of each phase
+    chosen: list[str] | None = None  # settings the recipe table chose (the rest: the user's or defaults)
+    recipe: str | None = None  # the table row they came from
+
+    def validate(self) -> None:
+        _check_types(self)
+        _check(self.budget > 0 and self.steps >= 1, "plan: budget and steps must be > 0")
+        _check(all(isinstance(p, (list, tuple)) and len(p) == 2 and _fits(p[0], float) and p[0] > 0
+                   and _fits(p[1], int) and p[1] >= 1 for p in self.phases)
+               and sum(p[1] for p in self.phases) == self.steps, "plan: phases must be (rate, steps) pairs adding up "
+               "to its steps")
+        _check(all(_fits(v, int) for v in self.valid_at) and list(self.valid_at) == sorted(set(self.valid_at))
+               and len(self.valid_at) >= 1 and self.valid_at[0] >= 1 and self.valid_at[-1] == self.steps,
+               "plan: valid_at must be increasing steps ending at its steps")
+        _check(self.cycle_steps is None or (len(self.cycle_steps) == len(self.phases) and all(
+            _fits(c, int) and c >= 1 for c in self.cycle_steps)), "plan: cycle_steps must be steps >= 1, one a phase")
+        _check(all(math.isfinite(v) and v >= 0 for v in (self.tokens_per_s, self.valid_s, self.setup_s)),
+               "plan: its timings must be finite and >= 0")
 
 
 @dataclass
@@ -202,20 +265,25 @@ class RunConfig:
     data: DataConfig
     model: ModelConfig
     train: TrainConfig
+    plan: BudgetPlan | None = None  # a --budget run's plan, made once when it starts
 
     def validate(self) -> None:
         self.data.validate()
         self.model.validate()
         self.train.validate()
+        if self.plan is not None:
+            self.plan.validate()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"data": asdict(self.data), "model": asdict(self.model), "train": asdict(self.train)}
+        sections = {"data": asdict(self.data), "model": asdict(self.model), "train": asdict(self.train)}
+        return {**sections, "plan": asdict(self.plan)} if self.plan else sections
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> "RunConfig":
         """Rebuild from ``to_dict`` output; unknown keys are refused, missing keys take defaults."""
         parts = {}
-        for key, kind in (("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)):
+        kinds = [("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)]
+        for key, kind in kinds + ([("plan", BudgetPlan)] if obj.get("plan") is not None else []):
             section = obj.get(key, {})
             if not isinstance(section, dict):
                 raise RnnlmError(f"config section {key!r} must be an object")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from rnnlm.config import CELLS, DECODE_ERRORS, DEVICES, SCHEDULES, DataConfig, ModelConfig, RunConfig, TrainConfig
+from rnnlm.config import (
+    CELLS, DECODE_ERRORS, DEVICES, SCHEDULES, DataConfig, ModelConfig, RunConfig, TrainConfig, parse_duration,
+)
 from rnnlm.data.datasets import DATASETS
 from rnnlm.errors import RnnlmError
 
@@ -147,6 +149,12 @@ def add_schedule_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cycle-len", type=int, default=t.cycle_len, help="sgdr: epochs in the first cycle")
     g.add_argument("--cycle-mult", type=int, default=t.cycle_mult, help="sgdr: growth of each next cycle")
     g.add_argument("--max-minutes", type=float, default=None, help="stop after this much training time")
+    g.add_argument("--budget", metavar="TIME", default=None,
+                   help="train for this long in all (e.g. 90s, 10m, 1.5h): a short probe measures the speed, "
+                        "the schedule is planned to end, annealed, when the time is up, and without model "
+                        "options the recipe is chosen for the corpus and the machine (instead of --epochs)")
+    g.add_argument("--dry-run", action="store_true",
+                   help="with --budget: print the plan (model, speed, schedule) and stop, writing nothing")
     g.add_argument("--patience", type=int, default=None,
                    help="stop when valid loss has not improved for this many epochs")
     g.add_argument("--save-every", type=int, default=None, metavar="N",
@@ -166,4 +174,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         train.update(lr=lr[0][0], phases=lr, epochs=sum(n for _, n in lr))
     elif train.get("epochs") is None:
         train.pop("epochs", None)
+    budget = getattr(args, "budget", None)
+    if budget is not None:
+        train["budget"] = parse_duration(budget)
+        if args.epochs is not None:
+            raise RnnlmError("--budget sets the epochs to what fits in the time; drop --epochs (or --budget)")
+        if args.max_minutes is not None:
+            raise RnnlmError("--budget and --max-minutes both set the time: give one of them")
     return RunConfig(data, ModelConfig(**pick(args, ModelConfig)), TrainConfig(**train))

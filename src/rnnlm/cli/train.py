@@ -32,32 +32,72 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def run_settings_given(args: argparse.Namespace) -> list[str]:
-    """The options of ``rnnlm train`` that set up a run and differ from their defaults, as the
-    user wrote them (a resumed run keeps its own)."""
+OPTION_NAMES = {"cell": "--model", "data": "DATA", "source": "DATA"}
+
+
+def settings_given(args: argparse.Namespace) -> dict[str, object]:
+    """The settings of ``rnnlm train`` that set up a run and differ from their defaults (so the
+    user gave them), by field name, with their values."""
     from rnnlm.cli.main import build_parser
 
     defaults = vars(build_parser().parse_args(["train"]))
     settings = {f.name for kind in (DataConfig, ModelConfig, TrainConfig) for f in fields(kind)} | {"data", "out"}
-    names = {"cell": "--model", "data": "DATA", "source": "DATA"}
-    return [names.get(k, "--" + k.replace("_", "-")) for k, v in vars(args).items()
-            if k in settings - SESSION_OPTIONS and v != defaults.get(k)]
+    return {k: v for k, v in vars(args).items() if k in settings - SESSION_OPTIONS and v != defaults.get(k)}
+
+
+def option_name(field: str) -> str:
+    return OPTION_NAMES.get(field, "--" + field.replace("_", "-"))
+
+
+def run_settings_given(args: argparse.Namespace) -> list[str]:
+    """The options of ``rnnlm train`` that set up a run and differ from their defaults, as the
+    user wrote them (a resumed run keeps its own)."""
+    return [option_name(k) for k in settings_given(args)]
+
+
+def as_written(field: str, value: object) -> str:
+    """``--hidden 1024``, ``--lower``, ``--lr 1e-3:4,1e-4:2``: an option as the user gave it."""
+    if value is True:
+        return option_name(field)
+    if isinstance(value, list):
+        value = ",".join(f"{lr:g}:{n}" for lr, n in value)
+    return f"{option_name(field)} {value:g}" if isinstance(value, float) else f"{option_name(field)} {value}"
+
+
+def recipe_choices(args: argparse.Namespace) -> tuple[list[str], list[str]]:
+    """Under --budget: the settings the recipe table chooses (those the user left to it), and
+    the run settings the user gave, as written (they win over the table)."""
+    from rnnlm.train.recipe import RECIPE_FIELDS
+
+    given = settings_given(args)
+    given.pop("budget", None)
+    yours = [as_written(k, v) for k, v in given.items() if k not in ("data", "out")]
+    return [f for f in RECIPE_FIELDS if f not in given], yours
 
 
 def run(args: argparse.Namespace) -> None:
+    from rnnlm.config import duration_text
     from rnnlm.generate import generate_text
     from rnnlm.runfolder import load_run
-    from rnnlm.train.run import resume, resume_command, train
+    from rnnlm.train.run import plan_run, resume, resume_command, train
 
     if args.resume:
         given = run_settings_given(args)
+        if args.dry_run:
+            given.append("--dry-run")
         if given:
             raise RnnlmError(f"--resume continues {args.resume} with its own settings; drop {', '.join(given)} "
                              "(only --max-minutes, --save-every and --device apply to a resumed session)")
         folder, learner, data = resume(args.resume, max_minutes=args.max_minutes, save_every=args.save_every,
                                        device=None if args.device == "auto" else args.device)
     else:
-        folder, learner, data = train(config_from_args(args), args.out)
+        config = config_from_args(args)
+        choose, yours = recipe_choices(args) if config.train.budget is not None else ([], None)
+        if args.dry_run:
+            plan_run(config, choose=choose, given=yours)
+            print("\n--dry-run: nothing trained, nothing written")
+            return
+        folder, learner, data = train(config, args.out, choose=choose, given=yours)
     if not learner.dist.is_main:  # under torchrun rank 0 reports
         return
     best = min(learner.history, key=lambda r: r["valid_loss"])
@@ -65,7 +105,14 @@ def run(args: argparse.Namespace) -> None:
         print(f"\nstopped early (--patience): no better valid loss for {learner.epoch - best['epoch']} epochs")
     print(f"\nbest valid_loss {best['valid_loss']:.4f} (epoch {best['epoch']}), "
           f"accuracy {best['accuracy']:.4f}; run saved in {folder}")
-    if learner.stop_reason == "time":
+    if learner.pacer is not None:
+        plan = learner.pacer.plan
+        skipped = learner.plan_step - learner.step
+        print(f"--budget {duration_text(plan.budget)}: used {duration_text(learner.pacer.spent())}; "
+              f"{learner.step:,} steps trained of the plan's {plan.steps:,}"
+              + (f" ({skipped:,} skipped to keep to the time: this machine ran slower than the probe said)"
+                 if skipped else ""))
+    elif learner.stop_reason == "time":
         print(f"stopped after --max-minutes at epoch {learner.epoch}; continue with: "
               f"{resume_command(folder, learner.dist)}")
     trained = load_run(folder, device=args.device)

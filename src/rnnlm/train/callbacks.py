@@ -51,17 +51,20 @@ class ProgressBar(Callback):
         self.bar: tqdm | None = None
 
     def on_epoch_begin(self, learner: "Learner") -> None:
-        if self.enabled:
-            self.bar = tqdm(
-                total=learner.batches_per_epoch, initial=learner.batch, desc=f"epoch {learner.epoch + 1}",
-                leave=False, unit="batch", dynamic_ncols=True,
-            )
+        if not self.enabled:
+            return
+        if learner.valid_at is not None:  # a planned run: one bar over the steps of its plan
+            total, initial, desc = learner.valid_at[-1], learner.plan_step, "plan"
+        else:
+            total, initial, desc = learner.batches_per_epoch, learner.batch, f"epoch {learner.epoch + 1}"
+        self.bar = tqdm(total=total, initial=initial, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
 
     def on_batch_end(self, learner: "Learner", loss: float | None) -> None:
         if self.bar is not None:
-            self.bar.update(1)
+            self.bar.update(learner.plan_step - self.bar.n if learner.valid_at is not None else 1)
             if loss is not None:
-                self.bar.set_postfix(loss=f"{loss:.4f}")
+                extra = {"time left": format_time(max(learner.pacer.left(), 0))} if learner.pacer else {}
+                self.bar.set_postfix(loss=f"{loss:.4f}", **extra)
 
     def on_epoch_end(self, learner: "Learner", row: dict[str, Any]) -> None:
         self.on_train_end(learner)
@@ -98,7 +101,8 @@ class EpochTable(Callback):
 
     def on_epoch_end(self, learner: "Learner", row: dict[str, Any]) -> None:
         values = {**row, "time": format_time(row["time"])}
-        self.write("  ".join(f"{values[name]:>{width}{spec}}" for name, width, spec in COLUMNS))
+        specs = {"epoch": ".2f"} if isinstance(row["epoch"], float) else {}  # planned runs validate mid-epoch
+        self.write("  ".join(f"{values[name]:>{width}{specs.get(name, spec)}}" for name, width, spec in COLUMNS))
 
 
 class MetricsLog(Callback):
@@ -201,17 +205,18 @@ class LossPlot(Callback):
         self.last = (0, 0.0)  # (batch, running loss) at the previous point of this epoch
 
     def on_epoch_begin(self, learner: "Learner") -> None:
-        if learner.batch == 0:
+        if learner.round_batches == 0:
             self.last = (0, 0.0)
 
     def on_batch_end(self, learner: "Learner", loss: float | None) -> None:
         if loss is None:
             return
         batch, running = self.last
-        mean = (loss * learner.batch - running * batch) / (learner.batch - batch)
+        done = learner.round_batches
+        mean = (loss * done - running * batch) / max(done - batch, 1)
         self.train.append((learner.tokens_seen, mean))
         self.lrs.append((learner.tokens_seen, learner.lr))
-        self.last = (learner.batch, loss)
+        self.last = (done, loss)
 
     def on_epoch_end(self, learner: "Learner", row: dict[str, Any]) -> None:
         from rnnlm.train.plots import plot_loss_curve

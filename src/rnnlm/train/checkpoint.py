@@ -27,8 +27,7 @@ from rnnlm.config import SCHEDULES
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.reading import parse_json, regular_file_size
 from rnnlm.train.callbacks import Callback
-from rnnlm.train.learner import Learner, Phase
-from rnnlm.train.schedules import make_scheduler
+from rnnlm.train.learner import Learner, Phase, phase_scheduler
 
 STATE_FORMAT = "rnnlm-train-state"
 STATE_VERSION = "1"
@@ -133,6 +132,11 @@ def check_info(learner: "Learner", info: dict[str, Any]) -> None:
     for key in ("lr", "epoch_seconds"):
         if not _number(info.get(key)):
             raise ValueError(f"{key} must be a finite number (got {shown(info.get(key))})")
+    for key in ("plan_step", "row_step", "round_batches"):  # absent from states of rnnlm before --budget
+        if key in info and not _whole(info[key]):
+            raise ValueError(f"{key} must be a whole number >= 0 (got {shown(info[key])})")
+    if info.get("budget_spent") is not None and not (_number(info["budget_spent"]) and info["budget_spent"] >= 0):
+        raise ValueError(f"budget_spent must be a finite number >= 0 (got {shown(info['budget_spent'])})")
     history = info.get("history")
     if not isinstance(history, list) or not all(
             isinstance(row, dict) and all(_number(row.get(k), finite=False) for k in ROW_NUMBERS) for row in history):
@@ -155,20 +159,24 @@ def check_info(learner: "Learner", info: dict[str, Any]) -> None:
             raise ValueError("a scheduler without a phase")
     else:
         check_phase(phase)
-        n = learner.batches_per_epoch
-        scheduler = make_scheduler(optimizer, phase["schedule"], phase["lr"], phase["epochs"] * n, n,
-                                   phase["cycle_len"], phase["cycle_mult"])
+        scheduler = phase_scheduler(optimizer, Phase(**phase), learner.batches_per_epoch)
         check_like(info.get("scheduler"), scheduler.state_dict(), "scheduler")
     check_like(info.get("optimizer_groups"), optimizer.state_dict()["param_groups"], "optimizer_groups")
 
 
+PLANNED = {"steps", "start_step", "cycle_steps"}  # phase keys of planned runs, absent from older states
+
+
 def check_phase(phase: Any) -> None:
     names = {f.name for f in fields(Phase)}
-    if not isinstance(phase, dict) or set(phase) != names:
+    if not isinstance(phase, dict) or not names - PLANNED <= set(phase) <= names:
         raise ValueError(f"phase must be an object with {', '.join(sorted(names))}")
     counts = ("epochs", "cycle_len", "cycle_mult")
     if not all(_whole(phase[k]) and phase[k] >= 1 for k in counts) or not _whole(phase["start_epoch"]):
         raise ValueError(f"phase {', '.join(counts)} must be whole numbers >= 1, start_epoch >= 0")
+    if not _whole(phase.get("start_step", 0)) or not all(
+            phase.get(k) is None or (_whole(phase[k]) and phase[k] >= 1) for k in ("steps", "cycle_steps")):
+        raise ValueError("phase steps and cycle_steps must be whole numbers >= 1 or null, start_step >= 0")
     if not (_number(phase["lr"]) and phase["lr"] > 0) or phase["schedule"] not in SCHEDULES:
         raise ValueError(f"phase lr must be > 0 and schedule one of {', '.join(SCHEDULES)}")
 

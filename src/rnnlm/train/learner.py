@@ -6,7 +6,13 @@ streams start over.
 
 Training runs in phases: each call of ``fit`` starts one, a fresh learning-rate schedule on the
 same optimiser, as the lessons train 4 epochs at 1e-3 and then 4 at 1e-4; epochs are numbered
-across phases. ``training_state`` captures everything needed to go on exactly where training
+across phases.
+
+Training goes in rounds, each ending with a validation and a row of ``history``: a round is an
+epoch, unless the run is planned (``--budget``, rnnlm.train.budget): then phases last a number
+of optimiser steps, the model is validated after the steps in ``valid_at`` (mid-epoch or after
+several epochs), and a ``pacer`` keeps training to the time: when it falls behind, the schedule
+skips ahead (``skip_ahead``) so that it still ends, annealed, when the time is up. ``training_state`` captures everything needed to go on exactly where training
 stands (weights, optimiser, scheduler, RNG states, the position inside the epoch, the carried
 hidden state, the callbacks' own state) as tensors plus plain JSON data;
 ``load_training_state`` puts it back. ``rnnlm.train.checkpoint`` writes it to disk.
@@ -61,7 +67,9 @@ def state_parts(state) -> tuple[torch.Tensor, ...]:
 
 @dataclass
 class Phase:
-    """``epochs`` epochs at peak rate ``lr`` under one schedule, from epoch ``start_epoch``."""
+    """``epochs`` epochs at peak rate ``lr`` under one schedule, from epoch ``start_epoch``; or,
+    in a planned run (``--budget``), ``steps`` optimiser steps from plan step ``start_step``,
+    whatever the epochs (the SGDR cycles then last ``cycle_steps``, ``cycle_steps * cycle_mult``, ...)."""
 
     epochs: int
     lr: float
@@ -69,10 +77,26 @@ class Phase:
     cycle_len: int = 1
     cycle_mult: int = 2
     start_epoch: int = 0
+    steps: int | None = None
+    start_step: int = 0
+    cycle_steps: int | None = None
 
     @property
     def end_epoch(self) -> int:
         return self.start_epoch + self.epochs
+
+    @property
+    def end_step(self) -> int | None:
+        return None if self.steps is None else self.start_step + self.steps
+
+
+def phase_scheduler(optimizer: torch.optim.Optimizer, phase: Phase,
+                    batches_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """A fresh schedule of ``phase``, stepped once a batch."""
+    n = batches_per_epoch
+    total = phase.epochs * n if phase.steps is None else phase.steps
+    cycle = phase.cycle_len * n if phase.cycle_steps is None else phase.cycle_steps
+    return make_scheduler(optimizer, phase.schedule, phase.lr, total, cycle, 1, phase.cycle_mult)
 
 
 class Learner:
@@ -116,6 +140,13 @@ class Learner:
         self.stop_reason: str | None = None
         self.interrupted = False  # under torchrun: Ctrl-C came, to act on where the ranks agree
         self.deadline = math.inf
+        self.clock = time.monotonic  # what the deadline is measured on
+        # planned runs (--budget): see the module's docstring
+        self.valid_at: list[int] | None = None  # None: validate at each epoch end
+        self.pacer = None  # rnnlm.train.budget.Pacer
+        self.plan_step = 0  # steps of the planned schedule done (optimiser steps plus those skipped)
+        self.row_step = 0  # plan_step at the latest row
+        self.round_batches = 0  # batches of the round under way
         self._unchecked: list[torch.Tensor] = []  # losses not yet checked to be finite
 
     @property
@@ -151,33 +182,51 @@ class Learner:
         cycle_len: int = 1,
         cycle_mult: int = 2,
         max_minutes: float | None = None,
+        steps: int | None = None,
+        cycle_steps: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Train ``epochs`` more epochs as a new phase; returns their rows (also in ``history``)."""
-        self.phase = Phase(epochs, lr, schedule, cycle_len, cycle_mult, self.epoch)
+        """Train ``epochs`` more epochs as a new phase, or (planned runs) ``steps`` optimiser steps
+        from where training stands; returns their rows (also in ``history``)."""
+        self.phase = Phase(epochs, lr, schedule, cycle_len, cycle_mult, self.epoch, steps, self.plan_step, cycle_steps)
         self.scheduler = self._make_scheduler(self.phase)
-        self.batch = 0
+        if steps is None:
+            self.batch = 0
         return self.fit_phase(max_minutes)
 
     def fit_phase(self, max_minutes: float | None = None) -> list[dict[str, Any]]:
         """Run the current phase to its end, from where it stands (after a resume, mid-phase)."""
         if self.phase is None:
             raise ValueError("no phase to continue: call fit first")
-        self.deadline = time.monotonic() + 60 * max_minutes if max_minutes is not None else math.inf
+        if self.pacer is not None:
+            self.deadline = self.pacer.hard_deadline
+        else:
+            self.deadline = self.clock() + 60 * max_minutes if max_minutes is not None else math.inf
         self.stop_reason = None
         rows = []
         self._call("on_train_begin")
-        while self.epoch < self.phase.end_epoch and self.stop_reason is None:
+        while not self.phase_done() and self.stop_reason is None:
             row = self._fit_epoch()
             if row is not None:
                 rows.append(row)
         self._call("on_train_end")
         return rows
 
+    def phase_done(self) -> bool:
+        phase = self.phase
+        return self.epoch >= phase.end_epoch if phase.steps is None else self.plan_step >= phase.end_step
+
     def _make_scheduler(self, phase: Phase) -> torch.optim.lr_scheduler.LRScheduler:
-        n = self.batches_per_epoch
-        return make_scheduler(
-            self.optimizer, phase.schedule, phase.lr, phase.epochs * n, n, phase.cycle_len, phase.cycle_mult
-        )
+        return phase_scheduler(self.optimizer, phase, self.batches_per_epoch)
+
+    def skip_ahead(self, steps: int) -> int:
+        """Move the schedule ``steps`` steps on without training them (not past the phase's end),
+        so that a planned run that fell behind its time still ends at the end of its schedule;
+        returns the steps skipped."""
+        steps = max(0, min(steps, self.phase.end_step - self.plan_step)) if self.phase.steps is not None else 0
+        for _ in range(steps):
+            self.scheduler.step()
+        self.plan_step += steps
+        return steps
 
     def loss(self, x: torch.Tensor, y: torch.Tensor, hidden) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """The objective (cross-entropy plus AR/TAR), the cross-entropy alone, and the new state."""
@@ -221,7 +270,7 @@ class Learner:
                 raise TrainingDiverged(
                     f"loss became {losses[first].item()} at epoch {self.epoch + 1}, batch {batch}"
                 )
-        return self.loss_sum.item() / max(self.batch, 1)
+        return self.loss_sum.item() / max(self.round_batches, 1)
 
     def check_weights(self) -> None:
         """Raises TrainingDiverged when any weight is no longer finite (never save those)."""
@@ -235,7 +284,7 @@ class Learner:
     def _check_stop(self) -> None:
         """After a batch: stop once past the deadline, or on Ctrl-C (which in one process sets
         ``stop_reason`` itself)."""
-        time_up = "time" if time.monotonic() > self.deadline else None
+        time_up = "time" if self.clock() > self.deadline else None
         if self.dist.active:
             self.stop_reason = self._agree_stop(time_up) or self.stop_reason
         elif time_up and self.stop_reason != "interrupt":
@@ -253,17 +302,28 @@ class Learner:
             return reason
         return STOP_REASONS[agreed] if agreed < len(STOP_REASONS) else "requested"
 
+    def _row_due(self) -> bool:
+        """Whether the round ends after the batch just done: at the epoch's end, or in a planned
+        run at the next step of ``valid_at`` (or past it, after a skip) and at the phase's end."""
+        if self.valid_at is None:
+            return self.batch == self.batches_per_epoch
+        due = next((step for step in self.valid_at if step > self.row_step), math.inf)
+        return self.plan_step >= due or self.phase_done()
+
     def _fit_epoch(self) -> dict[str, Any] | None:
-        """Train to the end of the epoch under way; returns its row, or None when interrupted."""
+        """Train to the end of the round under way (see the module's docstring), validate, and
+        return its row; None when interrupted mid-round."""
         start = time.monotonic()
-        if self.batch == 0:
-            self.hidden = None
+        if self.round_batches == 0:
             self.loss_sum = torch.zeros((), device=self.device)
             self.epoch_seconds = 0.0
         self._call("on_epoch_begin")
         self.net.train()
         n = self.batches_per_epoch
-        while self.batch < n:
+        planned = self.valid_at is not None
+        while True:
+            if self.batch == 0:
+                self.hidden = None  # the streams start over
             x, y = (t.to(self.device) for t in self.train_data.batch(self.batch))
             self.lr = self.optimizer.param_groups[0]["lr"]
             loss, self.hidden = self.train_step(x, y, self.hidden)
@@ -271,24 +331,36 @@ class Learner:
             self._unchecked.append(loss)
             self.batch += 1
             self.step += 1
+            self.plan_step += 1
+            self.round_batches += 1
             self.tokens_seen += y.numel() * self.dist.world_size
-            synced = self.batch % self.log_every == 0 or self.batch == n
+            synced = self.batch % self.log_every == 0 or self.batch == n or self._row_due()
             self._call("on_batch_end", self.check_loss() if synced else None)
             if synced or not self.dist.active:  # the ranks agree where they sync anyway
                 self._check_stop()
-            if self.stop_reason == "interrupt" and self.batch < n:
+            if synced and self.pacer is not None:  # every rank asks: rank 0 decides for all
+                skip = self.pacer.steps_to_skip(self)
+                if self.stop_reason is None:
+                    self.skip_ahead(skip)
+            row_due = self._row_due()
+            if planned and self.batch == n:  # a planned round goes on into the next epoch
+                self.epoch += 1
+                self.batch = 0
+            if self.stop_reason == "interrupt" and not row_due:
                 self.epoch_seconds += time.monotonic() - start
                 return None
-            if self.stop_reason in ("interrupt", "time"):  # the epoch ends here
+            if row_due or self.stop_reason in ("interrupt", "time"):  # the round ends here
                 break
         train_loss = self.check_loss()
-        self.epoch += 1
-        self.batch = 0
-        self.hidden = None
+        if not planned:
+            self.epoch += 1
+            self.batch = 0
+            self.hidden = None
+        validation_start = time.monotonic()
         scores = evaluate_stream(self.model, self.valid_data, self.device, self.dist) if self.valid_data else None
         valid_loss = scores.loss if scores else math.nan
         row = {
-            "epoch": self.epoch,
+            "epoch": self.epoch if not planned else round(self.epoch + self.batch / n, 3),
             "train_loss": train_loss,
             "valid_loss": valid_loss,
             "accuracy": scores.accuracy if scores else math.nan,
@@ -300,7 +372,10 @@ class Learner:
             "time": self.epoch_seconds + time.monotonic() - start,
         }
         self.history.append(row)
+        self.row_step, self.round_batches = self.plan_step, 0
         self._call("on_epoch_end", row)
+        if self.pacer is not None:
+            self.pacer.validated(time.monotonic() - validation_start)
         if self.dist.active:  # rank 0 alone runs the callbacks, which may ask to stop
             self.stop_reason = self._agree_stop(self.stop_reason)
         return row
@@ -330,6 +405,10 @@ class Learner:
             "tokens_seen": self.tokens_seen,
             "lr": self.lr,
             "epoch_seconds": self.epoch_seconds,
+            "plan_step": self.plan_step,
+            "row_step": self.row_step,
+            "round_batches": self.round_batches,
+            "budget_spent": self.pacer.spent() if self.pacer is not None else None,
             "stop_reason": self.stop_reason,
             "history": self.history,
             "phase": asdict(self.phase) if self.phase else None,
@@ -373,6 +452,8 @@ class Learner:
             self.scheduler.load_state_dict(info["scheduler"])
         self.epoch, self.batch, self.step = info["epoch"], info["batch"], info["step"]
         self.tokens_seen, self.lr, self.epoch_seconds = info["tokens_seen"], info["lr"], info["epoch_seconds"]
+        self.plan_step, self.row_step = info.get("plan_step", self.step), info.get("row_step", 0)
+        self.round_batches = info.get("round_batches", self.batch)
         self.stop_reason = info["stop_reason"]
         self.history = list(info["history"])
         hidden = tuple(self.dist.own_block(tensors[f"hidden.{i}"], dim=1).to(self.device).contiguous()

@@ -37,12 +37,21 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | Path) -> None:
+def _save(fig, path: str | Path | None) -> None:
+    """The figure as PNG in ``path`` (None: drawn, and thrown away)."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # a title in a script the font lacks (a CJK file name) shows as boxes
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         fig.savefig(buffer, format="png", dpi=110)
-    write_bytes(path, buffer.getvalue())
+    if path is not None:
+        write_bytes(path, buffer.getvalue())
+
+
+def warm_up() -> None:
+    """Draw a loss curve and throw it away: the first drawing of a process loads fonts and
+    caches (a second or more on a busy machine), which a --budget run pays before its plan
+    counts the time, not in its first validation."""
+    plot_loss_curve(None, [(0, 2.0), (1, 1.0)], [(1, 1.0)], [(0, 1e-3), (1, 1e-3)], [1], "warm-up")
 
 
 def _loss_limits(losses: Sequence[float]) -> tuple[float, float] | None:
@@ -56,7 +65,7 @@ def _loss_limits(losses: Sequence[float]) -> tuple[float, float] | None:
 
 
 def plot_loss_curve(
-    path: str | Path,
+    path: str | Path | None,
     train: Sequence[tuple[int, float]],
     valid: Sequence[tuple[int, float]],
     lrs: Sequence[tuple[int, float]],

@@ -17,18 +17,18 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
 
 from rnnlm.atomic import WriteFailed
-from rnnlm.config import RunConfig
+from rnnlm.config import RunConfig, duration_text
 from rnnlm.data.batching import StreamBatches
 from rnnlm.data.corpus import is_builtin
 from rnnlm.data.textdata import TextData, build_text_data
 from rnnlm.data.vocab import Vocab
-from rnnlm.device import check_memory
+from rnnlm.device import check_memory, size_text
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.models import RecurrentLM
 from rnnlm.models.recurrent import GATES, parameter_count
@@ -39,11 +39,17 @@ from rnnlm.runfolder import (
 from rnnlm.train.callbacks import (
     Callback, EarlyStopping, EpochTable, LossPlot, MetricsLog, ProgressBar, SaveCheckpoints, SaveCycleEnds,
 )
+from rnnlm.train.budget import Clock, Pacer, Speed, describe_plan, make_plan, probe_speed
 from rnnlm.train.checkpoint import SaveTrainingState, load_training_state, read_training_state
 from rnnlm.train.distributed import Distributed, check_batch_split, process_group
 from rnnlm.train.learner import Learner, TrainingDiverged
 from rnnlm.train.metrics import stream_batches_for_eval
 from rnnlm.train.plots import has_matplotlib
+from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCE, apply_recipe, choose_row
+
+
+RECIPE_ORDER = list(RECIPE_FIELDS)
+PLOT_SECONDS = 0.2  # about what redrawing the loss plot takes, after each validation of a planned run
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -82,16 +88,21 @@ def check_sizes(data: TextData, bs: int, bptt: int) -> None:
         )
 
 
-def check_training_memory(config: RunConfig, vocab_size: int, device: torch.device) -> None:
-    """Refuse a model and batch that could never fit: the weights, their gradients and Adam's two
-    moments (4 floats a parameter), and the activations of one batch (logits, their softmax and
-    gradient; each layer's gates, outputs and gradients)."""
+def training_memory(config: RunConfig, vocab_size: int) -> int:
+    """Bytes training needs: the weights, their gradients and Adam's two moments (4 floats a
+    parameter), and the activations of one batch (logits, their softmax and gradient; each
+    layer's gates, outputs and gradients)."""
     m, t = config.model, config.train
-    params = parameter_count(vocab_size, m)
     per_token = 3 * vocab_size + m.emb + 2 * m.layers * m.hidden * (GATES[m.cell] + 2)
-    check_memory(4 * (4 * params + t.bs * t.bptt * per_token), device,
-                 f"training {params:,} parameters on batches of --bs {t.bs} x --bptt {t.bptt}",
-                 "use a smaller --hidden, --emb, --layers, --bs or --bptt")
+    return 4 * (4 * parameter_count(vocab_size, m) + t.bs * t.bptt * per_token)
+
+
+def check_training_memory(config: RunConfig, vocab_size: int, device: torch.device) -> None:
+    """Refuse a model and batch that could never fit."""
+    t = config.train
+    check_memory(training_memory(config, vocab_size), device,
+                 f"training {parameter_count(vocab_size, config.model):,} parameters on batches of --bs {t.bs} x "
+                 f"--bptt {t.bptt}", "use a smaller --hidden, --emb, --layers, --bs or --bptt")
 
 
 def fingerprint(data: TextData) -> dict[str, Any]:
@@ -108,21 +119,69 @@ def default_out(name: str) -> Path:
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def load_data(config: RunConfig, vocab: Vocab | None = None) -> tuple[RunConfig, TextData]:
+def load_data(config: RunConfig, vocab: Vocab | None = None, check: bool = True) -> tuple[RunConfig, TextData]:
     """Read and encode the corpus; the config comes back with the level and lower-casing it found
     (a prepared folder fixes both)."""
     data = build_text_data(config.data, vocab)
     settings = replace(config.data, level=data.tokenizer.level, lower=data.tokenizer.lower)
     config = replace(config, data=settings)
-    check_sizes(data, config.train.bs, config.train.bptt)
+    if check:
+        check_sizes(data, config.train.bs, config.train.bptt)
     return config, data
+
+
+def probe_time(budget: float) -> float:
+    """Seconds the probe times training batches for: a small share of the budget."""
+    from rnnlm.train.budget import PROBE_SECONDS, PROBE_SHARE
+
+    return min(PROBE_SECONDS, PROBE_SHARE * budget)
+
+
+def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: frozenset[str], started: float,
+                clock: Clock) -> tuple[RunConfig, Speed]:
+    """The plan of a --budget run: the recipe of the table for the settings in ``choose`` (the
+    machine's speed measured on the reference recipe), then a probe of the model and batch that
+    will train, and the steps that fit (rnnlm.train.budget)."""
+    t = config.train
+    seconds = probe_time(t.budget)
+    row = None
+    if choose:
+        reference = apply_recipe(config, REFERENCE, choose, len(data.train_ids), dist.world_size)
+        check_sizes(data, reference.train.bs, reference.train.bptt)
+        check_training_memory(reference, len(data.vocab), dist.device)
+        speed = probe_speed(reference, data, dist.device, dist, seconds, clock)
+        reach = (t.budget - (clock() - started)) * speed.tokens_per_s / max(len(data.train_ids), 1)
+        row = choose_row(data.tokenizer.level, len(data.train_ids), dist.from_main(reach))
+        config = apply_recipe(config, row.recipe, choose, len(data.train_ids), dist.world_size)
+        if (config.model, config.train) != (reference.model, reference.train):
+            check_sizes(data, config.train.bs, config.train.bptt)
+            check_training_memory(config, len(data.vocab), dist.device)
+            speed = probe_speed(config, data, dist.device, dist, seconds, clock)
+    else:
+        check_sizes(data, t.bs, t.bptt)
+        check_training_memory(config, len(data.vocab), dist.device)
+        speed = probe_speed(config, data, dist.device, dist, seconds, clock)
+    setup = dist.from_main(clock() - started)
+    plan = make_plan(config, data, speed, setup, sorted(choose, key=RECIPE_ORDER.index) or None,
+                     row.name if row else None, PLOT_SECONDS if has_matplotlib() else 0.0)
+    n = len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
+    train_settings = replace(config.train, epochs=max(1, math.ceil(plan.steps / n)))
+    return replace(config, train=train_settings, plan=plan), speed
+
+
+def print_plan(config: RunConfig, data: TextData, speed: Speed, given: list[str] | None, log) -> None:
+    vocab = len(data.vocab)
+    text = describe_plan(config, data, speed, parameter_count(vocab, config.model),
+                         size_text(training_memory(config, vocab)), given)
+    print(text, file=log, flush=True)
 
 
 def make_learner(
     config: RunConfig, data: TextData, device: torch.device, callbacks: list[Callback] = (),
-    dist: Distributed | None = None,
+    dist: Distributed | None = None, pacer: Pacer | None = None,
 ) -> Learner:
-    """A learner on the data; under torchrun (``dist``) on this rank's block of the streams."""
+    """A learner on the data; under torchrun (``dist``) on this rank's block of the streams; a
+    planned run (``config.plan``) validates where its plan says, kept to its time by ``pacer``."""
     t = config.train
     dist = dist or Distributed(device=device)
     check_training_memory(config, len(data.vocab), device)
@@ -131,7 +190,7 @@ def make_learner(
         torch.manual_seed(t.seed + dist.rank)
     batches = StreamBatches(data.train_ids, t.bs, t.bptt)
     valid = stream_batches_for_eval(data.valid_ids, t.bs, t.bptt)
-    return Learner(
+    learner = Learner(
         model,
         batches.shard(dist.rank, dist.world_size),
         valid.shard(dist.rank, dist.world_size),
@@ -139,6 +198,13 @@ def make_learner(
         log_every=max(1, min(20, len(batches) // 10)),  # at least ten loss points an epoch
         dist=dist,
     )
+    if config.plan is not None:
+        learner.valid_at = list(config.plan.valid_at)
+        learner.log_every = max(1, min(learner.log_every, config.plan.valid_at[0]))
+        learner.pacer = pacer
+        if pacer is not None:
+            learner.clock = pacer.clock
+    return learner
 
 
 def run_callbacks(
@@ -216,6 +282,28 @@ def run_phases(learner: Learner, config: RunConfig, max_minutes: float | None) -
             start = end
 
 
+def run_planned(learner: Learner, config: RunConfig) -> None:
+    """Run the phases of a --budget plan that are not done yet, in steps, continuing a resumed
+    one where it stopped."""
+    t, plan = config.train, config.plan
+    n = learner.batches_per_epoch
+    start = 0
+    with interrupt_saves(learner):
+        for i, (lr, steps) in enumerate(plan.phases):
+            end = start + steps
+            if learner.plan_step < end:
+                phase = learner.phase
+                if phase is not None and phase.steps is not None and phase.start_step == start:
+                    learner.fit_phase()
+                else:
+                    cycle = plan.cycle_steps[i] if plan.cycle_steps else None
+                    learner.fit(max(1, math.ceil(steps / n)), lr, t.schedule_name, t.cycle_len, t.cycle_mult,
+                                steps=steps, cycle_steps=cycle)
+                if learner.stop_reason:
+                    return
+            start = end
+
+
 def resume_command(folder: Path, dist: Distributed) -> str:
     """The command that continues a run: with as many processes as it has."""
     launcher = f"torchrun --nproc_per_node={dist.world_size} -m " if dist.active else ""
@@ -241,7 +329,10 @@ def _fit(learner: Learner, config: RunConfig, folder: Path, state: SaveTrainingS
     """Run the plan; turn an interrupt, a diverged loss or a failed write (a full disk) into a
     message that says what was kept."""
     try:
-        run_phases(learner, config, max_minutes)
+        if config.plan is not None:
+            run_planned(learner, config)
+        else:
+            run_phases(learner, config, max_minutes)
     except TrainingDiverged as e:
         kept = (f"{folder} keeps the last good state, saved {position(*state.saved_at)}"
                 if state.saved_at else "nothing was saved")
@@ -266,16 +357,26 @@ def train(
     callbacks: list[Callback] | None = None,
     progress: bool | None = None,
     log=None,
+    choose: Iterable[str] = (),
+    given: list[str] | None = None,
+    clock: Clock = time.monotonic,
 ) -> tuple[Path, Learner, TextData]:
     """Read the data, build the model, train it, and write the run folder. Returns its path.
 
+    With ``config.train.budget`` (seconds) the run is planned to fit that time, everything from
+    here included (rnnlm.train.budget): the settings named in ``choose`` (of RECIPE_FIELDS)
+    come from the recipe table, the others stay as given; the plan is printed first, naming the
+    options in ``given`` as the user's. ``clock`` measures the budget (benchmarks on a shared
+    machine pass ``time.process_time``).
+
     Raises TrainingInterrupted (a KeyboardInterrupt) on Ctrl-C once the state is saved, and
     TrainingDiverged (an RnnlmError) when the loss stops being finite."""
+    started = clock()
     config = resolve_config(config)
     check_batch_split(config.train.bs)
     with process_group(config.train.device) as dist:
         seed_everything(config.train.seed)
-        config, data = load_data(config)
+        config, data, pacer = _planned(config, dist, frozenset(choose), given, started, clock, log)
         check_training_memory(config, len(data.vocab), dist.device)
         out = Path(out or default_out(data.name))
         created = not os.path.lexists(out)
@@ -283,7 +384,7 @@ def train(
             chosen, weights, state = run_callbacks(config, folder, data, config.train.save_every, callbacks,
                                                    progress, log, dist)
             try:
-                learner = make_learner(config, data, dist.device, chosen, dist)
+                learner = make_learner(config, data, dist.device, chosen, dist, pacer)
                 if dist.is_main:
                     write_run_config(folder, config, data.vocab, data.name)
                 _fit(learner, config, folder, state, config.train.max_minutes)
@@ -292,6 +393,46 @@ def train(
                     discard_run_folder(folder, created)
                 raise
     return folder, learner, data
+
+
+def _planned(config: RunConfig, dist: Distributed, choose: frozenset[str], given: list[str] | None, started: float,
+             clock: Clock, log) -> tuple[RunConfig, TextData, Pacer | None]:
+    """The data, and for a --budget run its plan (printed by rank 0) and the pacer that keeps
+    the run to it."""
+    budget = config.train.budget is not None
+    config, data = load_data(config, check=not budget)
+    if not budget:
+        return config, data, None
+    check_recipe_fields(choose)
+    if dist.is_main and has_matplotlib():  # the loss plot's first drawing, in the time the plan counts
+        from rnnlm.train.plots import warm_up
+
+        warm_up()
+    config, speed = plan_budget(config, data, dist, choose, started, clock)
+    if dist.is_main:
+        print_plan(config, data, speed, given, log)
+    return config, data, Pacer(config.plan, 0.0, started, clock)
+
+
+def check_recipe_fields(choose: frozenset[str]) -> None:
+    unknown = choose - set(RECIPE_FIELDS)
+    if unknown:
+        raise ValueError(f"choose: not settings of the recipe table: {', '.join(sorted(unknown))}")
+
+
+def plan_run(config: RunConfig, *, choose: Iterable[str] = (), given: list[str] | None = None, log=None,
+             clock: Clock = time.monotonic) -> tuple[RunConfig, TextData]:
+    """What ``train`` would do with a --budget ``config``, without training or writing
+    anything: reads the corpus, probes, prints the plan and returns the planned settings."""
+    started = clock()
+    config = resolve_config(config)
+    if config.train.budget is None:
+        raise RnnlmError("--dry-run needs --budget: without it there is no plan to show")
+    check_batch_split(config.train.bs)
+    with process_group(config.train.device) as dist:
+        seed_everything(config.train.seed)
+        config, data, _ = _planned(config, dist, frozenset(choose), given, started, clock, log)
+    return config, data
 
 
 def resume(
@@ -303,29 +444,53 @@ def resume(
     callbacks: list[Callback] | None = None,
     progress: bool | None = None,
     log=None,
+    clock: Clock = time.monotonic,
 ) -> tuple[Path, Learner, TextData]:
     """Continue a run from its saved training state, exactly where it stopped. ``max_minutes``,
-    ``save_every`` and ``device`` apply to this session; every other setting is the run's own."""
+    ``save_every`` and ``device`` apply to this session; every other setting is the run's own.
+    A --budget run goes on with its plan in the time its budget has left (``clock`` as in train)."""
+    started = clock()
     folder = Path(folder)
     obj, config = read_config(folder)
+    if config.plan is not None and max_minutes is not None:
+        raise RnnlmError(f"{folder} trains to its --budget of {duration_text(config.plan.budget)}; it takes no "
+                         "--max-minutes (its budget left carries over)")
     with process_group(device or config.train.device) as dist:
         with dist.main_first(locked_run_folder(folder) if dist.is_main else nullcontext()):
             vocab = load_vocab(folder, obj["vocab_size"], config)
-            return _resume(folder, config, vocab, max_minutes, save_every, dist, callbacks, progress, log)
+            session = (started, clock)
+            return _resume(folder, config, vocab, max_minutes, save_every, dist, callbacks, progress, log, session)
+
+
+def check_resumable(folder: Path, config: RunConfig, info: dict[str, Any]) -> None:
+    """Refuse a run that has nothing left to do: finished, stopped early, or out of budget."""
+    t, plan = config.train, config.plan
+    if info.get("stop_reason") == "patience":
+        raise RnnlmError(f"{folder}: training already stopped early (--patience) after epoch {info.get('epoch')}; "
+                         "nothing to resume")
+    if plan is None:
+        if info.get("epoch", 0) >= t.total_epochs:
+            raise RnnlmError(f"{folder}: training already finished after epoch {info.get('epoch')}; nothing to resume")
+        return
+    done = info.get("plan_step", info.get("step", 0))
+    if done >= plan.steps:
+        raise RnnlmError(f"{folder}: training already finished its plan of {plan.steps:,} steps; nothing to resume")
+    spent = info.get("budget_spent") or 0.0
+    if plan.budget - spent <= plan.valid_s:
+        raise RnnlmError(f"{folder}: its --budget of {duration_text(plan.budget)} is spent ({duration_text(spent)} "
+                         "used); nothing to resume")
 
 
 def _resume(folder: Path, config: RunConfig, vocab: Vocab, max_minutes: float | None, save_every: int | None,
             dist: Distributed, callbacks: list[Callback] | None, progress: bool | None,
-            log) -> tuple[Path, Learner, TextData]:
+            log, session: tuple[float, Clock]) -> tuple[Path, Learner, TextData]:
     if dist.is_main:
         for temporary in folder.glob(".*.tmp"):  # an atomic write that a crash cut short
             if temporary.is_symlink() or temporary.is_file():
                 temporary.unlink()
     tensors, info, extra = read_training_state(folder / STATE)
     t = config.train
-    if info.get("epoch", 0) >= t.total_epochs or info.get("stop_reason") == "patience":
-        why = "stopped early (--patience)" if info.get("stop_reason") == "patience" else "finished"
-        raise RnnlmError(f"{folder}: training already {why} after epoch {info.get('epoch')}; nothing to resume")
+    check_resumable(folder, config, info)
     check_world_size(folder, info.get("world_size", 1), dist.world_size)
     check_batch_split(t.bs, dist.world_size)
     if not is_builtin(config.data.source) and not os.path.lexists(config.data.source):
@@ -335,11 +500,17 @@ def _resume(folder: Path, config: RunConfig, vocab: Vocab, max_minutes: float | 
         raise RnnlmError(f"{folder}: the corpus {config.data.source} changed since the run began; cannot resume")
     chosen, _, state = run_callbacks(config, folder, data, save_every or t.save_every, callbacks, progress, log,
                                      dist)
-    learner = make_learner(config, data, dist.device, chosen, dist)
+    started, clock = session
+    pacer = Pacer(config.plan, info.get("budget_spent") or 0.0, started, clock) if config.plan else None
+    learner = make_learner(config, data, dist.device, chosen, dist, pacer)
     load_training_state(learner, tensors, info, folder / STATE)
     state.saved_at = (learner.epoch, learner.batch)
     if dist.is_main:
         print(f"resuming {folder} {position(learner.epoch, learner.batch)} "
               f"({learner.batches_per_epoch} batches an epoch)", file=log, flush=True)
+        if pacer is not None:
+            print(f"its plan: {learner.plan_step:,} of {config.plan.steps:,} steps done; "
+                  f"{duration_text(pacer.left())} of its --budget {duration_text(config.plan.budget)} left",
+                  file=log, flush=True)
     _fit(learner, config, folder, state, max_minutes if max_minutes is not None else t.max_minutes)
     return folder, learner, data

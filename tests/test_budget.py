@@ -1,0 +1,298 @@
+"""--budget: parsing, the plan (steps, phases, cycles, validations), the pacer that keeps a run to
+its time, the recipe table, and short real runs: within the budget, annealed, resumable."""
+
+import io
+import json
+import math
+import time
+from dataclasses import replace
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from conftest import TINY_TEXT, one_error_line, tiny_config
+from rnnlm.cli import main
+from rnnlm.config import BudgetPlan, RunConfig, duration_text, parse_duration
+from rnnlm.errors import RnnlmError
+from rnnlm.runfolder import STATE, read_config
+from rnnlm.train.budget import Pacer, Speed, cycle_ends, make_plan, sgdr_cycles, spread
+from rnnlm.train.callbacks import Callback
+from rnnlm.train.checkpoint import read_training_state
+from rnnlm.train.distributed import Distributed
+from rnnlm.train.plots import has_matplotlib, warm_up
+from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCE, TABLE, apply_recipe, choose_row
+from rnnlm.train.run import TrainingInterrupted, load_data, plan_run, resolve_config, resume, train
+
+# What a process does once, and a --budget run counts in its time, done before the timed tests: the
+# first optimiser imports torch._dynamo, the first loss plot loads fonts (seconds on a busy machine).
+torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
+if has_matplotlib():
+    warm_up()
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("10m", 600), ("1.5h", 5400), ("1h30m", 5400),
+                                           (" 2M ", 120), (".5s", 0.5)])
+def test_durations(text, seconds):
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text, words", [("0", "more than zero"), ("0s", "more than zero"), ("abc", "not a duration"),
+                                         ("10", "give a unit: 10s, 10m or 10h"), ("-5m", "not a duration"),
+                                         ("", "not a duration"), ("5 minutes", "not a duration")])
+def test_bad_durations(text, words):
+    with pytest.raises(RnnlmError, match=words):
+        parse_duration(text)
+
+
+def test_duration_text():
+    assert [duration_text(s) for s in (600, 5400, 90, 5, 2.5)] == ["10m", "1h30m", "1m30s", "5s", "2.5s"]
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--budget", "0"], "more than zero"),
+    (["--budget", "abc"], "not a duration"),
+    (["--budget", "5s", "--epochs", "3"], "drop --epochs"),
+    (["--budget", "5s", "--max-minutes", "1"], "give one of them"),
+    (["--budget", "0.05s"], "too short"),  # after the probe nothing is left for one batch
+    (["--dry-run"], "--dry-run needs --budget"),
+])
+def test_bad_budget_options(tiny_file, tmp_path, capsys, extra, words):
+    out = tmp_path / "run"
+    err = one_error_line(["train", str(tiny_file), "--model", "gru", "--hidden", "16", "--emb", "8", "--bs", "4",
+                          "--bptt", "8", "--device", "cpu", "--out", str(out), *extra], capsys)
+    assert words in err
+    assert not out.exists()
+
+
+def fake_data(train_tokens: int, valid_tokens: int = 1000):
+    return SimpleNamespace(train_ids=torch.zeros(train_tokens, dtype=torch.uint8).numpy(),
+                           valid_ids=torch.zeros(valid_tokens, dtype=torch.uint8).numpy(),
+                           vocab=list(range(40)))
+
+
+def planned(schedule=None, lr=1e-2, phases=None, budget=100.0, **train):
+    config = tiny_config("x", schedule=schedule, lr=lr, phases=phases, budget=budget, **train)
+    return resolve_config(config)
+
+
+def test_plan_fits_the_budget_at_the_measured_speed():
+    config = planned(budget=100.0)  # bs 8 x bptt 16 = 128 tokens a step
+    data = fake_data(128 * 50 + 1)  # 50 steps an epoch
+    plan = make_plan(config, data, Speed(tokens_per_s=1280.0, valid_s=0.5, seconds=1.0), setup_s=10.0)
+    validations = len(plan.valid_at)
+    training = plan.steps * 0.1  # 0.1 s a step
+    assert plan.valid_s > 0.5  # the saves after each validation are counted too
+    assert training + validations * plan.valid_s <= 90.0  # what is left after the setup
+    assert training + validations * plan.valid_s > 0.9 * 90.0  # and most of it is used
+    assert plan.valid_at[-1] == plan.steps and plan.phases == [(1e-2, plan.steps)]
+    assert all(v % 50 == 0 for v in plan.valid_at[:-1])  # validations more than an epoch apart fall at epoch ends
+
+
+def test_plan_validates_mid_epoch_on_a_large_corpus():
+    config = planned(budget=600.0)
+    data = fake_data(128 * 100_000 + 1)  # an epoch far longer than the budget
+    plan = make_plan(config, data, Speed(tokens_per_s=12800.0, valid_s=1.0, seconds=1.0), setup_s=5.0)
+    assert plan.steps < 100_000 and 5 <= len(plan.valid_at) <= 30
+    gaps = {b - a for a, b in zip([0, *plan.valid_at], plan.valid_at)}
+    assert max(gaps) - min(gaps) <= max(gaps) / 2  # about evenly spaced
+
+
+def test_plan_spreads_phases_in_proportion_to_their_epochs():
+    config = planned(phases=[(1e-2, 2), (1e-3, 1)], schedule="constant")
+    plan = make_plan(config, fake_data(128 * 20 + 1), Speed(1280.0, 0.1, 1.0), setup_s=1.0)
+    (lr1, s1), (lr2, s2) = plan.phases
+    assert (lr1, lr2) == (1e-2, 1e-3) and s1 + s2 == plan.steps
+    assert abs(s1 - 2 * s2) <= 2
+    assert s1 in plan.valid_at  # each phase ends with a validation
+
+
+def test_plan_of_sgdr_holds_whole_cycles():
+    config = planned(schedule="sgdr", cycle_len=1, cycle_mult=2)
+    plan = make_plan(config, fake_data(128 * 20 + 1), Speed(1280.0, 0.1, 1.0), setup_s=1.0)
+    first = plan.cycle_steps[0]
+    ends = cycle_ends(first, 2, plan.steps)
+    assert ends[-1] == plan.steps and len(ends) >= 2 and first >= 20  # whole cycles, the first at least an epoch
+    assert set(ends) <= set(plan.valid_at)
+
+
+def test_cycles_and_spread():
+    assert sgdr_cycles(140, 10, 2) == (20, 140)  # 20 + 40 + 80
+    assert sgdr_cycles(5, 10, 2) == (5, 5)  # shorter than one cycle: one cycle of all of it
+    assert sgdr_cycles(100, 10, 1) == (10, 100)
+    assert spread(10, [2, 1]) == [7, 3] and sum(spread(7, [1, 1, 1])) == 7
+
+
+def test_a_budget_too_short_is_refused():
+    config = planned(budget=2.0)
+    with pytest.raises(RnnlmError, match="too short.*give at least"):
+        make_plan(config, fake_data(128 * 20 + 1), Speed(128.0, 0.5, 1.0), setup_s=1.9)
+
+
+class FakeBatches:
+    tokens = 128 * 50
+
+    def __len__(self):
+        return 50
+
+
+def fake_learner():
+    return SimpleNamespace(dist=Distributed(), step=0, plan_step=0, row_step=0, stop_reason=None,
+                           train_data=FakeBatches())
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_pacer_skips_ahead_when_the_machine_is_slower_than_the_probe():
+    plan = BudgetPlan(budget=100.0, steps=900, phases=[(1e-2, 900)], valid_at=[900], tokens_per_s=1280.0,
+                      valid_s=1.0, setup_s=0.0)
+    clock = FakeClock()
+    pacer = Pacer(plan, 0.0, 0.0, clock)
+    learner = fake_learner()
+    skipped = 0
+    while learner.plan_step < plan.steps:  # every step takes 0.2 s, twice what the probe said
+        clock.now += 0.2 * 10
+        learner.step += 10
+        learner.plan_step = min(plan.steps, learner.plan_step + 10)
+        skip = min(pacer.steps_to_skip(learner), plan.steps - learner.plan_step)
+        learner.plan_step += skip
+        skipped += skip
+    assert skipped > 300  # about half of the plan could not be trained in the time
+    assert clock.now + 1.0 <= plan.budget + 2.5  # the end, and the last validation, come about when the time is up
+    assert learner.step - (plan.steps - skipped) <= 10
+
+
+def test_pacer_leaves_a_run_that_keeps_to_time_alone():
+    plan = BudgetPlan(budget=100.0, steps=900, phases=[(1e-2, 900)], valid_at=[900], tokens_per_s=1280.0,
+                      valid_s=1.0, setup_s=0.0)
+    clock = FakeClock()
+    pacer = Pacer(plan, 0.0, 0.0, clock)
+    learner = fake_learner()
+    for _ in range(80):
+        clock.now += 0.1 * 10
+        learner.step += 10
+        learner.plan_step += 10
+        assert pacer.steps_to_skip(learner) == 0
+
+
+def test_table_rows():
+    for level in ("char", "word"):
+        rows = [r for r in TABLE if r.level == level]
+        assert rows and math.isinf(rows[-1].max_tokens) and math.isinf(rows[-1].max_epochs)  # every run has a row
+    assert choose_row("char", 10**9, 1e9) is [r for r in TABLE if r.level == "char"][-1]
+
+
+def test_recipe_takes_only_what_the_user_left_to_it():
+    config = resolve_config(tiny_config("x", budget=60.0))
+    chosen = set(RECIPE_FIELDS) - {"hidden", "bs"}
+    result = apply_recipe(config, REFERENCE, chosen, train_tokens=10**6)
+    assert result.model.hidden == config.model.hidden and result.train.bs == config.train.bs  # the user's
+    assert (result.model.cell, result.model.layers, result.train.lr) == (REFERENCE.cell, REFERENCE.layers, REFERENCE.lr)
+
+
+def test_recipe_batch_fits_a_small_corpus_and_the_processes():
+    config = resolve_config(tiny_config("x", budget=60.0))
+    small = apply_recipe(config, REFERENCE, set(RECIPE_FIELDS), train_tokens=4000)
+    assert small.train.bs * small.train.bptt * 8 <= 4000  # at least 8 batches an epoch
+    assert apply_recipe(config, REFERENCE, set(RECIPE_FIELDS), 4000, world_size=3).train.bs % 3 == 0
+
+
+def test_dry_run_prints_the_plan_with_the_users_options_and_writes_nothing(tiny_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", str(tiny_file), "--budget", "20s", "--hidden", "24", "--layers", "1", "--bptt", "8",
+                 "--device", "cpu", "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "plan for --budget 20s" in out and "1 layer of 24" in out and "bptt 8" in out
+    assert "yours     --layers 1 --hidden 24 --bptt 8" in out
+    chosen = next(line for line in out.splitlines() if line.startswith("  chosen"))
+    assert "cell" in chosen and "hidden" not in chosen and "layers" not in chosen and "bptt" not in chosen
+    assert "tokens/s measured" in out and "epochs that fit" in out and "parameters" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.txt"]  # no runs/ folder
+
+
+def test_plan_run_chooses_from_the_table(tiny_file):
+    config, data = plan_run(tiny_config(str(tiny_file), budget=30.0), choose=RECIPE_FIELDS, log=io.StringIO())
+    row = next(r for r in TABLE if r.name == config.plan.recipe)
+    assert config.plan.chosen == list(RECIPE_FIELDS) and row.level == data.tokenizer.level == "char"
+    assert (config.model.cell, config.model.hidden, config.train.lr) == (row.recipe.cell, row.recipe.hidden,
+                                                                         row.recipe.lr)
+
+
+class LrLog(Callback):
+    def __init__(self):
+        self.lrs = []
+
+    def on_batch_end(self, learner, loss):
+        self.lrs.append(learner.lr)
+
+
+def test_a_short_budget_ends_in_time_annealed(tiny_file, tmp_path):
+    start = time.monotonic()
+    rates = LrLog()
+    folder, learner, _ = train(tiny_config(str(tiny_file), budget=5.0, lr=1e-2), tmp_path / "run",
+                               callbacks=[rates], log=io.StringIO(), progress=False)
+    took = time.monotonic() - start
+    plan = read_config(folder)[1].plan
+    assert took <= 5.0 + 1.5, took
+    assert learner.plan_step == plan.steps  # the schedule ran to its end
+    assert max(rates.lrs) > 0.3e-2 and rates.lrs[-1] < 1e-4  # up to the peak, then annealed
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["lr"] < 1e-4 and len(rows) == len(learner.history) >= 1
+    assert rows[-1]["valid_loss"] < math.log(len(set(TINY_TEXT)))  # it learned something
+    assert learner.pacer.spent() <= 5.0 + 1.0
+
+
+class InterruptAt(Callback):
+    """Ctrl-C once ``seconds`` of the budget are spent (or at optimiser step ``step``)."""
+
+    def __init__(self, seconds=math.inf, step=None):
+        self.seconds, self.step = seconds, step
+
+    def on_batch_end(self, learner, loss):
+        if learner.step == self.step or learner.pacer.spent() >= self.seconds:
+            learner.interrupt()
+
+
+def test_resume_carries_the_budget_left_over(tiny_file, tmp_path):
+    config = tiny_config(str(tiny_file), budget=6.0)
+    with pytest.raises(TrainingInterrupted):
+        train(config, tmp_path / "run", callbacks=[InterruptAt(3.0)], log=io.StringIO(), progress=False)
+    _, info, _ = read_training_state(tmp_path / "run" / STATE)
+    spent, plan = info["budget_spent"], read_config(tmp_path / "run")[1].plan
+    assert 3.0 <= spent < 4.0 and 0 < info["step"] <= info["plan_step"] < plan.steps
+    time.sleep(0.5)  # time between sessions is not the run's
+    start = time.monotonic()
+    log = io.StringIO()
+    folder, learner, _ = resume(tmp_path / "run", log=log, progress=False)
+    second = time.monotonic() - start
+    assert "of its --budget 6s left" in log.getvalue()
+    assert read_config(folder)[1].plan == plan  # the same plan, step for step
+    assert learner.plan_step == plan.steps and learner.lr < 1e-4
+    assert second <= 6.0 - spent + 1.5, (second, spent)  # the time left, not a new budget
+    assert learner.pacer.spent() <= 6.0 + 1.5
+
+
+def test_resume_of_a_budget_run_takes_no_max_minutes(tiny_file, tmp_path, capsys):
+    config = tiny_config(str(tiny_file), budget=3.0)
+    with pytest.raises(TrainingInterrupted):
+        train(config, tmp_path / "run", callbacks=[InterruptAt(step=5)], log=io.StringIO(), progress=False)
+    err = one_error_line(["train", "--resume", str(tmp_path / "run"), "--max-minutes", "1"], capsys)
+    assert "takes no --max-minutes" in err
+    err = one_error_line(["train", "--resume", str(tmp_path / "run"), "--budget", "1m"], capsys)
+    assert "drop --budget" in err
+
+
+def test_plan_is_saved_and_read_back(tiny_file):
+    config = resolve_config(tiny_config(str(tiny_file), budget=10.0))
+    config, data = load_data(config)
+    plan = make_plan(config, data, Speed(5000.0, 0.1, 0.5), setup_s=1.0)
+    config = replace(config, plan=plan)
+    assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == replace(
+        config, plan=replace(plan, phases=[list(p) for p in plan.phases]))

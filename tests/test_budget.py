@@ -296,3 +296,20 @@ def test_plan_is_saved_and_read_back(tiny_file):
     config = replace(config, plan=plan)
     assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == replace(
         config, plan=replace(plan, phases=[list(p) for p in plan.phases]))
+
+
+@pytest.mark.slow
+def test_torchrun_processes_follow_one_plan(tiny_file, tmp_path):
+    from test_distributed import torchrun
+
+    done = torchrun("-m", "rnnlm", "train", str(tiny_file), "--budget", "15s", "--model", "gru", "--layers", "1",
+                    "--emb", "16", "--hidden", "32", "--bs", "8", "--bptt", "16", "--device", "cpu",
+                    "--out", str(tmp_path / "run"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("plan for --budget 15s") == 1  # rank 0 prints it, and the last line
+    assert "--budget 15s: used" in done.stdout
+    config = read_config(tmp_path / "run")[1]
+    _, info, _ = read_training_state(tmp_path / "run" / STATE)
+    assert info["world_size"] == 2 and info["plan_step"] == config.plan.steps  # both ranks ran it to its end
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["lr"] < 1e-4 and info["budget_spent"] <= 15.0 + 2.0

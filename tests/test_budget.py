@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-
 from conftest import TINY_TEXT, one_error_line, tiny_config
+
 from rnnlm.cli import main
 from rnnlm.config import BudgetPlan, RunConfig, duration_text, parse_duration
 from rnnlm.errors import RnnlmError

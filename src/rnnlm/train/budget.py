@@ -87,7 +87,6 @@ def probe_speed(config: RunConfig, data: TextData, device: torch.device, dist: D
         per_batch = dist.from_main((clock() - start) / count)
         tokens_per_batch = t.bs * t.bptt  # all ranks together
         valid_s = dist.from_main(time_validation(learner.model, data, t.bs, t.bptt, device, dist, clock))
-        del learner, model
     return Speed(tokens_per_batch / per_batch, valid_s, clock() - started)
 
 

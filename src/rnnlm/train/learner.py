@@ -12,8 +12,9 @@ Training goes in rounds, each ending with a validation and a row of ``history``:
 epoch, unless the run is planned (``--budget``, rnnlm.train.budget): then phases last a number
 of optimiser steps, the model is validated after the steps in ``valid_at`` (mid-epoch or after
 several epochs), and a ``pacer`` keeps training to the time: when it falls behind, the schedule
-skips ahead (``skip_ahead``) so that it still ends, annealed, when the time is up. ``training_state`` captures everything needed to go on exactly where training
-stands (weights, optimiser, scheduler, RNG states, the position inside the epoch, the carried
+skips ahead (``skip_ahead``) so that it still ends, annealed, when the time is up.
+
+``training_state`` captures everything needed to go on exactly where training stands (weights, optimiser, scheduler, RNG states, the position inside the epoch, the carried
 hidden state, the callbacks' own state) as tensors plus plain JSON data;
 ``load_training_state`` puts it back. ``rnnlm.train.checkpoint`` writes it to disk.
 

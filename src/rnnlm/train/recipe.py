@@ -72,8 +72,9 @@ def apply_recipe(config: RunConfig, recipe: Recipe, chosen: set[str] | frozenset
     """``config`` with the settings in ``chosen`` taken from ``recipe`` (the others stay as they
     are: the user's); the batch size is made smaller for a corpus of fewer than ``MIN_BATCHES``
     batches an epoch, and a multiple of the number of processes."""
-    model = {f.name: getattr(recipe, f.name) for f in fields(ModelConfig) if f.name in chosen and hasattr(recipe, f.name)}
-    train = {f.name: getattr(recipe, f.name) for f in fields(TrainConfig) if f.name in chosen and hasattr(recipe, f.name)}
+    taken = {name: getattr(recipe, name) for name in chosen if hasattr(recipe, name)}
+    model = {f.name: taken[f.name] for f in fields(ModelConfig) if f.name in taken}
+    train = {f.name: taken[f.name] for f in fields(TrainConfig) if f.name in taken}
     config = replace(config, model=replace(config.model, **model), train=replace(config.train, **train))
     if "bs" in chosen:
         bptt = config.train.bptt

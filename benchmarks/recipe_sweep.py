@@ -4,7 +4,7 @@ another on one corpus under the same --budget, through the same planned path as
 
 Each row: the candidate, what its probe measured, the steps its plan held and trained, and the
 best validation loss (what rnnlm keeps). ``reach`` is the key of the recipe table: how many
-epochs of the reference recipe (rnnlm.train.recipe.REFERENCE, probed once at the start) the
+epochs of the level's reference recipe (rnnlm.train.recipe.REFERENCES, probed once at the start) the
 budget buys on this machine. Results are also appended, one JSON object a line, to --results.
 
     python benchmarks/recipe_sweep.py --data nietzsche.txt --lower --min-freq 3 --minutes 10 \\
@@ -34,7 +34,7 @@ from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa
 from rnnlm.data.textdata import build_text_data  # noqa: E402
 from rnnlm.train.budget import probe_speed  # noqa: E402
 from rnnlm.train.distributed import Distributed  # noqa: E402
-from rnnlm.train.recipe import REFERENCE, Recipe  # noqa: E402
+from rnnlm.train.recipe import REFERENCE, REFERENCES, WORD_REFERENCE, Recipe  # noqa: E402
 from rnnlm.train.run import resolve_config, train  # noqa: E402
 
 CANDIDATES = {
@@ -54,7 +54,7 @@ CANDIDATES = {
     "w1024d1": Recipe("lstm", 2, 1024, 64, 0.1, 64, 16, 2e-3),
     "g512": Recipe("gru", 2, 512, 64, 0.2, 64, 16, 3e-3),
     # word level
-    "word512": Recipe("lstm", 2, 512, 256, 0.3, 64, 32, 3e-3),
+    "word512": WORD_REFERENCE,
     "word256": Recipe("lstm", 2, 256, 256, 0.3, 64, 32, 3e-3),
     "word512d5": Recipe("lstm", 2, 512, 256, 0.5, 64, 32, 3e-3),
 }
@@ -75,6 +75,7 @@ def reference_speed(args: argparse.Namespace, clock) -> tuple[float, int]:
     training split's size."""
     config = resolve_config(run_config(args, REFERENCE))
     data = build_text_data(config.data)
+    config = resolve_config(run_config(args, REFERENCES[data.tokenizer.level]))
     speed = probe_speed(config, data, torch.device("cpu"), Distributed(), 3.0, clock)
     return speed.tokens_per_s, len(data.train_ids)
 

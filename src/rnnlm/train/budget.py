@@ -81,10 +81,12 @@ def probe_speed(config: RunConfig, data: TextData, device: torch.device, dist: D
         start = clock()
         train_batch(WARM_UP).item()
         one = clock() - start
-        count = int(dist.from_main(max(2, min(MAX_PROBE_BATCHES, seconds // max(one, 1e-6)))))
-        start = clock()
-        torch.stack([train_batch(WARM_UP + 1 + k) for k in range(count)]).sum().item()  # waits for the device
-        per_batch = dist.from_main((clock() - start) / count)
+        count = int(dist.from_main(min(MAX_PROBE_BATCHES, seconds // max(one, 1e-6))))
+        if count:  # else the one batch took the probe's time already
+            start = clock()
+            torch.stack([train_batch(WARM_UP + 1 + k) for k in range(count)]).sum().item()  # waits for the device
+            one = (clock() - start) / count
+        per_batch = dist.from_main(one)
         tokens_per_batch = t.bs * t.bptt  # all ranks together
         valid_s = dist.from_main(time_validation(learner.model, data, t.bs, t.bptt, device, dist, clock))
     return Speed(tokens_per_batch / per_batch, valid_s, clock() - started)

@@ -1,8 +1,8 @@
 """The recipe table: what ``--budget`` trains when the user names no model.
 
 A row is picked by the level, the size of the training split (tokens) and how much the budget
-buys on this machine, counted as the epochs of the reference recipe that fit in it (measured by
-a probe of the reference recipe): a faster machine or a longer budget is the same thing. The
+buys on this machine, counted as the epochs of the level's reference recipe that fit in it
+(measured by a probe of that recipe): a faster machine or a longer budget is the same thing. The
 rows come from benchmarks/recipe_sweep.py (its results are in benchmarks/README.md): on each
 corpus size and budget of the sweep, the recipe that reached the lowest validation loss.
 """
@@ -53,11 +53,13 @@ class Row:
 
 
 REFERENCE = Recipe("lstm", 2, 512, 64, 0.2, 64, 16, 3e-3)  # the probe that measures the machine
+WORD_REFERENCE = Recipe("lstm", 2, 512, 256, 0.3, 64, 32, 3e-3)
+REFERENCES = {"char": REFERENCE, "word": WORD_REFERENCE}  # by level
 INF = math.inf
 
 TABLE = (
     Row("char", INF, INF, REFERENCE),
-    Row("word", INF, INF, Recipe("lstm", 2, 512, 256, 0.3, 64, 32, 3e-3)),
+    Row("word", INF, INF, WORD_REFERENCE),
 )
 
 

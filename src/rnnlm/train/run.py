@@ -45,7 +45,7 @@ from rnnlm.train.distributed import Distributed, check_batch_split, process_grou
 from rnnlm.train.learner import Learner, TrainingDiverged
 from rnnlm.train.metrics import stream_batches_for_eval
 from rnnlm.train.plots import has_matplotlib
-from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCE, apply_recipe, choose_row
+from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCES, apply_recipe, choose_row
 
 
 RECIPE_ORDER = list(RECIPE_FIELDS)
@@ -146,7 +146,8 @@ def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: fr
     seconds = probe_time(t.budget)
     row = None
     if choose:
-        reference = apply_recipe(config, REFERENCE, choose, len(data.train_ids), dist.world_size)
+        yardstick = REFERENCES[data.tokenizer.level]
+        reference = apply_recipe(config, yardstick, choose, len(data.train_ids), dist.world_size)
         check_sizes(data, reference.train.bs, reference.train.bptt)
         check_training_memory(reference, len(data.vocab), dist.device)
         speed = probe_speed(reference, data, dist.device, dist, seconds, clock)

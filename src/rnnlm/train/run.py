@@ -49,7 +49,6 @@ from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCES, apply_recipe, choose_r
 
 
 RECIPE_ORDER = list(RECIPE_FIELDS)
-PLOT_SECONDS = 0.2  # about what redrawing the loss plot takes, after each validation of a planned run
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -138,10 +137,11 @@ def probe_time(budget: float) -> float:
 
 
 def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: frozenset[str], started: float,
-                clock: Clock) -> tuple[RunConfig, Speed]:
+                clock: Clock, plot_s: float = 0.0) -> tuple[RunConfig, Speed]:
     """The plan of a --budget run: the recipe of the table for the settings in ``choose`` (the
     machine's speed measured on the reference recipe), then a probe of the model and batch that
-    will train, and the steps that fit (rnnlm.train.budget)."""
+    will train, and the steps that fit (rnnlm.train.budget), each validation followed by a
+    drawing of the loss plot that takes ``plot_s``."""
     t = config.train
     seconds = probe_time(t.budget)
     row = None
@@ -164,7 +164,7 @@ def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: fr
         speed = probe_speed(config, data, dist.device, dist, seconds, clock)
     setup = dist.from_main(clock() - started)
     plan = make_plan(config, data, speed, setup, sorted(choose, key=RECIPE_ORDER.index) or None,
-                     row.name if row else None, PLOT_SECONDS if has_matplotlib() else 0.0)
+                     row.name if row else None, plot_s)
     n = len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
     train_settings = replace(config.train, epochs=max(1, math.ceil(plan.steps / n)))
     return replace(config, train=train_settings, plan=plan), speed
@@ -405,11 +405,14 @@ def _planned(config: RunConfig, dist: Distributed, choose: frozenset[str], given
     if not budget:
         return config, data, None
     check_recipe_fields(choose)
+    plot_s = 0.0
     if dist.is_main and has_matplotlib():  # the loss plot's first drawing, in the time the plan counts
         from rnnlm.train.plots import warm_up
 
+        start = clock()
         warm_up()
-    config, speed = plan_budget(config, data, dist, choose, started, clock)
+        plot_s = clock() - start  # more than the next drawings take (no fonts to load): a safe guess
+    config, speed = plan_budget(config, data, dist, choose, started, clock, dist.from_main(plot_s))
     if dist.is_main:
         print_plan(config, data, speed, given, log)
     return config, data, Pacer(config.plan, 0.0, started, clock)

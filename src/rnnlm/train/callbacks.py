@@ -223,7 +223,11 @@ class LossPlot(Callback):
 
         self.valid.append((learner.tokens_seen, row["valid_loss"]))
         self.epoch_ends.append(learner.tokens_seen)
-        plot_loss_curve(self.path, self.train, self.valid, self.lrs, self.epoch_ends, self.title)
+        labels = None
+        if learner.valid_at is not None:  # a planned run validates where its plan says: mark the epochs there
+            per_epoch = learner.train_data.tokens * learner.dist.world_size
+            labels = [f"{tokens / per_epoch:.3g}" for tokens in self.epoch_ends]
+        plot_loss_curve(self.path, self.train, self.valid, self.lrs, self.epoch_ends, self.title, labels)
 
     def state_dict(self) -> dict[str, Any]:
         return {"train": self.train, "lrs": self.lrs, "valid": self.valid,

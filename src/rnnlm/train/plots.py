@@ -71,8 +71,11 @@ def plot_loss_curve(
     lrs: Sequence[tuple[int, float]],
     epoch_ends: Sequence[int],
     title: str = "",
+    labels: Sequence[str] | None = None,
 ) -> None:
-    """Train and valid loss (nats/token) against tokens seen; the learning rate in a panel below."""
+    """Train and valid loss (nats/token) against tokens seen; the learning rate in a panel below.
+    ``epoch_ends``: tokens seen at each validation, marked with ``labels`` (default 1, 2, ...:
+    epochs)."""
     plt = _pyplot()
     from matplotlib.ticker import EngFormatter
 
@@ -83,7 +86,7 @@ def plot_loss_curve(
         top.plot(*zip(*train), color=TRAIN_COLOUR, linewidth=1, alpha=0.8, label="train (batch mean)")
     if valid:
         top.plot(*zip(*valid), color=VALID_COLOUR, marker="o", markersize=4, linewidth=1.5,
-                 label="valid (end of epoch)")
+                 label="valid (end of epoch)" if labels is None else "valid")
         best = min(valid, key=lambda p: p[1] if math.isfinite(p[1]) else math.inf)
         top.annotate(f"best {best[1]:.4f}", best, textcoords="offset points", xytext=(0, -14),
                      ha="center", fontsize=8, color=VALID_COLOUR)
@@ -96,7 +99,8 @@ def plot_loss_curve(
         ax.grid(True, alpha=0.3)
     step = max(1, len(epoch_ends) // 15)
     marks = top.secondary_xaxis("top")
-    marks.set_xticks(list(epoch_ends)[step - 1::step], [str(i) for i in range(step, len(epoch_ends) + 1, step)])
+    names = list(labels) if labels is not None else [str(i) for i in range(1, len(epoch_ends) + 1)]
+    marks.set_xticks(list(epoch_ends)[step - 1::step], names[step - 1::step])
     marks.set_xlabel("epoch", fontsize=9)
     marks.tick_params(labelsize=8)
     top.set_ylabel("loss (nats/token)")

@@ -319,3 +319,15 @@ def test_torchrun_processes_follow_one_plan(tiny_file, tmp_path):
     assert info["world_size"] == 2 and info["plan_step"] == config.plan.steps  # both ranks ran it to its end
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["lr"] < 1e-4 and info["budget_spent"] <= 15.0 + 2.0
+
+
+def test_sgdr_under_a_budget_ends_its_last_cycle_annealed(tiny_file, tmp_path):
+    rates = LrLog()
+    folder, learner, _ = train(tiny_config(str(tiny_file), budget=5.0, schedule="sgdr", cycle_len=1, cycle_mult=2),
+                               tmp_path / "run", callbacks=[rates], log=io.StringIO(), progress=False)
+    plan = read_config(folder)[1].plan
+    cycles = cycle_ends(plan.cycle_steps[0], 2, plan.steps)
+    assert cycles[-1] == plan.steps and learner.plan_step == plan.steps
+    assert rates.lrs[-1] < 1e-3 * 1e-2 + 1e-6  # the last step of the last cycle, at the bottom of its cosine
+    saved = sorted(p.name for p in folder.glob("cycle_*.safetensors"))
+    assert 1 <= len(saved) <= len(cycles)  # weights kept at the ends of the cycles trained to their end

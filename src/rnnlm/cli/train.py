@@ -77,8 +77,8 @@ def recipe_choices(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 def run(args: argparse.Namespace) -> None:
     from rnnlm.config import duration_text
-    from rnnlm.generate import generate_text
-    from rnnlm.runfolder import load_run
+    from rnnlm.sampling import Sampling
+    from rnnlm.session import GenerationSession
     from rnnlm.train.run import plan_run, resume, resume_command, train
 
     if args.resume:
@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> None:
     elif learner.stop_reason == "time":
         print(f"stopped after --max-minutes at epoch {learner.epoch}; continue with: "
               f"{resume_command(folder, learner.dist)}")
-    trained = load_run(folder, device=args.device)
+    session = GenerationSession.load(folder, device=args.device)
     n = 200 if data.tokenizer.level == "char" else 40
-    text = generate_text(trained.model, trained.tokenizer, trained.vocab, "", n, seed=args.seed, temperature=0.8)[0]
+    text = session.sample_texts("", n, seed=args.seed, sampling=Sampling(temperature=0.8))[0]
     print(f"sample: {for_terminal(text)}")
     print(f"\nnext: rnnlm generate {folder} --prime '...'   |   rnnlm evaluate {folder}")

@@ -55,11 +55,13 @@ class Speed:
 
 
 def probe_speed(config: RunConfig, data: TextData, device: torch.device, dist: Distributed, seconds: float,
-                clock: Clock = time.monotonic) -> Speed:
+                clock: Clock = time.monotonic, started: float | None = None) -> Speed:
     """Time training batches of a throwaway copy of ``config``'s model on ``data``, and a few
     validation batches. The random number generators are left as they were, so the run that
     follows is the one it would be without the probe. Under torchrun every process runs it
-    (the batches train through DistributedDataParallel) and rank 0's timings count for all."""
+    (the batches train through DistributedDataParallel) and rank 0's timings count for all.
+    ``started``: when the run began; a budget spent before the first batches are timed is
+    refused at once."""
     t = config.train
     started = clock()
     devices = [device] if device.type == "cuda" else []
@@ -81,6 +83,12 @@ def probe_speed(config: RunConfig, data: TextData, device: torch.device, dist: D
         start = clock()
         train_batch(WARM_UP).item()
         one = clock() - start
+        budget = config.train.budget
+        if started is not None and budget is not None and dist.from_main(float(clock() - started > budget)):
+            spent = dist.from_main(clock() - started)
+            raise RnnlmError(f"--budget {duration_text(budget)} is too short: reading the corpus and the first "
+                             f"batches of the probe took {spent:.1f} s already (a batch: {one:.2f} s); give at least "
+                             f"{duration_text(math.ceil(1.5 * (spent + 4 * one)))}")
         count = int(dist.from_main(min(MAX_PROBE_BATCHES, seconds // max(one, 1e-6))))
         if count:  # else the one batch took the probe's time already
             start = clock()

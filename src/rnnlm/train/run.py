@@ -150,18 +150,18 @@ def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: fr
         reference = apply_recipe(config, yardstick, choose, len(data.train_ids), dist.world_size)
         check_sizes(data, reference.train.bs, reference.train.bptt)
         check_training_memory(reference, len(data.vocab), dist.device)
-        speed = probe_speed(reference, data, dist.device, dist, seconds, clock)
+        speed = probe_speed(reference, data, dist.device, dist, seconds, clock, started)
         reach = (t.budget - (clock() - started)) * speed.tokens_per_s / max(len(data.train_ids), 1)
         row = choose_row(data.tokenizer.level, len(data.train_ids), dist.from_main(reach))
         config = apply_recipe(config, row.recipe, choose, len(data.train_ids), dist.world_size)
         if (config.model, config.train) != (reference.model, reference.train):
             check_sizes(data, config.train.bs, config.train.bptt)
             check_training_memory(config, len(data.vocab), dist.device)
-            speed = probe_speed(config, data, dist.device, dist, seconds, clock)
+            speed = probe_speed(config, data, dist.device, dist, seconds, clock, started)
     else:
         check_sizes(data, t.bs, t.bptt)
         check_training_memory(config, len(data.vocab), dist.device)
-        speed = probe_speed(config, data, dist.device, dist, seconds, clock)
+        speed = probe_speed(config, data, dist.device, dist, seconds, clock, started)
     setup = dist.from_main(clock() - started)
     plan = make_plan(config, data, speed, setup, sorted(choose, key=RECIPE_ORDER.index) or None,
                      row.name if row else None, plot_s)

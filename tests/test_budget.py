@@ -331,3 +331,13 @@ def test_sgdr_under_a_budget_ends_its_last_cycle_annealed(tiny_file, tmp_path):
     assert rates.lrs[-1] < 1e-3 * 1e-2 + 1e-6  # the last step of the last cycle, at the bottom of its cosine
     saved = sorted(p.name for p in folder.glob("cycle_*.safetensors"))
     assert 1 <= len(saved) <= len(cycles)  # weights kept at the ends of the cycles trained to their end
+
+
+def test_a_long_validation_split_is_validated_on_its_beginning():
+    config = planned(budget=600.0)
+    data = fake_data(128 * 1000 + 1, valid_tokens=2_000_000)
+    plan = make_plan(config, data, Speed(tokens_per_s=12800.0, valid_s=200.0, seconds=1.0), setup_s=5.0)
+    assert 50_000 <= plan.valid_tokens < 2_000_000
+    assert plan.valid_s < 0.02 * 600  # a pass over the beginning takes about 1% of the budget
+    whole = make_plan(config, fake_data(128 * 1000 + 1, valid_tokens=20_000), Speed(12800.0, 2.0, 1.0), 5.0)
+    assert whole.valid_tokens is None  # a split that is quick to score is scored whole

@@ -243,6 +243,7 @@ class BudgetPlan:
     cycle_steps: list[int] | None = None  # sgdr: steps of the first cycle of each phase
     chosen: list[str] | None = None  # settings the recipe table chose (the rest: the user's or defaults)
     recipe: str | None = None  # the table row they came from
+    valid_tokens: int | None = None  # validated on the first this many held-out tokens (None: all)
 
     def validate(self) -> None:
         _check_types(self)
@@ -256,6 +257,7 @@ class BudgetPlan:
                "plan: valid_at must be increasing steps ending at its steps")
         _check(self.cycle_steps is None or (len(self.cycle_steps) == len(self.phases) and all(
             _fits(c, int) and c >= 1 for c in self.cycle_steps)), "plan: cycle_steps must be steps >= 1, one a phase")
+        _check(self.valid_tokens is None or self.valid_tokens >= 2, "plan: valid_tokens must be >= 2")
         _check(all(math.isfinite(v) and v >= 0 for v in (self.tokens_per_s, self.valid_s, self.setup_s)),
                "plan: its timings must be finite and >= 0")
 

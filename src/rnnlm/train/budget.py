@@ -39,6 +39,8 @@ PROBE_SHARE = 0.02  # of the budget, at most PROBE_SECONDS, for timing training 
 PROBE_SECONDS = 1.5
 MAX_PROBE_BATCHES = 50
 VALID_SHARE = 0.04  # of the budget the plan spends on validating, at least one validation (the last)
+PASS_SHARE = 0.01  # of the budget one validation may take: a longer split is validated on its beginning
+MIN_VALID_TOKENS = 50_000  # validated on, at least (or the whole split)
 MAX_VALIDATIONS = 20
 SAVE_BYTES_PER_S = 200e6  # for the estimate of what the saves after a validation take
 SLACK = 0.01  # of the budget kept free for what the plan does not count
@@ -169,13 +171,20 @@ def make_plan(config: RunConfig, data: TextData, speed: Speed, setup_s: float, c
     validations' time taken off: the phases in proportion to their epochs, whole SGDR cycles,
     validations about evenly spaced (at epoch ends when epochs are shorter than the spacing),
     at each phase's and cycle's end and at the very end. ``row_s``: what else each validation
-    brings (the loss plot's drawing)."""
+    brings (the loss plot's drawing). A validation split too long to score in ``PASS_SHARE`` of
+    the budget is validated on its first ``valid_tokens`` tokens (``rnnlm evaluate`` scores all)."""
     t = config.train
     batches = StreamBatches(data.train_ids, t.bs, t.bptt)
     n = len(batches)
     step_s = batches.tokens / n / speed.tokens_per_s
-    valid_s = speed.valid_s + save_seconds(parameter_count(len(data.vocab), config.model)) + row_s
     left = t.budget - setup_s
+    held_out = len(data.valid_ids)
+    valid_tokens = None
+    if speed.valid_s > PASS_SHARE * left and held_out > MIN_VALID_TOKENS:
+        valid_tokens = max(MIN_VALID_TOKENS, math.floor(held_out * PASS_SHARE * left / speed.valid_s))
+    scored = held_out if valid_tokens is None else valid_tokens
+    valid_s = speed.valid_s * scored / max(held_out, 1)
+    valid_s += save_seconds(parameter_count(len(data.vocab), config.model)) + row_s
     reserve = SLACK * t.budget + 2 * step_s
     validations = max(1, min(MAX_VALIDATIONS, int(VALID_SHARE * left / max(valid_s, 1e-9))))
     for _ in range(3):  # phase and cycle ends may add validations: count them, and plan again
@@ -188,7 +197,7 @@ def make_plan(config: RunConfig, data: TextData, speed: Speed, setup_s: float, c
         validations = len(plan[2])
     phases, cycles, valid_at = plan
     return BudgetPlan(t.budget, sum(s for _, s in phases), phases, valid_at, speed.tokens_per_s, valid_s, setup_s,
-                      cycles, chosen, recipe)
+                      cycles, chosen, recipe, valid_tokens)
 
 
 def lay_out(config: RunConfig, steps: int, n: int, validations: int
@@ -306,7 +315,9 @@ def describe_plan(config: RunConfig, data: TextData, speed: Speed, params: int, 
     validations = len(plan.valid_at)
     lines = [
         f"plan for --budget {duration_text(plan.budget)}: {data.name}, {len(data.train_ids):,} training {unit} "
-        f"({len(data.vocab)} tokens in the vocab), {len(data.valid_ids):,} to validate on",
+        f"({len(data.vocab)} tokens in the vocab), {len(data.valid_ids):,} held out"
+        + (f", validated on the first {plan.valid_tokens:,} (a whole pass would take "
+           f"{plan.valid_s * len(data.valid_ids) / plan.valid_tokens:.0f} s)" if plan.valid_tokens else ""),
         f"  model     {m.cell}, {m.layers} layer{'s' if m.layers > 1 else ''} of {m.hidden}, emb {m.emb}, dropout "
         f"{m.dropout:g}: {params:,} parameters; training needs about {memory}",
         f"  batches   bs {t.bs} x bptt {t.bptt} = {t.bs * t.bptt:,} tokens a step, {n:,} steps an epoch",

@@ -190,7 +190,10 @@ def make_learner(
     if dist.rank:  # its own dropout masks (the weights are rank 0's: DistributedDataParallel sends them)
         torch.manual_seed(t.seed + dist.rank)
     batches = StreamBatches(data.train_ids, t.bs, t.bptt)
-    valid = stream_batches_for_eval(data.valid_ids, t.bs, t.bptt)
+    held_out = data.valid_ids
+    if config.plan is not None and config.plan.valid_tokens:  # a long split, validated on its beginning
+        held_out = held_out[: config.plan.valid_tokens]
+    valid = stream_batches_for_eval(held_out, t.bs, t.bptt)
     learner = Learner(
         model,
         batches.shard(dist.rank, dist.world_size),

@@ -194,6 +194,19 @@ def test_table_rows():
     assert choose_row("char", 10**9, 1e9) is [r for r in TABLE if r.level == "char"][-1]
 
 
+@pytest.mark.parametrize("tokens, reach, dropout", [
+    (120_000, 7.0, 0.3),  # a small corpus, many epochs: more dropout
+    (480_000, 4.0, 0.2),  # Nietzsche on a slow machine
+    (480_000, 14.0, 0.3),  # Nietzsche on a fast one (or a longer budget): more epochs, more dropout
+    (1_700_000, 0.7, 0.1),  # less than an epoch of a larger corpus
+    (7_600_000, 0.1, 0.0),  # a far larger one: no dropout
+])
+def test_table_choices_by_corpus_size_and_reach(tokens, reach, dropout):
+    recipe = choose_row("char", tokens, reach).recipe
+    assert recipe.dropout == dropout and (recipe.cell, recipe.layers, recipe.hidden) == ("lstm", 2, 512)
+    assert choose_row("word", tokens, reach).recipe.emb >= 256  # word level: larger embeddings
+
+
 def test_recipe_takes_only_what_the_user_left_to_it():
     config = resolve_config(tiny_config("x", budget=60.0))
     chosen = set(RECIPE_FIELDS) - {"hidden", "bs"}

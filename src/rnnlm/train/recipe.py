@@ -66,8 +66,9 @@ TABLE = (
     # Nietzsche, 480,000 characters, 4 reference epochs: dropout 0.2 (1.318) = 0.3 (1.320), 2 x 768 1.381
     Row("char", 1_000_000, 6, REFERENCE),
     Row("char", 1_000_000, INF, replace(REFERENCE, dropout=0.3)),  # more epochs: the small corpus's dropout
-    # German manual pages, 1.7 million characters, 0.7 reference epochs: 2 x 512 1.417, 2 x 768 1.708
-    Row("char", 4_000_000, INF, replace(REFERENCE, dropout=0.1)),
+    # German manual pages, 1.7 million characters, 0.7 reference epochs: 1 x 512 1.275 (1.8 epochs),
+    # 2 x 512 1.417, 2 x 768 1.708: less than an epoch of the reference fits, a faster model wins
+    Row("char", 4_000_000, INF, replace(REFERENCE, layers=1)),
     # Vim's help, 7.6 million characters, 0.1 reference epochs
     Row("char", INF, INF, replace(REFERENCE, dropout=0.0)),
     Row("word", INF, INF, WORD_REFERENCE),

@@ -78,7 +78,7 @@ class Scoring:
     ``logprobs[i]`` is ln p(token i | tokens before it), NaN for token 0, which nothing precedes;
     ``top_ids[i]``/``top_logprobs[i]`` the most likely tokens at that step, best first."""
 
-    run: str
+    run: str  # the run folder's name
     text: str  # the text as scored: line ends made \\n
     level: str
     vocab: Vocab
@@ -247,7 +247,7 @@ def score_text(run: Run, text: str, top: int = 5, unit: UnitChoice | None = None
     traced = None
     if units:
         traced = Trace(layer, run.config.model.layers, state_kind(model), units, values)
-    return Scoring(run.name, text, run.tokenizer.level, run.vocab, ids, starts, ends, logprobs, top_ids,
+    return Scoring(run.folder.name, text, run.tokenizer.level, run.vocab, ids, starts, ends, logprobs, top_ids,
                    top_logprobs, unknown, traced)
 
 

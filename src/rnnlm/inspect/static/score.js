@@ -6,6 +6,7 @@ var rnnlmScore = (function () {
   var SURPRISE_MAX = 8; // nats at which the colour is darkest (p = 0.0003)
   var STRONGEST = 0.85; // opacity of the darkest colour
   var HOT = "230, 60, 30", COLD = "30, 110, 230";
+  var CONTEXT = 24; // characters shown either side of a surprising span
 
   function el(tag, cls, text) {
     var e = document.createElement(tag);
@@ -21,6 +22,8 @@ var rnnlmScore = (function () {
     return token;
   }
 
+  function oneLine(text) { return text.replace(/\n/g, "\u21b5"); }
+
   function rgba(rgb, strength) {
     return "rgba(" + rgb + ", " + (Math.min(Math.max(strength, 0), 1) * STRONGEST).toFixed(3) + ")";
   }
@@ -29,14 +32,17 @@ var rnnlmScore = (function () {
     return logprob === null ? "transparent" : rgba(HOT, -logprob / SURPRISE_MAX);
   }
 
-  function unitColour(value, scale) {
-    return rgba(value >= 0 ? HOT : COLD, Math.abs(value) / scale);
+  function unitColour(value, range) {
+    var d = (value - range.mid) / range.half;
+    return rgba(d >= 0 ? HOT : COLD, Math.abs(d));
   }
 
-  function unitScale(values) {
-    // the 99th percentile of |activation|: one outlier does not wash out the rest
-    var sorted = values.map(Math.abs).sort(function (a, b) { return a - b; });
-    return Math.max(sorted[Math.floor(0.99 * (sorted.length - 1))] || 0, 1e-6);
+  function unitRange(values) {
+    // white at the middle of the unit's 1st..99th percentiles, full colour at either end: a few
+    // outliers do not wash out the rest, and a unit that never changes sign still shows contrast
+    var sorted = values.slice().sort(function (a, b) { return a - b; });
+    var low = sorted[Math.floor(0.01 * (sorted.length - 1))], high = sorted[Math.ceil(0.99 * (sorted.length - 1))];
+    return { low: low, high: high, mid: (low + high) / 2, half: Math.max((high - low) / 2, 1e-6) };
   }
 
   function markedTokens(tokens, matches) {
@@ -121,19 +127,19 @@ var rnnlmScore = (function () {
     root.appendChild(box);
 
     var marked = doc.feature ? markedTokens(tokens, doc.feature.matches) : null;
-    var scales = doc.traces.map(function (trace) { return unitScale(trace.values); });
+    var ranges = doc.traces.map(function (trace) { return unitRange(trace.values); });
 
     function colour() {
       var mode = pick.value, trace = mode === "surprisal" ? null : doc.traces[Number(mode)];
-      var scale = trace ? scales[Number(mode)] : 0;
+      var range = trace ? ranges[Number(mode)] : null;
       spans.forEach(function (s, i) {
         if (!s) return;
-        s.style.backgroundColor = trace ? unitColour(trace.values[i], scale) : surpriseColour(tokens[i].logprob);
+        s.style.backgroundColor = trace ? unitColour(trace.values[i], range) : surpriseColour(tokens[i].logprob);
         s.classList.toggle("marked", Boolean(marked && underline.checked && marked[i]));
       });
       if (trace) {
-        low.textContent = fixed(-scale, 2);
-        high.textContent = "+" + fixed(scale, 2);
+        low.textContent = fixed(range.low, 2);
+        high.textContent = fixed(range.high, 2);
         bar.style.background = "linear-gradient(to right, " + rgba(COLD, 1) + ", rgba(255, 255, 255, 0), " +
           rgba(HOT, 1) + ")";
       } else {
@@ -182,7 +188,11 @@ var rnnlmScore = (function () {
       doc.surprising.forEach(function (sp) {
         var row = el("tr");
         row.appendChild(el("td", "num", fixed(sp.nats, 2)));
-        row.appendChild(el("td", null, sp.text.replace(/\n/g, "\u21b5")));
+        var cell = el("td", "context");
+        cell.appendChild(document.createTextNode(oneLine(source.slice(Math.max(0, sp.start - CONTEXT), sp.start))));
+        cell.appendChild(el("mark", null, oneLine(sp.text)));
+        cell.appendChild(document.createTextNode(oneLine(source.slice(sp.end, sp.end + CONTEXT))));
+        row.appendChild(cell);
         row.appendChild(el("td", null, sp.expected === null ? "" : visible(sp.expected)));
         table.appendChild(row);
       });

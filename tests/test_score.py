@@ -351,3 +351,13 @@ def test_printed_summary_unit_and_ranking(lstm_run, capsys):
     assert len(rows) == 10 and rows[0].split()[0] == "1"
     aucs = [float(r.split()[2]) for r in rows]
     assert [abs(a - 0.5) for a in aucs] == sorted((abs(a - 0.5) for a in aucs), reverse=True)
+
+
+def test_word_level_feature_marks_whole_words(word_run, capsys):
+    text = "the cat sat on the mat. the dog sat on the log. the cat sat."
+    assert main(["score", str(word_run), "--text", text, "--feature", "cat|dog", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    feature = doc["feature"]
+    assert feature["marked"] == 3 and feature["tokens"] == len(WordTokenizer().tokens(text))  # xxbos is not judged
+    assert [text[a:b] for a, b in feature["matches"]] == ["cat", "dog", "cat"]
+    assert len(feature["units"]) == 48 and len(doc["traces"]) == 5

@@ -7,7 +7,11 @@ interpreter and torch start-up are left out; they are in the wall time and in th
 (the "baseline" row: the same command on a 10 kB corpus). Time should grow linearly with size
 and memory not at all.
 
-    python benchmarks/prepare_speed.py [--sizes 10,100,1000] [--word-sizes 10,100]
+At BPE level (``--bpe-sizes``, vocab 2048) the time includes learning the merges, from the
+first 8.4 million characters of the training split (rnnlm.data.bpe.TRAIN_CHARS): a fixed cost
+of a few seconds, after which encoding runs at the rate the larger corpora show.
+
+    python benchmarks/prepare_speed.py [--sizes 10,100,1000] [--word-sizes 10,100] [--bpe-sizes 10,100,1000]
 """
 
 from __future__ import annotations
@@ -67,6 +71,9 @@ sys.exit(code)
 """
 
 
+LEVEL_OPTIONS = {"char": ["--level", "char"], "word": ["--level", "word"], "bpe": ["--level", "bpe", "--vocab-size", "2048"]}
+
+
 def run_prepare(corpus: Path, out: Path, level: str) -> dict:
     """Prepare in a child process; its wall time, peak RSS (VmHWM) and what prepare() reported.
 
@@ -75,7 +82,7 @@ def run_prepare(corpus: Path, out: Path, level: str) -> dict:
     """
     start = time.perf_counter()
     child = subprocess.run([sys.executable, "-c", CHILD, "prepare", str(corpus), "--out", str(out),
-                            "--level", level], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            *LEVEL_OPTIONS[level]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
     if child.returncode != 0:
         raise SystemExit(f"prepare failed: {child.stderr}")
@@ -89,10 +96,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10,100,1000", help="character-level corpus sizes in MB")
     parser.add_argument("--word-sizes", default="10,100", help="word-level corpus sizes in MB")
+    parser.add_argument("--bpe-sizes", default="10,100,1000", help="BPE-level (2048 tokens) corpus sizes in MB")
     parser.add_argument("--tmp", default=None, help="where to write the corpora (default: the system temp dir)")
     args = parser.parse_args()
     jobs = [("char", int(s)) for s in args.sizes.split(",") if s] + \
-           [("word", int(s)) for s in args.word_sizes.split(",") if s]
+           [("word", int(s)) for s in args.word_sizes.split(",") if s] + \
+           [("bpe", int(s)) for s in args.bpe_sizes.split(",") if s]
     print(f"# rnnlm prepare: speed and peak memory\n\n{machine()}\n")
     blocks = synthetic_blocks()
     rows = []

@@ -29,7 +29,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-from itertools import repeat
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -206,15 +205,26 @@ class SegmentCache:
     """The segments seen so far: each one's hash, its code points and its token ids."""
 
     def __init__(self, dtype: np.dtype):
-        self.slot: dict[int, int] = {}  # hash -> row
+        self.keys = np.zeros(0, dtype=np.uint64)  # sorted hashes
+        self.rows = np.zeros(0, dtype=np.int64)  # the row of each
         self.codes = Flat(np.dtype(np.uint32))
         self.ids = Flat(dtype)
 
     def __len__(self) -> int:
-        return len(self.slot)
+        return len(self.keys)
 
-    def add(self, keys: list[int], codes: np.ndarray, lengths: np.ndarray, ids: list[list[int]]) -> None:
-        self.slot.update(zip(keys, range(len(self.slot), len(self.slot) + len(keys))))
+    def rows_of(self, keys: np.ndarray) -> np.ndarray:
+        """The row of each hash, -1 where there is none."""
+        if not len(self.keys):
+            return np.full(len(keys), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        return np.where(self.keys[at] == keys, self.rows[at], -1)
+
+    def add(self, keys: np.ndarray, codes: np.ndarray, lengths: np.ndarray, ids: list[list[int]]) -> None:
+        """New segments: ``keys`` sorted, not yet in the cache."""
+        at = np.searchsorted(self.keys, keys)
+        self.rows = np.insert(self.rows, at, np.arange(len(self.keys), len(self.keys) + len(keys)))
+        self.keys = np.insert(self.keys, at, keys)
         self.codes.append(codes, lengths)
         counts = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         self.ids.append(np.fromiter((i for row in ids for i in row), dtype=self.ids.values.dtype,
@@ -272,7 +282,8 @@ class BpeTokenizer:
         keys = sums ^ (lengths.astype(np.uint64) * np.uint64(0xFF51AFD7ED558CCD))  # (S,)
         if len(self.cache) + len(keys) > CACHE_SEGMENTS:
             self.cache = SegmentCache(self.vocab.dtype)
-        slots = self.slots_of(keys)
+        distinct, inverse = np.unique(keys, return_inverse=True)  # sorted queries search the cache faster
+        slots = self.cache.rows_of(distinct)[inverse]
         missing = np.flatnonzero(slots < 0)
         if len(missing):
             new, first = np.unique(keys[missing], return_index=True)
@@ -281,16 +292,12 @@ class BpeTokenizer:
             owner = np.repeat(np.arange(len(at)), lengths[at])
             word_codes = codes[np.repeat(starts[at], lengths[at]) + np.arange(len(owner))
                                - np.repeat(np.cumsum(lengths[at]) - lengths[at], lengths[at])]
-            self.cache.add(new.tolist(), word_codes, lengths[at], self.library_encode(words))
-            slots[missing] = self.slots_of(keys[missing])
+            self.cache.add(new, word_codes, lengths[at], self.library_encode(words))
+            slots[missing] = self.cache.rows_of(keys[missing])
         if not (np.array_equal(self.cache.codes.length[slots], lengths)
                 and np.array_equal(self.cache.codes.gather(slots), codes)):
             return np.array(self.library_encode([text])[0], dtype=self.vocab.dtype)  # two segments, one hash
         return self.cache.ids.gather(slots)
-
-    def slots_of(self, keys: np.ndarray) -> np.ndarray:
-        """The cache row of each segment hash, -1 where there is none."""
-        return np.fromiter(map(self.cache.slot.get, keys.tolist(), repeat(-1)), dtype=np.int64, count=len(keys))
 
     def piece(self, token: str) -> str:
         """The text one token stands for alone: a token that holds part of a multi-byte

@@ -22,10 +22,10 @@ from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from rnnlm.data.bpe import BYTE_CHARS, BpeTokenizer, load_bpe, safe_pieces, train_bpe
 from rnnlm.data.prepare import prepare
 from rnnlm.data.textdata import build_text_data
-from rnnlm.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnlm.errors import RnnlmError
 from rnnlm.evaluate import evaluate_run
-from rnnlm.generate import generate_text, join_prime
+from rnnlm.sampling import Sampling
+from rnnlm.session import GenerationSession
 from rnnlm.runfolder import load_run
 from rnnlm.train.run import TrainingInterrupted, resume, train
 
@@ -148,18 +148,6 @@ def test_a_character_split_over_tokens_comes_out_once_complete(tokenizer):
     assert decoder.feed(ids[0]) == "" and decoder.flush() == "\ufffd"  # never completed
 
 
-def test_char_and_word_streams_follow_decode_and_join_prime():
-    char, word = CharTokenizer(), WordTokenizer()
-    for tok in (char, word):
-        vocab = build_text_data(DataConfig(source="human-numbers", level=tok.level)).vocab
-        ids = [vocab.stoi[t] for t in ["o", "n", "e"]] if tok is char else [vocab.stoi[t] for t in ["one", ",", "two"]]
-        pieces = [tok.piece(vocab.itos[i]) for i in ids]
-        for prime in ("", "eight"):
-            got = prime + "".join(stream(tok.stream_decoder(vocab, prime), ids))
-            assert got == join_prime(tok, prime, pieces)
-    assert join_prime(word, "eight", pieces) == "eight one , two"
-
-
 # A run at BPE level: trained, resumed, evaluated, sampled.
 
 def bpe_config(source, **train) -> RunConfig:
@@ -214,11 +202,12 @@ def test_a_bpe_run_evaluates_in_bits_per_character(bpe_run, text_file):
 
 
 def test_a_bpe_run_samples_text(bpe_run):
-    run = load_run(bpe_run, device="cpu")
-    texts = generate_text(run.model, run.tokenizer, run.vocab, "The free", 30, seed=1, samples=2)
+    session = GenerationSession.load(bpe_run, device="cpu")
+    texts = session.sample_texts("The free", 30, samples=2, seed=1, sampling=Sampling(temperature=0.8))
     assert all(t.startswith("The free") and len(t) > 40 for t in texts)
-    again = generate_text(run.model, run.tokenizer, run.vocab, "The free", 30, seed=1, samples=2)
-    assert again == texts
+    assert session.sample_texts("The free", 30, samples=2, seed=1, sampling=Sampling(temperature=0.8)) == texts
+    ids = [int(i) for i in session.encode_prompt("")[0]]
+    assert session.tokenizer.decode(ids) == "\n"  # an empty prompt starts from a newline
 
 
 def test_prepare_train_and_evaluate_at_bpe_level(text_file, tmp_path, capsys):

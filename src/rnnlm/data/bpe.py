@@ -310,7 +310,7 @@ class BpeTokenizer:
     def join(self, pieces: list[str]) -> str:
         return "".join(pieces)
 
-    def stream_decoder(self, vocab: Vocab | None = None, prime: str = "") -> ByteStream:
+    def stream_decoder(self, vocab: Vocab | None = None) -> ByteStream:
         return ByteStream(self.token_bytes)
 
 

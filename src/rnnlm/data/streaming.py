@@ -1,57 +1,15 @@
-"""Streaming decoders: text out as tokens come, each token's text once it is whole.
+"""Streaming byte-level text: a token's bytes are held until they form whole UTF-8 characters.
 
-``tokenizer.stream_decoder(vocab, prime)`` gives one for a single stream of generated token ids
-that follows the text ``prime``. ``feed(token_id)`` returns the text that token completes (maybe
-""), ``flush()`` what is left at the end. Joined, prime + everything returned is the text of
-the stream, as ``decode`` and the generation functions' ``join_prime`` write it:
-
-- character level: each token's character (``xxunk`` as U+FFFD, the other specials as nothing);
-- word level: tokens separated by spaces, and by one from a prime;
-- byte-level BPE: a token's bytes are held until they form whole UTF-8 characters, so a
-  character split over tokens comes out once, complete; bytes that can never form one come out
-  as U+FFFD.
+``BpeTokenizer.stream_decoder(vocab)`` gives one for a single stream of token ids (the character
+and word levels have theirs in ``rnnlm.data.tokenizers``). ``feed(token_id)`` returns the text
+that token completes (maybe ""), so a character split over tokens comes out once, complete;
+``flush()`` returns what is left at the end, bytes that never formed a character as U+FFFD.
+Joined, what they return is ``decode`` of the ids.
 """
 
 from __future__ import annotations
 
 import codecs
-from typing import Callable, Protocol
-
-from rnnlm.data.vocab import Vocab
-
-
-class StreamDecoder(Protocol):
-    def feed(self, token_id: int) -> str: ...
-
-    def flush(self) -> str: ...
-
-
-class PieceStream:
-    """Each token stands for its own piece of text (character level)."""
-
-    def __init__(self, piece: Callable[[str], str], vocab: Vocab):
-        self.piece, self.itos = piece, vocab.itos
-
-    def feed(self, token_id: int) -> str:
-        return self.piece(self.itos[token_id])
-
-    def flush(self) -> str:
-        return ""
-
-
-class WordStream:
-    """Tokens written out with a space between them, and before the first when text precedes it."""
-
-    def __init__(self, vocab: Vocab, after_text: bool):
-        self.itos, self.started = vocab.itos, after_text
-
-    def feed(self, token_id: int) -> str:
-        text = (" " if self.started else "") + self.itos[token_id]
-        self.started = True
-        return text
-
-    def flush(self) -> str:
-        return ""
 
 
 class ByteStream:

@@ -8,9 +8,8 @@ Word level: words and punctuation marks are tokens; each document starts with ``
 as in the lessons. Decoding joins tokens with spaces, so ``encode(decode(ids)) == ids``.
 
 Byte-level BPE (``rnnlm.data.bpe``): subwords learnt on the training split; exact for any text.
-
-Every tokenizer has ``stream_decoder(vocab, prime)`` for text streamed token by token
-(``rnnlm.data.streaming``).
+Its stream decoder (``rnnlm.data.streaming.ByteStream``) holds a character split over tokens
+until it is whole.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from typing import Iterable
 import numpy as np
 
 from rnnlm.data.bpe import TOKENIZER_FILE, BpeTokenizer, load_bpe
-from rnnlm.data.streaming import PieceStream, StreamDecoder, WordStream
+from rnnlm.data.streaming import ByteStream
 from rnnlm.data.vocab import SPECIALS, UNK, Vocab
 from rnnlm.errors import RnnlmError
 
@@ -75,8 +74,8 @@ class CharTokenizer:
     def join(self, pieces: list[str]) -> str:
         return "".join(pieces)
 
-    def stream_decoder(self, vocab: Vocab, prime: str = "") -> StreamDecoder:
-        return PieceStream(self.piece, vocab)
+    def stream_decoder(self, vocab: Vocab) -> "StreamDecoder":
+        return CharStreamDecoder(self, vocab)
 
 
 class WordTokenizer:
@@ -104,11 +103,47 @@ class WordTokenizer:
     def join(self, pieces: list[str]) -> str:
         return " ".join(pieces)
 
-    def stream_decoder(self, vocab: Vocab, prime: str = "") -> StreamDecoder:
-        return WordStream(vocab, after_text=bool(prime))
+    def stream_decoder(self, vocab: Vocab) -> "StreamDecoder":
+        return WordStreamDecoder(vocab)
 
 
 Tokenizer = CharTokenizer | WordTokenizer | BpeTokenizer
+
+
+class CharStreamDecoder:
+    """Text of a stream of character ids, one piece per id."""
+
+    def __init__(self, tokenizer: CharTokenizer, vocab: Vocab):
+        self.tokenizer, self.vocab = tokenizer, vocab
+
+    def feed(self, token_id: int) -> str:
+        return self.tokenizer.piece(self.vocab.itos[token_id])
+
+    def flush(self) -> str:
+        return ""
+
+
+class WordStreamDecoder:
+    """Text of a stream of word ids: words joined by single spaces, as ``decode`` joins them.
+    Specials (``xxbos``, ``xxpad``) write nothing; the first word written has no space before it."""
+
+    def __init__(self, vocab: Vocab):
+        self.vocab = vocab
+        self.started = False
+
+    def feed(self, token_id: int) -> str:
+        token = self.vocab.itos[token_id]
+        if token in SPECIALS and token != UNK:
+            return ""
+        text = " " + token if self.started else token
+        self.started = True
+        return text
+
+    def flush(self) -> str:
+        return ""
+
+
+StreamDecoder = CharStreamDecoder | WordStreamDecoder | ByteStream
 
 
 def make_tokenizer(level: str, lower: bool = False) -> CharTokenizer | WordTokenizer:

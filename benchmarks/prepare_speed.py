@@ -75,7 +75,8 @@ sys.exit(code)
 """
 
 
-LEVEL_OPTIONS = {"char": ["--level", "char"], "word": ["--level", "word"], "bpe": ["--level", "bpe", "--vocab-size", "2048"]}
+LEVEL_OPTIONS = {"char": ["--level", "char"], "word": ["--level", "word"],
+                 "bpe": ["--level", "bpe", "--vocab-size", "2048"]}
 
 
 def run_prepare(corpus: Path, out: Path, level: str) -> dict:

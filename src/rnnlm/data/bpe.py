@@ -44,7 +44,7 @@ from rnnlm.reading import parse_json, read_file
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_LIMIT = 64 << 20  # bytes of tokenizer.json; 65,536 tokens and their merges take a few MB
 TRAIN_CHARS = 1 << 23  # characters of the training split the trainer learns from
-BLOCK = 1 << 20  # characters encoded at a time
+BLOCK = 1 << 18  # characters encoded at a time (numpy's temporaries take about 60 bytes a character)
 MAX_CARRY = 1 << 22  # characters without a place to cut before a piece is cut anyway
 CACHE_SEGMENTS = 1 << 18  # distinct segments remembered; then the memory starts afresh
 HASH_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, so invertible modulo 2**64
@@ -220,15 +220,15 @@ class SegmentCache:
         at = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         return np.where(self.keys[at] == keys, self.rows[at], -1)
 
-    def add(self, keys: np.ndarray, codes: np.ndarray, lengths: np.ndarray, ids: list[list[int]]) -> None:
-        """New segments: ``keys`` sorted, not yet in the cache."""
+    def add(self, keys: np.ndarray, codes: np.ndarray, lengths: np.ndarray, ids: np.ndarray,
+            counts: np.ndarray) -> None:
+        """New segments: ``keys`` sorted, not yet in the cache; their code points, ids and how many
+        of each belong to each segment."""
         at = np.searchsorted(self.keys, keys)
         self.rows = np.insert(self.rows, at, np.arange(len(self.keys), len(self.keys) + len(keys)))
         self.keys = np.insert(self.keys, at, keys)
         self.codes.append(codes, lengths)
-        counts = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        self.ids.append(np.fromiter((i for row in ids for i in row), dtype=self.ids.values.dtype,
-                                    count=int(counts.sum())), counts)
+        self.ids.append(ids.astype(self.ids.values.dtype), counts)
 
 
 class BpeTokenizer:
@@ -264,14 +264,20 @@ class BpeTokenizer:
         parts = [self.encode_segments(piece) for _, _, piece in safe_pieces([(None, True, text)])]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=self.vocab.dtype)
 
-    def library_encode(self, texts: list[str]) -> list[list[int]]:
-        batch = getattr(self.hf, "encode_batch_fast", self.hf.encode_batch)
-        return [e.ids for e in batch(texts)]
+    def library_encode(self, text: str) -> np.ndarray:
+        return np.array(self.hf.encode(text).ids, dtype=self.vocab.dtype)
+
+    def library_encode_words(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The ids of each of ``words``, encoded alone, one after the other, and how many each has:
+        one call of the library, as pre-tokenized words (each still goes through the pre-tokenizer)."""
+        encoding = self.hf.encode(words, is_pretokenized=True)
+        counts = np.bincount(np.array(encoding.word_ids, dtype=np.int64), minlength=len(words))
+        return np.array(encoding.ids, dtype=np.int64), counts
 
     def encode_segments(self, text: str) -> np.ndarray:
         """Ids of ``text`` (at most ``MAX_CARRY`` characters), segment by segment through the cache."""
         if len(text) > BLOCK:
-            return np.array(self.library_encode([text])[0], dtype=self.vocab.dtype)
+            return self.library_encode(text)
         codes = code_points(text)
         n = len(codes)
         space = is_space(codes)
@@ -280,23 +286,23 @@ class BpeTokenizer:
         powers, inverse_powers = hash_powers()
         sums = np.add.reduceat(codes.astype(np.uint64) * powers[:n], starts) * inverse_powers[starts]
         keys = sums ^ (lengths.astype(np.uint64) * np.uint64(0xFF51AFD7ED558CCD))  # (S,)
-        if len(self.cache) + len(keys) > CACHE_SEGMENTS:
-            self.cache = SegmentCache(self.vocab.dtype)
         distinct, inverse = np.unique(keys, return_inverse=True)  # sorted queries search the cache faster
+        if len(self.cache) + len(distinct) > CACHE_SEGMENTS:
+            self.cache = SegmentCache(self.vocab.dtype)
         slots = self.cache.rows_of(distinct)[inverse]
         missing = np.flatnonzero(slots < 0)
         if len(missing):
             new, first = np.unique(keys[missing], return_index=True)
             at = missing[first]
             words = [text[s : s + length] for s, length in zip(starts[at].tolist(), lengths[at].tolist())]
-            owner = np.repeat(np.arange(len(at)), lengths[at])
-            word_codes = codes[np.repeat(starts[at], lengths[at]) + np.arange(len(owner))
+            total = int(lengths[at].sum())
+            word_codes = codes[np.repeat(starts[at], lengths[at]) + np.arange(total)
                                - np.repeat(np.cumsum(lengths[at]) - lengths[at], lengths[at])]
-            self.cache.add(new, word_codes, lengths[at], self.library_encode(words))
+            self.cache.add(new, word_codes, lengths[at], *self.library_encode_words(words))
             slots[missing] = self.cache.rows_of(keys[missing])
         if not (np.array_equal(self.cache.codes.length[slots], lengths)
                 and np.array_equal(self.cache.codes.gather(slots), codes)):
-            return np.array(self.library_encode([text])[0], dtype=self.vocab.dtype)  # two segments, one hash
+            return self.library_encode(text)  # two segments, one hash
         return self.cache.ids.gather(slots)
 
     def piece(self, token: str) -> str:
@@ -384,7 +390,8 @@ def load_bpe(path: str | os.PathLike, vocab: Vocab, lower: bool) -> BpeTokenizer
     from tokenizers import Tokenizer
 
     path = Path(path)
-    text = read_file(path, TOKENIZER_LIMIT, "tokenizer file", missing=f"no {TOKENIZER_FILE} (a bpe-level run needs one)")
+    text = read_file(path, TOKENIZER_LIMIT, "tokenizer file",
+                     missing=f"no {TOKENIZER_FILE} (a bpe-level run needs one)")
     check_tokenizer_json(parse_json(text, str(path), "tokenizer file"), path, vocab.itos)
     try:
         hf = Tokenizer.from_str(text.decode("utf-8"))

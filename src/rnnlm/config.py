@@ -18,7 +18,7 @@ DECODE_ERRORS = ("strict", "replace", "ignore")
 MAX_SEED = 2**32 - 1  # numpy's seeds stop there
 LEVELS = ("char", "word", "bpe")
 BPE_MIN_VOCAB, BPE_MAX_VOCAB = 259, 1 << 16  # the 256 bytes and 3 specials; ids that fit uint16
-BPE_DEFAULT_VOCAB = 2048
+BPE_DEFAULT_VOCAB = 512  # the best of 512 and 2048 on Nietzsche in 5 CPU minutes (benchmarks/levels.py)
 
 
 def _check(ok: bool, message: str) -> None:

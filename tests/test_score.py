@@ -82,7 +82,8 @@ def test_char_logprobs_and_alternatives_match_one_forward_call(char_run):
     assert np.array_equal(s.top_ids[1:], best.indices.numpy())
     assert np.allclose(s.top_logprobs[1:], best.values.numpy(), atol=1e-5)
     assert s.total_nats == pytest.approx(-expected.sum(), rel=1e-6)
-    assert s.bits_per_char == pytest.approx(-expected.sum() / len(text) / math.log(2), rel=1e-6)
+    # docs/levels.md: the first token counted at the mean, so bits per character are bits per token here
+    assert s.bits_per_char == pytest.approx(-expected.mean() / math.log(2), rel=1e-6)
     assert s.perplexity == pytest.approx(math.exp(-expected.mean()), rel=1e-6)
     assert [s.token_text(i) for i in range(5)] == list(text[:5])
 
@@ -128,6 +129,8 @@ def test_score_equals_evaluate_with_one_stream(tiny_run, word_run, tmp_path, cap
     evaluated = json.loads(capsys.readouterr().out)
     assert evaluated["tokens"] == scored["predicted"] == scored["token_count"] - 1
     assert evaluated["loss"] == pytest.approx(scored["loss"], abs=1e-4)
+    assert evaluated["bits_per_char"] == pytest.approx(scored["bits_per_char"], abs=1e-4)
+    assert evaluated["characters"] == scored["characters"]
     total = evaluated["loss"] * evaluated["tokens"]
     assert total == pytest.approx(scored["total_nats"], abs=1e-4 * evaluated["tokens"])
     many = evaluate_run(load_run(folder, device="cpu"), str(path))  # the run's 8 streams drop a tail
@@ -361,3 +364,34 @@ def test_word_level_feature_marks_whole_words(word_run, capsys):
     assert feature["marked"] == 3 and feature["tokens"] == len(WordTokenizer().tokens(text))  # xxbos is not judged
     assert [text[a:b] for a, b in feature["matches"]] == ["cat", "dog", "cat"]
     assert len(feature["units"]) == 48 and len(doc["traces"]) == 5
+
+
+@pytest.fixture(scope="module")
+def bpe_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("bperun")
+    data = root / "text.txt"
+    data.write_text(TINY_TEXT.replace("cat", "café") + "naïve “quotes” ", encoding="utf-8")
+    config = tiny_config(str(data), epochs=1)
+    config = replace(config, data=replace(config.data, level="bpe", vocab_size=300))
+    folder, _, _ = train(config, root / "run", log=io.StringIO(), progress=False)
+    return folder
+
+
+def test_bpe_tokens_map_to_whole_characters_and_agree_with_evaluate(bpe_run, tmp_path, capsys):
+    run = load_run(bpe_run, device="cpu")
+    text = "the café sat on the mat. naïve “quotes” 漢字 and the dog. " * 3
+    s = score_text(run, text)
+    assert np.array_equal(s.ids, run.tokenizer.encode(text))
+    assert np.all(s.starts[1:] == s.ends[:-1]) and s.starts[0] == 0 and s.ends[-1] == len(text)  # a partition
+    for i in range(s.token_count):  # a token's characters are those its bytes finish
+        before = run.tokenizer.decode(s.ids[:i + 1]).encode("utf-8", "replace")
+        assert len(text[: s.ends[i]].encode("utf-8")) <= len(before)
+    expected, _ = independent_logprobs(run, s.ids)
+    assert np.allclose(s.logprobs[1:], expected, atol=1e-5)
+    assert s.shown_tokens[s.ids[1]] == run.tokenizer.piece(run.vocab.itos[s.ids[1]])
+    path = tmp_path / "t.txt"
+    path.write_text(text, encoding="utf-8")
+    assert main(["evaluate", str(bpe_run), str(path), "--streams", "1", "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out)
+    assert evaluated["loss"] == pytest.approx(s.loss, abs=1e-4)
+    assert evaluated["bits_per_char"] == pytest.approx(s.bits_per_char, abs=1e-4)

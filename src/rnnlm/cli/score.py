@@ -136,7 +136,7 @@ def print_summary(scoring, spans: int) -> None:
     if not found:
         return
     print("\nmost surprising spans (nats; the span in [brackets]; what the model expected instead):")
-    itos = scoring.vocab.itos
+    itos = scoring.shown_tokens
     for span in found:
         inside = scoring.text[span.start : span.end]
         inside = inside if len(inside) <= SPAN_WIDTH else inside[: SPAN_WIDTH - 3] + "..."

@@ -23,7 +23,7 @@ BEST_UNITS = 5  # units of a feature ranking whose traces a document carries
 
 def token_records(scoring: Scoring) -> Iterator[dict]:
     """One object per token, made as they are asked for (a long text's never all at once)."""
-    itos = scoring.vocab.itos
+    itos = scoring.shown_tokens
     for i in range(scoring.token_count):
         first = i == 0
         lp = None if first else round(float(scoring.logprobs[i]), 6)
@@ -49,7 +49,7 @@ def shown_units(scoring: Scoring, ranking: FeatureRanking | None, unit: int | No
 def summary(scoring: Scoring, ranking: FeatureRanking | None = None, unit: int | None = None,
             spans: int = 5) -> dict:
     """Everything but the tokens."""
-    itos = scoring.vocab.itos
+    itos = scoring.shown_tokens
     surprising = [{"start": s.start, "end": s.end, "text": scoring.text[s.start : s.end], "nats": round(s.nats, 4),
                    "expected": itos[int(scoring.top_ids[s.first, 0])] if scoring.top_ids.shape[1] and s.first else None}
                   for s in scoring.surprising_spans(spans)]

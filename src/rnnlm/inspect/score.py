@@ -8,8 +8,10 @@ before it and no log-probability; at word level the stream starts with ``xxbos``
 document does in training), which is the first input, so every word of the text is predicted.
 No token is dropped: the total equals ``evaluate --streams 1`` on the same file.
 
-Bits per character divide the total nats by the characters of the text (and ln 2), whatever the
-level, so a character and a word model can be compared on one text; perplexity is per token.
+Bits per character follow docs/levels.md, as ``rnnlm evaluate`` counts them: the mean nats per
+predicted token times the text's tokens (the first one counted at the mean), over the
+characters of the text, / ln 2; at character level that is bits per token. Perplexity is per
+token.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +27,8 @@ import torch
 from tqdm import tqdm
 
 from rnnlm.data.corpus import decode_text, normalize_newlines, read_text_file
-from rnnlm.data.tokenizers import WORD_RE, Tokenizer
-from rnnlm.data.vocab import Vocab
+from rnnlm.data.tokenizers import WORD_RE, Tokenizer, code_points
+from rnnlm.data.vocab import SPECIALS, Vocab
 from rnnlm.device import memory_bytes, size_text
 from rnnlm.errors import RnnlmError
 from rnnlm.inspect.trace import forward_traced, state_kind
@@ -82,6 +85,7 @@ class Scoring:
     text: str  # the text as scored: line ends made \\n
     level: str
     vocab: Vocab
+    tokenizer: Tokenizer
     ids: np.ndarray  # (N,)
     starts: np.ndarray  # (N,)
     ends: np.ndarray  # (N,)
@@ -114,7 +118,14 @@ class Scoring:
 
     @property
     def bits_per_char(self) -> float:
-        return self.total_nats / len(self.text) / math.log(2)
+        return self.loss * self.token_count / len(self.text) / math.log(2)
+
+    @cached_property
+    def shown_tokens(self) -> list[str]:
+        """The text each vocab token stands for (specials by their names; at BPE level a
+        token's bytes decoded, U+FFFD for part of a character)."""
+        return self.vocab.itos if self.tokenizer.level != "bpe" else [
+            t if t in SPECIALS else self.tokenizer.piece(t) for t in self.vocab.itos]
 
     @property
     def surprisal(self) -> np.ndarray:
@@ -140,10 +151,18 @@ class Scoring:
         return sorted(spans, key=lambda sp: -sp.nats)[:count]
 
 
+def utf8_lengths(text: str) -> np.ndarray:
+    """The bytes each character of ``text`` takes in UTF-8 (N,)."""
+    codes = code_points(text)
+    return 1 + (codes >= 0x80).astype(np.int64) + (codes >= 0x800) + (codes >= 0x10000)
+
+
 def encode_with_spans(text: str, tokenizer: Tokenizer, vocab: Vocab) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Token ids (N,) of ``text`` as the tokenizer makes them (``xxbos`` first at word level), with
-    each token's character span in ``text``."""
-    lowered = text.lower() if tokenizer.lower else text
+    each token's character span in ``text``. Where a character is cut between tokens (a
+    character whose lower case is two, a BPE token ending inside a multi-byte character), it
+    belongs to the token its last part is in; the token before it has an empty span there."""
+    lowered = tokenizer.normalize(text) if tokenizer.level != "word" else text.lower() if tokenizer.lower else text
     origin = np.arange(len(text) + 1)
     if len(lowered) != len(text):  # a character whose lower case is longer (U+0130 lowers to 2)
         lengths = [len(c.lower()) for c in text]
@@ -151,6 +170,12 @@ def encode_with_spans(text: str, tokenizer: Tokenizer, vocab: Vocab) -> tuple[np
     if tokenizer.level == "char":
         ids = tokenizer.encode(text, vocab)
         return ids, origin[:-1], origin[1:]
+    if tokenizer.level == "bpe":
+        ids = tokenizer.encode(text, vocab)
+        token_bytes = np.array([len(b) for b in tokenizer.token_bytes], dtype=np.int64)
+        char_ends = np.cumsum(utf8_lengths(lowered))  # the byte after each character
+        token_ends = np.searchsorted(char_ends, np.cumsum(token_bytes[ids]), side="right")  # characters done
+        return ids, origin[np.concatenate([[0], token_ends[:-1]])], origin[token_ends]
     matches = list(WORD_RE.finditer(lowered))
     ids = np.concatenate([np.array([vocab.bos_id], dtype=vocab.dtype),
                           vocab.encode_tokens(m.group() for m in matches)])
@@ -247,7 +272,7 @@ def score_text(run: Run, text: str, top: int = 5, unit: UnitChoice | None = None
     traced = None
     if units:
         traced = Trace(layer, run.config.model.layers, state_kind(model), units, values)
-    return Scoring(run.folder.name, text, run.tokenizer.level, run.vocab, ids, starts, ends, logprobs, top_ids,
+    return Scoring(run.folder.name, text, run.tokenizer.level, run.vocab, run.tokenizer, ids, starts, ends, logprobs, top_ids,
                    top_logprobs, unknown, traced)
 
 

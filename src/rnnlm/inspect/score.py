@@ -272,8 +272,8 @@ def score_text(run: Run, text: str, top: int = 5, unit: UnitChoice | None = None
     traced = None
     if units:
         traced = Trace(layer, run.config.model.layers, state_kind(model), units, values)
-    return Scoring(run.folder.name, text, run.tokenizer.level, run.vocab, run.tokenizer, ids, starts, ends, logprobs, top_ids,
-                   top_logprobs, unknown, traced)
+    return Scoring(run.folder.name, text, run.tokenizer.level, run.vocab, run.tokenizer, ids, starts, ends, logprobs,
+                   top_ids, top_logprobs, unknown, traced)
 
 
 def read_score_text(path: str, encoding: str = "utf-8", errors: str = "strict", top: int = 5,

@@ -230,7 +230,8 @@ def score_text(run: Run, text: str, top: int = 5, unit: UnitChoice | None = None
     text = normalize_newlines(text)
     if not text:
         raise RnnlmError("the text is empty")
-    check_fits(len(text) + 1, top, len(units), "the text")
+    most = len(text) + 1 if run.tokenizer.level != "bpe" else int(utf8_lengths(text).sum())  # tokens at most
+    check_fits(most, top, len(units), "the text")
     ids, starts, ends = encode_with_spans(text, run.tokenizer, run.vocab)
     first_word = 1 if run.tokenizer.adds_bos else 0
     unknown = int((ids[first_word:] == run.vocab.unk_id).sum())
@@ -240,7 +241,7 @@ def score_text(run: Run, text: str, top: int = 5, unit: UnitChoice | None = None
         raise RnnlmError("the text shares no token with the model's vocab (every token would be xxunk)")
     n = len(ids)
     if n < 2:
-        raise RnnlmError("the text must hold at least 2 tokens at character level (the first is not predicted)")
+        raise RnnlmError("the text must hold at least 2 tokens (the first is not predicted)")
     logprobs = np.full(n, np.nan)
     top_ids = np.zeros((n, top), dtype=np.int32)
     top_logprobs = np.zeros((n, top), dtype=np.float32)

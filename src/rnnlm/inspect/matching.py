@@ -1,0 +1,246 @@
+"""Which windows of a small text occur in a long stream of training symbols, found in one pass.
+
+The text (a sample: a few MB at most) is held whole; the training text streams past in blocks
+(see ``Block``) and is never held. Both are arrays of integer symbols (code points, token ids).
+For each block:
+
+1. the fingerprint of every window of ``k`` symbols is looked up among the text's ``k``-grams
+   (``k`` is the smallest n-gram size, or less while the longest match found is shorter than
+   that): the hits are the only places a match can be;
+2. a window of ``n >= k`` symbols can only match where ``n - k + 1`` hits follow one another, so
+   the n-grams and the longest-substring search look only there, and every fingerprint match is
+   confirmed on the symbols before it counts (``Block.confirm``, ``Block.agree``);
+3. the longest common substring: while the block holds a window of ``best + 1`` symbols that
+   occurs in the text, take the first such window, extend it as far as it goes, and raise
+   ``best`` to its length. When no window of ``best + 1`` is left, none longer is (a longer one
+   would contain one), so ``best`` is exact for everything read so far;
+4. the block's tail is carried into the next block: ``max(n) - 1`` symbols so no n-gram is lost
+   at the seam, and more when the block ends inside a run of hits, back to the start of the
+   longest suffix that could still be growing into a longer match (at most ``best`` symbols:
+   every suffix that is a substring of the text is at most that long).
+
+Memory holds the text, its fingerprint tables and one block plus its carry, whatever the
+length of the training text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rnnlm.inspect.hashing import Powers, Scratch, Windows
+
+CONFIRM_CELLS = 1 << 22  # symbols compared at a time when confirming n-grams
+
+
+@dataclass
+class TextUnits:
+    """The text as symbols (``units``, int64), and where each unit is in the text.
+
+    ``spans``: the character offsets ``(starts, ends)`` of each unit (None: unit i is character
+    i); ``strings``: the units as strings where symbols alone do not prove equality."""
+
+    units: np.ndarray
+    text: str
+    spans: tuple[np.ndarray, np.ndarray] | None = None
+    strings: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.units)
+
+    def characters(self, start: int, length: int) -> tuple[int, int]:
+        """Character offsets ``[begin, end)`` of ``length`` units from unit ``start``."""
+        if self.spans is None:
+            return start, start + length
+        return int(self.spans[0][start]), int(self.spans[1][start + length - 1])
+
+
+@dataclass
+class Block:
+    """Consecutive training symbols of one document: ``ids`` (N,) from unit ``start`` of it.
+
+    ``first``: the block begins its document (nothing is carried into it). The symbols are
+    taken at their word: equal ids are equal text (subclasses whose ids may be equal for
+    different text override ``agree`` and ``confirm``)."""
+
+    ids: np.ndarray
+    document: str
+    start: int = 0
+    first: bool = True
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def agree(self, i: int, text: TextUnits, j: int, length: int) -> int:
+        """How many of the ``length`` units from ``i`` here and ``j`` in ``text`` are equal, up to the first that is not."""
+        same = self.ids[i : i + length] == text.units[j : j + length]
+        return length if same.all() else int(np.argmin(same))
+
+    def confirm(self, starts: np.ndarray, text: TextUnits, text_starts: np.ndarray, n: int) -> np.ndarray:
+        """Whether the window of ``n`` units at each of ``starts`` equals the text's at ``text_starts``."""
+        out = np.zeros(len(starts), dtype=bool)
+        offsets = np.arange(n)
+        step = max(1, CONFIRM_CELLS // n)
+        for at in range(0, len(starts), step):
+            here = self.ids[starts[at : at + step, None] + offsets]
+            there = text.units[text_starts[at : at + step, None] + offsets]
+            out[at : at + step] = (here == there).all(axis=1)
+        return out
+
+    def where(self, i: int) -> dict[str, Any]:
+        """The place of unit ``i`` in its document, for a report."""
+        return {"document": self.document, "token": self.start + i}
+
+    def tail(self, count: int) -> "Block":
+        """The last ``count`` units, as the start of the next block."""
+        cut = len(self.ids) - count
+        return Block(self.ids[cut:].copy(), self.document, self.start + cut, False)
+
+    def join(self, after: "Block") -> "Block":
+        """This block (a carried tail) followed by the next block of the same document."""
+        return Block(np.concatenate([self.ids, after.ids]), self.document, self.start, self.first)
+
+
+@dataclass
+class Match:
+    """The longest text window found so far: ``length`` units at ``text_start`` of the text, at
+    ``training`` (a ``Block.where``) in the training text."""
+
+    length: int = 0
+    text_start: int = 0
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+class Matcher:
+    """The n-grams of one text found so far, and its longest match, fed block by block."""
+
+    def __init__(self, text: TextUnits, ns: tuple[int, ...], powers: Powers, scratch: Scratch):
+        self.text, self.ns, self.powers, self.scratch = text, tuple(ns), powers, scratch
+        self.m = len(text)
+        self.sums = powers.prefix(text.units.view(np.uint64))
+        self.grams = {n: Windows(text.units, self.sums, powers, n, exact=True) for n in self.ns if n <= self.m}
+        self.found = {n: np.zeros(len(w), dtype=bool) for n, w in self.grams.items()}
+        self.pending = {n for n in self.grams}
+        self.best = Match()
+        self.windows: dict[int, Windows] = {}
+        self.carry = max(self.ns) - 1
+
+    @property
+    def done(self) -> bool:
+        """Nothing more can be learnt: every n-gram found and the whole text matched."""
+        return not self.pending and self.best.length >= self.m
+
+    def shared(self, n: int) -> tuple[int, int]:
+        """``(found, total)``: the text's n-grams (counted with repeats) that occur in the training text."""
+        if n not in self.grams:
+            return 0, 0
+        return int(self.grams[n].counts[self.found[n]].sum()), self.m - n + 1
+
+    def window_table(self, length: int) -> Windows:
+        """The text's windows of ``length``, built when first needed (a few lengths are kept)."""
+        if length in self.grams:
+            return self.grams[length]
+        if length not in self.windows:
+            if len(self.windows) >= 2:
+                self.windows.pop(next(iter(self.windows)))
+            self.windows[length] = Windows(self.text.units, self.sums, self.powers, length)
+        return self.windows[length]
+
+    def feed(self, block: Block, sums: np.ndarray) -> None:
+        """Look for the text in ``block`` (whose prefix sums are ``sums``); sets ``carry``."""
+        k = min(min(self.ns), self.best.length + 1)
+        hashes = self.powers.windows(sums, k, out=self.scratch.get("windows", len(block), np.uint64))
+        hits, ids = self.window_table(k).index.hits(hashes, self.scratch)  # ascending positions
+        self.carry = max(self.ns) - 1
+        if not hits.size:
+            return
+        runs = run_lengths(hits)  # hits[i] .. hits[i] + runs[i] - 1 are all hits
+        for n in sorted(self.pending):
+            self.look_for(n, block, sums, hits, runs, k, ids if n == k else None)
+        self.longest(block, sums, hits, runs, k)
+        if hits[-1] == len(block) - k:  # the block ends inside a run of hits
+            self.carry = max(self.carry, min(len(block) - trailing_run_start(hits), self.best.length))
+
+    def look_for(self, n: int, block: Block, sums: np.ndarray, hits: np.ndarray, runs: np.ndarray, k: int,
+                 kids: np.ndarray | None) -> None:
+        """Mark the text's n-grams that occur in ``block``."""
+        room = runs >= n - k + 1
+        starts = hits[room]
+        if not starts.size:
+            return
+        table, found = self.grams[n], self.found[n]
+        ids = kids[room] if kids is not None else table.index.find(self.powers.windows(sums, n, starts))
+        new = (ids >= 0) & ~found[np.maximum(ids, 0)]
+        starts, ids = starts[new], ids[new]
+        unique, first = np.unique(ids, return_index=True)
+        good = block.confirm(starts[first], self.text, table.first[unique], n)
+        found[unique[good]] = True
+        for gram in unique[~good]:  # a fingerprint shared by different windows: try the others
+            for start in starts[ids == gram]:
+                if block.agree(int(start), self.text, int(table.first[gram]), n) == n:
+                    found[gram] = True
+                    break
+        if found.all():
+            self.pending.discard(n)
+
+    def longest(self, block: Block, sums: np.ndarray, hits: np.ndarray, runs: np.ndarray, k: int) -> None:
+        """Raise ``best`` to the longest text window in ``block`` (see the module doc, step 3)."""
+        most = int(runs.max()) + k - 1  # no match in this block is longer
+        while self.best.length < min(most, self.m):
+            length = self.best.length + 1
+            starts = hits[runs >= length - k + 1]
+            hashes = self.powers.windows(sums, length, starts)
+            table = self.window_table(length)
+            ids = table.index.find(hashes)
+            hit = self.first_match(block, starts[ids >= 0], ids[ids >= 0], hashes[ids >= 0], table)
+            if hit is None:
+                return
+            i, j = hit
+            self.best = Match(self.extend(block, i, j, length), j, block.where(i))
+
+    def first_match(self, block: Block, starts: np.ndarray, ids: np.ndarray, hashes: np.ndarray,
+                    table: Windows) -> tuple[int, int] | None:
+        """The first candidate window of ``block`` confirmed equal to a text window: (i, j)."""
+        for start, gram, key in zip(starts.tolist(), ids.tolist(), hashes):
+            j = int(table.first[gram])
+            if block.agree(start, self.text, j, table.length) == table.length:
+                return start, j
+            same = self.powers.windows(self.sums, table.length) == key  # a fingerprint shared by other windows
+            for j in np.flatnonzero(same).tolist():
+                if block.agree(start, self.text, j, table.length) == table.length:
+                    return start, j
+        return None
+
+    def extend(self, block: Block, i: int, j: int, length: int) -> int:
+        """The length of the match at ``i`` (block) and ``j`` (text), known to be >= ``length``,
+        grown as far as both go, comparing in doubling steps."""
+        limit = min(len(block) - i, self.m - j)
+        step = 64
+        while length < limit:
+            width = min(step, limit - length)
+            differ = np.flatnonzero(block.ids[i + length : i + length + width]
+                                    != self.text.units[j + length : j + length + width])
+            if differ.size:
+                length += int(differ[0])
+                break
+            length += width
+            step *= 2
+        return block.agree(i, self.text, j, length)
+
+
+def run_lengths(hits: np.ndarray) -> np.ndarray:
+    """For each position in the ascending ``hits``, how many consecutive integers from it are
+    in ``hits`` (itself included)."""
+    breaks = np.flatnonzero(np.diff(hits) != 1)
+    last = np.append(breaks, len(hits) - 1)  # index of the last hit of each run
+    run = np.zeros(len(hits), dtype=np.int64)
+    run[breaks + 1] = 1
+    return hits[last[np.cumsum(run)]] - hits + 1
+
+
+def trailing_run_start(hits: np.ndarray) -> int:
+    """The first integer of the run of consecutive integers that ends the ascending ``hits``."""
+    gaps = hits - np.arange(len(hits))  # constant along a run, rising between runs
+    return int(hits[np.searchsorted(gaps, gaps[-1])])

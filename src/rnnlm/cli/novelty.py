@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> None:
 
     from rnnlm.data.corpus import decode_text, read_text_file
     from rnnlm.errors import RnnlmError
-    from rnnlm.inspect.novelty import MAX_TEXT_BYTES, novelty, run_data
+    from rnnlm.inspect.novelty import MAX_TEXT_BYTES, check_sizes, novelty, run_data
     from rnnlm.inspect.trainingtext import training_text
     from rnnlm.reading import regular_file_size
 
@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> None:
     reading = replace(data, encoding=args.encoding or data.encoding, errors=args.errors or data.errors)
     reading.validate()
     training = training_text(data, run=folder)
+    check_sizes(args.ngrams, training.level)  # before a long read
     limit = f"too large for a text to check (at most {MAX_TEXT_BYTES:,} bytes; novelty holds it in memory)"
     if args.text == "-":
         if sys.stdin is None or sys.stdin.isatty():

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from rnnlm.config import DataConfig
+from rnnlm.data.tokenizers import WORD_RE
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.inspect.hashing import BASES, HashCollision, Powers, Scratch
 from rnnlm.inspect.matching import Matcher, TextUnits
@@ -146,6 +147,9 @@ def scan(training: TrainingText, texts: Sequence[str], ns: Sequence[int] | None 
         raise RnnlmError("cannot fingerprint the text without collisions (is it built to defeat polynomial hashes?)")
     scanned, carry, early = 0, None, False
     for block in blocks:
+        if all(m.done for m in matchers):  # the rest cannot change a thing
+            early = True
+            break
         scanned += len(block)
         here = carry.join(block) if carry is not None and not block.first else block
         sums = powers.prefix(here.ids, out=scratch.get("sums", len(here) + 1, np.uint64))
@@ -154,9 +158,6 @@ def scan(training: TrainingText, texts: Sequence[str], ns: Sequence[int] | None 
             if not matcher.done:
                 matcher.feed(here, sums)
                 keep = max(keep, matcher.carry)
-        if all(m.done for m in matchers):
-            early = True
-            break
         carry = here.tail(min(keep, len(here)))
     seconds = time.monotonic() - start
     return [report(training, m, u, scanned, early, seconds) for m, u in zip(matchers, units)]
@@ -200,7 +201,7 @@ def resolve(training: TrainingText | DataConfig, level: str | None) -> TrainingT
 def check_text(text: str, training: TrainingText, name: str = "the text") -> None:
     if not text:
         raise RnnlmError(f"{name}: is empty; there is nothing to look for")
-    if training.level == "word" and not len(training.encode([text])[0]):
+    if training.level == "word" and not WORD_RE.search(training.compared(text)):
         raise RnnlmError(f"{name}: has no words; there is nothing to look for")
 
 

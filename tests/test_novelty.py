@@ -187,7 +187,8 @@ def brute_force(text, docs, ns):
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(docs=st.lists(st.text("abAB \n", max_size=300), min_size=1, max_size=3).filter(any), text=st.text("abAB \n", max_size=40),
+@given(docs=st.lists(st.text("abAB \n", max_size=300), min_size=1, max_size=3).filter(any),
+       text=st.text("abAB \n", max_size=40),
        copy=st.integers(0, 10_000), level=st.sampled_from(["char", "word"]), lower=st.booleans(),
        chunk=st.sampled_from([1, 5, 64, 1 << 16]), ns=st.lists(st.integers(1, 9), min_size=1, max_size=3),
        weak=st.booleans())

@@ -174,7 +174,7 @@ def report(training: TrainingText, matcher: Matcher, text: TextUnits, scanned: i
     shared = [Shared(n, *matcher.shared(n)) for n in matcher.ns]
     out = NoveltyReport(level, m, training.description, scanned, early and m > 0, longest, shared, training.lower,
                         round(seconds, 3))
-    one, many = UNIT_NAMES[level]
+    many = UNIT_NAMES[level][1]
     if m == 0:
         out.notes.append(f"the text has no {many}: nothing to look for")
     short = [n for n in matcher.ns if n > m]

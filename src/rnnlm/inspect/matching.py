@@ -74,7 +74,7 @@ class Block:
         return len(self.ids)
 
     def agree(self, i: int, text: TextUnits, j: int, length: int) -> int:
-        """How many of the ``length`` units from ``i`` here and ``j`` in ``text`` agree before the first that differs."""
+        """How many of the ``length`` units from ``i`` here and ``j`` in ``text`` agree before one differs."""
         same = self.ids[i : i + length] == text.units[j : j + length]
         return length if same.all() else int(np.argmin(same))
 

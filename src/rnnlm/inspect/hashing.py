@@ -83,12 +83,14 @@ class Scratch:
     costs more in page faults than the step itself."""
 
     def __init__(self) -> None:
-        self.arrays: dict[str, np.ndarray] = {}
+        self.arrays: dict[tuple[str, np.dtype], np.ndarray] = {}
 
-    def get(self, name: str, n: int, dtype: type) -> np.ndarray:
-        array = self.arrays.get(name)
+    def get(self, name: str, n: int, dtype: type | np.dtype) -> np.ndarray:
+        """``n`` elements of the array ``name`` of ``dtype``, as they were left."""
+        key = (name, np.dtype(dtype))
+        array = self.arrays.get(key)
         if array is None or len(array) < n:
-            array = self.arrays[name] = np.empty(max(n, 2 * len(array) if array is not None else n), dtype=dtype)
+            array = self.arrays[key] = np.empty(max(n, 2 * len(array) if array is not None else n), dtype=dtype)
         return array[:n]
 
 
@@ -96,11 +98,11 @@ MARK_BITS = 26  # the largest presence table: 64 MB
 
 
 class HashIndex:
-    """Distinct uint64 keys, found again by value: ``find(q)`` gives each query's index in
-    ``keys`` or -1. Open addressing with linear probing in a table at most a quarter full, so a
-    query usually costs one look; built and searched a whole array at a time. ``hits`` screens
-    a long array first with a byte per slot of a table four times larger (``mark``: some key
-    has its home there), so most absent queries cost one byte."""
+    """uint64 keys, found again by value: ``find(q)`` gives each query's index in ``keys`` (of
+    one of them, for keys given more than once) or -1. Open addressing with linear probing in a
+    table at most a quarter full, so a query usually costs one look; built and searched a whole
+    array at a time. ``hits`` screens a long array first with a byte per slot of a table four
+    times larger (``mark``: some key has its home there), so most absent queries cost one byte."""
 
     def __init__(self, keys: np.ndarray):
         bits = max(10, int(len(keys) * 4 - 1).bit_length())
@@ -112,12 +114,11 @@ class HashIndex:
         at = self.home(keys)
         while waiting.size:  # each round, every waiting key takes its slot if it is free, else the next
             free = np.flatnonzero(self.slot[at] < 0)
-            where, who = at[free], waiting[free]
-            self.slot[where] = who  # of several keys on one free slot, one wins
-            won = self.slot[where] == who
-            self.key[where[won]] = keys[who[won]]
-            stay = np.ones(len(waiting), dtype=bool)
-            stay[free[won]] = False
+            self.slot[at[free]] = waiting[free]  # of several keys on one free slot, one wins
+            won = np.zeros(len(waiting), dtype=bool)
+            won[free] = self.slot[at[free]] == waiting[free]
+            self.key[at[won]] = keys[waiting[won]]
+            stay = ~won & (self.key[at] != keys[waiting])  # an equal key there already: nothing to add
             waiting, at = waiting[stay], (at[stay] + 1) & (self.size - 1)
         mark_bits = min(bits + 2, MARK_BITS)
         self.mark_shift = np.uint64(64 - mark_bits)

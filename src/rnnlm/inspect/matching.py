@@ -26,11 +26,11 @@ length of the training text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
-from rnnlm.inspect.hashing import Powers, Scratch, Windows
+from rnnlm.inspect.hashing import HashIndex, Powers, Scratch, Windows
 
 CONFIRM_CELLS = 1 << 22  # symbols compared at a time when confirming n-grams
 
@@ -98,9 +98,10 @@ class Block:
         cut = len(self.ids) - count
         return Block(self.ids[cut:].copy(), self.document, self.start + cut, False)
 
-    def join(self, after: "Block") -> "Block":
-        """This block (a carried tail) followed by the next block of the same document."""
-        return Block(np.concatenate([self.ids, after.ids]), self.document, self.start, self.first)
+    def join(self, after: "Block", scratch: Scratch) -> "Block":
+        """This block (a carried tail) followed by the next block of the same document, in
+        ``scratch`` (valid until the next join)."""
+        return Block(joined(scratch, "ids", self.ids, after.ids), self.document, self.start, self.first)
 
 
 @dataclass
@@ -148,18 +149,26 @@ class Matcher:
             self.windows[length] = Windows(self.text.units, self.sums, self.powers, length)
         return self.windows[length]
 
+    def filter_length(self) -> int:
+        """``k``: the smallest n, or ``best + 1`` while that is smaller (a shorter filter would
+        miss the next longest match, a longer one lets through fewer places)."""
+        return min(min(self.ns), self.best.length + 1)
+
     def feed(self, block: Block, sums: np.ndarray) -> None:
         """Look for the text in ``block`` (whose prefix sums are ``sums``); sets ``carry``."""
-        k = min(min(self.ns), self.best.length + 1)
-        hashes = self.powers.windows(sums, k, out=self.scratch.get("windows", len(block), np.uint64))
-        hits, ids = self.window_table(k).index.hits(hashes, self.scratch)  # ascending positions
         self.carry = max(self.ns) - 1
-        if not hits.size:
-            return
-        runs = run_lengths(hits)  # hits[i] .. hits[i] + runs[i] - 1 are all hits
+        while True:  # again with a longer filter when the longest match outgrew it (the first blocks only)
+            k = self.filter_length()
+            hashes = self.powers.windows(sums, k, out=self.scratch.get("windows", len(block), np.uint64))
+            hits, ids = self.window_table(k).index.hits(hashes, self.scratch)  # ascending positions
+            if not hits.size:
+                return
+            runs = run_lengths(hits)  # hits[i] .. hits[i] + runs[i] - 1 are all hits
+            self.longest(block, sums, hits, runs, k)
+            if self.filter_length() == k:
+                break
         for n in sorted(self.pending):
             self.look_for(n, block, sums, hits, runs, k, ids if n == k else None)
-        self.longest(block, sums, hits, runs, k)
         if hits[-1] == len(block) - k:  # the block ends inside a run of hits
             self.carry = max(self.carry, min(len(block) - trailing_run_start(hits), self.best.length))
 
@@ -186,31 +195,31 @@ class Matcher:
             self.pending.discard(n)
 
     def longest(self, block: Block, sums: np.ndarray, hits: np.ndarray, runs: np.ndarray, k: int) -> None:
-        """Raise ``best`` to the longest text window in ``block`` (see the module doc, step 3)."""
+        """Raise ``best`` to the longest text window in ``block`` (see the module doc, step 3), or
+        until it outgrows the filter ``k``."""
         most = int(runs.max()) + k - 1  # no match in this block is longer
-        while self.best.length < min(most, self.m):
+        while self.best.length < min(most, self.m) and self.filter_length() == k:
             length = self.best.length + 1
-            starts = hits[runs >= length - k + 1]
-            hashes = self.powers.windows(sums, length, starts)
-            table = self.window_table(length)
-            ids = table.index.find(hashes)
-            hit = self.first_match(block, starts[ids >= 0], ids[ids >= 0], hashes[ids >= 0], table)
+            hit = self.first_match(block, sums, hits[runs >= length - k + 1], length)
             if hit is None:
                 return
             i, j = hit
             self.best = Match(self.extend(block, i, j, length), j, block.where(i))
 
-    def first_match(self, block: Block, starts: np.ndarray, ids: np.ndarray, hashes: np.ndarray,
-                    table: Windows) -> tuple[int, int] | None:
-        """The first candidate window of ``block`` confirmed equal to a text window: (i, j)."""
-        for start, gram, key in zip(starts.tolist(), ids.tolist(), hashes):
-            j = int(table.first[gram])
-            if block.agree(start, self.text, j, table.length) == table.length:
-                return start, j
-            same = self.powers.windows(self.sums, table.length) == key  # a fingerprint shared by other windows
-            for j in np.flatnonzero(same).tolist():
-                if block.agree(start, self.text, j, table.length) == table.length:
-                    return start, j
+    def first_match(self, block: Block, sums: np.ndarray, starts: np.ndarray, length: int) -> tuple[int, int] | None:
+        """A window of ``length`` at one of ``starts`` in ``block`` confirmed equal to a window
+        of the text, as ``(i, j)``; None when there is none. The fingerprints of both sides meet
+        in a table of the smaller side, built for this one question (no sort)."""
+        here = self.powers.windows(sums, length, starts)
+        there = self.powers.windows(self.sums, length)
+        small_here = len(here) <= len(there)
+        table, queries = (here, there) if small_here else (there, here)
+        found, which = HashIndex(table).hits(queries, self.scratch)
+        for q, t in zip(found.tolist(), which.tolist()):  # the first pair usually holds
+            for t in alternatives(table, t):
+                i, j = (int(starts[t]), q) if small_here else (int(starts[q]), t)
+                if block.agree(i, self.text, j, length) == length:
+                    return i, j
         return None
 
     def extend(self, block: Block, i: int, j: int, length: int) -> int:
@@ -230,6 +239,12 @@ class Matcher:
         return block.agree(i, self.text, j, length)
 
 
+def alternatives(keys: np.ndarray, at: int) -> Iterator[int]:
+    """``at``, then every other index of an equal key (one fingerprint of different windows)."""
+    yield at
+    yield from (t for t in np.flatnonzero(keys == keys[at]).tolist() if t != at)
+
+
 def run_lengths(hits: np.ndarray) -> np.ndarray:
     """For each position in the ascending ``hits``, how many consecutive integers from it are
     in ``hits`` (itself included)."""
@@ -244,3 +259,11 @@ def trailing_run_start(hits: np.ndarray) -> int:
     """The first integer of the run of consecutive integers that ends the ascending ``hits``."""
     gaps = hits - np.arange(len(hits))  # constant along a run, rising between runs
     return int(hits[np.searchsorted(gaps, gaps[-1])])
+
+
+def joined(scratch: Scratch, name: str, first: np.ndarray, second: np.ndarray, shift: int = 0) -> np.ndarray:
+    """``first`` then ``second + shift``, in the scratch array ``name``."""
+    out = scratch.get(name, len(first) + len(second), np.result_type(first, second))
+    out[: len(first)] = first
+    np.add(second, shift, out=out[len(first) :], casting="unsafe")
+    return out

@@ -31,6 +31,7 @@ import numpy as np
 from rnnlm.config import DataConfig
 from rnnlm.data.tokenizers import WORD_RE
 from rnnlm.errors import RnnlmError, shown
+from rnnlm.inspect.ahead import ahead
 from rnnlm.inspect.hashing import BASES, HashCollision, Powers, Scratch
 from rnnlm.inspect.matching import Matcher, TextUnits
 from rnnlm.inspect.trainingtext import UNKNOWN, TrainingText, training_text
@@ -146,12 +147,12 @@ def scan(training: TrainingText, texts: Sequence[str], ns: Sequence[int] | None 
     else:
         raise RnnlmError("cannot fingerprint the text without collisions (is it built to defeat polynomial hashes?)")
     scanned, carry, early = 0, None, False
-    for block in blocks:
+    for block in ahead(blocks):
         if all(m.done for m in matchers):  # the rest cannot change a thing
             early = True
             break
         scanned += len(block)
-        here = carry.join(block) if carry is not None and not block.first else block
+        here = carry.join(block, scratch) if carry is not None and not block.first else block
         sums = powers.prefix(here.ids, out=scratch.get("sums", len(here) + 1, np.uint64))
         keep = 0
         for matcher in matchers:

@@ -38,8 +38,8 @@ from rnnlm.data.prepare import IDS, TRAIN, VALID, VOCAB, damaged, is_prepared, r
 from rnnlm.data.tokenizers import WORD_RE, code_points
 from rnnlm.data.vocab import SPECIALS, Vocab
 from rnnlm.errors import RnnlmError, shown
-from rnnlm.inspect.hashing import HashCollision, HashIndex, Powers
-from rnnlm.inspect.matching import Block, TextUnits
+from rnnlm.inspect.hashing import HashCollision, HashIndex, Powers, Scratch
+from rnnlm.inspect.matching import Block, TextUnits, joined
 from rnnlm.reading import regular_file_size
 
 NEWLINE = ord("\n")
@@ -68,8 +68,8 @@ class CharBlock(Block):
         kept = int(np.count_nonzero(ids == NEWLINE))
         return CharBlock(ids, self.document, self.start + cut, False, self.lines + self.newlines - kept, kept)
 
-    def join(self, after: "CharBlock") -> "CharBlock":
-        return CharBlock(np.concatenate([self.ids, after.ids]), self.document, self.start, self.first,
+    def join(self, after: "CharBlock", scratch: Scratch) -> "CharBlock":
+        return CharBlock(joined(scratch, "ids", self.ids, after.ids), self.document, self.start, self.first,
                          self.lines, self.newlines + after.newlines)
 
 
@@ -110,11 +110,11 @@ class WordBlock(Block):
                          self.starts[cut:] - at, self.ends[cut:] - at, self.char_start + at,
                          self.lines + self.text.count("\n", 0, at))
 
-    def join(self, after: "WordBlock") -> "WordBlock":
+    def join(self, after: "WordBlock", scratch: Scratch) -> "WordBlock":
         shift = len(self.text)
-        return WordBlock(np.concatenate([self.ids, after.ids]), self.document, self.start, self.first,
-                         self.text + after.text, np.concatenate([self.starts, after.starts + shift]),
-                         np.concatenate([self.ends, after.ends + shift]), self.char_start, self.lines)
+        return WordBlock(joined(scratch, "ids", self.ids, after.ids), self.document, self.start, self.first,
+                         self.text + after.text, joined(scratch, "starts", self.starts, after.starts, shift),
+                         joined(scratch, "ends", self.ends, after.ends, shift), self.char_start, self.lines)
 
 
 SPACE, WORD, OTHER = 0, 1, 2

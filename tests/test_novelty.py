@@ -215,6 +215,7 @@ def test_matches_brute_force(tmp_path_factory, monkeypatch, docs, text, copy, le
     assert [(s.found, s.total) for s in report.shared] == shared
 
 
+@settings(deadline=None)
 @given(st.text(st.characters(codec="utf-8"), max_size=200))
 def test_the_numpy_word_tokenizer_is_word_re(text):
     starts, ends = word_spans(code_points(text))

@@ -101,8 +101,8 @@ class HashIndex:
     """uint64 keys, found again by value: ``find(q)`` gives each query's index in ``keys`` (of
     one of them, for keys given more than once) or -1. Open addressing with linear probing in a
     table at most a quarter full, so a query usually costs one look; built and searched a whole
-    array at a time. ``hits`` screens a long array first with a byte per slot of a table four
-    times larger (``mark``: some key has its home there), so most absent queries cost one byte."""
+    array at a time. ``hits`` screens a long array first with a table of bytes 16 times larger
+    (``mark``: some key has its home there), so most absent queries cost one byte."""
 
     def __init__(self, keys: np.ndarray):
         bits = max(10, int(len(keys) * 4 - 1).bit_length())
@@ -120,7 +120,7 @@ class HashIndex:
             self.key[at[won]] = keys[waiting[won]]
             stay = ~won & (self.key[at] != keys[waiting])  # an equal key there already: nothing to add
             waiting, at = waiting[stay], (at[stay] + 1) & (self.size - 1)
-        mark_bits = min(bits + 2, MARK_BITS)
+        mark_bits = min(bits + 4, MARK_BITS)
         self.mark_shift = np.uint64(64 - mark_bits)
         self.mark = np.zeros(1 << mark_bits, dtype=np.uint8)
         self.mark[(keys >> self.mark_shift).view(np.int64)] = 1
@@ -144,10 +144,15 @@ class HashIndex:
             live, at, slot = live[occupied], at[occupied], slot[occupied]
         return found
 
+    def marked(self, q: np.ndarray, scratch: Scratch) -> np.ndarray:
+        """The positions in the long array ``q`` that may hold a key, ascending: all that do,
+        and a few more (about one absent query in 64)."""
+        at = np.right_shift(q, self.mark_shift, out=scratch.get("home", len(q), np.uint64)).view(np.int64)
+        return np.flatnonzero(np.take(self.mark, at, out=scratch.get("marks", len(q), np.uint8)))
+
     def hits(self, q: np.ndarray, scratch: Scratch) -> tuple[np.ndarray, np.ndarray]:
         """``(positions, indices)``: where in the long array ``q`` a key is, ascending, and which."""
-        at = np.right_shift(q, self.mark_shift, out=scratch.get("home", len(q), np.uint64)).view(np.int64)
-        marked = np.flatnonzero(np.take(self.mark, at, out=scratch.get("marks", len(q), np.uint8)))
+        marked = self.marked(q, scratch)
         found = self.find(q[marked])
         present = found >= 0
         return marked[present], found[present]
@@ -166,6 +171,7 @@ class Windows:
         if exact:
             check_groups(units, length, first[inverse])
         self.length = length
+        self.keys = keys
         self.index = HashIndex(keys)
         self.first = first
         self.counts = counts

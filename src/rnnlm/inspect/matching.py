@@ -124,6 +124,8 @@ class Matcher:
         self.grams = {n: Windows(text.units, self.sums, powers, n, exact=True) for n in self.ns if n <= self.m}
         self.found = {n: np.zeros(len(w), dtype=bool) for n, w in self.grams.items()}
         self.pending = {n for n in self.grams}
+        self.unfound: dict[int, tuple[HashIndex, np.ndarray]] = {}  # n: a table of the n-grams not found yet
+        self.left = {n: len(w) for n, w in self.grams.items()}  # how many are not found
         self.best = Match()
         self.windows: dict[int, Windows] = {}
         self.carry = max(self.ns) - 1
@@ -160,7 +162,7 @@ class Matcher:
         while True:  # again with a longer filter when the longest match outgrew it (the first blocks only)
             k = self.filter_length()
             hashes = self.powers.windows(sums, k, out=self.scratch.get("windows", len(block), np.uint64))
-            hits, ids = self.window_table(k).index.hits(hashes, self.scratch)  # ascending positions
+            hits = self.window_table(k).index.marked(hashes, self.scratch)  # where a text k-gram may be
             if not hits.size:
                 return
             runs = run_lengths(hits)  # hits[i] .. hits[i] + runs[i] - 1 are all hits
@@ -168,30 +170,43 @@ class Matcher:
             if self.filter_length() == k:
                 break
         for n in sorted(self.pending):
-            self.look_for(n, block, sums, hits, runs, k, ids if n == k else None)
+            self.look_for(n, block, sums, hits, runs, k, hashes)
         if hits[-1] == len(block) - k:  # the block ends inside a run of hits
             self.carry = max(self.carry, min(len(block) - trailing_run_start(hits), self.best.length))
 
+    def unfound_table(self, n: int) -> tuple[HashIndex, np.ndarray]:
+        """A table of the n-grams not found yet and their indices, rebuilt whenever an eighth of
+        them have been found: once the common n-grams are found, a training n-gram that is
+        among them costs a byte of the table's ``mark``, not a look in the whole table."""
+        table = self.unfound.get(n)
+        if table is None or 8 * self.left[n] <= 7 * len(table[1]):
+            left = np.flatnonzero(~self.found[n])
+            table = self.unfound[n] = (HashIndex(self.grams[n].keys[left]), left)
+        return table
+
     def look_for(self, n: int, block: Block, sums: np.ndarray, hits: np.ndarray, runs: np.ndarray, k: int,
-                 kids: np.ndarray | None) -> None:
-        """Mark the text's n-grams that occur in ``block``."""
-        room = runs >= n - k + 1
-        starts = hits[room]
+                 khashes: np.ndarray) -> None:
+        """Mark the text's n-grams that occur in ``block``; ``khashes``: the block's k-grams."""
+        starts = hits[runs >= n - k + 1]
         if not starts.size:
             return
         table, found = self.grams[n], self.found[n]
-        ids = kids[room] if kids is not None else table.index.find(self.powers.windows(sums, n, starts))
-        new = (ids >= 0) & ~found[np.maximum(ids, 0)]
+        unfound, grams = self.unfound_table(n)
+        at, which = unfound.hits(khashes[starts] if n == k else self.powers.windows(sums, n, starts), self.scratch)
+        starts, ids = starts[at], grams[which]
+        new = ~found[ids]  # found since the table was built
         starts, ids = starts[new], ids[new]
         unique, first = np.unique(ids, return_index=True)
         good = block.confirm(starts[first], self.text, table.first[unique], n)
         found[unique[good]] = True
+        self.left[n] -= int(good.sum())
         for gram in unique[~good]:  # a fingerprint shared by different windows: try the others
             for start in starts[ids == gram]:
                 if block.agree(int(start), self.text, int(table.first[gram]), n) == n:
                     found[gram] = True
+                    self.left[n] -= 1
                     break
-        if found.all():
+        if not self.left[n]:
             self.pending.discard(n)
 
     def longest(self, block: Block, sums: np.ndarray, hits: np.ndarray, runs: np.ndarray, k: int) -> None:

@@ -18,7 +18,6 @@ before a match counts (``WordBlock.agree``). A prepared folder is scanned as its
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import re
@@ -120,21 +119,38 @@ class WordBlock(Block):
 SPACE, WORD, OTHER = 0, 1, 2
 
 
-@functools.cache
-def char_classes() -> np.ndarray:
-    """The class of every code point under ``WORD_RE`` (``\\w+|[^\\w\\s]``): SPACE, WORD or OTHER."""
-    every = "".join(map(chr, range(0x110000)))
-    classes = np.full(len(every), OTHER, dtype=np.uint8)
-    for pattern, value in ((r"\w+", WORD), (r"\s+", SPACE)):
-        for m in re.finditer(pattern, every):
-            classes[m.start() : m.end()] = value
-    return classes
+class CharClasses:
+    """The class of every code point under ``WORD_RE`` (``\\w+|[^\\w\\s]``): SPACE, WORD or
+    OTHER, found by the regular expression itself, a page of code points at a time as texts
+    reach them (all of Unicode takes a third of a second)."""
+
+    PAGE = 1 << 12
+
+    def __init__(self) -> None:
+        self.table = np.zeros(0, dtype=np.uint8)
+
+    def grow(self, top: int) -> None:
+        end = min(-(-(top + 1) // self.PAGE) * self.PAGE, 0x110000)
+        chars = "".join(map(chr, range(len(self.table), end)))
+        classes = np.full(len(chars), OTHER, dtype=np.uint8)
+        for pattern, value in ((r"\w+", WORD), (r"\s+", SPACE)):
+            for m in re.finditer(pattern, chars):
+                classes[m.start() : m.end()] = value
+        self.table = np.concatenate([self.table, classes])
+
+    def of(self, codes: np.ndarray) -> np.ndarray:
+        if len(codes) and int(codes.max()) >= len(self.table):
+            self.grow(int(codes.max()))
+        return self.table[codes]
+
+
+CHAR_CLASSES = CharClasses()
 
 
 def word_spans(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(starts, ends)`` of the words of ``WORD_RE.findall`` over the code points ``codes``:
     runs of word characters, and every character that is neither a word character nor a space."""
-    kind = char_classes()[codes]
+    kind = CHAR_CLASSES.of(codes)
     word, other = kind == WORD, kind == OTHER
     begins = word.copy()
     begins[1:] &= ~word[:-1]

@@ -19,6 +19,7 @@ from rnnlm.data.corpus import load_corpus
 from rnnlm.data.prepare import prepare
 from rnnlm.data.tokenizers import WORD_RE, WordTokenizer, code_points
 from rnnlm.errors import RnnlmError
+from rnnlm.inspect.hashing import HashIndex
 from rnnlm.inspect.novelty import novelty, novelty_for_run, novelty_for_samples
 from rnnlm.inspect.trainingtext import training_text, word_spans
 
@@ -213,6 +214,18 @@ def test_matches_brute_force(tmp_path_factory, monkeypatch, docs, text, copy, le
     best, shared = brute_force(tokens(text), [tokens(d) for d in train], sorted(set(ns)))
     assert (report.longest.length if report.longest else 0) == best
     assert [(s.found, s.total) for s in report.shared] == shared
+
+
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=300), st.lists(st.integers(0, 2**64 - 1), max_size=50),
+       st.integers(0, 60))
+def test_hash_index_finds_every_key_and_nothing_else(keys, others, crowd):
+    """Keys given twice, and keys crowded onto few home slots (equal top bits), included."""
+    crowded = [k >> crowd << crowd for k in keys]
+    table = HashIndex(np.array(crowded, dtype=np.uint64))
+    queries = np.array(crowded + others, dtype=np.uint64)
+    found = table.find(queries)
+    for q, f in zip(queries.tolist(), found.tolist()):
+        assert (crowded[f] == q) if f >= 0 else q not in crowded
 
 
 @settings(deadline=None)

@@ -130,18 +130,19 @@ class HashIndex:
         return (q >> self.shift).view(np.int64)
 
     def find(self, q: np.ndarray) -> np.ndarray:
-        found = np.full(len(q), -1, dtype=np.int64)
         at = self.home(q)
         slot = self.slot[at]
-        live = np.flatnonzero(slot >= 0)
-        at, slot = at[live], slot[live]
+        found = np.where(self.key[at] == q, slot, -1).astype(np.int64)  # most keys are at home
+        live = np.flatnonzero((found < 0) & (slot >= 0))  # not there, but the slot is taken: look further
+        at = at[live]
         while live.size:
-            hit = self.key[at] == q[live]
-            found[live[hit]] = slot[hit]
-            live, at = live[~hit], (at[~hit] + 1) & (self.size - 1)
+            at = (at + 1) & (self.size - 1)
             slot = self.slot[at]
             occupied = slot >= 0
             live, at, slot = live[occupied], at[occupied], slot[occupied]
+            hit = self.key[at] == q[live]
+            found[live[hit]] = slot[hit]
+            live, at = live[~hit], at[~hit]
         return found
 
     def marked(self, q: np.ndarray, scratch: Scratch) -> np.ndarray:

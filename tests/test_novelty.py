@@ -350,3 +350,15 @@ def test_blocks_stay_small_whatever_the_training_text(corpus, monkeypatch):
     monkeypatch.setattr(matching.Matcher, "feed", watch)
     novelty(random_letters(9, 500), training_text(DataConfig(source=str(corpus)), chunk_bytes=4096), progress=False)
     assert len(sizes) > 20 and max(sizes) < 4096 + 100 and np.mean(sizes) > 2000
+
+
+def test_a_bad_byte_deep_in_the_training_text_is_one_clear_error(tmp_path):
+    """Read in a thread ahead of the matching, the error still reaches the caller as it is."""
+    path = tmp_path / "bad.txt"
+    path.write_bytes(english_like(11, 5_000).encode() + b"\xff" + b" the end" * 10)
+    with pytest.raises(RnnlmError, match=r"not UTF-8 text \(invalid byte at offset \d+\)"):
+        novelty("will to power", training_text(DataConfig(source=str(path), valid=str(path)), chunk_bytes=512),
+                progress=False)
+    start = english_like(11, 5_000)[:30]
+    report = novelty(start, DataConfig(source=str(path), valid=str(path), errors="replace"), progress=False)
+    assert report.longest.length == 30

@@ -31,7 +31,6 @@ import numpy as np
 from rnnlm.config import DataConfig
 from rnnlm.data.tokenizers import WORD_RE
 from rnnlm.errors import RnnlmError, shown
-from rnnlm.inspect.ahead import ahead
 from rnnlm.inspect.hashing import BASES, HashCollision, Powers, Scratch
 from rnnlm.inspect.matching import Matcher, TextUnits
 from rnnlm.inspect.trainingtext import UNKNOWN, TrainingText, training_text
@@ -147,19 +146,22 @@ def scan(training: TrainingText, texts: Sequence[str], ns: Sequence[int] | None 
     else:
         raise RnnlmError("cannot fingerprint the text without collisions (is it built to defeat polynomial hashes?)")
     scanned, carry, early = 0, None, False
-    for block in ahead(blocks):
-        if all(m.done for m in matchers):  # the rest cannot change a thing
-            early = True
-            break
-        scanned += len(block)
-        here = carry.join(block, scratch) if carry is not None and not block.first else block
-        sums = powers.prefix(here.ids, out=scratch.get("sums", len(here) + 1, np.uint64))
-        keep = 0
-        for matcher in matchers:
-            if not matcher.done:
-                matcher.feed(here, sums)
-                keep = max(keep, matcher.carry)
-        carry = here.tail(min(keep, len(here)))
+    try:
+        for block in blocks:
+            if all(m.done for m in matchers):  # the rest cannot change a thing
+                early = True
+                break
+            scanned += len(block)
+            here = carry.join(block, scratch) if carry is not None and not block.first else block
+            sums = powers.prefix(here.ids, out=scratch.get("sums", len(here) + 1, np.uint64))
+            keep = 0
+            for matcher in matchers:
+                if not matcher.done:
+                    matcher.feed(here, sums)
+                    keep = max(keep, matcher.carry)
+            carry = here.tail(min(keep, len(here)))
+    finally:
+        blocks.close()  # stops the reading thread
     seconds = time.monotonic() - start
     return [report(training, m, u, scanned, early, seconds) for m, u in zip(matchers, units)]
 

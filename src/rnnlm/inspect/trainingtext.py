@@ -37,6 +37,7 @@ from rnnlm.data.prepare import IDS, TRAIN, VALID, VOCAB, damaged, is_prepared, r
 from rnnlm.data.tokenizers import WORD_RE, code_points
 from rnnlm.data.vocab import SPECIALS, Vocab
 from rnnlm.errors import RnnlmError, shown
+from rnnlm.inspect.ahead import ahead
 from rnnlm.inspect.hashing import HashCollision, HashIndex, Powers, Scratch
 from rnnlm.inspect.matching import Block, TextUnits, joined
 from rnnlm.reading import regular_file_size
@@ -229,10 +230,13 @@ class RawTraining(TrainingText):
         return out
 
     def blocks(self, powers: Powers, progress: bool) -> Iterator[Block]:
-        index = self.vocabulary.index(powers) if self.level == "word" else None  # may raise HashCollision
-        return self.stream(powers, index, progress)
+        """Read, decode and cut into words in a thread ahead; the words are numbered here."""
+        if self.level == "char":
+            return ahead(self.stream(powers, progress))
+        index = self.vocabulary.index(powers)  # may raise HashCollision
+        return numbered(ahead(self.stream(powers, progress)), index, len(self.vocabulary.number))
 
-    def stream(self, powers: Powers, index: HashIndex | None, progress: bool) -> Iterator[Block]:
+    def stream(self, powers: Powers, progress: bool) -> Iterator[Block]:
         lengths = self.count(progress) if self.valid_frac is not None else None
         total = None if lengths is None else int(round(sum(lengths) * (1 - self.valid_frac)))
         with tqdm(total=total, desc="scanning", unit="char", unit_scale=True, leave=False, dynamic_ncols=True,
@@ -250,8 +254,8 @@ class RawTraining(TrainingText):
                     bar.update(len(piece))
                     piece = self.compared(piece)
                     newlines = piece.count("\n")
-                    block = (CharBlock(code_points(piece), name, chars, True, lines, newlines) if index is None
-                             else self.word_block(piece, name, units, chars, lines, powers, index))
+                    block = (CharBlock(code_points(piece), name, chars, True, lines, newlines) if self.level == "char"
+                             else word_block(piece, name, units, chars, lines, powers))
                     chars, lines = chars + len(piece), lines + newlines
                     if len(block):
                         block.first, first = first, False
@@ -272,13 +276,26 @@ class RawTraining(TrainingText):
                 lengths.append(length)
         return lengths
 
-    def word_block(self, piece: str, name: str, units: int, chars: int, lines: int, powers: Powers,
-                   index: HashIndex) -> WordBlock:
-        codes = code_points(piece)
-        starts, ends = word_spans(codes)
-        numbers = index.find(powers.spans(powers.prefix(codes), starts, ends))
-        numbers[numbers < 0] = len(self.vocabulary.number)  # a word no text has
-        return WordBlock(numbers.astype(np.uint32), name, units, True, piece, starts, ends, chars, lines)
+
+def word_block(piece: str, name: str, units: int, chars: int, lines: int, powers: Powers) -> WordBlock:
+    """The words of ``piece``, their fingerprints for ids until ``numbered`` numbers them."""
+    codes = code_points(piece)
+    starts, ends = word_spans(codes)
+    return WordBlock(powers.spans(powers.prefix(codes), starts, ends), name, units, True, piece, starts, ends,
+                     chars, lines)
+
+
+def numbered(blocks: Iterator[WordBlock], index: HashIndex, unknown: int) -> Iterator[WordBlock]:
+    """The blocks with the number of each word (``index``: the texts' words), ``unknown`` for
+    a word no text has."""
+    try:
+        for block in blocks:
+            numbers = index.find(block.ids)
+            numbers[numbers < 0] = unknown
+            block.ids = numbers.astype(np.uint32)
+            yield block
+    finally:
+        blocks.close()
 
 
 class PreparedTraining(TrainingText):
@@ -316,6 +333,9 @@ class PreparedTraining(TrainingText):
         return out
 
     def blocks(self, powers: Powers, progress: bool) -> Iterator[Block]:
+        return ahead(self.stream(progress))
+
+    def stream(self, progress: bool) -> Iterator[Block]:
         ids = self.ids[self.train]
         name = str(self.folder / IDS)
         with tqdm(total=len(ids), desc="scanning", unit="tok", unit_scale=True, leave=False, dynamic_ncols=True,

@@ -4,14 +4,16 @@ The text (a sample: a few MB at most) is held whole; the training text streams p
 (see ``Block``) and is never held. Both are arrays of integer symbols (code points, token ids).
 For each block:
 
-1. the fingerprint of every window of ``k`` symbols is looked up among the text's ``k``-grams
+1. the fingerprint of every window of ``k`` symbols is screened against the text's ``k``-grams
    (``k`` is the smallest n-gram size, or less while the longest match found is shorter than
-   that): the hits are the only places a match can be;
+   that) with a byte table: the hits (every true one, and a few false ones that only cost time)
+   are the only places a match can start;
 2. a window of ``n >= k`` symbols can only match where ``n - k + 1`` hits follow one another, so
-   the n-grams and the longest-substring search look only there, and every fingerprint match is
-   confirmed on the symbols before it counts (``Block.confirm``, ``Block.agree``);
+   the n-grams are looked up only there, in a table of those not found yet, and every
+   fingerprint match is confirmed on the symbols before it counts (``Block.confirm``);
 3. the longest common substring: while the block holds a window of ``best + 1`` symbols that
-   occurs in the text, take the first such window, extend it as far as it goes, and raise
+   occurs in the text (looked for where ``best + 2 - k`` hits follow one another), take the
+   first such window, confirm it (``Block.agree``), extend it as far as it goes, and raise
    ``best`` to its length. When no window of ``best + 1`` is left, none longer is (a longer one
    would contain one), so ``best`` is exact for everything read so far;
 4. the block's tail is carried into the next block: ``max(n) - 1`` symbols so no n-gram is lost
@@ -61,9 +63,9 @@ class TextUnits:
 class Block:
     """Consecutive training symbols of one document: ``ids`` (N,) from unit ``start`` of it.
 
-    ``first``: the block begins its document (nothing is carried into it). The symbols are
-    taken at their word: equal ids are equal text (subclasses whose ids may be equal for
-    different text override ``agree`` and ``confirm``)."""
+    ``first``: the block begins its document (nothing is carried into it). Equal ids here are
+    equal text; subclasses whose ids may be equal for different text override ``agree`` and
+    ``confirm``."""
 
     ids: np.ndarray
     document: str

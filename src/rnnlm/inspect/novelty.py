@@ -69,6 +69,8 @@ class Shared:
 
 @dataclass
 class NoveltyReport:
+    """What ``novelty`` found for one text; ``summary()`` for people, ``as_dict()`` for JSON."""
+
     level: str
     length: int  # units (characters or words) of the text
     training: str  # what was scanned
@@ -122,10 +124,9 @@ def place(where: dict[str, Any]) -> str:
 def check_sizes(ns: Sequence[int] | None, level: str) -> tuple[int, ...]:
     if ns is None:
         return NGRAMS[level]
-    sizes = tuple(sorted(set(ns)))
-    if not sizes or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in sizes):
+    if not ns or any(not isinstance(n, int) or isinstance(n, bool) or n < 1 for n in ns):
         raise RnnlmError(f"n-gram sizes must be whole numbers >= 1 (got {shown(list(ns))})")
-    return sizes
+    return tuple(sorted(set(ns)))
 
 
 def scan(training: TrainingText, texts: Sequence[str], ns: Sequence[int] | None = None,

@@ -40,7 +40,7 @@ from rnnlm.errors import RnnlmError, shown
 from rnnlm.inspect.ahead import ahead
 from rnnlm.inspect.hashing import HashCollision, HashIndex, Powers, Scratch
 from rnnlm.inspect.matching import Block, TextUnits, joined
-from rnnlm.reading import regular_file_size
+from rnnlm.reading import open_regular_file, os_reason, regular_file_size
 
 NEWLINE = ord("\n")
 UNKNOWN = 1 << 32  # a text unit no training symbol can equal (ids are at most uint32)
@@ -299,7 +299,8 @@ def numbered(blocks: Iterator[WordBlock], index: HashIndex, unknown: int) -> Ite
 
 
 class PreparedTraining(TrainingText):
-    """The training ids of a folder written by ``rnnlm prepare``, memory-mapped. The text is
+    """The training ids of a folder written by ``rnnlm prepare``, read a block at a time (a
+    memory map would hold every page it has read in this process's resident memory). The text is
     encoded with the folder's vocab; a unit it lacks (and ``xxunk`` in the ids, which stands
     for every token it lacks) matches nothing. The ids are not checked against the vocab, as
     ``open_prepared`` does before training: an id beyond it cannot match a text unit either."""
@@ -312,9 +313,7 @@ class PreparedTraining(TrainingText):
         size = regular_file_size(folder / IDS, missing=f"no {IDS}")
         if size != total * dtype.itemsize:
             raise damaged(folder, f"{IDS} is {size:,} bytes, prepared.json implies {total * dtype.itemsize:,}")
-        self.folder = folder
-        self.ids = np.memmap(folder / IDS, dtype=dtype, mode="r", shape=(total,)) if total else np.zeros(0, dtype)
-        self.train = slice(*splits[TRAIN])
+        self.folder, self.dtype, self.tokens = folder, dtype, splits[TRAIN][1]
         self.description = f"{folder} (prepared, {splits[TRAIN][1]:,} training tokens)"
 
     def id_of(self, token: str) -> int:
@@ -336,14 +335,19 @@ class PreparedTraining(TrainingText):
         return ahead(self.stream(progress))
 
     def stream(self, progress: bool) -> Iterator[Block]:
-        ids = self.ids[self.train]
-        name = str(self.folder / IDS)
-        with tqdm(total=len(ids), desc="scanning", unit="tok", unit_scale=True, leave=False, dynamic_ncols=True,
-                  disable=not progress) as bar:
-            for start in range(0, len(ids), PREPARED_BLOCK):
-                block = np.asarray(ids[start : start + PREPARED_BLOCK])
+        path = self.folder / IDS
+        with open_regular_file(path) as f, tqdm(total=self.tokens, desc="scanning", unit="tok", unit_scale=True,
+                                                 leave=False, dynamic_ncols=True, disable=not progress) as bar:
+            for start in range(0, self.tokens, PREPARED_BLOCK):  # the training ids come first
+                block = np.empty(min(PREPARED_BLOCK, self.tokens - start), dtype=self.dtype)
+                try:
+                    read = f.readinto(memoryview(block).cast("B"))
+                except OSError as e:
+                    raise os_reason(path, e) from None
+                if read != block.nbytes:
+                    raise damaged(self.folder, f"{IDS} ended early, at {start * self.dtype.itemsize + read:,} bytes")
                 bar.update(len(block))
-                yield Block(block, name, start, start == 0)
+                yield Block(block, str(path), start, start == 0)
 
 
 def describe_split(source: str, valid_frac: float | None, valid: str | None) -> str:

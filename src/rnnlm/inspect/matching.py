@@ -130,6 +130,7 @@ class Matcher:
         self.left = {n: len(w) for n, w in self.grams.items()}  # how many are not found
         self.best = Match()
         self.windows: dict[int, Windows] = {}
+        self.probe: tuple[int, np.ndarray | None, HashIndex | None] = (0, None, None)  # see first_match
         self.carry = max(self.ns) - 1
 
     @property
@@ -226,12 +227,24 @@ class Matcher:
     def first_match(self, block: Block, sums: np.ndarray, starts: np.ndarray, length: int) -> tuple[int, int] | None:
         """A window of ``length`` at one of ``starts`` in ``block`` confirmed equal to a window
         of the text, as ``(i, j)``; None when there is none. The fingerprints of both sides meet
-        in a table of the smaller side, built for this one question (no sort)."""
+        in a table: of the text's windows when this length was asked about before (the longest
+        match stays the same length over many blocks), else of the smaller side, built for this
+        one question."""
         here = self.powers.windows(sums, length, starts)
-        there = self.powers.windows(self.sums, length)
-        small_here = len(here) <= len(there)
+        if self.probe[0] == length:
+            there, index = self.probe[1], self.probe[2]
+            small_here = False
+        else:
+            there = self.powers.windows(self.sums, length)
+            small_here = len(here) <= len(there)
+            if self.probe[0] == -length:  # the second time: keep a table
+                index, small_here = HashIndex(there), False
+                self.probe = (length, there, index)
+            else:
+                index = HashIndex(here if small_here else there)
+                self.probe = (-length, None, None)
         table, queries = (here, there) if small_here else (there, here)
-        found, which = HashIndex(table).hits(queries, self.scratch)
+        found, which = index.hits(queries, self.scratch)
         for q, t in zip(found.tolist(), which.tolist()):  # the first pair usually holds
             for t in alternatives(table, t):
                 i, j = (int(starts[t]), q) if small_here else (int(starts[q]), t)

@@ -18,11 +18,11 @@ def sizes(text: str) -> list[int]:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "novelty", help="how much of a text is copied from the training text",
-                    description="The longest substring of a text that occurs in the run's training text (the "
-                                "training split, read as the run read it) and the share of the text's n-grams "
-                                "that occur there: 10, 20 and 50 characters at character level, 3, 5 and 8 "
-                                "words at word level. One pass over the training text, in memory that does not "
-                                "grow with it.")
+                    description="The longest substring of a text that occurs in the run's training text\n"
+                                "(its training split, read as the run read it), and the share of the text's\n"
+                                "n-grams that occur there: 10, 20 and 50 characters at character level,\n"
+                                "3, 5 and 8 words at word level. One pass over the training text, in memory\n"
+                                "that does not grow with it.")
     p.add_argument("run", metavar="RUN", help="run folder")
     p.add_argument("text", nargs="?", default="-", metavar="TEXT_FILE",
                    help="the text to check; - or nothing: read it from stdin")

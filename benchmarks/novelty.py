@@ -76,7 +76,8 @@ from rnnlm.config import DataConfig
 from rnnlm.inspect.novelty import novelty
 source, level, sample = sys.argv[1:4]
 cpu = time.process_time()
-report = novelty(open(sample, encoding="utf-8").read(), DataConfig(source=source, level=level or None), progress=False)
+text = open(sample, encoding="utf-8").read()
+report = novelty(text, DataConfig(source=source, level=level or None), progress=False)
 cpu = time.process_time() - cpu
 peak = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")]
 print(json.dumps({"seconds": report.seconds, "cpu": cpu, "scanned": report.scanned, "longest": report.longest.length if report.longest else 0,

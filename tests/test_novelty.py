@@ -362,3 +362,18 @@ def test_a_bad_byte_deep_in_the_training_text_is_one_clear_error(tmp_path):
     start = english_like(11, 5_000)[:30]
     report = novelty(start, DataConfig(source=str(path), valid=str(path), errors="replace"), progress=False)
     assert report.longest.length == 30
+
+
+def test_bpe_runs_compare_characters_also_from_a_prepared_folder(corpus, tmp_path):
+    train = train_part(corpus)[0]
+    text = train[7_000:7_300] + random_letters(3, 100)
+    data = DataConfig(source=str(corpus), level="bpe", vocab_size=300)
+    raw = novelty(text, data, progress=False)
+    assert raw.level == "char" and raw.longest.length >= 300 and any("BPE" in note for note in raw.notes)
+    prepare(data, tmp_path / "bpe", progress=False)
+    prepared = novelty(text, DataConfig(source=str(tmp_path / "bpe")), progress=False)
+    assert (prepared.longest.length, [s.found for s in prepared.shared]) == (
+        raw.longest.length, [s.found for s in raw.shared])
+    corpus.rename(tmp_path / "moved.txt")
+    with pytest.raises(RnnlmError, match="holds BPE ids, compared as the characters of their source; the source .* gone"):
+        novelty(text, DataConfig(source=str(tmp_path / "bpe")), progress=False)

@@ -189,6 +189,8 @@ def report(training: TrainingText, matcher: Matcher, text: TextUnits, scanned: i
     if unknown:
         out.notes.append(f"{out.unit(unknown)} of the text cannot occur in the training text (unknown to its vocab, "
                          "or xxunk, which stands for any rare word): they match nothing")
+    if training.note:
+        out.notes.append(training.note)
     if training.lower:
         out.notes.append("the text was lower-cased before comparing, as the run lower-cased its corpus")
     return out

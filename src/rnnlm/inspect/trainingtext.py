@@ -197,6 +197,7 @@ class TrainingText:
     description: str
     level: str
     lower: bool
+    note: str | None = None  # said in every report
 
     def encode(self, texts: list[str]) -> list[TextUnits]:
         raise NotImplementedError
@@ -214,9 +215,9 @@ class RawTraining(TrainingText):
     share held out at the end (None: all of it is training text)."""
 
     def __init__(self, documents: list[tuple[str, Pieces]], level: str, lower: bool, valid_frac: float | None,
-                 description: str):
+                 description: str, note: str | None = None):
         self.documents, self.level, self.lower, self.valid_frac = documents, level, lower, valid_frac
-        self.description = description
+        self.description, self.note = description, note
         self.vocabulary = Vocabulary()
 
     def encode(self, texts: list[str]) -> list[TextUnits]:
@@ -358,14 +359,22 @@ def describe_split(source: str, valid_frac: float | None, valid: str | None) -> 
     return f"{source} (its first {1 - valid_frac:.0%}: the training split)"
 
 
-def training_text(data: DataConfig, run: Path | None = None, chunk_bytes: int | None = None) -> TrainingText:
+def training_text(data: DataConfig, run: Path | None = None, chunk_bytes: int | None = None,
+                  owner: str | None = None) -> TrainingText:
     """The training text of ``data`` (a run's data settings) as the run read it. ``run`` names
-    the run folder in the error for a corpus that is gone."""
+    the run folder in the error for a corpus that is gone (``owner``: what the error says before
+    the corpus). BPE tokens are compared as the characters they spell."""
     data.validate()
     source = data.source
+    owner = owner or (f"{run}: its corpus " if run is not None else "")
     if is_prepared(source):
-        return PreparedTraining(Path(source))
-    level = data.level or (DATASETS[source].level if is_builtin(source) else "char")
+        meta = read_meta(Path(source))
+        if meta.get("level") != "bpe":
+            return PreparedTraining(Path(source))
+        return training_text(prepared_source(Path(source), meta), run, chunk_bytes,
+                             f"{run or source}: {source} holds BPE ids, compared as the characters of their source; "
+                             "the source ")
+    level = "char" if data.level == "bpe" else data.level or (DATASETS[source].level if is_builtin(source) else "char")
     chunk_bytes = chunk_bytes or (CHUNK_BYTES if level == "char" else WORD_CHUNK_BYTES)
     valid_frac = None if data.valid is not None else data.valid_frac
     if source == "human-numbers" and is_builtin(source):
@@ -380,8 +389,20 @@ def training_text(data: DataConfig, run: Path | None = None, chunk_bytes: int | 
         documents = [(source, lambda: read_chunks(path, chunk_bytes))]
     else:
         if not os.path.lexists(source):
-            owner = f"{run}: its corpus " if run is not None else ""
             raise RnnlmError(f"{owner}{shown(source, 300)} is gone (novelty reads the text the run was trained on)")
         documents = [(str(p), lambda p=p: read_chunks(p, chunk_bytes, data.encoding, data.errors))
                      for p in text_files(Path(source))]
-    return RawTraining(documents, level, data.lower, valid_frac, describe_split(source, valid_frac, data.valid))
+    note = "a BPE-level run: the text is compared character by character" if data.level == "bpe" else None
+    return RawTraining(documents, level, data.lower, valid_frac, describe_split(source, valid_frac, data.valid), note)
+
+
+def prepared_source(folder: Path, meta: dict) -> DataConfig:
+    """The data settings a prepared folder was made from (prepared.json records them)."""
+    try:
+        data = DataConfig(source=meta.get("source"), valid=meta.get("valid"),
+                          valid_frac=meta.get("valid_frac") or DataConfig.valid_frac, level="bpe",
+                          lower=meta.get("lower"), encoding=meta.get("encoding"), errors=meta.get("errors"))
+        data.validate()
+    except RnnlmError as e:
+        raise damaged(folder, f"prepared.json: {e}") from None
+    return data

@@ -80,7 +80,8 @@ text = open(sample, encoding="utf-8").read()
 report = novelty(text, DataConfig(source=source, level=level or None), progress=False)
 cpu = time.process_time() - cpu
 peak = [int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")]
-print(json.dumps({"seconds": report.seconds, "cpu": cpu, "scanned": report.scanned, "longest": report.longest.length if report.longest else 0,
+longest = report.longest.length if report.longest else 0
+print(json.dumps({"seconds": report.seconds, "cpu": cpu, "scanned": report.scanned, "longest": longest,
                   "shared": [s.fraction for s in report.shared],
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "vmhwm_mb": peak[0] / 1024 if peak else None}))

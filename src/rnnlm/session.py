@@ -127,6 +127,22 @@ class Stream:
         return tail
 
 
+@dataclass
+class PromptReading:
+    """A prompt read into the model a piece at a time (``GenerationSession.read_prompt``), so that
+    a server can feed a long prompt between the steps of the streams already running; ``start``
+    continues from it once it is ``done``."""
+
+    ids: np.ndarray
+    read: int = 0  # tokens of ``ids`` fed so far
+    logits: torch.Tensor | None = field(default=None, repr=False)  # (V,) scores after the last token read
+    state: State | None = field(default=None, repr=False)  # (layers, 1, H), a pair for an LSTM
+
+    @property
+    def done(self) -> bool:
+        return self.read >= len(self.ids)
+
+
 def stop_prefix_length(text: str, stops: Sequence[str]) -> int:
     """Length of the longest end of ``text`` that is the start of one of ``stops`` (0: none)."""
     longest = min(len(text), max((len(s) for s in stops), default=1) - 1)
@@ -164,6 +180,23 @@ class GenerationSession:
         """The prompt's token ids and how many of them are ``xxunk`` (not in the vocab)."""
         return encode_prime(prompt, self.tokenizer, self.vocab)
 
+    def begin_prompt(self, ids: np.ndarray) -> PromptReading:
+        """A prompt (token ids, at least one) to be read by ``read_prompt``."""
+        if len(ids) == 0:
+            raise RnnlmError("the prime must hold at least one token")
+        return PromptReading(np.asarray(ids, dtype=np.int64))
+
+    @torch.inference_mode()
+    def read_prompt(self, reading: PromptReading, tokens: int) -> int:
+        """Feed the next ``tokens`` tokens (at least one) of a prompt; return how many were fed."""
+        piece = reading.ids[reading.read : reading.read + max(1, tokens)]
+        if len(piece):
+            x = torch.as_tensor(piece, device=self.device)[None]  # (1, T)
+            logits, reading.state = self.model(x, reading.state)
+            reading.logits = logits[0, -1]
+            reading.read += len(piece)
+        return len(piece)
+
     @torch.inference_mode()
     def start(
         self,
@@ -177,20 +210,27 @@ class GenerationSession:
         logprobs: int | None = None,
         max_chars: int | None = None,
         prompt_ids: np.ndarray | None = None,
+        reading: PromptReading | None = None,
     ) -> list[Stream]:
-        """``n`` streams that continue ``prompt`` (already encoded: ``prompt_ids``). The prompt is
-        read once; each stream gets a copy of the state after it. Stream i draws with seed
-        ``seed + i`` (a fresh random seed when ``seed`` is None), so each sample can be had again
-        alone."""
+        """``n`` streams that continue ``prompt`` (already encoded: ``prompt_ids``; already read:
+        ``reading``, which must be done). The prompt is read once; each stream gets a copy of the
+        state after it. Stream i draws with seed ``seed + i`` (a fresh random seed when ``seed``
+        is None), so each sample can be had again alone."""
         check_stream_options(n, max_tokens, stop, seed, logprobs, max_chars)
         sampling.validate()
-        ids = self.encode_prompt(prompt)[0] if prompt_ids is None else prompt_ids
-        logits, state = feed_prime(self.model, ids, 1)
+        if reading is not None:
+            if not reading.done:
+                raise ValueError("the prompt has not been read to its end")
+            ids, last, state = reading.ids, reading.logits, reading.state
+        else:
+            ids = self.encode_prompt(prompt)[0] if prompt_ids is None else prompt_ids
+            logits, state = feed_prime(self.model, ids, 1)
+            last = logits[0, -1]
         base = random.SystemRandom().getrandbits(63) if seed is None else seed
         streams = []
         for i in range(n):
             stream = Stream(sampling, (base + i) % (MAX_SEED + 1), max_tokens, tuple(stop), max_chars, logprobs,
-                            prompt_tokens=len(ids), logits=logits[0, -1], state=state,
+                            prompt_tokens=len(ids), logits=last, state=state,
                             decoder=self.tokenizer.stream_decoder(self.vocab))
             stream.rng.seed(stream.seed)
             for token in ids:

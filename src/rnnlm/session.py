@@ -29,7 +29,8 @@ import torch
 
 from rnnlm.data.tokenizers import StreamDecoder
 from rnnlm.errors import RnnlmError
-from rnnlm.generate import encode_prime, feed_prime, one_step_kernels
+from rnnlm.generate import encode_prime, feed_prime
+from rnnlm.models.onestep import OneStep
 from rnnlm.models.recurrent import State, cat_states, split_state
 from rnnlm.runfolder import Run, load_run
 from rnnlm.sampling import MAX_SEED, Sampling, draw
@@ -164,6 +165,7 @@ class GenerationSession:
         self.banned = torch.zeros(len(self.vocab), dtype=torch.bool, device=self.device)
         self.banned[banned] = True
         self.end_id = self.vocab.bos_id if self.tokenizer.adds_bos else None  # drawing it ends a document
+        self.stepper: OneStep | None = None
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str = "auto") -> "GenerationSession":
@@ -293,13 +295,15 @@ class GenerationSession:
         return records
 
     def forward(self, streams: list[Stream], ids: list[int]) -> None:
-        """One step of the model for ``streams``, their drawn ``ids`` as input, as one batch."""
+        """One step of the model for ``streams``, their drawn ``ids`` as input, as one batch (by
+        ``OneStep``, built at the first step: the weights are read then)."""
         if not streams:
             return
-        x = torch.tensor(ids, device=self.device)[:, None]  # (N, 1)
-        with one_step_kernels():
-            logits, state = self.model(x, cat_states([s.state for s in streams]))
-        for stream, row, row_state in zip(streams, logits[:, -1], split_state(state)):
+        if self.stepper is None:
+            self.stepper = OneStep(self.model)
+        x = torch.tensor(ids, device=self.device)  # (N,)
+        logits, state = self.stepper.step(x, cat_states([s.state for s in streams]))  # (N, V)
+        for stream, row, row_state in zip(streams, logits, split_state(state)):
             stream.logits, stream.state = row, row_state
 
     def run_streams(self, streams: Sequence[Stream]) -> Iterator[list[Piece]]:

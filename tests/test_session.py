@@ -206,3 +206,17 @@ def test_a_prompt_read_in_pieces_continues_as_one_read_at_once(session):
     assert pieced.text == whole.text and pieced.prompt_tokens == len(ids)
     with pytest.raises(ValueError):
         session.start(reading=session.begin_prompt(ids), max_tokens=4)
+
+
+def test_prompts_read_together_continue_as_each_read_alone(session):
+    prompts = ["the cat sat", "a dog ", "on the log. the dog sat on", "the cat sat"]
+    readings = [session.begin_prompt(session.encode_prompt(p)[0]) for p in prompts]
+    session.read_prompt(readings[2], 4)  # one already part read
+    while not all(r.done for r in readings):
+        session.read_prompts(readings, 5)
+    for prompt, reading in zip(prompts, readings):
+        (together,) = session.start(reading=reading, max_tokens=30, seed=3)
+        alone, _ = written(session, prompt, 30, seed=3)
+        for _ in session.run_streams([together]):
+            pass
+        assert together.text == alone.text

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
@@ -29,7 +30,7 @@ import torch
 
 from rnnlm.data.tokenizers import StreamDecoder
 from rnnlm.errors import RnnlmError
-from rnnlm.generate import encode_prime, feed_prime
+from rnnlm.generate import encode_prime, feed_prime, one_step_kernels
 from rnnlm.models.onestep import OneStep
 from rnnlm.models.recurrent import State, cat_states, split_state
 from rnnlm.runfolder import Run, load_run
@@ -39,6 +40,7 @@ FINISH_REASONS = ("length", "stop", "end")
 MAX_STOPS = 16  # stop strings per stream
 MAX_STOP_CHARS = 1000  # characters in one stop string
 MAX_LOGPROBS = 20  # alternatives reported per token
+SHORT_PIECE = 32  # prompt pieces up to this many tokens are read on torch's own kernels (read_prompts)
 
 
 @dataclass
@@ -188,16 +190,37 @@ class GenerationSession:
             raise RnnlmError("the prime must hold at least one token")
         return PromptReading(np.asarray(ids, dtype=np.int64))
 
-    @torch.inference_mode()
     def read_prompt(self, reading: PromptReading, tokens: int) -> int:
         """Feed the next ``tokens`` tokens (at least one) of a prompt; return how many were fed."""
-        piece = reading.ids[reading.read : reading.read + max(1, tokens)]
-        if len(piece):
-            x = torch.as_tensor(piece, device=self.device)[None]  # (1, T)
-            logits, reading.state = self.model(x, reading.state)
-            reading.logits = logits[0, -1]
-            reading.read += len(piece)
-        return len(piece)
+        return self.read_prompts([reading], tokens)
+
+    @torch.inference_mode()
+    def read_prompts(self, readings: Sequence[PromptReading], tokens: int) -> int:
+        """Feed the next piece, up to ``tokens`` tokens (at least one), of each prompt; pieces of
+        the same length go through the model together, one call (a burst of short prompts costs
+        one call, not one each). Short pieces run on torch's own recurrent kernels: oneDNN's
+        reorder of the weights on every call costs more than a few steps. Returns the tokens fed."""
+        groups: dict[int, list[PromptReading]] = {}
+        for reading in readings:
+            size = min(max(1, tokens), len(reading.ids) - reading.read)
+            if size > 0:
+                groups.setdefault(size, []).append(reading)
+        fed = 0
+        for size, group in groups.items():
+            x = torch.as_tensor(np.stack([r.ids[r.read : r.read + size] for r in group]), device=self.device)  # (G, T)
+            states = [r.state for r in group]
+            if all(state is None for state in states):
+                state = None
+            else:
+                zero = self.model.init_state(1, self.device)
+                state = cat_states([zero if state is None else state for state in states])
+            with one_step_kernels() if size <= SHORT_PIECE else nullcontext():
+                logits, state = self.model(x, state)
+            for reading, row, row_state in zip(group, logits[:, -1], split_state(state)):
+                reading.logits, reading.state = row, row_state
+                reading.read += size
+            fed += size * len(group)
+        return fed
 
     @torch.inference_mode()
     def start(

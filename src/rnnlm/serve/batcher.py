@@ -26,7 +26,7 @@ from rnnlm.sampling import Sampling
 from rnnlm.serve.metrics import ServerMetrics
 from rnnlm.session import GenerationSession, PromptReading, Stream
 
-PREFILL_TOKENS = 256  # prompt tokens read between two steps: a long prompt does not stall the others
+PREFILL_TOKENS = 256  # tokens of each prompt read between two steps: a long prompt does not stall the others
 SCORE_QUEUE = 4  # score requests per model being run or waiting; more are refused (busy)
 
 
@@ -38,7 +38,7 @@ class Busy(Exception):
         self.retry_after = retry_after
 
 
-@dataclass
+@dataclass(eq=False)
 class CompletionJob:
     """One request's prompts and the streams that continue them (``n`` per prompt).
 
@@ -186,16 +186,16 @@ class ModelWorker:
             self.leave(out)
 
     def read_prompts(self, out: list) -> None:
-        """Read up to PREFILL_TOKENS prompt tokens; a job whose prompts are all read joins the batch."""
-        budget = PREFILL_TOKENS
-        for job in list(self.reading):
-            for reading in job.readings:
-                while budget > 0 and not reading.done:
-                    budget -= self.session.read_prompt(reading, budget)
-            if not all(r.done for r in job.readings):
-                break
-            self.reading.remove(job)
-            self.join(job, out)
+        """Read the next PREFILL_TOKENS of every prompt being read (together, as far as they
+        can go); a job whose prompts are all read joins the batch."""
+        if not self.reading:
+            return
+        self.session.read_prompts([r for job in self.reading for r in job.readings if not r.done], PREFILL_TOKENS)
+        ready = [job for job in self.reading if all(r.done for r in job.readings)]
+        if ready:
+            self.reading = [job for job in self.reading if not all(r.done for r in job.readings)]
+            for job in ready:
+                self.join(job, out)
 
     def join(self, job: CompletionJob, out: list) -> None:
         seed = job.seed

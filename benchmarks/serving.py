@@ -4,7 +4,7 @@ concurrent clients, against `rnnlm serve` as a real process on loopback.
 "One at a time" is the server started with --max-streams 1 (no batching: every request waits
 for the one before it) under the same 32 concurrent clients; the other rows are the server as it
 starts by default (continuous batching). Each client sends its requests one after another over
-raw sockets and timestamps every server-sent event as it arrives (one event per token: a token
+one keep-alive connection (as an HTTP client's pool does) and timestamps every server-sent event as it arrives (one event per token: a token
 that arrives in the same read as the one before it counts a gap of 0, which is what the client
 saw). Reported per row: aggregate tokens/s over the row's wall time, time to first token and the
 per-token latency (the gaps between a stream's consecutive tokens), p50 and p95.
@@ -42,28 +42,34 @@ class Result:
     errors: int = 0
 
 
-async def one_request(port: int, body: bytes, result: Result) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def one_request(connection: list, port: int, body: bytes, result: Result) -> None:
+    """One streamed request on the client's keep-alive connection (``connection``: [reader,
+    writer], opened on first use, as an HTTP client's pool would)."""
+    if not connection:
+        connection.extend(await asyncio.open_connection("127.0.0.1", port))
+    reader, writer = connection
     sent = time.perf_counter()
     writer.write(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+                 b"Content-Length: %d\r\n\r\n" % len(body) + body)
     times: list[float] = []
     carry = b""
-    ok = False
+    complete = False
     while True:
         data = await reader.read(65536)
         if not data:
             break
         now = time.perf_counter()
-        if not times and not ok and not data.startswith(b"HTTP/1.1 200"):
+        if not times and not carry and not data.startswith(b"HTTP/1.1 200"):
             break
-        ok = True
         window = carry + data
         times.extend([now] * window.count(b"data: {"))
-        if b"data: [DONE]" in window:
+        if b"data: [DONE]" in window and window.endswith(b"\r\n0\r\n\r\n"):  # the last chunk of the response
+            complete = True
             break
-        carry = window[-12:]
-    writer.close()
+        carry = window[-16:]
+    if not complete:
+        writer.close()
+        connection.clear()
     if not times:
         result.errors += 1
         return
@@ -77,8 +83,11 @@ async def run_clients(port: int, requests: list[bytes], clients: int) -> tuple[R
     queue = list(reversed(requests))
 
     async def client() -> None:
+        connection: list = []
         while queue:
-            await one_request(port, queue.pop(), result)
+            await one_request(connection, port, queue.pop(), result)
+        if connection:
+            connection[1].close()
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))

@@ -21,6 +21,7 @@ BENCHMARKS = {  # name: (full options, quick options)
     "compile": ([], ["--seconds", "1"]),
     "quality": ([], ["--minutes", "1"]),
     "distributed": ([], ["--kb", "30"]),
+    "serving": ([], ["--quick"]),
 }
 
 

@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64, help="max_tokens of each request")
     parser.add_argument("--clients", default="1,8,32,128")
     parser.add_argument("--one-at-a-time-clients", type=int, default=32)
-    parser.add_argument("--server-threads", type=int, default=1, help="torch threads of the server")
+    parser.add_argument("--server-threads", "--threads", type=int, default=1, help="torch threads of the server")
     parser.add_argument("--rounds", type=int, default=2, help="each row is run this many times; the fastest is kept")
     parser.add_argument("--quick", action="store_true", help="32 requests of 16 tokens, one round")
     args = parser.parse_args()

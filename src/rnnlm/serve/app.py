@@ -123,9 +123,12 @@ def create_app(models: dict[str, ServedModel], options: ServeOptions = ServeOpti
         service.close()
         await asyncio.get_running_loop().run_in_executor(None, service.join)
 
+    # openapi_version: the Swagger UI that ships as a package (4.x, served at /docs without a CDN)
+    # reads 3.0 documents only; what FastAPI writes reads the same there.
     app = FastAPI(title="rnnlm", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="OpenAI-compatible completions from recurrent language models, with per-token "
                               "scoring. The playground is at /.")
+    app.openapi_version = "3.0.3"
     app.state.service = service
     add_error_handlers(app)
     add_routes(app, service)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import statistics
@@ -27,8 +28,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import cpu_model, table  # noqa: E402
-from tests.serving import ServerProcess  # noqa: E402
+from benchmarks.common import cpu_model, table
+from tests.serving import ServerProcess
 
 PROMPTS = ["one hundred", "eight thousand", "two thousand three hundred", "fifty", "nine hundred ninety",
            "seven thousand", "four hundred twelve", "thirty one"]
@@ -75,7 +76,7 @@ async def one_request(connection: list, port: int, body: bytes, result: Result) 
         return
     result.tokens += len(times)
     result.ttft.append(times[0] - sent)
-    result.gaps.extend(b - a for a, b in zip(times, times[1:]))
+    result.gaps.extend(b - a for a, b in itertools.pairwise(times))
 
 
 async def run_clients(port: int, requests: list[bytes], clients: int) -> tuple[Result, float]:
@@ -102,7 +103,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def row(name: str, result: Result, seconds: float) -> list:
-    ms = lambda v: f"{1000 * v:.2f}"  # noqa: E731
+    ms = lambda v: f"{1000 * v:.2f}"
     return [name, f"{result.tokens / seconds:,.0f}", ms(percentile(result.ttft, 0.5)), ms(percentile(result.ttft, 0.95)),
             ms(percentile(result.gaps, 0.5)), ms(percentile(result.gaps, 0.95)),
             f"{statistics.fmean(result.gaps) * 1000:.2f}" if result.gaps else "-", result.errors,

@@ -12,7 +12,16 @@ import pytest
 from rnnlm.sampling import Sampling
 from rnnlm.session import GenerationSession
 from tests.serving import (
-    ServerProcess, copy_run, get_json, metric, open_stream, post, read_until, request, sse_events, wait_for,
+    ServerProcess,
+    copy_run,
+    get_json,
+    metric,
+    open_stream,
+    post,
+    read_until,
+    request,
+    sse_events,
+    wait_for,
 )
 
 openai = pytest.importorskip("openai")
@@ -185,7 +194,7 @@ def test_malformed_json_and_oversized_bodies(server):
 
 def test_the_api_key_guards_everything_but_health(server):
     for path in ("/v1/models", "/metrics", "/v1/runs"):
-        status, headers, data = request(server.port, "GET", path)
+        status, _, data = request(server.port, "GET", path)
         assert status == 401 and json.loads(data)["error"]["code"] == "invalid_api_key", path
     status, _, _ = request(server.port, "GET", "/v1/models", headers={"Authorization": "Bearer wrong"})
     assert status == 401

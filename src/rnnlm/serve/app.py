@@ -39,8 +39,16 @@ from rnnlm.serve.batcher import Busy, CompletionJob, ModelWorker
 from rnnlm.serve.metrics import ServerMetrics
 from rnnlm.serve.models import ServedModel
 from rnnlm.serve.schemas import (
-    DONE, MAX_PROMPTS, ChunkWriter, CompletionRequest, ScoreRequest, completion_id, completion_json, error_body,
-    logprobs_json, model_json,
+    DONE,
+    MAX_PROMPTS,
+    ChunkWriter,
+    CompletionRequest,
+    ScoreRequest,
+    completion_id,
+    completion_json,
+    error_body,
+    logprobs_json,
+    model_json,
 )
 
 STATIC = resources.files("rnnlm.serve") / "static"

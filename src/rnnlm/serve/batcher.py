@@ -18,9 +18,10 @@ import asyncio
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from rnnlm.sampling import Sampling
 from rnnlm.serve.metrics import ServerMetrics

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.models.recurrent import parameter_count
@@ -99,7 +99,7 @@ class ServedModel:
     metrics: MetricsFile
 
     @classmethod
-    def load(cls, folder: Path, device: str = "auto") -> "ServedModel":
+    def load(cls, folder: Path, device: str = "auto") -> ServedModel:
         session = GenerationSession.load(folder, device=device)
         created = int(os.stat(folder / CONFIG).st_mtime)
         return cls(folder.name, session, created, MetricsFile(folder / METRICS))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any, Union
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -32,7 +32,7 @@ class StreamOptions(Strict):
 
 class CompletionRequest(Strict):
     model: str | None = Field(None, description="a model id from /v1/models (may be left out when one is served)")
-    prompt: Union[str, list[str], list[int], list[list[int]]] = Field(
+    prompt: str | list[str] | list[int] | list[list[int]] = Field(
         "", description="the text to continue: a string, a list of strings, token ids or a list of those")
     max_tokens: int | None = Field(16, ge=0, description="tokens to generate per choice (at most)")
     temperature: float | None = Field(1.0, ge=0, le=MAX_TEMPERATURE, description="0: always the most likely token")
@@ -40,7 +40,7 @@ class CompletionRequest(Strict):
     top_k: int | None = Field(None, ge=-1, description="rnnlm extension: sample among the k most likely tokens "
                                                        "(0 or -1: all)")
     n: int = Field(1, ge=1, le=MAX_N, description="choices per prompt")
-    stop: Union[str, list[str], None] = Field(None, description=f"up to {MAX_STOPS} strings that end a choice "
+    stop: str | list[str] | None = Field(None, description=f"up to {MAX_STOPS} strings that end a choice "
                                                                 "(not included in its text)")
     seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same text; choice i draws with seed + i")
     logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS,

@@ -6,20 +6,27 @@ when every character is in the vocab and ``lower`` is off.
 
 Word level: words and punctuation marks are tokens; each document starts with ``xxbos``
 as in the lessons. Decoding joins tokens with spaces, so ``encode(decode(ids)) == ids``.
+
+Byte-level BPE (``rnnlm.data.bpe``): subwords learnt on the training split; exact for any text.
+Its stream decoder (``rnnlm.data.streaming.ByteStream``) holds a character split over tokens
+until it is whole.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
+from rnnlm.data.bpe import TOKENIZER_FILE, BpeTokenizer, load_bpe
+from rnnlm.data.streaming import ByteStream
 from rnnlm.data.vocab import SPECIALS, UNK, Vocab
 from rnnlm.errors import RnnlmError
 
-LEVELS = ("char", "word")
+LEVELS = ("char", "word", "bpe")
 WORD_RE = re.compile(r"\w+|[^\w\s]")
 UNKNOWN_CHAR = "\ufffd"
 
@@ -100,7 +107,7 @@ class WordTokenizer:
         return WordStreamDecoder(vocab)
 
 
-Tokenizer = CharTokenizer | WordTokenizer
+Tokenizer = CharTokenizer | WordTokenizer | BpeTokenizer
 
 
 class CharStreamDecoder:
@@ -136,15 +143,31 @@ class WordStreamDecoder:
         return ""
 
 
-StreamDecoder = CharStreamDecoder | WordStreamDecoder
+StreamDecoder = CharStreamDecoder | WordStreamDecoder | ByteStream
 
 
-def make_tokenizer(level: str, lower: bool = False) -> Tokenizer:
+def make_tokenizer(level: str, lower: bool = False) -> CharTokenizer | WordTokenizer:
+    """The tokenizer of a level that learns nothing (a BPE tokenizer is trained or loaded)."""
     if level == "char":
         return CharTokenizer(lower)
     if level == "word":
         return WordTokenizer(lower)
+    if level == "bpe":
+        raise RnnlmError("a bpe tokenizer is trained on a corpus or loaded from a folder, not made")
     raise RnnlmError(f"--level must be one of {', '.join(LEVELS)} (got {level!r})")
+
+
+def save_tokenizer(tokenizer: Tokenizer, folder: Path) -> None:
+    """Write what the tokenizer learnt into a run or prepared folder (only BPE learns: tokenizer.json)."""
+    if tokenizer.level == "bpe":
+        tokenizer.save(folder / TOKENIZER_FILE)
+
+
+def load_tokenizer(folder: Path, level: str, lower: bool, vocab: Vocab) -> Tokenizer:
+    """The tokenizer of a run or prepared folder whose vocab is ``vocab`` (tokenizer.json at BPE level)."""
+    if level != "bpe":
+        return make_tokenizer(level, lower)
+    return load_bpe(folder / TOKENIZER_FILE, vocab, lower)
 
 
 def encode_documents(docs: Iterable[str], tokenizer: Tokenizer, vocab: Vocab) -> np.ndarray:

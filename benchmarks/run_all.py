@@ -21,7 +21,11 @@ BENCHMARKS = {  # name: (full options, quick options)
     "compile": ([], ["--seconds", "1"]),
     "quality": ([], ["--minutes", "1"]),
     "distributed": ([], ["--kb", "30"]),
+<<<<<<< HEAD
     "novelty": ([], ["--sizes", "20", "--word-sizes", "20", "--prepared", "20"]),
+=======
+    "serving": ([], ["--quick"]),
+>>>>>>> serve
 }
 
 

@@ -1,2 +1,2 @@
-"""Looking inside a trained model: how surprised it is by each token of a text, what it expected
-instead, what its hidden units do, and which of them track a feature of the text."""
+"""Looking inside a trained model and its text: per-token surprisal and the top alternatives,
+hidden units and the features they track, copied text."""

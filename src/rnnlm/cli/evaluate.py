@@ -15,6 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", metavar="RUN", help="run folder")
     p.add_argument("data", nargs="?", default=None, metavar="DATA",
                    help="text file, folder or built-in (default: the run's validation split)")
+    p.add_argument("--streams", type=int, default=None, metavar="N",
+                   help="parallel streams the text is cut into (default: the run's --bs); 1 reads it as one "
+                        "stream, no token dropped, as rnnlm score does")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_device_option(p)
     add_encoding_options(p, None, None)
@@ -27,7 +30,7 @@ def run(args: argparse.Namespace) -> None:
     from rnnlm.runfolder import load_run
 
     trained = load_run(args.run, device=args.device)
-    scores = evaluate_run(trained, args.data, args.encoding, args.errors)
+    scores = evaluate_run(trained, args.data, args.encoding, args.errors, args.streams)
     if args.json:
         print(json.dumps(scores.as_dict()))
         return

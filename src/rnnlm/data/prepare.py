@@ -6,6 +6,10 @@
 2. count tokens of the training split only, and build the vocab from them;
 3. encode everything and append the ids to one flat file.
 
+At word level pass 2 tokenizes everything once: each distinct token gets a dense number
+(``wordscan.WordIndex``), the numbers of every piece go to a scratch file in the new folder, and
+pass 3 maps them to vocab ids instead of tokenizing the text again.
+
 The split is the one ``load_corpus`` makes (the last ``valid_frac`` of characters, moved to
 the next whitespace at word level, or a ``--valid`` file), so a prepared folder holds exactly
 the ids that in-memory encoding gives. The folder is written under a temporary name and renamed
@@ -41,12 +45,16 @@ from rnnlm.data.chunks import CHUNK_BYTES, read_chunks
 from rnnlm.data.corpus import is_builtin, text_files
 from rnnlm.data.datasets import DATASETS, fetch
 from rnnlm.data.human_numbers import human_numbers
-from rnnlm.data.tokenizers import LEVELS, Tokenizer, make_tokenizer
+from rnnlm.data.tokenizers import LEVELS, Tokenizer, make_tokenizer, token_counter, token_encoder
 from rnnlm.data.vocab import Vocab
+from rnnlm.data.wordscan import WordIndex
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.reading import read_json, regular_file_size
 
 META, VOCAB, IDS = "prepared.json", "vocab.json", "ids.bin"
+SCRATCH = "tokens.tmp"  # word level: the dense token numbers of every piece, while the folder is written
+BOS_NUMBER = -2  # stands for xxbos among the dense numbers (-1 is never written)
+REMAP_BLOCK = 1 << 20  # dense numbers mapped to ids at a time
 PREPARED_FORMAT = "rnnlm-prepared"
 PREPARED_VERSION = 1
 TRAIN, VALID = "train", "valid"
@@ -155,9 +163,11 @@ class Passes:
         self.progress = progress
         self.lengths: list[int] = []
         self.characters = self.documents = 0
+        self.index: WordIndex | None = None  # set when the counting pass numbered every token
+        self.numbered = {TRAIN: 0, VALID: 0}
 
-    def bar(self, desc: str, total: int | None) -> tqdm:
-        return tqdm(total=total, desc=desc, unit="char", unit_scale=True, leave=False,
+    def bar(self, desc: str, total: int | None, unit: str = "char") -> tqdm:
+        return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, leave=False,
                     disable=not self.progress, dynamic_ncols=True)
 
     def pieces(self, desc: str) -> Iterator[tuple[str, bool, str]]:
@@ -179,24 +189,58 @@ class Passes:
         self.documents = sum(1 for n in self.lengths if n)
         self.lengths = self.lengths[: len(self.docs)]
 
-    def count_tokens(self) -> Counter:
-        counts: Counter = Counter()
-        for split, _, text in self.pieces("counting"):
-            if split == VALID:
-                break
-            counts.update(self.tokenizer.count(text))
-        return counts
+    def count_tokens(self, scratch: Path) -> Counter:
+        """Counts of the training split's tokens. A counter with an index (word level) numbers the
+        tokens of every piece instead, writing the numbers to ``scratch`` for ``encode``."""
+        counter = token_counter(self.tokenizer)
+        index = getattr(counter, "index", None)
+        if index is None:
+            for split, _, text in self.pieces("counting"):
+                if split == VALID:
+                    break
+                counter.update(text)
+            return counter.counts()
+        bos = np.array([BOS_NUMBER], dtype=np.int32)
+        with open(scratch, "wb") as f:
+            for split, starts, text in self.pieces("tokenizing"):
+                numbers = index.ids(text)
+                if split == TRAIN:
+                    counter.count_ids(numbers)
+                if starts and self.tokenizer.adds_bos:
+                    f.write(memoryview(bos))
+                    self.numbered[split] += 1
+                f.write(memoryview(numbers))
+                self.numbered[split] += len(numbers)
+        self.index, self.scratch = index, scratch
+        return counter.counts()
 
     def encode(self, vocab: Vocab, out) -> dict[str, int]:
+        if self.index is not None:
+            return self.encode_numbers(vocab, out)
         tokens = {TRAIN: 0, VALID: 0}
         bos = np.array([vocab.bos_id], dtype=vocab.dtype)
+        encode = token_encoder(self.tokenizer, vocab)
         for split, starts, text in self.pieces("encoding"):
-            ids = self.tokenizer.encode(text, vocab)
+            ids = encode(text)
             if starts and self.tokenizer.adds_bos:
                 ids = np.concatenate([bos, ids])
             out.write(memoryview(ids))
             tokens[split] += len(ids)
         return tokens
+
+    def encode_numbers(self, vocab: Vocab, out) -> dict[str, int]:
+        """Map the scratch file's dense numbers to vocab ids (``stoi.get``, as ``encode_tokens``)."""
+        stoi, unk = vocab.stoi, vocab.unk_id
+        ids_of = np.array([stoi.get(tok, unk) for tok in self.index.tokens()] + [vocab.bos_id, unk],
+                          dtype=vocab.dtype)  # BOS_NUMBER reads the one before last
+        total = sum(self.numbered.values())
+        with self.bar("encoding", total, "token") as bar, open(self.scratch, "rb") as f:
+            for _ in range(0, total, REMAP_BLOCK):
+                numbers = np.frombuffer(f.read(REMAP_BLOCK * 4), dtype=np.int32)
+                out.write(memoryview(ids_of[numbers]))
+                bar.update(len(numbers))
+        self.scratch.unlink()
+        return dict(self.numbered)
 
 
 def new_folder_beside(out: Path) -> Path:
@@ -229,14 +273,14 @@ def prepare(
     passes.count_characters()
     if passes.characters == 0:
         raise RnnlmError(f"{data.source}: is empty")
-    vocab = Vocab.build(passes.count_tokens(), min_freq=data.min_freq, max_size=data.max_size)
-    if len(vocab) == len(Vocab.build({}).itos):
-        raise RnnlmError(
-            f"{data.source}: no token occurs --min-freq {data.min_freq} times in the training split"
-        )
     out = Path(out)
     tmp = new_folder_beside(out)
     try:
+        vocab = Vocab.build(passes.count_tokens(tmp / SCRATCH), min_freq=data.min_freq, max_size=data.max_size)
+        if len(vocab) == len(Vocab.build({}).itos):
+            raise RnnlmError(
+                f"{data.source}: no token occurs --min-freq {data.min_freq} times in the training split"
+            )
         with open(tmp / IDS, "wb") as f:
             tokens = passes.encode(vocab, f)
             f.flush()

@@ -30,11 +30,16 @@ UNKNOWN = 255
 NON_ASCII = 4  # the class translate gives every byte >= 0x80, resolved per character
 
 
-def char_class(ch: str) -> int:
-    return WORD if WORD_CHAR.match(ch) else SPACE if SPACE_CHAR.match(ch) else OTHER
+def char_classes(points: np.ndarray) -> np.ndarray:
+    """The class of each code point, as ``re`` sees it: every word character becomes ``w`` and
+    then every space `` `` (neither is the other's, so nothing is marked twice)."""
+    text = points.astype("<u4").tobytes().decode("utf-32-le", "surrogatepass")
+    marked = SPACE_CHAR.sub(" ", WORD_CHAR.sub("w", text))
+    codes = np.frombuffer(marked.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    return np.where(codes == ord("w"), WORD, np.where(codes == ord(" "), SPACE, OTHER)).astype(np.uint8)
 
 
-ASCII_CLASSES = bytes([char_class(chr(b)) for b in range(128)] + [NON_ASCII] * 128)
+ASCII_CLASSES = bytes(char_classes(np.arange(128)).tolist() + [NON_ASCII] * 128)
 CODE_POINT_CLASSES = np.full(0x110000, UNKNOWN, dtype=np.uint8)  # filled as characters are met
 
 LOW_BYTES = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)  # mask of the first n bytes
@@ -53,8 +58,8 @@ def classify_non_ascii(classes: np.ndarray, data: np.ndarray) -> None:
                                ((b0 & 0x07) << 18) | ((b1 & 0x3F) << 12) | ((b2 & 0x3F) << 6) | (b3 & 0x3F)))
     found = CODE_POINT_CLASSES[points]
     if (found == UNKNOWN).any():
-        for point in np.unique(points[found == UNKNOWN]).tolist():
-            CODE_POINT_CLASSES[point] = char_class(chr(point))
+        new = points[found == UNKNOWN]  # repeats and all: np.unique would cost more than classifying them twice
+        CODE_POINT_CLASSES[new] = char_classes(new)
         found = CODE_POINT_CLASSES[points]
     later = np.where(found == OTHER, OTHER_CONT, found).astype(np.uint8)
     classes[lead] = found
@@ -171,7 +176,7 @@ class TokenTable:
         new = np.flatnonzero(ids < 0)
         while len(new):
             claimed, first = np.unique(slot[new], return_index=True)  # one key per empty slot
-            if 2 * (self.size + len(claimed)) > len(self.slot_ids):
+            while 2 * (self.size + len(claimed)) > len(self.slot_ids):  # keep half the slots empty
                 self._grow(self.size + len(claimed))
                 slot[new] = self._probe(k1[new], k2[new])[0]
                 claimed, first = np.unique(slot[new], return_index=True)

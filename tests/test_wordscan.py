@@ -13,7 +13,7 @@ from rnnlm.config import DataConfig
 from rnnlm.data.prepare import prepare
 from rnnlm.data.tokenizers import WORD_RE, WordTokenizer
 from rnnlm.data.vocab import Vocab
-from rnnlm.data.wordscan import KEY_BYTES, Scan, TokenTable, WordCounter, WordEncoder, WordIndex
+from rnnlm.data.wordscan import KEY_BYTES, Scan, TokenTable, WordCounter, WordIndex
 
 # Characters whose classes are easy to get wrong: ASCII whitespace that str.isspace knows
 # (\x1c-\x1f), NUL and DEL, underscore, digits of other scripts, superscripts and Roman numerals

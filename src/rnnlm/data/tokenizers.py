@@ -93,7 +93,7 @@ class WordTokenizer:
     def encode(self, text: str, vocab: Vocab) -> np.ndarray:
         return vocab.encode_tokens(self.tokens(text))
 
-    def counter(self) -> "TokenCounter":
+    def counter(self) -> TokenCounter:
         from rnnlm.data.wordscan import WordCounter
 
         return WordCounter(self.lower)

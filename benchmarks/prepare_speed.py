@@ -3,17 +3,24 @@
 Each corpus is generated into a temporary folder (deleted afterwards) and prepared by
 `rnnlm prepare` in a child process, which reports its own peak resident memory (VmHWM,
 Linux). MB/s counts source bytes (10^6) over the time prepare() reports for itself, so the
-interpreter and torch start-up are left out; they are in the wall time and in the peak memory
-(the "baseline" row: the same command on a 10 kB corpus). Time should grow linearly with size
-and memory not at all.
+interpreter's start is left out; it is in the wall time and in the peak memory (the "baseline"
+rows: the same command on a 10 kB corpus). MB/CPU s counts them over the CPU time of the
+command in the child, which other work on a shared machine disturbs far less. Time should grow
+linearly with size and memory not at all.
 
-    python benchmarks/prepare_speed.py [--sizes 10,100,1000] [--word-sizes 10,100]
+Word level runs two paths on the same corpus, one after the other: rnnlm's numpy path
+(``wordscan``) and the regular-expression path it replaced (``WORD_RE.findall`` and a dict
+lookup a token, still the definition of the tokens), up to ``--regex-max`` MB; their ids.bin
+must be identical.
+
+    python benchmarks/prepare_speed.py [--sizes 10,100,1000] [--word-sizes 10,100,1000] [--regex-max 100]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table  # noqa: E402
+from common import cpu_model, table  # noqa: E402
 
 BLOCK_BYTES = 4 << 20
 EXTRA_WORDS = ["café", "naïve", "Übermensch", "—", "«quoted»", "déjà", "漢字", "🙂", "straße", "ΟΔΥΣΣΕΥΣ"]
@@ -58,60 +65,88 @@ def write_corpus(path: Path, size: int, blocks: list[bytes]) -> None:
 
 
 CHILD = """
-import sys
+import resource, sys, time
 from rnnlm.cli import main
-code = main(sys.argv[1:])
+if sys.argv[1] == "regex":  # the word path as it was: WORD_RE.findall and a dict lookup a token
+    from rnnlm.data.tokenizers import WordTokenizer
+    del WordTokenizer.counter, WordTokenizer.encoder
+start = time.process_time()
+code = main(sys.argv[2:])
+cpu = time.process_time() - start
 peak = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")]
-print("peak_kb", peak[0] if peak else -1, file=sys.stderr)
+print("cpu_s", cpu, "peak_kb", peak[0] if peak else -1, "torch", "torch" in sys.modules, file=sys.stderr)
 sys.exit(code)
 """
 
 
-def run_prepare(corpus: Path, out: Path, level: str) -> dict:
-    """Prepare in a child process; its wall time, peak RSS (VmHWM) and what prepare() reported.
+def run_prepare(corpus: Path, out: Path, level: str, path: str = "numpy") -> dict:
+    """Prepare in a child process; its wall time, CPU time and peak RSS (VmHWM), and what prepare()
+    reported. ``path`` "regex" runs the word level as it was before wordscan.
 
     VmHWM is read inside the child: ru_maxrss from wait4 would include the parent's memory,
     which Linux carries over through fork and exec.
     """
     start = time.perf_counter()
-    child = subprocess.run([sys.executable, "-c", CHILD, "prepare", str(corpus), "--out", str(out),
-                            "--level", level], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.run([sys.executable, "-c", CHILD, path, "prepare", str(corpus), "--out", str(out),
+                            "--level", level], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           check=False)
     wall = time.perf_counter() - start
     if child.returncode != 0:
         raise SystemExit(f"prepare failed: {child.stderr}")
-    peak_kb = int(child.stderr.split("peak_kb")[-1])
+    report = child.stderr.split("cpu_s")[-1].split()
     meta = json.loads((out / "prepared.json").read_text())
+    ids = (out / "ids.bin").read_bytes() if path == "regex" or level == "word" else b""
     shutil.rmtree(out)
-    return {"wall": wall, "peak_mb": peak_kb / 1024, "meta": meta}
+    return {"wall": wall, "cpu": float(report[0]), "peak_mb": int(report[2]) / 1024, "torch": report[4] == "True",
+            "meta": meta, "ids": ids}
+
+
+def row(level: str, path: str, mb: float, r: dict) -> list:
+    seconds = r["meta"]["seconds"]
+    return [level, path, mb, f"{r['wall']:.1f}", f"{seconds:.1f}", f"{mb / seconds:.1f}", f"{r['cpu']:.1f}",
+            f"{mb / r['cpu']:.1f}", f"{r['peak_mb']:.0f}"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10,100,1000", help="character-level corpus sizes in MB")
-    parser.add_argument("--word-sizes", default="10,100", help="word-level corpus sizes in MB")
+    parser.add_argument("--word-sizes", default="10,100,1000", help="word-level corpus sizes in MB")
+    parser.add_argument("--regex-max", type=int, default=100,
+                        help="largest word-level size (MB) also prepared by the old regex path, side by side")
     parser.add_argument("--tmp", default=None, help="where to write the corpora (default: the system temp dir)")
     args = parser.parse_args()
-    jobs = [("char", int(s)) for s in args.sizes.split(",") if s] + \
-           [("word", int(s)) for s in args.word_sizes.split(",") if s]
-    print(f"# rnnlm prepare: speed and peak memory\n\n{machine()}\n")
+    char_sizes = [int(s) for s in args.sizes.split(",") if s]
+    word_sizes = [int(s) for s in args.word_sizes.split(",") if s]
+    print(f"# rnnlm prepare: speed and peak memory\n\n{cpu_model()}, {os.cpu_count()} cores, "
+          f"{time.strftime('%Y-%m-%d')}\n")
     blocks = synthetic_blocks()
-    rows = []
+    rows, ratios = [], []
     with tempfile.TemporaryDirectory(dir=args.tmp, prefix="rnnlm-bench-") as tmp:
-        corpus = Path(tmp) / "corpus.txt"
+        corpus, out = Path(tmp) / "corpus.txt", Path(tmp) / "out"
         write_corpus(corpus, 10_000, blocks)
-        for level in sorted({level for level, _ in jobs}):
-            base = run_prepare(corpus, Path(tmp) / "out", level)
-            rows.append([level, "0.01 (baseline)", f"{base['wall']:.1f}", "-", "-", f"{base['peak_mb']:.0f}"])
-        for level, mb in jobs:
+        for level, path in [("char", "numpy")] * bool(char_sizes) + [("word", "numpy"), ("word", "regex")] * bool(word_sizes):
+            base = run_prepare(corpus, out, level, path)
+            rows.append([level, path, "0.01 (baseline)", f"{base['wall']:.1f}", "-", "-", "-", "-", f"{base['peak_mb']:.0f}"])
+        for mb in char_sizes:
             write_corpus(corpus, mb * 10**6, blocks)
-            r = run_prepare(corpus, Path(tmp) / "out", level)
-            seconds = r["meta"]["seconds"]
-            tokens = sum(r["meta"]["tokens"].values())
-            rows.append([level, mb, f"{r['wall']:.1f}", f"{seconds:.1f}", f"{mb / seconds:.1f}",
-                         f"{r['peak_mb']:.0f}", ])
-            print(f"  {level} {mb} MB: {mb / seconds:.1f} MB/s, {tokens:,} tokens, peak {r['peak_mb']:.0f} MB",
-                  file=sys.stderr, flush=True)
-    print(table(["level", "MB", "wall s", "prepare s", "MB/s", "peak RSS MB"], rows))
+            rows.append(row("char", "numpy", mb, run_prepare(corpus, out, "char")))
+            print(f"  char {mb} MB: {rows[-1][5]} MB/s", file=sys.stderr, flush=True)
+        for mb in word_sizes:
+            write_corpus(corpus, mb * 10**6, blocks)
+            new = run_prepare(corpus, out, "word")
+            rows.append(row("word", "numpy", mb, new))
+            if mb <= args.regex_max:
+                old = run_prepare(corpus, out, "word", "regex")
+                if old["ids"] != new["ids"]:
+                    raise SystemExit(f"{mb} MB: the numpy and regex paths wrote different ids")
+                rows.append(row("word", "regex", mb, old))
+                ratios.append([mb, f"{old['meta']['seconds'] / new['meta']['seconds']:.1f}x",
+                               f"{old['cpu'] / new['cpu']:.1f}x", "same"])
+            print(f"  word {mb} MB: {rows[-1 - (mb <= args.regex_max)][5]} MB/s", file=sys.stderr, flush=True)
+    print(table(["level", "path", "MB", "wall s", "prepare s", "MB/s", "CPU s", "MB/CPU s", "peak RSS MB"], rows))
+    if ratios:
+        print("\nword level, numpy path against the regex path on the same corpus:\n")
+        print(table(["MB", "prepare s ratio", "CPU s ratio", "ids.bin"], ratios))
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = {  # name: (full options, quick options)
     "train_throughput": ([], ["--seconds", "1"]),
     "generation": ([], ["--chars", "500", "--window-chars", "50"]),
-    "prepare_speed": ([], ["--sizes", "10,100", "--word-sizes", "10"]),
+    "prepare_speed": ([], ["--sizes", "10,100", "--word-sizes", "10", "--regex-max", "10"]),
     "compile": ([], ["--seconds", "1"]),
     "quality": ([], ["--minutes", "1"]),
     "distributed": ([], ["--kb", "30"]),

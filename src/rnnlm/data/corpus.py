@@ -34,6 +34,8 @@ BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
 
 
 def normalize_newlines(text: str) -> str:
+    if "\r" not in text:  # one scan, where the two replacements would make two
+        return text
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

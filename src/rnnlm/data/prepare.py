@@ -54,7 +54,7 @@ from rnnlm.reading import read_json, regular_file_size
 META, VOCAB, IDS = "prepared.json", "vocab.json", "ids.bin"
 SCRATCH = "tokens.tmp"  # word level: the dense token numbers of every piece, while the folder is written
 BOS_NUMBER = -2  # stands for xxbos among the dense numbers (-1 is never written)
-REMAP_BLOCK = 1 << 20  # dense numbers mapped to ids at a time
+REMAP_BLOCK = 1 << 18  # dense numbers mapped to ids at a time
 PREPARED_FORMAT = "rnnlm-prepared"
 PREPARED_VERSION = 1
 TRAIN, VALID = "train", "valid"

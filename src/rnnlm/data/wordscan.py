@@ -279,7 +279,7 @@ class WordIndex:
 class WordCounter:
     """Counts of the word tokens of many pieces of text, kept as arrays until ``counts``."""
 
-    FLUSH = 1 << 20  # dense ids gathered before they are counted with one bincount
+    FLUSH = 1 << 18  # dense ids gathered before they are counted with one bincount (a few MB)
 
     def __init__(self, lower: bool = False):
         self.index = WordIndex(lower)

@@ -21,6 +21,7 @@ BENCHMARKS = {  # name: (full options, quick options)
     "compile": ([], ["--seconds", "1"]),
     "quality": ([], ["--minutes", "1"]),
     "distributed": ([], ["--kb", "30"]),
+    "startup": ([], ["--rounds", "3"]),
 }
 
 
@@ -38,7 +39,7 @@ def main() -> int:
     for name in names:
         full, quick = BENCHMARKS[name]
         command = [sys.executable, str(HERE / f"{name}.py"), *(quick if args.quick else full)]
-        if args.threads and name not in ("prepare_speed", "distributed"):
+        if args.threads and name not in ("prepare_speed", "distributed", "startup"):
             command += ["--threads", args.threads]
         print(f"\n<!-- {' '.join(Path(c).name if c.endswith('.py') else c for c in command[1:])} -->", flush=True)
         start = time.perf_counter()

@@ -1,9 +1,9 @@
 """Generation speed: rnnlm's stateful sampling against the lessons' sliding window, same model.
 
-Stateful (rnnlm.generate): the prime is read once, then every new character costs one step of
+Stateful (rnnlm.session): the prime is read once, then every new character costs one step of
 the network from the carried hidden state. Sliding window (the lessons' get_next_n): every new
 character re-runs the model on the last n characters from a zero state and keeps the last
-output. Both sample with the same pick_next under torch.inference_mode, at batch 1. rnnlm
+output. Both sample with the same rnnlm.sampling.draw under torch.inference_mode, at batch 1. rnnlm
 runs its steps on torch's own recurrent kernels (rnnlm.generate.one_step_kernels); the window
 way is timed with those and with torch's default choice (oneDNN for an LSTM; the same kernels
 for a GRU), and keeps the faster. All ways run in turn (A B C A B C ...) so that a busy spell of
@@ -17,6 +17,7 @@ constant once the window is full, which the prime makes it from the start.
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -26,12 +27,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_threads_option, best_times, machine, set_threads, table  # noqa: E402
 
-from rnnlm.config import ModelConfig  # noqa: E402
+import rnnlm.session as session_module  # noqa: E402
+from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from rnnlm.data.tokenizers import CharTokenizer  # noqa: E402
 from rnnlm.data.vocab import Vocab  # noqa: E402
-import rnnlm.generate as generate_module  # noqa: E402
-from rnnlm.generate import generate, one_step_kernels, pick_next  # noqa: E402
+from rnnlm.generate import one_step_kernels  # noqa: E402
 from rnnlm.models import RecurrentLM  # noqa: E402
+from rnnlm.runfolder import Run  # noqa: E402
+from rnnlm.sampling import Sampling, draw  # noqa: E402
+from rnnlm.session import GenerationSession  # noqa: E402
 
 ALPHABET = "\n !\"'(),-.:;?abcdefghijklmnopqrstuvwxyz0123456789_=[]"
 PRIME = "for those who know the spirit of the age and the will to power, " * 4
@@ -41,32 +45,39 @@ MODELS = {  # the lessons' stateful LSTM and GRU on Nietzsche
 }
 
 
+def session_of(model, tokenizer, vocab) -> GenerationSession:
+    config = RunConfig(DataConfig(), model.config, TrainConfig())
+    return GenerationSession(Run(Path("."), "benchmark", config, vocab, tokenizer, model, torch.device("cpu")))
+
+
 def stateful(model, tokenizer, vocab, n: int, samples: int = 1) -> int:
-    """rnnlm's way; returns the characters produced."""
-    return samples * sum(1 for _ in generate(model, tokenizer, vocab, PRIME[:8], n, samples=samples, seed=0))
+    """rnnlm's way (the generation session); returns the characters produced."""
+    session = session_of(model, tokenizer, vocab)
+    streams = session.start(PRIME[:8], n=samples, max_tokens=n, seed=0)
+    return samples * sum(1 for _ in session.run_streams(streams))
 
 
 @torch.inference_mode()
 def sliding_window(model, tokenizer, vocab, n: int, window: int, kernels=nullcontext) -> int:
     """The lessons' way: the last ``window`` ids from a zero state, every character."""
-    generator = torch.Generator().manual_seed(0)
+    rng = random.Random(0)
     model.eval()
     ids = tokenizer.encode(PRIME[-window:], vocab).tolist()
     for _ in range(n):
         with kernels():
             logits, _ = model(torch.tensor([ids[-window:]]))
-        ids.append(int(pick_next(logits[:, -1], generator=generator)))
+        ids.append(int(draw(logits[:, -1], [Sampling()], [rng.random()])))
     return n
 
 
 def on_default_kernels(fn):
-    """``fn`` with rnnlm.generate's one-step kernel switch turned off: what rnnlm did before it."""
+    """``fn`` with the session's one-step kernel switch turned off: what rnnlm did before it."""
     def run():
-        generate_module.one_step_kernels = nullcontext
+        session_module.one_step_kernels = nullcontext
         try:
             fn()
         finally:
-            generate_module.one_step_kernels = one_step_kernels
+            session_module.one_step_kernels = one_step_kernels
     return run
 
 

@@ -1,15 +1,24 @@
 """The lessons' sliding-window sampling against rnnlm's stateful generation."""
 
+import random
+
 import torch
 
-from rnnlm.generate import sample_ids
 from rnnlm.lessons.sampling import get_next, get_next_n
 from rnnlm.models import lesson as m
 from rnnlm.runfolder import load_run
+from rnnlm.sampling import Sampling
+from rnnlm.session import GenerationSession
 
 
-def stateful(model, prime, n, **pick):
-    return [int(t) for t in torch.cat(list(sample_ids(model, prime, n, **pick)))]
+def stateful(run, prime, n, greedy=False, seed=0):
+    """rnnlm's own generation: the prime read once, then one step a token."""
+    session = GenerationSession(run)
+    (stream,) = session.start(prompt_ids=prime, max_tokens=n, seed=seed, logprobs=0,
+                              sampling=Sampling(greedy=greedy))
+    for _ in session.run_streams([stream]):
+        pass
+    return [r.id for r in stream.records]
 
 
 def test_greedy_without_a_window_limit_is_stateful_generation(tiny_run):
@@ -17,17 +26,16 @@ def test_greedy_without_a_window_limit_is_stateful_generation(tiny_run):
     run = load_run(tiny_run, device="cpu")
     prime = run.tokenizer.encode("the dog sat on ", run.vocab).tolist()
     lesson_way = get_next_n(run.model, prime, 40, greedy=True, window=None)
-    assert lesson_way == stateful(run.model, prime, 40, greedy=True)
+    assert lesson_way == stateful(run, prime, 40, greedy=True)
     assert run.tokenizer.decode(lesson_way, run.vocab).startswith("the ")  # it learned the text
 
 
-def test_multinomial_draws_match_with_the_same_generator(tiny_run):
+def test_draws_match_with_the_same_seed(tiny_run):
     run = load_run(tiny_run, device="cpu")
     prime = run.tokenizer.encode("the ", run.vocab).tolist()
-    lesson_way = get_next_n(run.model, prime, 60, greedy=False, window=None,
-                            generator=torch.Generator().manual_seed(5))
-    assert lesson_way == stateful(run.model, prime, 60, seed=5)
-    other = get_next_n(run.model, prime, 60, greedy=False, window=None, generator=torch.Generator().manual_seed(6))
+    lesson_way = get_next_n(run.model, prime, 60, greedy=False, window=None, rng=random.Random(5))
+    assert lesson_way == stateful(run, prime, 60, seed=5)
+    other = get_next_n(run.model, prime, 60, greedy=False, window=None, rng=random.Random(6))
     assert other != lesson_way
 
 
@@ -36,7 +44,7 @@ def test_the_lessons_window_forgets_what_slid_out(tiny_run):
     run = load_run(tiny_run, device="cpu")
     prime = run.tokenizer.encode("the cat sat on the ", run.vocab).tolist()
     windowed = get_next_n(run.model, prime, 30, greedy=True)  # window = len(prime), as the lessons
-    assert windowed[0] == stateful(run.model, prime, 1, greedy=True)[0]
+    assert windowed[0] == stateful(run, prime, 1, greedy=True)[0]
     short = get_next_n(run.model, prime[-2:], 30, greedy=True)  # a 2-character window
     assert len(windowed) == len(short) == 30 and short != windowed
 
@@ -44,9 +52,9 @@ def test_the_lessons_window_forgets_what_slid_out(tiny_run):
 def test_get_next_reads_each_window_from_a_zero_state():
     torch.manual_seed(0)
     model = m.CharSeqStatefulGRU(20, 4, 8)
-    first = get_next(model, [1, 2, 3], greedy=False, generator=torch.Generator().manual_seed(0))
+    first = get_next(model, [1, 2, 3], greedy=False, rng=random.Random(0))
     model(torch.randint(0, 20, (1, 50)))  # leave some state behind
-    again = get_next(model, [1, 2, 3], greedy=False, generator=torch.Generator().manual_seed(0))
+    again = get_next(model, [1, 2, 3], greedy=False, rng=random.Random(0))
     assert first == again
 
 

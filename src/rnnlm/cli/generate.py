@@ -3,47 +3,91 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-from rnnlm.cli.options import add_command, add_device_option, add_threads_option
+from rnnlm.cli.options import add_command, add_device_option, add_encoding_options, add_threads_option
 from rnnlm.cli.output import for_terminal
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "generate", help="write text with a trained model",
-                    description="Sample text from a run, streaming tokens as they come.")
+                    description="Sample text from a run, streaming tokens as they come. Each sample ends "
+                                "after -n tokens or --max-chars characters (finish reason: length), at a "
+                                "--stop string (stop; the string itself is not printed) or, at word level, "
+                                "when the model ends the document (end).")
     p.add_argument("run", metavar="RUN", help="run folder")
-    p.add_argument("--prime", default="", help="text to start from")
-    p.add_argument("-n", type=int, default=200, help="tokens to generate")
-    p.add_argument("--temperature", type=float, default=1.0, help="below 1: safer text, above 1: wilder")
-    p.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
-    p.add_argument("--top-p", type=float, default=None, help="sample among the tokens holding this probability mass")
-    p.add_argument("--greedy", action="store_true", help="always take the most likely token")
-    p.add_argument("--seed", type=int, default=None, help="same seed, same text")
-    p.add_argument("--samples", type=int, default=1, help="independent samples, generated as one batch")
+    prime = p.add_mutually_exclusive_group()
+    prime.add_argument("--prime", default="", help="text to start from (may hold newlines)")
+    prime.add_argument("--prime-file", metavar="FILE", default=None,
+                       help="read the text to start from from FILE (- for standard input), as training text is read")
+    add_encoding_options(p, None, None)
+    g = p.add_argument_group("length and stopping")
+    g.add_argument("-n", type=int, default=200, help="tokens to generate (at most)")
+    g.add_argument("--max-chars", type=int, default=None, metavar="N", help="end a sample at N characters")
+    g.add_argument("--stop", action="append", default=[], metavar="STRING",
+                   help="end a sample when its text contains STRING, which is not printed (repeatable)")
+    g = p.add_argument_group("sampling")
+    g.add_argument("--temperature", type=float, default=1.0, help="below 1: safer text, above 1: wilder")
+    g.add_argument("--top-k", type=int, default=None, help="sample among the k most likely tokens")
+    g.add_argument("--top-p", type=float, default=None, help="sample among the tokens holding this probability mass")
+    g.add_argument("--greedy", action="store_true", help="always take the most likely token")
+    g.add_argument("--seed", type=int, default=None,
+                   help="same seed, same text (sample i of --samples draws with seed + i - 1)")
+    g.add_argument("--samples", type=int, default=1, help="independent samples, generated as one batch")
+    g = p.add_argument_group("output")
+    g.add_argument("--json", action="store_true",
+                   help="one JSON object per sample: text, finish_reason, tokens, prompt_tokens, seed")
+    g.add_argument("--logprobs", type=int, default=None, metavar="K",
+                   help="with --json: each token's log-probability and the K most likely alternatives")
     add_device_option(p)
     add_threads_option(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> None:
-    from rnnlm.generate import check_sampling, generate, generate_text
-    from rnnlm.runfolder import load_run
+    from rnnlm.errors import RnnlmError
+    from rnnlm.prompt import read_prompt_file
+    from rnnlm.sampling import Sampling
+    from rnnlm.session import GenerationSession, check_stream_options
 
-    check_sampling(args.n, args.samples, args.temperature, args.top_k, args.top_p, args.seed)
-    trained = load_run(args.run, device=args.device)
-    options = dict(samples=args.samples, seed=args.seed, temperature=args.temperature,
-                   top_k=args.top_k, top_p=args.top_p, greedy=args.greedy)
-    if args.samples == 1:
-        separator = " " if trained.tokenizer.level == "word" else ""
-        sys.stdout.write(for_terminal(args.prime))
-        first = True
-        for pieces in generate(trained.model, trained.tokenizer, trained.vocab, args.prime, args.n, **options):
-            sys.stdout.write(for_terminal(("" if first and not args.prime else separator) + pieces[0]))
+    if args.logprobs is not None and not args.json:
+        raise RnnlmError("--logprobs needs --json (the log-probabilities are part of the JSON output)")
+    sampling = Sampling(args.temperature, args.top_k, args.top_p, args.greedy)
+    sampling.validate()
+    check_stream_options(args.samples, args.n, args.stop, args.seed, args.logprobs, args.max_chars)
+    session = GenerationSession.load(args.run, device=args.device)
+    data = session.run.config.data
+    prompt = args.prime if args.prime_file is None else read_prompt_file(
+        args.prime_file, args.encoding or data.encoding, args.errors or data.errors)
+    ids, unknown = session.encode_prompt(prompt)
+    if unknown:
+        print(f"warning: {unknown} token(s) of the prime are not in the vocab; read as xxunk", file=sys.stderr)
+    streams = session.start(prompt, n=args.samples, max_tokens=args.n, stop=args.stop, sampling=sampling,
+                            seed=args.seed, logprobs=args.logprobs, max_chars=args.max_chars, prompt_ids=ids)
+    if args.json:
+        for _ in session.run_streams(streams):
+            pass
+        for i, stream in enumerate(streams, 1):
+            print(json.dumps(stream_json(stream, prompt, i), ensure_ascii=False))
+    elif len(streams) == 1:
+        sys.stdout.write(for_terminal(prompt))
+        for (piece,) in session.run_streams(streams):
+            sys.stdout.write(for_terminal(piece.text))
             sys.stdout.flush()
-            first = False
         sys.stdout.write("\n")
-        return
-    texts = generate_text(trained.model, trained.tokenizer, trained.vocab, args.prime, args.n, **options)
-    for i, text in enumerate(texts, 1):
-        print(f"--- sample {i} ---\n{for_terminal(text)}")
+    else:
+        for _ in session.run_streams(streams):
+            pass
+        for i, stream in enumerate(streams, 1):
+            print(f"--- sample {i} ---\n{for_terminal(prompt + stream.text)}")
+
+
+def stream_json(stream, prompt: str, sample: int) -> dict:
+    """A finished stream as the JSON object ``--json`` prints."""
+    obj = {"sample": sample, "prompt": prompt, "text": stream.text, "finish_reason": stream.finish_reason,
+           "tokens": stream.tokens, "prompt_tokens": stream.prompt_tokens, "seed": stream.seed}
+    if stream.logprobs is not None:
+        obj["logprobs"] = [{"token": r.token, "text": r.text, "logprob": r.logprob,
+                            "top": [{"token": t, "logprob": lp} for t, lp in r.top]} for r in stream.records]
+    return obj

@@ -45,8 +45,8 @@ def run_settings_given(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> None:
-    from rnnlm.generate import generate_text
-    from rnnlm.runfolder import load_run
+    from rnnlm.sampling import Sampling
+    from rnnlm.session import GenerationSession
     from rnnlm.train.run import resume, resume_command, train
 
     if args.resume:
@@ -68,8 +68,8 @@ def run(args: argparse.Namespace) -> None:
     if learner.stop_reason == "time":
         print(f"stopped after --max-minutes at epoch {learner.epoch}; continue with: "
               f"{resume_command(folder, learner.dist)}")
-    trained = load_run(folder, device=args.device)
+    session = GenerationSession.load(folder, device=args.device)
     n = 200 if data.tokenizer.level == "char" else 40
-    text = generate_text(trained.model, trained.tokenizer, trained.vocab, "", n, seed=args.seed, temperature=0.8)[0]
+    text = session.sample_texts("", n, seed=args.seed, sampling=Sampling(temperature=0.8))[0]
     print(f"sample: {for_terminal(text)}")
     print(f"\nnext: rnnlm generate {folder} --prime '...'   |   rnnlm evaluate {folder}")

@@ -76,6 +76,9 @@ class CharTokenizer:
     def join(self, pieces: list[str]) -> str:
         return "".join(pieces)
 
+    def stream_decoder(self, vocab: Vocab) -> "StreamDecoder":
+        return CharStreamDecoder(self, vocab)
+
 
 class WordTokenizer:
     level = "word"
@@ -112,8 +115,47 @@ class WordTokenizer:
     def join(self, pieces: list[str]) -> str:
         return " ".join(pieces)
 
+    def stream_decoder(self, vocab: Vocab) -> "StreamDecoder":
+        return WordStreamDecoder(vocab)
+
 
 Tokenizer = CharTokenizer | WordTokenizer
+
+
+class CharStreamDecoder:
+    """Text of a stream of character ids, one piece per id."""
+
+    def __init__(self, tokenizer: CharTokenizer, vocab: Vocab):
+        self.tokenizer, self.vocab = tokenizer, vocab
+
+    def feed(self, token_id: int) -> str:
+        return self.tokenizer.piece(self.vocab.itos[token_id])
+
+    def flush(self) -> str:
+        return ""
+
+
+class WordStreamDecoder:
+    """Text of a stream of word ids: words joined by single spaces, as ``decode`` joins them.
+    Specials (``xxbos``, ``xxpad``) write nothing; the first word written has no space before it."""
+
+    def __init__(self, vocab: Vocab):
+        self.vocab = vocab
+        self.started = False
+
+    def feed(self, token_id: int) -> str:
+        token = self.vocab.itos[token_id]
+        if token in SPECIALS and token != UNK:
+            return ""
+        text = " " + token if self.started else token
+        self.started = True
+        return text
+
+    def flush(self) -> str:
+        return ""
+
+
+StreamDecoder = CharStreamDecoder | WordStreamDecoder
 
 
 class TokenCounter(Protocol):

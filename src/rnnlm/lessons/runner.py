@@ -88,22 +88,20 @@ def train_lesson(lesson: Lesson, ctx: LessonContext) -> Result:
     log = fit(model, data.train, data.valid, recipe, device=device, on_cycle_end=save_cycle,
               log=out, progress=ctx.progress)
     last = log.rows[-1]
-    sample = lesson_sample(lesson, model, data, device, ctx.seed, out) if lesson.sample_n else None
+    sample = lesson_sample(lesson, model, data, ctx.seed, out) if lesson.sample_n else None
     return Result(lesson.name, lesson.metric, float(last[lesson.metric]), lesson.seed,
                   time.monotonic() - start, scale, recipe.describe(), data.size, log.rows,
                   log.first_loss, sample, checkpoints)
 
 
-def lesson_sample(lesson: Lesson, model: torch.nn.Module, data: LessonData, device: torch.device,
-                  seed: int, out: TextIO) -> str | None:
+def lesson_sample(lesson: Lesson, model: torch.nn.Module, data: LessonData, seed: int, out: TextIO) -> str | None:
     """The prime and ``sample_n`` characters after it, sampled the lesson way."""
     try:
         prime = data.encode(lesson.prime)
     except RnnlmError as e:
         print(f"sample: skipped, the prime {lesson.prime!r} cannot be read ({e})", file=out)
         return None
-    generator = torch.Generator(device=device).manual_seed(seed)
-    new = get_next_n(model, prime, lesson.sample_n, greedy=lesson.greedy, generator=generator)
+    new = get_next_n(model, prime, lesson.sample_n, greedy=lesson.greedy, rng=random.Random(seed))
     sample = lesson.prime + data.decode(new)
     how = "greedy" if lesson.greedy else "multinomial"
     print(f"sample ({how}, sliding window of {len(prime)}): {sample!r}", file=out, flush=True)

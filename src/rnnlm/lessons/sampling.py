@@ -14,9 +14,12 @@ state)).
 
 from __future__ import annotations
 
+import random
+
 import torch
 
 from rnnlm.models.lesson import Stateful
+from rnnlm.sampling import Sampling, draw
 
 
 @torch.no_grad()
@@ -32,16 +35,18 @@ def next_logits(model: torch.nn.Module, window: list[int]) -> torch.Tensor:
 
 
 def get_next(model: torch.nn.Module, window: list[int], greedy: bool = True,
-             generator: torch.Generator | None = None) -> int:
-    """The next token id: the most likely one, or a draw (``torch.multinomial``) when not greedy."""
+             rng: random.Random | None = None) -> int:
+    """The next token id: the most likely one, or a draw from the predicted distribution when
+    not greedy (the lessons' ``torch.multinomial``; here rnnlm's own draw, one uniform number of
+    ``rng`` each, so that the same seed gives what ``rnnlm generate`` gives)."""
     logits = next_logits(model, window)
     if greedy:
         return int(logits.argmax())
-    return int(torch.multinomial(logits.float().softmax(-1), 1, generator=generator))
+    return int(draw(logits[None], [Sampling()], [(rng or random).random()]))
 
 
 def get_next_n(model: torch.nn.Module, prime: list[int], n: int, *, greedy: bool = True,
-               window: int | None = -1, generator: torch.Generator | None = None) -> list[int]:
+               window: int | None = -1, rng: random.Random | None = None) -> list[int]:
     """``n`` new ids after ``prime``, sliding a window of ``window`` tokens (-1: the prime's
     length, as the lessons do; None: never drop anything)."""
     size = len(prime) if window == -1 else window
@@ -49,7 +54,7 @@ def get_next_n(model: torch.nn.Module, prime: list[int], n: int, *, greedy: bool
     was_training = model.training
     model.eval()
     for _ in range(n):
-        token = get_next(model, context, greedy, generator)
+        token = get_next(model, context, greedy, rng)
         new.append(token)
         context.append(token)
         if size is not None:

@@ -141,3 +141,19 @@ def detach_state(state: State) -> State:
 
 def state_batch_size(state: State) -> int:
     return (state[0] if isinstance(state, tuple) else state).shape[1]
+
+
+def cat_states(states: list[State]) -> State:
+    """The states of single streams, (layers, 1, H) each, as one batch (layers, N, H)."""
+    if len(states) == 1:
+        return states[0]
+    if isinstance(states[0], tuple):
+        return tuple(torch.cat(parts, dim=1) for parts in zip(*states))
+    return torch.cat(states, dim=1)
+
+
+def split_state(state: State) -> list[State]:
+    """A batch state (layers, N, H) as N single-stream states (layers, 1, H), views of it."""
+    if isinstance(state, tuple):
+        return list(zip(*(s.split(1, dim=1) for s in state)))
+    return list(state.split(1, dim=1))

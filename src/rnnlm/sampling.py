@@ -1,0 +1,79 @@
+"""Choosing the next token of many streams at once, each with its own settings and randomness.
+
+Each stream draws with its own random source (a ``random.Random`` seeded by the stream's seed):
+the draw is an inverse-CDF lookup of one uniform number in the stream's own distribution, so a
+stream's tokens depend on its seed and its text alone, never on which other streams share the
+batch. Every row is computed on its own, vectorised over the batch: temperature, then top-k,
+then top-p (nucleus), then the draw; greedy rows take the most likely token.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from rnnlm.errors import RnnlmError
+
+MAX_SEED = 2**64 - 1  # seeds are taken up to here (the range OpenAI-style clients send)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How one stream picks its next token."""
+
+    temperature: float = 1.0
+    top_k: int | None = None  # only the k most likely tokens
+    top_p: float | None = None  # only the most likely tokens that hold this much probability
+    greedy: bool = False  # always the most likely token
+
+    def validate(self) -> None:
+        if not 0 < self.temperature < math.inf:
+            raise RnnlmError(f"--temperature must be a finite number > 0 (got {self.temperature})")
+        if self.top_k is not None and self.top_k < 1:
+            raise RnnlmError(f"--top-k must be >= 1 (got {self.top_k})")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise RnnlmError(f"--top-p must be in (0, 1] (got {self.top_p})")
+
+    @property
+    def truncates(self) -> bool:
+        return self.top_k is not None or (self.top_p is not None and self.top_p < 1.0)
+
+
+def draw(logits: torch.Tensor, settings: Sequence[Sampling], uniforms: Sequence[float]) -> torch.Tensor:
+    """Next token ids (N,) from ``logits`` (N, V), row i drawn with ``settings[i]`` by the
+    uniform number ``uniforms[i]`` in [0, 1). Tokens whose logit is -inf are never drawn."""
+    logits = logits.float()
+    greedy = [s.greedy for s in settings]
+    if all(greedy):
+        return logits.argmax(-1)
+    temperature = torch.tensor([s.temperature for s in settings], device=logits.device)
+    scaled = (logits - logits.amax(-1, keepdim=True)) / temperature[:, None]  # no overflow at a tiny temperature
+    if any(s.truncates for s in settings):
+        scaled = scaled.masked_fill(outside_top(scaled, settings), float("-inf"))
+    cdf = scaled.softmax(-1).cumsum(-1)  # (N, V), in vocab order whatever the settings: rows stay independent
+    total = cdf[:, -1:]
+    target = torch.tensor(uniforms, dtype=cdf.dtype, device=cdf.device)[:, None] * total
+    target = torch.minimum(target, torch.nextafter(total, torch.zeros_like(total)))  # u near 1 rounds to the total
+    ids = torch.searchsorted(cdf, target, right=True).squeeze(-1)  # the first token whose cdf passes the target
+    if any(greedy):
+        ids = torch.where(torch.tensor(greedy, device=ids.device), logits.argmax(-1), ids)
+    return ids
+
+
+def outside_top(logits: torch.Tensor, settings: Sequence[Sampling]) -> torch.Tensor:
+    """A mask (N, V) of the tokens outside each row's top-k and top-p. The most likely token is
+    always inside (a top_p below float32's resolution would otherwise leave none)."""
+    vocab, device = logits.shape[-1], logits.device
+    sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+    k = torch.tensor([s.top_k or vocab for s in settings], device=device)
+    outside = torch.arange(vocab, device=device)[None, :] >= k[:, None]  # by rank
+    p = torch.tensor([1.0 if s.top_p is None else s.top_p for s in settings], device=device)
+    if bool((p < 1).any()):
+        probs = sorted_logits.masked_fill(outside, float("-inf")).softmax(-1)
+        before = probs.cumsum(-1) - probs  # mass of the tokens ranked above each one
+        outside |= before >= p[:, None]
+    outside[:, 0] = False
+    return torch.empty_like(outside).scatter_(-1, order, outside)  # back from rank to vocab order

@@ -3,24 +3,28 @@
 Each corpus is generated into a temporary folder (deleted afterwards) and prepared by
 `rnnlm prepare` in a child process, which reports its own peak resident memory (VmHWM,
 Linux). MB/s counts source bytes (10^6) over the time prepare() reports for itself, so the
-interpreter's start is left out; it is in the wall time and in the peak memory (the "baseline"
-rows: the same command on a 10 kB corpus). MB/CPU s counts them over the CPU time of the
-command in the child, which other work on a shared machine disturbs far less. Time should grow
-linearly with size and memory not at all.
+interpreter and torch start-up are left out (MB per CPU-s: over the child's CPU time less the
+baseline's, steadier on a busy machine); they are in the wall time and in the peak memory
+(the "baseline" row: the same command on a 10 kB corpus). Time should grow linearly with size
+and memory not at all.
 
-Word level runs two paths on the same corpus, one after the other: rnnlm's numpy path
-(``wordscan``) and the regular-expression path it replaced (``WORD_RE.findall`` and a dict
-lookup a token, still the definition of the tokens), up to ``--regex-max`` MB; their ids.bin
-must be identical.
+Word level runs two paths on each corpus up to ``--regex-max`` MB, one after the other: rnnlm's
+numpy path (``rnnlm.data.wordscan``) and the regular-expression path it replaced
+(``WORD_RE.findall`` and a dict lookup a token, still the definition of the tokens); their
+ids.bin must be identical.
+
+At BPE level (``--bpe-sizes``, vocab 2048) the time includes learning the merges, from the
+first 8.4 million characters of the training split (rnnlm.data.bpe.TRAIN_CHARS): a fixed cost
+of a few seconds, after which encoding runs at the rate the larger corpora show.
 
     python benchmarks/prepare_speed.py [--sizes 10,100,1000] [--word-sizes 10,100,1000] [--regex-max 100]
+                                       [--bpe-sizes 10,100,1000]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -31,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import cpu_model, table  # noqa: E402
+from common import machine, table  # noqa: E402
 
 BLOCK_BYTES = 4 << 20
 EXTRA_WORDS = ["café", "naïve", "Übermensch", "—", "«quoted»", "déjà", "漢字", "🙂", "straße", "ΟΔΥΣΣΕΥΣ"]
@@ -65,46 +69,45 @@ def write_corpus(path: Path, size: int, blocks: list[bytes]) -> None:
 
 
 CHILD = """
-import resource, sys, time
+import sys
 from rnnlm.cli import main
-if sys.argv[1] == "regex":  # the word path as it was: WORD_RE.findall and a dict lookup a token
+if sys.argv[1] == "regex":  # the word level as it was: WORD_RE.findall and a dict lookup a token
     from rnnlm.data.tokenizers import WordTokenizer
     del WordTokenizer.counter, WordTokenizer.encoder
-start = time.process_time()
 code = main(sys.argv[2:])
-cpu = time.process_time() - start
+import resource
 peak = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")]
-print("cpu_s", cpu, "peak_kb", peak[0] if peak else -1, "torch", "torch" in sys.modules, file=sys.stderr)
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print("cpu_s", usage.ru_utime + usage.ru_stime, file=sys.stderr)
+print("peak_kb", peak[0] if peak else -1, file=sys.stderr)
 sys.exit(code)
 """
 
 
+LEVEL_OPTIONS = {"char": ["--level", "char"], "word": ["--level", "word"],
+                 "bpe": ["--level", "bpe", "--vocab-size", "2048"]}
+
+
 def run_prepare(corpus: Path, out: Path, level: str, path: str = "numpy") -> dict:
-    """Prepare in a child process; its wall time, CPU time and peak RSS (VmHWM), and what prepare()
-    reported. ``path`` "regex" runs the word level as it was before wordscan.
+    """Prepare in a child process; its wall time, peak RSS (VmHWM) and what prepare() reported,
+    and the ids it wrote at word level. ``path`` "regex" runs the word level as it was.
 
     VmHWM is read inside the child: ru_maxrss from wait4 would include the parent's memory,
     which Linux carries over through fork and exec.
     """
     start = time.perf_counter()
     child = subprocess.run([sys.executable, "-c", CHILD, path, "prepare", str(corpus), "--out", str(out),
-                            "--level", level], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            *LEVEL_OPTIONS[level]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                            check=False)
     wall = time.perf_counter() - start
     if child.returncode != 0:
         raise SystemExit(f"prepare failed: {child.stderr}")
-    report = child.stderr.split("cpu_s")[-1].split()
+    peak_kb = int(child.stderr.split("peak_kb")[-1])
+    cpu = float(child.stderr.split("cpu_s")[-1].split()[0])
     meta = json.loads((out / "prepared.json").read_text())
-    ids = (out / "ids.bin").read_bytes() if path == "regex" or level == "word" else b""
+    ids = (out / "ids.bin").read_bytes() if level == "word" else b""
     shutil.rmtree(out)
-    return {"wall": wall, "cpu": float(report[0]), "peak_mb": int(report[2]) / 1024, "torch": report[4] == "True",
-            "meta": meta, "ids": ids}
-
-
-def row(level: str, path: str, mb: float, r: dict) -> list:
-    seconds = r["meta"]["seconds"]
-    return [level, path, mb, f"{r['wall']:.1f}", f"{seconds:.1f}", f"{mb / seconds:.1f}", f"{r['cpu']:.1f}",
-            f"{mb / r['cpu']:.1f}", f"{r['peak_mb']:.0f}"]
+    return {"wall": wall, "cpu": cpu, "peak_mb": peak_kb / 1024, "meta": meta, "ids": ids}
 
 
 def main() -> None:
@@ -113,40 +116,50 @@ def main() -> None:
     parser.add_argument("--word-sizes", default="10,100,1000", help="word-level corpus sizes in MB")
     parser.add_argument("--regex-max", type=int, default=100,
                         help="largest word-level size (MB) also prepared by the old regex path, side by side")
+    parser.add_argument("--bpe-sizes", default="10,100,1000", help="BPE-level (2048 tokens) corpus sizes in MB")
     parser.add_argument("--tmp", default=None, help="where to write the corpora (default: the system temp dir)")
     args = parser.parse_args()
-    char_sizes = [int(s) for s in args.sizes.split(",") if s]
-    word_sizes = [int(s) for s in args.word_sizes.split(",") if s]
-    print(f"# rnnlm prepare: speed and peak memory\n\n{cpu_model()}, {os.cpu_count()} cores, "
-          f"{time.strftime('%Y-%m-%d')}\n")
+    jobs = [("char", int(s)) for s in args.sizes.split(",") if s] + \
+           [("word", int(s)) for s in args.word_sizes.split(",") if s] + \
+           [("bpe", int(s)) for s in args.bpe_sizes.split(",") if s]
+    print(f"# rnnlm prepare: speed and peak memory\n\n{machine()}\n")
     blocks = synthetic_blocks()
-    rows, ratios = [], []
+    rows, ratios, base_cpu = [], [], {}
+
+    def add_row(level: str, path: str, mb: int, r: dict) -> None:
+        seconds = r["meta"]["seconds"]
+        rows.append([level, path, mb, f"{r['wall']:.1f}", f"{r['cpu']:.1f}", f"{seconds:.1f}", f"{mb / seconds:.1f}",
+                     f"{mb / (r['cpu'] - base_cpu[level, path]):.1f}", f"{r['peak_mb']:.0f}"])
+        print(f"  {level} ({path}) {mb} MB: {mb / seconds:.1f} MB/s, {sum(r['meta']['tokens'].values()):,} tokens, "
+              f"peak {r['peak_mb']:.0f} MB", file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory(dir=args.tmp, prefix="rnnlm-bench-") as tmp:
         corpus, out = Path(tmp) / "corpus.txt", Path(tmp) / "out"
         write_corpus(corpus, 10_000, blocks)
-        for level, path in [("char", "numpy")] * bool(char_sizes) + [("word", "numpy"), ("word", "regex")] * bool(word_sizes):
+        paths = [(level, "numpy") for level in sorted({level for level, _ in jobs})]
+        if any(level == "word" and mb <= args.regex_max for level, mb in jobs):
+            paths.append(("word", "regex"))
+        for level, path in paths:
             base = run_prepare(corpus, out, level, path)
-            rows.append([level, path, "0.01 (baseline)", f"{base['wall']:.1f}", "-", "-", "-", "-", f"{base['peak_mb']:.0f}"])
-        for mb in char_sizes:
+            base_cpu[level, path] = base["cpu"]
+            rows.append([level, path, "0.01 (baseline)", f"{base['wall']:.1f}", f"{base['cpu']:.1f}", "-", "-", "-",
+                         f"{base['peak_mb']:.0f}"])
+        for level, mb in jobs:
             write_corpus(corpus, mb * 10**6, blocks)
-            rows.append(row("char", "numpy", mb, run_prepare(corpus, out, "char")))
-            print(f"  char {mb} MB: {rows[-1][5]} MB/s", file=sys.stderr, flush=True)
-        for mb in word_sizes:
-            write_corpus(corpus, mb * 10**6, blocks)
-            new = run_prepare(corpus, out, "word")
-            rows.append(row("word", "numpy", mb, new))
-            if mb <= args.regex_max:
-                old = run_prepare(corpus, out, "word", "regex")
+            new = run_prepare(corpus, out, level)
+            add_row(level, "numpy", mb, new)
+            if level == "word" and mb <= args.regex_max:
+                old = run_prepare(corpus, out, level, "regex")
                 if old["ids"] != new["ids"]:
                     raise SystemExit(f"{mb} MB: the numpy and regex paths wrote different ids")
-                rows.append(row("word", "regex", mb, old))
+                add_row(level, "regex", mb, old)
                 ratios.append([mb, f"{old['meta']['seconds'] / new['meta']['seconds']:.1f}x",
-                               f"{old['cpu'] / new['cpu']:.1f}x", "same"])
-            print(f"  word {mb} MB: {rows[-1 - (mb <= args.regex_max)][5]} MB/s", file=sys.stderr, flush=True)
-    print(table(["level", "path", "MB", "wall s", "prepare s", "MB/s", "CPU s", "MB/CPU s", "peak RSS MB"], rows))
+                               f"{(old['cpu'] - base_cpu['word', 'regex']) / (new['cpu'] - base_cpu['word', 'numpy']):.1f}x",
+                               "same"])
+    print(table(["level", "path", "MB", "wall s", "CPU s", "prepare s", "MB/s", "MB per CPU-s", "peak RSS MB"], rows))
     if ratios:
-        print("\nword level, numpy path against the regex path on the same corpus:\n")
-        print(table(["MB", "prepare s ratio", "CPU s ratio", "ids.bin"], ratios))
+        print("\nword level, the regex path's time over the numpy path's, same corpus:\n")
+        print(table(["MB", "prepare s", "CPU s less baseline", "ids.bin"], ratios))
 
 
 if __name__ == "__main__":

@@ -12,12 +12,13 @@ from rnnlm.data.textdata import build_text_data
 from rnnlm.data.tokenizers import encode_documents
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.runfolder import Run
-from rnnlm.train.metrics import Scores, evaluate_stream, stream_batches_for_eval
+from rnnlm.train.metrics import Scores, evaluate_stream, stream_batches_for_eval, text_size
 
 
 def evaluate_run(run: Run, data: str | None = None, encoding: str | None = None, errors: str | None = None) -> Scores:
     """Scores on the validation split of the run's data, or of a built-in dataset or prepared
-    folder named by ``data``, or on a file or folder ``data`` read whole. ``encoding`` and
+    folder named by ``data``, or on a file or folder ``data`` read whole (all of its characters
+    count for bits per character). ``encoding`` and
     ``errors`` say how to read its bytes (default: as the run read its corpus)."""
     settings = replace(run.config.data, encoding=encoding or run.config.data.encoding,
                        errors=errors or run.config.data.errors)
@@ -27,11 +28,13 @@ def evaluate_run(run: Run, data: str | None = None, encoding: str | None = None,
                          f"(rnnlm evaluate {run.folder} FILE)")
     if data is None or is_builtin(data) or is_prepared(data):
         settings = settings if data is None else replace(settings, source=data, valid=None)
-        ids = build_text_data(settings, vocab=run.vocab).valid_ids
+        text = build_text_data(settings, vocab=run.vocab, tokenizer=run.tokenizer)
+        ids, characters = text.valid_ids, text.valid_characters
     else:
-        ids = encode_documents(read_documents(Path(data), settings.encoding, settings.errors), run.tokenizer,
-                               run.vocab)
+        docs = read_documents(Path(data), settings.encoding, settings.errors)
+        ids, characters = encode_documents(docs, run.tokenizer, run.vocab), sum(map(len, docs))
     if len(ids) < 2:
         raise RnnlmError(f"{data or run.config.data.source}: fewer than 2 tokens to evaluate on")
     t = run.config.train
-    return evaluate_stream(run.model, stream_batches_for_eval(ids, t.bs, t.bptt), run.device)
+    return evaluate_stream(run.model, stream_batches_for_eval(ids, t.bs, t.bptt), run.device,
+                           text=text_size(ids, characters))

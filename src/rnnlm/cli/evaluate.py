@@ -9,7 +9,8 @@ from rnnlm.cli.options import add_command, add_device_option, add_encoding_optio
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "evaluate", help="measure a trained model",
-                    description="Loss (nats/token), perplexity, bits per token, next-token accuracy.")
+                    description="Loss (nats/token), perplexity, bits per token and per character of "
+                                "the text (comparable across levels), next-token accuracy.")
     p.add_argument("run", metavar="RUN", help="run folder")
     p.add_argument("data", nargs="?", default=None, metavar="DATA",
                    help="text file, folder or built-in (default: the run's validation split)")
@@ -31,9 +32,14 @@ def run(args: argparse.Namespace) -> None:
 
         print(json.dumps(scores.as_dict()))
         return
-    unit = "char" if trained.tokenizer.level == "char" else "token"
-    print(f"tokens      {scores.tokens}")
-    print(f"loss        {scores.loss:.4f} nats/{unit}")
-    print(f"perplexity  {scores.perplexity:.4f}")
-    print(f"bits        {scores.bits:.4f} bits/{unit}")
-    print(f"accuracy    {scores.accuracy:.4f}")
+    text = scores.text
+    print(f"level       {trained.tokenizer.level}")
+    print(f"tokens      {scores.tokens:,} predicted")
+    if text is not None:
+        print(f"characters  {text.characters:,} ({text.characters / text.tokens:.3f} a token)")
+    print(f"loss        {scores.loss:.4f} nats/token")
+    print(f"perplexity  {scores.perplexity:.4f} (per token)")
+    print(f"bits        {scores.bits:.4f} bits/token")
+    if text is not None:
+        print(f"            {scores.bits_per_char:.4f} bits/char")
+    print(f"accuracy    {scores.accuracy:.4f} (next token)")

@@ -9,6 +9,10 @@ as in the lessons. Decoding joins tokens with spaces, so ``encode(decode(ids)) =
 ``WORD_RE`` defines the tokens; for large corpora ``counter()`` and ``encoder(vocab)`` find,
 count and look them up with numpy (``wordscan``), with the same results.
 
+Byte-level BPE (``rnnlm.data.bpe``): subwords learnt on the training split; exact for any text.
+Its stream decoder (``rnnlm.data.streaming.ByteStream``) holds a character split over tokens
+until it is whole.
+
 ``token_counter`` and ``token_encoder`` give any tokenizer's fast counter and encoder for many
 pieces of text, or wrap its ``count`` and ``encode`` where it has none.
 """
@@ -17,14 +21,17 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
+from rnnlm.data.bpe import TOKENIZER_FILE, BpeTokenizer, load_bpe
+from rnnlm.data.streaming import ByteStream
 from rnnlm.data.vocab import SPECIALS, UNK, Vocab
 from rnnlm.errors import RnnlmError
 
-LEVELS = ("char", "word")
+LEVELS = ("char", "word", "bpe")
 WORD_RE = re.compile(r"\w+|[^\w\s]")
 UNKNOWN_CHAR = "\ufffd"
 
@@ -119,7 +126,7 @@ class WordTokenizer:
         return WordStreamDecoder(vocab)
 
 
-Tokenizer = CharTokenizer | WordTokenizer
+Tokenizer = CharTokenizer | WordTokenizer | BpeTokenizer
 
 
 class CharStreamDecoder:
@@ -155,7 +162,7 @@ class WordStreamDecoder:
         return ""
 
 
-StreamDecoder = CharStreamDecoder | WordStreamDecoder
+StreamDecoder = CharStreamDecoder | WordStreamDecoder | ByteStream
 
 
 class TokenCounter(Protocol):
@@ -189,12 +196,28 @@ def token_encoder(tokenizer: Tokenizer, vocab: Vocab) -> Callable[[str], np.ndar
     return make(vocab) if make else lambda text: tokenizer.encode(text, vocab)
 
 
-def make_tokenizer(level: str, lower: bool = False) -> Tokenizer:
+def make_tokenizer(level: str, lower: bool = False) -> CharTokenizer | WordTokenizer:
+    """The tokenizer of a level that learns nothing (a BPE tokenizer is trained or loaded)."""
     if level == "char":
         return CharTokenizer(lower)
     if level == "word":
         return WordTokenizer(lower)
+    if level == "bpe":
+        raise RnnlmError("a bpe tokenizer is trained on a corpus or loaded from a folder, not made")
     raise RnnlmError(f"--level must be one of {', '.join(LEVELS)} (got {level!r})")
+
+
+def save_tokenizer(tokenizer: Tokenizer, folder: Path) -> None:
+    """Write what the tokenizer learnt into a run or prepared folder (only BPE learns: tokenizer.json)."""
+    if tokenizer.level == "bpe":
+        tokenizer.save(folder / TOKENIZER_FILE)
+
+
+def load_tokenizer(folder: Path, level: str, lower: bool, vocab: Vocab) -> Tokenizer:
+    """The tokenizer of a run or prepared folder whose vocab is ``vocab`` (tokenizer.json at BPE level)."""
+    if level != "bpe":
+        return make_tokenizer(level, lower)
+    return load_bpe(folder / TOKENIZER_FILE, vocab, lower)
 
 
 def encode_documents(docs: Iterable[str], tokenizer: Tokenizer, vocab: Vocab) -> np.ndarray:

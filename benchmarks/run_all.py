@@ -21,6 +21,7 @@ BENCHMARKS = {  # name: (full options, quick options)
     "compile": ([], ["--seconds", "1"]),
     "quality": ([], ["--minutes", "1"]),
     "distributed": ([], ["--kb", "30"]),
+    "novelty": ([], ["--sizes", "20", "--word-sizes", "20", "--prepared", "20"]),
     "startup": ([], ["--rounds", "3"]),
 }
 
@@ -39,7 +40,7 @@ def main() -> int:
     for name in names:
         full, quick = BENCHMARKS[name]
         command = [sys.executable, str(HERE / f"{name}.py"), *(quick if args.quick else full)]
-        if args.threads and name not in ("prepare_speed", "distributed", "startup"):
+        if args.threads and name not in ("prepare_speed", "distributed", "novelty", "startup"):
             command += ["--threads", args.threads]
         print(f"\n<!-- {' '.join(Path(c).name if c.endswith('.py') else c for c in command[1:])} -->", flush=True)
         start = time.perf_counter()

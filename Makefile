@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo serve test bench clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ demo: venv  # runs/demo is the demo's own: each `make demo` trains it afresh
 	rm -rf runs/demo
 	$(BIN)/rnnlm train --out runs/demo
 	$(BIN)/rnnlm generate runs/demo --prime "eight thousand" -n 40 --seed 1
+
+serve: venv  # the demo model (make demo trains it) on http://127.0.0.1:8000/
+	@test -f runs/demo/model.safetensors || $(MAKE) demo
+	$(BIN)/rnnlm serve runs/demo
 
 test: venv
 	$(BIN)/python -m pytest

@@ -22,6 +22,7 @@ BENCHMARKS = {  # name: (full options, quick options)
     "quality": ([], ["--minutes", "1"]),
     "distributed": ([], ["--kb", "30"]),
     "novelty": ([], ["--sizes", "20", "--word-sizes", "20", "--prepared", "20"]),
+    "serving": ([], ["--quick"]),
     "startup": ([], ["--rounds", "3"]),
 }
 

@@ -243,20 +243,18 @@ def load_run(
 ) -> Run:
     """Rebuild the model of a run folder and load its weights (``model.safetensors`` by default).
 
-    Everything is checked before memory is spent on it: the model's size against the machine,
-    the weights' header against config.json, vocab.json's length against both."""
+    Everything is checked before it is read: the model's size against the machine (before it is
+    built), the weights' header against config.json, vocab.json's length against both."""
     folder = Path(folder)
     obj, config = read_config(folder)
     size = obj["vocab_size"]
     target = resolve_device(device)
     check_memory(4 * parameter_count(size, config.model), target, f"the model of {folder}",
                  "it cannot be loaded here")
-    with torch.device("meta"):
-        expected = {k: v.shape for k, v in RecurrentLM(size, config.model).state_dict().items()}
-    weights_shapes(folder / weights, expected)
+    model = RecurrentLM(size, config.model)  # not on the meta device: normal_ there imports torch._dynamo (seconds)
+    weights_shapes(folder / weights, {k: v.shape for k, v in model.state_dict().items()})
     vocab = load_vocab(folder, size, config)
     tokenizer = load_run_tokenizer(folder, config, vocab)
-    model = RecurrentLM(size, config.model)
     load_weights(folder / weights, model)
     model.to(target).eval()
     return Run(folder, str(obj.get("name", folder.name)), config, vocab, tokenizer, model, target)

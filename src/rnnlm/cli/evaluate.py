@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from rnnlm.cli.options import add_command, add_device_option, add_encoding_options, add_threads_option
 
@@ -32,6 +31,8 @@ def run(args: argparse.Namespace) -> None:
     trained = load_run(args.run, device=args.device)
     scores = evaluate_run(trained, args.data, args.encoding, args.errors, args.streams)
     if args.json:
+        import json
+
         print(json.dumps(scores.as_dict()))
         return
     text = scores.text

@@ -8,6 +8,10 @@
 3. encode everything and append the ids to one flat file (BPE: the library's batch encoder, one
    distinct segment of text at a time, see ``rnnlm.data.bpe``).
 
+At word level pass 2 tokenizes everything once: each distinct token gets a dense number
+(``wordscan.WordIndex``), the numbers of every piece go to a scratch file in the new folder (4
+bytes a token), and pass 3 maps them to vocab ids instead of tokenizing the text again.
+
 The split is the one ``load_corpus`` makes (the last ``valid_frac`` of characters, moved to
 the next whitespace at word level, or a ``--valid`` file), so a prepared folder holds exactly
 the ids that in-memory encoding gives. The folder is written under a temporary name and renamed
@@ -45,12 +49,24 @@ from rnnlm.data.chunks import CHUNK_BYTES, read_chunks
 from rnnlm.data.corpus import is_builtin, text_files
 from rnnlm.data.datasets import DATASETS, fetch
 from rnnlm.data.human_numbers import human_numbers
-from rnnlm.data.tokenizers import LEVELS, Tokenizer, load_tokenizer, make_tokenizer, save_tokenizer
+from rnnlm.data.tokenizers import (
+    LEVELS,
+    Tokenizer,
+    load_tokenizer,
+    make_tokenizer,
+    save_tokenizer,
+    token_counter,
+    token_encoder,
+)
 from rnnlm.data.vocab import Vocab
+from rnnlm.data.wordscan import WordIndex
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.reading import read_json, regular_file_size
 
 META, VOCAB, IDS = "prepared.json", "vocab.json", "ids.bin"
+SCRATCH = "tokens.tmp"  # word level: the dense token numbers of every piece, while the folder is written
+BOS_NUMBER = -2  # stands for xxbos among the dense numbers (-1 is never written)
+REMAP_BLOCK = 1 << 18  # dense numbers mapped to ids at a time
 PREPARED_FORMAT = "rnnlm-prepared"
 PREPARED_VERSION = 1
 TRAIN, VALID = "train", "valid"
@@ -161,9 +177,12 @@ class Passes:
         self.progress = progress
         self.lengths: list[int] = []
         self.characters = self.documents = 0
+        self.index: WordIndex | None = None  # set when the counting pass numbered every token
+        self.numbered = {TRAIN: 0, VALID: 0}  # numbers written to the scratch file, and their characters
+        self.numbered_characters = {TRAIN: 0, VALID: 0}
 
-    def bar(self, desc: str, total: int | None) -> tqdm:
-        return tqdm(total=total, desc=desc, unit="char", unit_scale=True, leave=False,
+    def bar(self, desc: str, total: int | None, unit: str = "char") -> tqdm:
+        return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, leave=False,
                     disable=not self.progress, dynamic_ncols=True)
 
     def pieces(self, desc: str) -> Iterator[tuple[str, bool, str]]:
@@ -192,11 +211,29 @@ class Passes:
                 return
             yield starts, text
 
-    def count_tokens(self, tokenizer: Tokenizer) -> Counter:
-        counts: Counter = Counter()
-        for _, text in self.train_pieces("counting"):
-            counts.update(tokenizer.count(text))
-        return counts
+    def count_tokens(self, tokenizer: Tokenizer, scratch: Path) -> Counter:
+        """Counts of the training split's tokens. A counter with an index (word level) numbers the
+        tokens of every piece instead, writing the numbers to ``scratch`` for ``encode``."""
+        counter = token_counter(tokenizer)
+        index = getattr(counter, "index", None)
+        if index is None:
+            for _, text in self.train_pieces("counting"):
+                counter.update(text)
+            return counter.counts()
+        bos = np.array([BOS_NUMBER], dtype=np.int32)
+        with open(scratch, "wb") as f:
+            for split, starts, text in self.pieces("tokenizing"):
+                numbers = index.ids(text)
+                if split == TRAIN:
+                    counter.count_ids(numbers)
+                if starts and tokenizer.adds_bos:
+                    f.write(memoryview(bos))
+                    self.numbered[split] += 1
+                f.write(memoryview(numbers))
+                self.numbered[split] += len(numbers)
+                self.numbered_characters[split] += len(text)
+        self.index, self.scratch = index, scratch
+        return counter.counts()
 
     def split_texts(self, desc: str) -> Iterator[tuple[str, bool, str]]:
         """The pieces of ``pieces``; at BPE level cut again where its pre-tokenizer splits anyway
@@ -206,16 +243,33 @@ class Passes:
 
     def encode(self, tokenizer: Tokenizer, vocab: Vocab, out) -> tuple[dict[str, int], dict[str, int]]:
         """Write the ids; the tokens and the characters of each split."""
+        if self.index is not None:
+            return self.encode_numbers(vocab, out)
         tokens, characters = {TRAIN: 0, VALID: 0}, {TRAIN: 0, VALID: 0}
         bos = np.array([vocab.bos_id], dtype=vocab.dtype)
+        encode = token_encoder(tokenizer, vocab)
         for split, starts, text in self.split_texts("encoding"):
-            ids = tokenizer.encode(text, vocab)
+            ids = encode(text)
             if starts and tokenizer.adds_bos:
                 ids = np.concatenate([bos, ids])
             out.write(memoryview(ids))
             tokens[split] += len(ids)
             characters[split] += len(text)
         return tokens, characters
+
+    def encode_numbers(self, vocab: Vocab, out) -> tuple[dict[str, int], dict[str, int]]:
+        """Map the scratch file's dense numbers to vocab ids (``stoi.get``, as ``encode_tokens``)."""
+        stoi, unk = vocab.stoi, vocab.unk_id
+        ids_of = np.array([stoi.get(tok, unk) for tok in self.index.tokens()] + [vocab.bos_id, unk],
+                          dtype=vocab.dtype)  # BOS_NUMBER reads the one before last
+        total = sum(self.numbered.values())
+        with self.bar("encoding", total, "token") as bar, open(self.scratch, "rb") as f:
+            for _ in range(0, total, REMAP_BLOCK):
+                numbers = np.frombuffer(f.read(REMAP_BLOCK * 4), dtype=np.int32)
+                out.write(memoryview(ids_of[numbers]))
+                bar.update(len(numbers))
+        self.scratch.unlink()
+        return dict(self.numbered), dict(self.numbered_characters)
 
 
 def new_folder_beside(out: Path) -> Path:
@@ -248,19 +302,20 @@ def prepare(
     if passes.characters == 0:
         raise RnnlmError(f"{data.source}: is empty")
     bpe_vocab_size = data.vocab_size or BPE_DEFAULT_VOCAB if level == "bpe" else None
-    if level == "bpe":
-        tokenizer = train_bpe(passes.train_pieces("learning merges"), bpe_vocab_size, data.min_freq, data.lower)
-        vocab = tokenizer.vocab
-    else:
-        tokenizer = make_tokenizer(level, data.lower)
-        vocab = Vocab.build(passes.count_tokens(tokenizer), min_freq=data.min_freq, max_size=data.max_size)
-    if len(vocab) == len(Vocab.build({}).itos):
-        raise RnnlmError(
-            f"{data.source}: no token occurs --min-freq {data.min_freq} times in the training split"
-        )
     out = Path(out)
     tmp = new_folder_beside(out)
     try:
+        if level == "bpe":
+            tokenizer = train_bpe(passes.train_pieces("learning merges"), bpe_vocab_size, data.min_freq, data.lower)
+            vocab = tokenizer.vocab
+        else:
+            tokenizer = make_tokenizer(level, data.lower)
+            counts = passes.count_tokens(tokenizer, tmp / SCRATCH)
+            vocab = Vocab.build(counts, min_freq=data.min_freq, max_size=data.max_size)
+        if len(vocab) == len(Vocab.build({}).itos):
+            raise RnnlmError(
+                f"{data.source}: no token occurs --min-freq {data.min_freq} times in the training split"
+            )
         with open(tmp / IDS, "wb") as f:
             tokens, characters = passes.encode(tokenizer, vocab, f)
             f.flush()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,7 +10,7 @@ from rnnlm.config import BPE_DEFAULT_VOCAB, DataConfig
 from rnnlm.data.bpe import train_bpe
 from rnnlm.data.corpus import load_corpus
 from rnnlm.data.prepare import is_prepared, open_prepared
-from rnnlm.data.tokenizers import Tokenizer, encode_documents, make_tokenizer
+from rnnlm.data.tokenizers import Tokenizer, encode_documents, make_tokenizer, token_counter
 from rnnlm.data.vocab import Vocab
 from rnnlm.errors import RnnlmError
 
@@ -30,10 +29,10 @@ class TextData:
 
 
 def build_vocab(docs: list[str], tokenizer: Tokenizer, min_freq: int = 1, max_size: int | None = None) -> Vocab:
-    counts: Counter = Counter()
+    counter = token_counter(tokenizer)
     for doc in docs:
-        counts.update(tokenizer.count(doc))
-    return Vocab.build(counts, min_freq=min_freq, max_size=max_size)
+        counter.update(doc)
+    return Vocab.build(counter.counts(), min_freq=min_freq, max_size=max_size)
 
 
 def prepared_text_data(config: DataConfig, vocab: Vocab | None = None, tokenizer: Tokenizer | None = None) -> TextData:

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: venv demo serve test bench clean
+.PHONY: venv demo serve test bench clean docs-check
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,6 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+
+docs-check: venv  # rerun the commands the docs show with their output (trains runs/demo if missing)
+	$(BIN)/python tools/docs_check.py

@@ -190,6 +190,9 @@ def test_malformed_json_and_oversized_bodies(server):
     assert status == 413 and json.loads(data)["error"]["code"] == "too_large"
     status, _, data = request(server.port, "GET", "/v1/nowhere", headers=AUTH)
     assert status == 404 and json.loads(data)["error"]["code"] == "not_found"
+    form = {**AUTH, "Content-Type": "application/x-www-form-urlencoded"}  # what curl -d sends unless told
+    status, _, data = request(server.port, "POST", "/v1/completions", {"model": "tiny", "prompt": "a"}, headers=form)
+    assert status == 400 and "Content-Type: application/json" in json.loads(data)["error"]["message"]
 
 
 def test_the_api_key_guards_everything_but_health(server):

@@ -156,7 +156,7 @@ def add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, e: RequestValidationError) -> JSONResponse:
-        return validation_error(e.errors())
+        return validation_error(e.errors(), request.headers.get("content-type", ""))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, e: StarletteHTTPException) -> JSONResponse:
@@ -170,9 +170,9 @@ def add_error_handlers(app: FastAPI) -> None:
         return error_response(500, f"internal error ({type(e).__name__}); this is a bug in rnnlm", type_="server_error")
 
 
-def validation_error(errors: list[dict]) -> JSONResponse:
+def validation_error(errors: list[dict], content_type: str = "application/json") -> JSONResponse:
     """The first of pydantic's errors as OpenAI's error object: 400 for a body that is not a JSON
-    object at all, else 422 naming the field."""
+    object at all (or not sent as JSON), else 422 naming the field."""
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request", "type": ""}
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     kind = first.get("type", "")
@@ -182,6 +182,8 @@ def validation_error(errors: list[dict]) -> JSONResponse:
                               code="invalid_json")
     if not loc:
         message = "the body must be a JSON object" if kind != "missing" else "the body is missing (send a JSON object)"
+        if "json" not in content_type.lower():
+            message += f"; send it with Content-Type: application/json (not {content_type or 'none'})"
         return error_response(400, message, code="invalid_body")
     param = loc[0] if loc[0] in ("prompt", "stop") else ".".join(loc)
     message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo serve test bench clean docs-check
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ demo: venv  # runs/demo is the demo's own: each `make demo` trains it afresh
 	$(BIN)/rnnlm train --out runs/demo
 	$(BIN)/rnnlm generate runs/demo --prime "eight thousand" -n 40 --seed 1
 
+serve: venv  # the demo model (make demo trains it) on http://127.0.0.1:8000/
+	@test -f runs/demo/model.safetensors || $(MAKE) demo
+	$(BIN)/rnnlm serve runs/demo
+
 test: venv
 	$(BIN)/python -m pytest
 
@@ -26,3 +30,6 @@ bench: venv
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+
+docs-check: venv  # rerun the commands the docs show with their output (trains runs/demo if missing)
+	$(BIN)/python tools/docs_check.py

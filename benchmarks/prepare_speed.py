@@ -3,11 +3,22 @@
 Each corpus is generated into a temporary folder (deleted afterwards) and prepared by
 `rnnlm prepare` in a child process, which reports its own peak resident memory (VmHWM,
 Linux). MB/s counts source bytes (10^6) over the time prepare() reports for itself, so the
-interpreter and torch start-up are left out; they are in the wall time and in the peak memory
+interpreter and torch start-up are left out (MB per CPU-s: over the child's CPU time less the
+baseline's, steadier on a busy machine); they are in the wall time and in the peak memory
 (the "baseline" row: the same command on a 10 kB corpus). Time should grow linearly with size
 and memory not at all.
 
-    python benchmarks/prepare_speed.py [--sizes 10,100,1000] [--word-sizes 10,100]
+Word level runs two paths on each corpus up to ``--regex-max`` MB, one after the other: rnnlm's
+numpy path (``rnnlm.data.wordscan``) and the regular-expression path it replaced
+(``WORD_RE.findall`` and a dict lookup a token, still the definition of the tokens); their
+ids.bin must be identical.
+
+At BPE level (``--bpe-sizes``, vocab 2048) the time includes learning the merges, from the
+first 8.4 million characters of the training split (rnnlm.data.bpe.TRAIN_CHARS): a fixed cost
+of a few seconds, after which encoding runs at the rate the larger corpora show.
+
+    python benchmarks/prepare_speed.py [--sizes 10,100,1000] [--word-sizes 10,100,1000] [--regex-max 100]
+                                       [--bpe-sizes 10,100,1000]
 """
 
 from __future__ import annotations
@@ -60,58 +71,95 @@ def write_corpus(path: Path, size: int, blocks: list[bytes]) -> None:
 CHILD = """
 import sys
 from rnnlm.cli import main
-code = main(sys.argv[1:])
+if sys.argv[1] == "regex":  # the word level as it was: WORD_RE.findall and a dict lookup a token
+    from rnnlm.data.tokenizers import WordTokenizer
+    del WordTokenizer.counter, WordTokenizer.encoder
+code = main(sys.argv[2:])
+import resource
 peak = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")]
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print("cpu_s", usage.ru_utime + usage.ru_stime, file=sys.stderr)
 print("peak_kb", peak[0] if peak else -1, file=sys.stderr)
 sys.exit(code)
 """
 
 
-def run_prepare(corpus: Path, out: Path, level: str) -> dict:
-    """Prepare in a child process; its wall time, peak RSS (VmHWM) and what prepare() reported.
+LEVEL_OPTIONS = {"char": ["--level", "char"], "word": ["--level", "word"],
+                 "bpe": ["--level", "bpe", "--vocab-size", "2048"]}
+
+
+def run_prepare(corpus: Path, out: Path, level: str, path: str = "numpy") -> dict:
+    """Prepare in a child process; its wall time, peak RSS (VmHWM) and what prepare() reported,
+    and the ids it wrote at word level. ``path`` "regex" runs the word level as it was.
 
     VmHWM is read inside the child: ru_maxrss from wait4 would include the parent's memory,
     which Linux carries over through fork and exec.
     """
     start = time.perf_counter()
-    child = subprocess.run([sys.executable, "-c", CHILD, "prepare", str(corpus), "--out", str(out),
-                            "--level", level], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.run([sys.executable, "-c", CHILD, path, "prepare", str(corpus), "--out", str(out),
+                            *LEVEL_OPTIONS[level]], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                           check=False)
     wall = time.perf_counter() - start
     if child.returncode != 0:
         raise SystemExit(f"prepare failed: {child.stderr}")
     peak_kb = int(child.stderr.split("peak_kb")[-1])
+    cpu = float(child.stderr.split("cpu_s")[-1].split()[0])
     meta = json.loads((out / "prepared.json").read_text())
+    ids = (out / "ids.bin").read_bytes() if level == "word" else b""
     shutil.rmtree(out)
-    return {"wall": wall, "peak_mb": peak_kb / 1024, "meta": meta}
+    return {"wall": wall, "cpu": cpu, "peak_mb": peak_kb / 1024, "meta": meta, "ids": ids}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="10,100,1000", help="character-level corpus sizes in MB")
-    parser.add_argument("--word-sizes", default="10,100", help="word-level corpus sizes in MB")
+    parser.add_argument("--word-sizes", default="10,100,1000", help="word-level corpus sizes in MB")
+    parser.add_argument("--regex-max", type=int, default=100,
+                        help="largest word-level size (MB) also prepared by the old regex path, side by side")
+    parser.add_argument("--bpe-sizes", default="10,100,1000", help="BPE-level (2048 tokens) corpus sizes in MB")
     parser.add_argument("--tmp", default=None, help="where to write the corpora (default: the system temp dir)")
     args = parser.parse_args()
     jobs = [("char", int(s)) for s in args.sizes.split(",") if s] + \
-           [("word", int(s)) for s in args.word_sizes.split(",") if s]
+           [("word", int(s)) for s in args.word_sizes.split(",") if s] + \
+           [("bpe", int(s)) for s in args.bpe_sizes.split(",") if s]
     print(f"# rnnlm prepare: speed and peak memory\n\n{machine()}\n")
     blocks = synthetic_blocks()
-    rows = []
+    rows, ratios, base_cpu = [], [], {}
+
+    def add_row(level: str, path: str, mb: int, r: dict) -> None:
+        seconds = r["meta"]["seconds"]
+        rows.append([level, path, mb, f"{r['wall']:.1f}", f"{r['cpu']:.1f}", f"{seconds:.1f}", f"{mb / seconds:.1f}",
+                     f"{mb / (r['cpu'] - base_cpu[level, path]):.1f}", f"{r['peak_mb']:.0f}"])
+        print(f"  {level} ({path}) {mb} MB: {mb / seconds:.1f} MB/s, {sum(r['meta']['tokens'].values()):,} tokens, "
+              f"peak {r['peak_mb']:.0f} MB", file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory(dir=args.tmp, prefix="rnnlm-bench-") as tmp:
-        corpus = Path(tmp) / "corpus.txt"
+        corpus, out = Path(tmp) / "corpus.txt", Path(tmp) / "out"
         write_corpus(corpus, 10_000, blocks)
-        for level in sorted({level for level, _ in jobs}):
-            base = run_prepare(corpus, Path(tmp) / "out", level)
-            rows.append([level, "0.01 (baseline)", f"{base['wall']:.1f}", "-", "-", f"{base['peak_mb']:.0f}"])
+        paths = [(level, "numpy") for level in sorted({level for level, _ in jobs})]
+        if any(level == "word" and mb <= args.regex_max for level, mb in jobs):
+            paths.append(("word", "regex"))
+        for level, path in paths:
+            base = run_prepare(corpus, out, level, path)
+            base_cpu[level, path] = base["cpu"]
+            rows.append([level, path, "0.01 (baseline)", f"{base['wall']:.1f}", f"{base['cpu']:.1f}", "-", "-", "-",
+                         f"{base['peak_mb']:.0f}"])
         for level, mb in jobs:
             write_corpus(corpus, mb * 10**6, blocks)
-            r = run_prepare(corpus, Path(tmp) / "out", level)
-            seconds = r["meta"]["seconds"]
-            tokens = sum(r["meta"]["tokens"].values())
-            rows.append([level, mb, f"{r['wall']:.1f}", f"{seconds:.1f}", f"{mb / seconds:.1f}",
-                         f"{r['peak_mb']:.0f}", ])
-            print(f"  {level} {mb} MB: {mb / seconds:.1f} MB/s, {tokens:,} tokens, peak {r['peak_mb']:.0f} MB",
-                  file=sys.stderr, flush=True)
-    print(table(["level", "MB", "wall s", "prepare s", "MB/s", "peak RSS MB"], rows))
+            new = run_prepare(corpus, out, level)
+            add_row(level, "numpy", mb, new)
+            if level == "word" and mb <= args.regex_max:
+                old = run_prepare(corpus, out, level, "regex")
+                if old["ids"] != new["ids"]:
+                    raise SystemExit(f"{mb} MB: the numpy and regex paths wrote different ids")
+                add_row(level, "regex", mb, old)
+                ratios.append([mb, f"{old['meta']['seconds'] / new['meta']['seconds']:.1f}x",
+                               f"{(old['cpu'] - base_cpu['word', 'regex']) / (new['cpu'] - base_cpu['word', 'numpy']):.1f}x",
+                               "same"])
+    print(table(["level", "path", "MB", "wall s", "CPU s", "prepare s", "MB/s", "MB per CPU-s", "peak RSS MB"], rows))
+    if ratios:
+        print("\nword level, the regex path's time over the numpy path's, same corpus:\n")
+        print(table(["MB", "prepare s", "CPU s less baseline", "ids.bin"], ratios))
 
 
 if __name__ == "__main__":

@@ -17,10 +17,13 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = {  # name: (full options, quick options)
     "train_throughput": ([], ["--seconds", "1"]),
     "generation": ([], ["--chars", "500", "--window-chars", "50"]),
-    "prepare_speed": ([], ["--sizes", "10,100", "--word-sizes", "10"]),
+    "prepare_speed": ([], ["--sizes", "10,100", "--word-sizes", "10", "--regex-max", "10"]),
     "compile": ([], ["--seconds", "1"]),
     "quality": (["--lower", "--min-freq", "3"], ["--minutes", "1", "--lower", "--min-freq", "3"]),  # Nietzsche as the lessons
     "distributed": ([], ["--kb", "30"]),
+    "novelty": ([], ["--sizes", "20", "--word-sizes", "20", "--prepared", "20"]),
+    "serving": ([], ["--quick"]),
+    "startup": ([], ["--rounds", "3"]),
 }
 
 
@@ -38,7 +41,7 @@ def main() -> int:
     for name in names:
         full, quick = BENCHMARKS[name]
         command = [sys.executable, str(HERE / f"{name}.py"), *(quick if args.quick else full)]
-        if args.threads and name not in ("prepare_speed", "distributed"):
+        if args.threads and name not in ("prepare_speed", "distributed", "novelty", "startup"):
             command += ["--threads", args.threads]
         print(f"\n<!-- {' '.join(Path(c).name if c.endswith('.py') else c for c in command[1:])} -->", flush=True)
         start = time.perf_counter()

@@ -106,3 +106,19 @@ def test_a_latin1_prime_file_with_its_encoding(tiny_run, tmp_path, capsys):
                  "-n", "3", "--seed", "0"]) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith("the café ") and "2 token(s) of the prime are not in the vocab" in captured.err  # f and é
+
+
+def test_novelty_of_a_sample_against_its_training_text(tiny_run, capsys):
+    from tests.conftest import TINY_TEXT
+
+    (s,) = generate_json(tiny_run, capsys, "--prime", "the cat sat on the m", "-n", "40", "--greedy", "--novelty")
+    text, report = s["text"], s["novelty"]
+    training = TINY_TEXT[: round(len(TINY_TEXT) * 0.8)]  # the run's training split
+    longest = max(j - i for i in range(len(text)) for j in range(i + 1, len(text) + 1) if text[i:j] in training)
+    assert report["longest"]["length"] == longest >= 20  # greedy retells what it learned
+    tens = [text[i:i + 10] for i in range(len(text) - 9)]
+    assert report["shared"][0] == {"n": 10, "found": sum(t in training for t in tens), "total": len(tens),
+                                   "fraction": pytest.approx(sum(t in training for t in tens) / len(tens))}
+    assert main(["generate", str(tiny_run), "--prime", "the ", "-n", "30", "--seed", "1", "--novelty"]) == 0
+    out = capsys.readouterr().out
+    assert "--- novelty (the text after the prime) ---" in out and "longest substring found" in out

@@ -148,3 +148,32 @@ def test_a_renamed_option_is_caught(tmp_path):
     wrong = wrong_command_lines([doc])
     assert [w.split(": ", 1)[1] for w in wrong] == [
         "rnnlm generate has no option --primer", "rnnlm train has no option --epoch", "rnnlm sample: no such command"]
+
+
+def docs_check():
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("docs_check", ROOT / "tools" / "docs_check.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["docs_check"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_quick_outputs_the_docs_show_are_what_the_commands_print():
+    check = docs_check()
+    quick = [e for e in check.examples(check.DOCS) if e.quick]
+    assert quick, "no block is marked <!-- check: quick -->"
+    wrong = [f"{e.path.name}:{e.line}" for e in quick
+             if not check.matches(e.expected, check.run(e, Path(check.sys.executable).parent))]
+    assert not wrong, f"outputs in the docs that the commands no longer print: {', '.join(wrong)}"
+
+
+def test_the_output_comparison_skips_times_and_allows_gaps():
+    matches = docs_check().matches
+    assert matches(["epoch 1 loss 2.5000 00:09", "...", "best 1.4532"], ["epoch 1 loss 2.50001 00:11", "x", "best 1.4532"])
+    assert not matches(["best 1.4532"], ["best 1.4600"])
+    assert not matches(["a", "b"], ["a", "b", "c"])
+    assert matches(["a", "...", "c"], ["a", "b", "b", "c"]) and not matches(["a", "...", "c"], ["a", "c", "d"])
+    assert matches(["in 0.05 s", "ok"], ["in 12.3 s", "ok"])

@@ -46,13 +46,15 @@ def assert_same_data(source, prepared_folder, **settings):
     assert got.vocab == expected.vocab
     assert got.tokenizer.level == expected.tokenizer.level
     assert got.tokenizer.lower == expected.tokenizer.lower
+    assert got.tokenizer == expected.tokenizer or got.tokenizer.level != "bpe"
+    assert (got.train_characters, got.valid_characters) == (expected.train_characters, expected.valid_characters)
     for mine, theirs in ((got.train_ids, expected.train_ids), (got.valid_ids, expected.valid_ids)):
         assert isinstance(mine, np.memmap) or len(mine) == 0
         assert mine.dtype == theirs.dtype
         np.testing.assert_array_equal(np.asarray(mine), theirs)
 
 
-@pytest.mark.parametrize("level", ["char", "word"])
+@pytest.mark.parametrize("level", ["char", "word", "bpe"])
 @pytest.mark.parametrize("lower", [False, True])
 @pytest.mark.parametrize("chunk_bytes", [3, 11, 1 << 20])
 def test_prepared_ids_equal_in_memory_encoding(corpus, tmp_path, level, lower, chunk_bytes):

@@ -190,3 +190,33 @@ def test_release_never_shows_a_stop_string_split_over_pieces():
 def test_stream_options_out_of_range(session, options, message):
     with pytest.raises(RnnlmError, match=message):
         session.start("the ", **options)
+
+
+def test_a_prompt_read_in_pieces_continues_as_one_read_at_once(session):
+    ids = session.encode_prompt("the cat sat on the mat. the dog ")[0]
+    reading = session.begin_prompt(ids)
+    fed = []
+    while not reading.done:
+        fed.append(session.read_prompt(reading, 5))
+    assert fed == [5] * 6 + [2]
+    (pieced,) = session.start(reading=reading, max_tokens=40, seed=6)
+    (whole,) = session.start(prompt_ids=ids, max_tokens=40, seed=6)
+    for _ in session.run_streams([pieced, whole]):
+        pass
+    assert pieced.text == whole.text and pieced.prompt_tokens == len(ids)
+    with pytest.raises(ValueError):
+        session.start(reading=session.begin_prompt(ids), max_tokens=4)
+
+
+def test_prompts_read_together_continue_as_each_read_alone(session):
+    prompts = ["the cat sat", "a dog ", "on the log. the dog sat on", "the cat sat"]
+    readings = [session.begin_prompt(session.encode_prompt(p)[0]) for p in prompts]
+    session.read_prompt(readings[2], 4)  # one already part read
+    while not all(r.done for r in readings):
+        session.read_prompts(readings, 5)
+    for prompt, reading in zip(prompts, readings):
+        (together,) = session.start(reading=reading, max_tokens=30, seed=3)
+        alone, _ = written(session, prompt, 30, seed=3)
+        for _ in session.run_streams([together]):
+            pass
+        assert together.text == alone.text

@@ -210,7 +210,7 @@ def test_a_corpus_larger_than_memory_is_refused_before_it_is_read(tmp_path, caps
 
     path = tmp_path / "big.txt"
     path.write_text(TEXT)  # 1,920 bytes, on a machine made to look like it had 3,000 of memory
-    monkeypatch.setattr(corpus, "memory_bytes", lambda device: 3000)
+    monkeypatch.setattr(corpus, "machine_memory", lambda: 3000)
     monkeypatch.setattr(corpus, "read_file", lambda *a: pytest.fail("read anyway"))
     err = one_error_line(["train", str(path), "--out", str(tmp_path / "run")], capsys)
     assert "big.txt: 1.9 KB of text, more than half of this machine's 3.0 KB of memory" in err

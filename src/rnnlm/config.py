@@ -18,6 +18,9 @@ DEVICES = ("auto", "cpu", "cuda")
 DECODE_ERRORS = ("strict", "replace", "ignore")
 MAX_SEED = 2**32 - 1  # numpy's seeds stop there
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+LEVELS = ("char", "word", "bpe")
+BPE_MIN_VOCAB, BPE_MAX_VOCAB = 259, 1 << 16  # the 256 bytes and 3 specials; ids that fit uint16
+BPE_DEFAULT_VOCAB = 512  # the best of 512 and 2048 on Nietzsche in 5 CPU minutes (benchmarks/levels.py)
 
 
 def _check(ok: bool, message: str) -> None:
@@ -89,15 +92,24 @@ class DataConfig:
     valid: str | None = None
     encoding: str = "utf-8"  # of the text files; utf-8 also reads UTF-16/32 files that start with a BOM
     errors: str = "strict"  # what bytes the encoding cannot read become: strict (an error), replace, ignore
+    vocab_size: int | None = None  # bpe level: tokens to learn, specials and the 256 bytes included
 
     def validate(self) -> None:
         _check_types(self)
         check_path("DATA", self.source)
         if self.valid is not None:
             check_path("--valid", self.valid)
-        _check(self.level in (None, "char", "word"), f"--level must be char or word (got {shown(self.level)})")
+        _check(self.level in (None, *LEVELS), f"--level must be one of {', '.join(LEVELS)} (got {shown(self.level)})")
         _check(self.min_freq >= 1, f"--min-freq must be >= 1 (got {self.min_freq})")
         _check(self.max_size is None or self.max_size >= 1, f"--max-size must be >= 1 (got {self.max_size})")
+        if self.vocab_size is not None:
+            _check(self.level == "bpe", f"--vocab-size needs --level bpe (got --level {self.level or 'unset'}); "
+                                        "the char and word vocabs take --min-freq and --max-size")
+            _check(BPE_MIN_VOCAB <= self.vocab_size <= BPE_MAX_VOCAB,
+                   f"--vocab-size must be in {BPE_MIN_VOCAB}..{BPE_MAX_VOCAB}: at least the 256 bytes and 3 special "
+                   f"tokens (got {self.vocab_size})")
+        _check(self.level != "bpe" or self.max_size is None,
+               "--max-size does not apply at --level bpe; --vocab-size sets the size of its vocab")
         _check(0 < self.valid_frac < 1, f"--valid-frac must be in (0, 1) (got {self.valid_frac})")
         check_encoding(self.encoding)
         _check(self.errors in DECODE_ERRORS,

@@ -1,16 +1,21 @@
-"""Choosing where tensors live."""
+"""Choosing where tensors live. torch is imported by the functions that use it, so that reading
+a corpus (``machine_memory``, ``size_text``) does not load it."""
 
 from __future__ import annotations
 
 import os
-
-import torch
+from typing import TYPE_CHECKING
 
 from rnnlm.errors import RnnlmError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` takes CUDA when present, else the CPU; asking for CUDA without one is an error."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -23,7 +28,14 @@ def resolve_device(name: str = "auto") -> torch.device:
 def memory_bytes(device: torch.device) -> int:
     """All the memory of ``device``: the GPU's own, or the machine's physical memory."""
     if device.type == "cuda":
+        import torch
+
         return torch.cuda.get_device_properties(device).total_memory
+    return machine_memory()
+
+
+def machine_memory() -> int:
+    """The machine's physical memory in bytes."""
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
@@ -53,4 +65,6 @@ def set_threads(threads: int | None) -> None:
         return
     if threads < 1:
         raise RnnlmError(f"--threads must be >= 1 (got {threads})")
+    import torch
+
     torch.set_num_threads(threads)

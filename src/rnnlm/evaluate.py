@@ -6,19 +6,33 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+from rnnlm.data.batching import StreamBatches
 from rnnlm.data.corpus import is_builtin, read_documents
 from rnnlm.data.prepare import is_prepared
 from rnnlm.data.textdata import build_text_data
 from rnnlm.data.tokenizers import encode_documents
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.runfolder import Run
-from rnnlm.train.metrics import Scores, evaluate_stream, stream_batches_for_eval
+from rnnlm.train.metrics import Scores, evaluate_stream, stream_batches_for_eval, text_size
 
 
-def evaluate_run(run: Run, data: str | None = None, encoding: str | None = None, errors: str | None = None) -> Scores:
+MAX_STREAMS = 1 << 16
+ONE_STREAM_PIECE = 1024  # tokens a single stream runs through the model at a time
+
+
+def evaluate_run(run: Run, data: str | None = None, encoding: str | None = None, errors: str | None = None,
+                 streams: int | None = None) -> Scores:
     """Scores on the validation split of the run's data, or of a built-in dataset or prepared
-    folder named by ``data``, or on a file or folder ``data`` read whole. ``encoding`` and
-    ``errors`` say how to read its bytes (default: as the run read its corpus)."""
+    folder named by ``data``, or on a file or folder ``data`` read whole (all of its characters
+    count for bits per character). ``encoding`` and ``errors`` say how to read its bytes
+    (default: as the run read its corpus).
+
+    The ids are cut into ``streams`` parallel streams (default: the run's batch size), each read
+    with its state carried through; a tail of fewer tokens than streams is dropped. One
+    stream reads the text as it is written, no token dropped: the first token is the only one
+    not predicted, and the loss is that of ``rnnlm score`` on the same text."""
+    if streams is not None and not 1 <= streams <= MAX_STREAMS:
+        raise RnnlmError(f"--streams must be in 1..{MAX_STREAMS} (got {streams})")
     settings = replace(run.config.data, encoding=encoding or run.config.data.encoding,
                        errors=errors or run.config.data.errors)
     settings.validate()
@@ -27,11 +41,16 @@ def evaluate_run(run: Run, data: str | None = None, encoding: str | None = None,
                          f"(rnnlm evaluate {run.folder} FILE)")
     if data is None or is_builtin(data) or is_prepared(data):
         settings = settings if data is None else replace(settings, source=data, valid=None)
-        ids = build_text_data(settings, vocab=run.vocab).valid_ids
+        text = build_text_data(settings, vocab=run.vocab, tokenizer=run.tokenizer)
+        ids, characters = text.valid_ids, text.valid_characters
     else:
-        ids = encode_documents(read_documents(Path(data), settings.encoding, settings.errors), run.tokenizer,
-                               run.vocab)
+        docs = read_documents(Path(data), settings.encoding, settings.errors)
+        ids, characters = encode_documents(docs, run.tokenizer, run.vocab), sum(map(len, docs))
     if len(ids) < 2:
         raise RnnlmError(f"{data or run.config.data.source}: fewer than 2 tokens to evaluate on")
     t = run.config.train
-    return evaluate_stream(run.model, stream_batches_for_eval(ids, t.bs, t.bptt), run.device)
+    if streams == 1:
+        batches = StreamBatches(ids, 1, max(t.bptt, ONE_STREAM_PIECE))
+    else:
+        batches = stream_batches_for_eval(ids, streams or t.bs, t.bptt)
+    return evaluate_stream(run.model, batches, run.device, text=text_size(ids, characters))

@@ -75,6 +75,9 @@ def encode_prime(prime: str, tokenizer: Tokenizer, vocab: Vocab) -> tuple[np.nda
     unknown = int((ids == vocab.unk_id).sum())
     if tokenizer.adds_bos:
         return np.concatenate([[vocab.bos_id], ids]).astype(np.int64), unknown
-    if len(ids) == 0:
-        return np.array([vocab.stoi.get("\n", min(len(vocab) - 1, 3))], dtype=np.int64), unknown
+    if len(ids) == 0:  # a newline's token (BPE writes it as a byte token), else the most common one
+        newline = tokenizer.encode("\n", vocab).astype(np.int64)
+        if len(newline) and vocab.unk_id not in newline:
+            return newline, unknown
+        return np.array([min(len(vocab) - 1, 3)], dtype=np.int64), unknown
     return ids, unknown

@@ -2,6 +2,7 @@
 
     runs/NAME/config.json              settings to rebuild data, vocab and model (JSON)
     runs/NAME/vocab.json               the vocab (JSON)
+    runs/NAME/tokenizer.json           at BPE level: the tokenizer (Hugging Face tokenizers' JSON)
     runs/NAME/model.safetensors        weights with the best validation loss
     runs/NAME/last.safetensors         weights after the last epoch
     runs/NAME/metrics.jsonl            one JSON object per epoch
@@ -11,8 +12,9 @@
 
 Nothing here unpickles: weights go through safetensors, the rest through JSON. Every file is
 written atomically. Loading checks a folder from a stranger before it trusts it: config.json
-and vocab.json must agree with each other and with the tensors' names, shapes and types (read
-from the safetensors header, before any memory is asked for), and the weights must be finite.
+vocab.json (and tokenizer.json) must agree with each other and with the tensors' names, shapes
+and types (read from the safetensors header, before any memory is asked for), and the weights
+must be finite.
 
 One process at a time trains in a run folder: it holds ``.lock`` (``flock``), which the
 kernel releases when the process ends, however it ends, so a killed run never leaves a stale lock.
@@ -37,7 +39,7 @@ from safetensors.torch import save as save_safetensors
 from rnnlm import __version__
 from rnnlm.atomic import write_bytes, write_json
 from rnnlm.config import RunConfig
-from rnnlm.data.tokenizers import Tokenizer, make_tokenizer
+from rnnlm.data.tokenizers import Tokenizer, load_tokenizer, save_tokenizer
 from rnnlm.data.vocab import SPECIALS, Vocab
 from rnnlm.device import check_memory, resolve_device
 from rnnlm.errors import RnnlmError, shown
@@ -140,8 +142,9 @@ def locked_run_folder(folder: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def write_run_config(folder: Path, config: RunConfig, vocab: Vocab, name: str) -> None:
+def write_run_config(folder: Path, config: RunConfig, vocab: Vocab, name: str, tokenizer: Tokenizer) -> None:
     vocab.save(folder / VOCAB)
+    save_tokenizer(tokenizer, folder)
     write_json(folder / CONFIG, {
         "format": RUN_FORMAT,
         "version": RUN_VERSION,
@@ -240,23 +243,26 @@ def load_run(
 ) -> Run:
     """Rebuild the model of a run folder and load its weights (``model.safetensors`` by default).
 
-    Everything is checked before memory is spent on it: the model's size against the machine,
-    the weights' header against config.json, vocab.json's length against both."""
+    Everything is checked before it is read: the model's size against the machine (before it is
+    built), the weights' header against config.json, vocab.json's length against both."""
     folder = Path(folder)
     obj, config = read_config(folder)
     size = obj["vocab_size"]
     target = resolve_device(device)
     check_memory(4 * parameter_count(size, config.model), target, f"the model of {folder}",
                  "it cannot be loaded here")
-    with torch.device("meta"):
-        expected = {k: v.shape for k, v in RecurrentLM(size, config.model).state_dict().items()}
-    weights_shapes(folder / weights, expected)
+    model = RecurrentLM(size, config.model)  # not on the meta device: normal_ there imports torch._dynamo (seconds)
+    weights_shapes(folder / weights, {k: v.shape for k, v in model.state_dict().items()})
     vocab = load_vocab(folder, size, config)
-    model = RecurrentLM(size, config.model)
+    tokenizer = load_run_tokenizer(folder, config, vocab)
     load_weights(folder / weights, model)
     model.to(target).eval()
-    return Run(folder, str(obj.get("name", folder.name)), config, vocab,
-               make_tokenizer(config.data.level or "char", config.data.lower), model, target)
+    return Run(folder, str(obj.get("name", folder.name)), config, vocab, tokenizer, model, target)
+
+
+def load_run_tokenizer(folder: Path, config: RunConfig, vocab: Vocab) -> Tokenizer:
+    """The run's tokenizer; at BPE level its tokenizer.json, checked against ``vocab``."""
+    return load_tokenizer(folder, config.data.level or "char", config.data.lower, vocab)
 
 
 def load_vocab(folder: Path, size: int, config: RunConfig) -> Vocab:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
@@ -30,6 +31,7 @@ import torch
 from rnnlm.data.tokenizers import StreamDecoder
 from rnnlm.errors import RnnlmError
 from rnnlm.generate import encode_prime, feed_prime, one_step_kernels
+from rnnlm.models.onestep import OneStep
 from rnnlm.models.recurrent import State, cat_states, split_state
 from rnnlm.runfolder import Run, load_run
 from rnnlm.sampling import MAX_SEED, Sampling, draw
@@ -38,6 +40,7 @@ FINISH_REASONS = ("length", "stop", "end")
 MAX_STOPS = 16  # stop strings per stream
 MAX_STOP_CHARS = 1000  # characters in one stop string
 MAX_LOGPROBS = 20  # alternatives reported per token
+SHORT_PIECE = 32  # prompt pieces up to this many tokens are read on torch's own kernels (read_prompts)
 
 
 @dataclass
@@ -127,6 +130,22 @@ class Stream:
         return tail
 
 
+@dataclass
+class PromptReading:
+    """A prompt read into the model a piece at a time (``GenerationSession.read_prompt``), so that
+    a server can feed a long prompt between the steps of the streams already running; ``start``
+    continues from it once it is ``done``."""
+
+    ids: np.ndarray
+    read: int = 0  # tokens of ``ids`` fed so far
+    logits: torch.Tensor | None = field(default=None, repr=False)  # (V,) scores after the last token read
+    state: State | None = field(default=None, repr=False)  # (layers, 1, H), a pair for an LSTM
+
+    @property
+    def done(self) -> bool:
+        return self.read >= len(self.ids)
+
+
 def stop_prefix_length(text: str, stops: Sequence[str]) -> int:
     """Length of the longest end of ``text`` that is the start of one of ``stops`` (0: none)."""
     longest = min(len(text), max((len(s) for s in stops), default=1) - 1)
@@ -148,6 +167,7 @@ class GenerationSession:
         self.banned = torch.zeros(len(self.vocab), dtype=torch.bool, device=self.device)
         self.banned[banned] = True
         self.end_id = self.vocab.bos_id if self.tokenizer.adds_bos else None  # drawing it ends a document
+        self.stepper: OneStep | None = None
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str = "auto") -> "GenerationSession":
@@ -164,6 +184,44 @@ class GenerationSession:
         """The prompt's token ids and how many of them are ``xxunk`` (not in the vocab)."""
         return encode_prime(prompt, self.tokenizer, self.vocab)
 
+    def begin_prompt(self, ids: np.ndarray) -> PromptReading:
+        """A prompt (token ids, at least one) to be read by ``read_prompt``."""
+        if len(ids) == 0:
+            raise RnnlmError("the prime must hold at least one token")
+        return PromptReading(np.asarray(ids, dtype=np.int64))
+
+    def read_prompt(self, reading: PromptReading, tokens: int) -> int:
+        """Feed the next ``tokens`` tokens (at least one) of a prompt; return how many were fed."""
+        return self.read_prompts([reading], tokens)
+
+    @torch.inference_mode()
+    def read_prompts(self, readings: Sequence[PromptReading], tokens: int) -> int:
+        """Feed the next piece, up to ``tokens`` tokens (at least one), of each prompt; pieces of
+        the same length go through the model together, one call (a burst of short prompts costs
+        one call, not one each). Short pieces run on torch's own recurrent kernels: oneDNN's
+        reorder of the weights on every call costs more than a few steps. Returns the tokens fed."""
+        groups: dict[int, list[PromptReading]] = {}
+        for reading in readings:
+            size = min(max(1, tokens), len(reading.ids) - reading.read)
+            if size > 0:
+                groups.setdefault(size, []).append(reading)
+        fed = 0
+        for size, group in groups.items():
+            x = torch.as_tensor(np.stack([r.ids[r.read : r.read + size] for r in group]), device=self.device)  # (G, T)
+            states = [r.state for r in group]
+            if all(state is None for state in states):
+                state = None
+            else:
+                zero = self.model.init_state(1, self.device)
+                state = cat_states([zero if state is None else state for state in states])
+            with one_step_kernels() if size <= SHORT_PIECE else nullcontext():
+                logits, state = self.model(x, state)
+            for reading, row, row_state in zip(group, logits[:, -1], split_state(state)):
+                reading.logits, reading.state = row, row_state
+                reading.read += size
+            fed += size * len(group)
+        return fed
+
     @torch.inference_mode()
     def start(
         self,
@@ -177,20 +235,27 @@ class GenerationSession:
         logprobs: int | None = None,
         max_chars: int | None = None,
         prompt_ids: np.ndarray | None = None,
+        reading: PromptReading | None = None,
     ) -> list[Stream]:
-        """``n`` streams that continue ``prompt`` (already encoded: ``prompt_ids``). The prompt is
-        read once; each stream gets a copy of the state after it. Stream i draws with seed
-        ``seed + i`` (a fresh random seed when ``seed`` is None), so each sample can be had again
-        alone."""
+        """``n`` streams that continue ``prompt`` (already encoded: ``prompt_ids``; already read:
+        ``reading``, which must be done). The prompt is read once; each stream gets a copy of the
+        state after it. Stream i draws with seed ``seed + i`` (a fresh random seed when ``seed``
+        is None), so each sample can be had again alone."""
         check_stream_options(n, max_tokens, stop, seed, logprobs, max_chars)
         sampling.validate()
-        ids = self.encode_prompt(prompt)[0] if prompt_ids is None else prompt_ids
-        logits, state = feed_prime(self.model, ids, 1)
+        if reading is not None:
+            if not reading.done:
+                raise ValueError("the prompt has not been read to its end")
+            ids, last, state = reading.ids, reading.logits, reading.state
+        else:
+            ids = self.encode_prompt(prompt)[0] if prompt_ids is None else prompt_ids
+            logits, state = feed_prime(self.model, ids, 1)
+            last = logits[0, -1]
         base = random.SystemRandom().getrandbits(63) if seed is None else seed
         streams = []
         for i in range(n):
             stream = Stream(sampling, (base + i) % (MAX_SEED + 1), max_tokens, tuple(stop), max_chars, logprobs,
-                            prompt_tokens=len(ids), logits=logits[0, -1], state=state,
+                            prompt_tokens=len(ids), logits=last, state=state,
                             decoder=self.tokenizer.stream_decoder(self.vocab))
             stream.rng.seed(stream.seed)
             for token in ids:
@@ -253,13 +318,15 @@ class GenerationSession:
         return records
 
     def forward(self, streams: list[Stream], ids: list[int]) -> None:
-        """One step of the model for ``streams``, their drawn ``ids`` as input, as one batch."""
+        """One step of the model for ``streams``, their drawn ``ids`` as input, as one batch (by
+        ``OneStep``, built at the first step: the weights are read then)."""
         if not streams:
             return
-        x = torch.tensor(ids, device=self.device)[:, None]  # (N, 1)
-        with one_step_kernels():
-            logits, state = self.model(x, cat_states([s.state for s in streams]))
-        for stream, row, row_state in zip(streams, logits[:, -1], split_state(state)):
+        if self.stepper is None:
+            self.stepper = OneStep(self.model)
+        x = torch.tensor(ids, device=self.device)  # (N,)
+        logits, state = self.stepper.step(x, cat_states([s.state for s in streams]))  # (N, V)
+        for stream, row, row_state in zip(streams, logits, split_state(state)):
             stream.logits, stream.state = row, row_state
 
     def run_streams(self, streams: Sequence[Stream]) -> Iterator[list[Piece]]:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from rnnlm.cli.options import add_command, add_device_option, add_encoding_options, add_threads_option
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "evaluate", help="measure a trained model",
-                    description="Loss (nats/token), perplexity, bits per token, next-token accuracy.")
+                    description="Loss (nats/token), perplexity, bits per token and per character of "
+                                "the text (comparable across levels), next-token accuracy.")
     p.add_argument("run", metavar="RUN", help="run folder")
     p.add_argument("data", nargs="?", default=None, metavar="DATA",
                    help="text file, folder or built-in (default: the run's validation split)")
+    p.add_argument("--streams", type=int, default=None, metavar="N",
+                   help="parallel streams the text is cut into (default: the run's --bs); 1 reads it as one "
+                        "stream, no token dropped, as rnnlm score does")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_device_option(p)
     add_encoding_options(p, None, None)
@@ -26,13 +29,20 @@ def run(args: argparse.Namespace) -> None:
     from rnnlm.runfolder import load_run
 
     trained = load_run(args.run, device=args.device)
-    scores = evaluate_run(trained, args.data, args.encoding, args.errors)
+    scores = evaluate_run(trained, args.data, args.encoding, args.errors, args.streams)
     if args.json:
+        import json
+
         print(json.dumps(scores.as_dict()))
         return
-    unit = "char" if trained.tokenizer.level == "char" else "token"
-    print(f"tokens      {scores.tokens}")
-    print(f"loss        {scores.loss:.4f} nats/{unit}")
-    print(f"perplexity  {scores.perplexity:.4f}")
-    print(f"bits        {scores.bits:.4f} bits/{unit}")
-    print(f"accuracy    {scores.accuracy:.4f}")
+    text = scores.text
+    print(f"level       {trained.tokenizer.level}")
+    print(f"tokens      {scores.tokens:,} predicted")
+    if text is not None:
+        print(f"characters  {text.characters:,} ({text.characters / text.tokens:.3f} a token)")
+    print(f"loss        {scores.loss:.4f} nats/token")
+    print(f"perplexity  {scores.perplexity:.4f} (per token)")
+    print(f"bits        {scores.bits:.4f} bits/token")
+    if text is not None:
+        print(f"            {scores.bits_per_char:.4f} bits/char")
+    print(f"accuracy    {scores.accuracy:.4f} (next token)")

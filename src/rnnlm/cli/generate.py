@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="one JSON object per sample: text, finish_reason, tokens, prompt_tokens, seed")
     g.add_argument("--logprobs", type=int, default=None, metavar="K",
                    help="with --json: each token's log-probability and the K most likely alternatives")
+    g.add_argument("--novelty", action="store_true",
+                   help="after the samples, how much of each was copied from the run's training text "
+                        "(as rnnlm novelty reports it)")
     add_device_option(p)
     add_threads_option(p)
     p.set_defaults(func=run)
@@ -68,9 +71,14 @@ def run(args: argparse.Namespace) -> None:
     if args.json:
         for _ in session.run_streams(streams):
             pass
-        for i, stream in enumerate(streams, 1):
-            print(json.dumps(stream_json(stream, prompt, i), ensure_ascii=False))
-    elif len(streams) == 1:
+        reports = novelty_reports(session, streams) if args.novelty else [None] * len(streams)
+        for i, (stream, report) in enumerate(zip(streams, reports), 1):
+            obj = stream_json(stream, prompt, i)
+            if report is not None:
+                obj["novelty"] = report.as_dict()
+            print(json.dumps(obj, ensure_ascii=False))
+        return
+    if len(streams) == 1:
         sys.stdout.write(for_terminal(prompt))
         for (piece,) in session.run_streams(streams):
             sys.stdout.write(for_terminal(piece.text))
@@ -81,6 +89,17 @@ def run(args: argparse.Namespace) -> None:
             pass
         for i, stream in enumerate(streams, 1):
             print(f"--- sample {i} ---\n{for_terminal(prompt + stream.text)}")
+    if args.novelty:
+        for i, report in enumerate(novelty_reports(session, streams), 1):
+            title = "novelty" if len(streams) == 1 else f"novelty of sample {i}"
+            print(f"--- {title} (the text after the prime) ---\n{for_terminal(report.summary())}")
+
+
+def novelty_reports(session, streams) -> list:
+    """How much of each stream's text (the prime left out) the run's training text holds."""
+    from rnnlm.inspect.novelty import novelty_for_samples
+
+    return novelty_for_samples(session.run, [s.text for s in streams])
 
 
 def stream_json(stream, prompt: str, sample: int) -> dict:

@@ -7,7 +7,8 @@ import argparse
 from dataclasses import fields
 
 from rnnlm.config import (
-    CELLS, DECODE_ERRORS, DEVICES, SCHEDULES, DataConfig, ModelConfig, RunConfig, TrainConfig, parse_duration,
+    BPE_DEFAULT_VOCAB, BPE_MAX_VOCAB, BPE_MIN_VOCAB, CELLS, DECODE_ERRORS, DEVICES, LEVELS, SCHEDULES, DataConfig,
+    ModelConfig, RunConfig, TrainConfig, parse_duration,
 )
 from rnnlm.data.datasets import DATASETS
 from rnnlm.errors import RnnlmError
@@ -45,10 +46,15 @@ def add_data_options(p: argparse.ArgumentParser, prepared: bool = True) -> None:
                    help="a text file, a folder of .txt files, "
                         + ("a folder written by rnnlm prepare, " if prepared else "")
                         + f"or a built-in: {', '.join(DATASETS)}")
-    g.add_argument("--level", choices=("char", "word"), default=None,
-                   help="token level (default: word for human-numbers, char otherwise)")
+    g.add_argument("--level", choices=LEVELS, default=None,
+                   help="token level: characters, words, or byte-level BPE subwords learnt on the training "
+                        "split (default: word for human-numbers, char otherwise)")
+    g.add_argument("--vocab-size", type=int, default=None, metavar="N",
+                   help=f"--level bpe: tokens in its vocab, the 256 bytes and 3 specials included, "
+                        f"{BPE_MIN_VOCAB}..{BPE_MAX_VOCAB} (default: {BPE_DEFAULT_VOCAB})")
     g.add_argument("--lower", action="store_true", help="lower-case the text")
-    g.add_argument("--min-freq", type=int, default=d.min_freq, help="keep tokens seen at least this often")
+    g.add_argument("--min-freq", type=int, default=d.min_freq,
+                   help="keep tokens seen at least this often (bpe: merge pairs seen at least this often)")
     g.add_argument("--max-size", type=int, default=None, help="keep at most this many tokens (plus specials)")
     split = g.add_mutually_exclusive_group()
     split.add_argument("--valid-frac", type=float, default=d.valid_frac,

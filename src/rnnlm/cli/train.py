@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"stopped after --max-minutes at epoch {learner.epoch}; continue with: "
               f"{resume_command(folder, learner.dist)}")
     session = GenerationSession.load(folder, device=args.device)
-    n = 200 if data.tokenizer.level == "char" else 40
+    n = {"char": 200, "bpe": 60}.get(data.tokenizer.level, 40)
     text = session.sample_texts("", n, seed=args.seed, sampling=Sampling(temperature=0.8))[0]
     print(f"sample: {for_terminal(text)}")
     print(f"\nnext: rnnlm generate {folder} --prime '...'   |   rnnlm evaluate {folder}")

@@ -8,11 +8,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from rnnlm.data.datasets import DATASETS, fetch
 from rnnlm.data.human_numbers import human_numbers
-from rnnlm.device import memory_bytes, size_text
+from rnnlm.device import machine_memory, size_text
 from rnnlm.errors import RnnlmError
 from rnnlm.reading import os_reason, read_file, regular_file_size
 
@@ -36,6 +34,8 @@ BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
 
 
 def normalize_newlines(text: str) -> str:
+    if "\r" not in text:  # one scan, where the two replacements would make two
+        return text
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -130,7 +130,7 @@ def read_documents(path: Path, encoding: str = "utf-8", errors: str = "strict") 
     the machine's memory is refused before it is read."""
     files = text_files(path)
     size = sum(regular_file_size(p) for p in files)
-    memory = memory_bytes(torch.device("cpu"))
+    memory = machine_memory()
     if 2 * size > memory:
         raise RnnlmError(f"{path}: {size_text(size)} of text, more than half of this machine's {size_text(memory)} "
                          "of memory; reading it whole would not fit (rnnlm prepare reads it in pieces)")

@@ -8,14 +8,11 @@ yet (the public Nietzsche copy is not byte-identical everywhere), the hash seen 
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rnnlm.atomic import write_bytes, write_json
 from rnnlm.errors import RnnlmError
-from rnnlm.reading import read_file, read_json
 
 
 @dataclass(frozen=True)
@@ -64,13 +61,21 @@ def cache_dir() -> Path:
     return Path(os.environ.get("RNNLM_DATA") or Path.home() / ".cache" / "rnnlm")
 
 
+# hashlib, rnnlm.atomic and rnnlm.reading are imported where they are used: `rnnlm --help` and
+# `rnnlm datasets` read this module and need none of them (hashlib alone loads OpenSSL).
+
+
 def sha256_of(data: bytes) -> str:
+    import hashlib
+
     return hashlib.sha256(data).hexdigest()
 
 
 def _recorded_hashes(folder: Path) -> dict[str, str]:
     """The hashes recorded at first downloads; a damaged record is refused, not silently dropped
     (it says which downloads to trust)."""
+    from rnnlm.reading import read_json
+
     path = folder / "hashes.json"
     if not os.path.lexists(path):
         return {}
@@ -88,6 +93,9 @@ def _accepted(dataset: Dataset, folder: Path) -> set[str]:
 
 def fetch(name: str, quiet: bool = False) -> Path:
     """The local path of a downloadable dataset, downloading it on first use."""
+    from rnnlm.atomic import write_bytes, write_json
+    from rnnlm.reading import read_file
+
     dataset = DATASETS[name]
     folder = cache_dir()
     target = folder / f"{name}.txt"

@@ -3,16 +3,23 @@
 ``prepare`` streams the corpus in bounded pieces (see ``chunks``) and makes three passes:
 
 1. count the characters of every document (and check that the files are text, as ``train`` does);
-2. count tokens of the training split only, and build the vocab from them;
-3. encode everything and append the ids to one flat file.
+2. count tokens of the training split only, and build the vocab from them (at BPE level: train
+   the tokenizer on the training split, ``rnnlm.data.bpe.train_bpe``);
+3. encode everything and append the ids to one flat file (BPE: the library's batch encoder, one
+   distinct segment of text at a time, see ``rnnlm.data.bpe``).
+
+At word level pass 2 tokenizes everything once: each distinct token gets a dense number
+(``wordscan.WordIndex``), the numbers of every piece go to a scratch file in the new folder (4
+bytes a token), and pass 3 maps them to vocab ids instead of tokenizing the text again.
 
 The split is the one ``load_corpus`` makes (the last ``valid_frac`` of characters, moved to
 the next whitespace at word level, or a ``--valid`` file), so a prepared folder holds exactly
 the ids that in-memory encoding gives. The folder is written under a temporary name and renamed
 at the end: it is complete or absent.
 
-    DIR/prepared.json   format, source, level, lower, dtype, token counts, split offsets
+    DIR/prepared.json   format, source, level, lower, dtype, token and character counts, split offsets
     DIR/vocab.json      the vocab (built on the training split)
+    DIR/tokenizer.json  at BPE level: the tokenizer (Hugging Face tokenizers' JSON)
     DIR/ids.bin         train ids then valid ids, flat, of the smallest unsigned type that fits
 """
 
@@ -36,17 +43,30 @@ from tqdm import tqdm
 
 from rnnlm import __version__
 from rnnlm.atomic import write_json
-from rnnlm.config import DataConfig
+from rnnlm.config import BPE_DEFAULT_VOCAB, DataConfig
+from rnnlm.data.bpe import safe_pieces, train_bpe
 from rnnlm.data.chunks import CHUNK_BYTES, read_chunks
 from rnnlm.data.corpus import is_builtin, text_files
 from rnnlm.data.datasets import DATASETS, fetch
 from rnnlm.data.human_numbers import human_numbers
-from rnnlm.data.tokenizers import LEVELS, Tokenizer, make_tokenizer
+from rnnlm.data.tokenizers import (
+    LEVELS,
+    Tokenizer,
+    load_tokenizer,
+    make_tokenizer,
+    save_tokenizer,
+    token_counter,
+    token_encoder,
+)
 from rnnlm.data.vocab import Vocab
+from rnnlm.data.wordscan import WordIndex
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.reading import read_json, regular_file_size
 
 META, VOCAB, IDS = "prepared.json", "vocab.json", "ids.bin"
+SCRATCH = "tokens.tmp"  # word level: the dense token numbers of every piece, while the folder is written
+BOS_NUMBER = -2  # stands for xxbos among the dense numbers (-1 is never written)
+REMAP_BLOCK = 1 << 18  # dense numbers mapped to ids at a time
 PREPARED_FORMAT = "rnnlm-prepared"
 PREPARED_VERSION = 1
 TRAIN, VALID = "train", "valid"
@@ -63,8 +83,10 @@ class PreparedCorpus:
     level: str
     lower: bool
     vocab: Vocab
+    tokenizer: Tokenizer
     train_ids: np.ndarray
     valid_ids: np.ndarray
+    characters: tuple[int | None, int | None]  # of the train and valid text; None: prepared before they were counted
     meta: dict[str, Any]
 
 
@@ -150,20 +172,23 @@ class Passes:
     """The three streaming passes over the documents, with a progress bar each."""
 
     def __init__(self, docs: list[Document], fixed: list[Document] | None, valid_frac: float,
-                 tokenizer: Tokenizer, progress: bool):
-        self.docs, self.fixed, self.valid_frac, self.tokenizer = docs, fixed, valid_frac, tokenizer
+                 level: str, progress: bool):
+        self.docs, self.fixed, self.valid_frac, self.level = docs, fixed, valid_frac, level
         self.progress = progress
         self.lengths: list[int] = []
         self.characters = self.documents = 0
+        self.index: WordIndex | None = None  # set when the counting pass numbered every token
+        self.numbered = {TRAIN: 0, VALID: 0}  # numbers written to the scratch file, and their characters
+        self.numbered_characters = {TRAIN: 0, VALID: 0}
 
-    def bar(self, desc: str, total: int | None) -> tqdm:
-        return tqdm(total=total, desc=desc, unit="char", unit_scale=True, leave=False,
+    def bar(self, desc: str, total: int | None, unit: str = "char") -> tqdm:
+        return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, leave=False,
                     disable=not self.progress, dynamic_ncols=True)
 
     def pieces(self, desc: str) -> Iterator[tuple[str, bool, str]]:
         with self.bar(desc, self.characters) as bar:
             for split, starts, text in split_pieces(self.docs, self.lengths, self.fixed,
-                                                    self.valid_frac, self.tokenizer.level):
+                                                    self.valid_frac, self.level):
                 yield split, starts, text
                 bar.update(len(text))
 
@@ -179,24 +204,72 @@ class Passes:
         self.documents = sum(1 for n in self.lengths if n)
         self.lengths = self.lengths[: len(self.docs)]
 
-    def count_tokens(self) -> Counter:
-        counts: Counter = Counter()
-        for split, _, text in self.pieces("counting"):
+    def train_pieces(self, desc: str) -> Iterator[tuple[bool, str]]:
+        """``(starts_document, text)`` of the training split."""
+        for split, starts, text in self.pieces(desc):
             if split == VALID:
-                break
-            counts.update(self.tokenizer.count(text))
-        return counts
+                return
+            yield starts, text
 
-    def encode(self, vocab: Vocab, out) -> dict[str, int]:
-        tokens = {TRAIN: 0, VALID: 0}
+    def count_tokens(self, tokenizer: Tokenizer, scratch: Path) -> Counter:
+        """Counts of the training split's tokens. A counter with an index (word level) numbers the
+        tokens of every piece instead, writing the numbers to ``scratch`` for ``encode``."""
+        counter = token_counter(tokenizer)
+        index = getattr(counter, "index", None)
+        if index is None:
+            for _, text in self.train_pieces("counting"):
+                counter.update(text)
+            return counter.counts()
+        bos = np.array([BOS_NUMBER], dtype=np.int32)
+        with open(scratch, "wb") as f:
+            for split, starts, text in self.pieces("tokenizing"):
+                numbers = index.ids(text)
+                if split == TRAIN:
+                    counter.count_ids(numbers)
+                if starts and tokenizer.adds_bos:
+                    f.write(memoryview(bos))
+                    self.numbered[split] += 1
+                f.write(memoryview(numbers))
+                self.numbered[split] += len(numbers)
+                self.numbered_characters[split] += len(text)
+        self.index, self.scratch = index, scratch
+        return counter.counts()
+
+    def split_texts(self, desc: str) -> Iterator[tuple[str, bool, str]]:
+        """The pieces of ``pieces``; at BPE level cut again where its pre-tokenizer splits anyway
+        (``safe_pieces``), so each encodes as it would within its whole document."""
+        pieces = self.pieces(desc)
+        yield from safe_pieces(pieces) if self.level == "bpe" else pieces
+
+    def encode(self, tokenizer: Tokenizer, vocab: Vocab, out) -> tuple[dict[str, int], dict[str, int]]:
+        """Write the ids; the tokens and the characters of each split."""
+        if self.index is not None:
+            return self.encode_numbers(vocab, out)
+        tokens, characters = {TRAIN: 0, VALID: 0}, {TRAIN: 0, VALID: 0}
         bos = np.array([vocab.bos_id], dtype=vocab.dtype)
-        for split, starts, text in self.pieces("encoding"):
-            ids = self.tokenizer.encode(text, vocab)
-            if starts and self.tokenizer.adds_bos:
+        encode = token_encoder(tokenizer, vocab)
+        for split, starts, text in self.split_texts("encoding"):
+            ids = encode(text)
+            if starts and tokenizer.adds_bos:
                 ids = np.concatenate([bos, ids])
             out.write(memoryview(ids))
             tokens[split] += len(ids)
-        return tokens
+            characters[split] += len(text)
+        return tokens, characters
+
+    def encode_numbers(self, vocab: Vocab, out) -> tuple[dict[str, int], dict[str, int]]:
+        """Map the scratch file's dense numbers to vocab ids (``stoi.get``, as ``encode_tokens``)."""
+        stoi, unk = vocab.stoi, vocab.unk_id
+        ids_of = np.array([stoi.get(tok, unk) for tok in self.index.tokens()] + [vocab.bos_id, unk],
+                          dtype=vocab.dtype)  # BOS_NUMBER reads the one before last
+        total = sum(self.numbered.values())
+        with self.bar("encoding", total, "token") as bar, open(self.scratch, "rb") as f:
+            for _ in range(0, total, REMAP_BLOCK):
+                numbers = np.frombuffer(f.read(REMAP_BLOCK * 4), dtype=np.int32)
+                out.write(memoryview(ids_of[numbers]))
+                bar.update(len(numbers))
+        self.scratch.unlink()
+        return dict(self.numbered), dict(self.numbered_characters)
 
 
 def new_folder_beside(out: Path) -> Path:
@@ -223,22 +296,28 @@ def prepare(
         raise RnnlmError(f"chunk size must be >= 1 byte (got {chunk_bytes})")
     start = time.monotonic()
     name, natural, docs, fixed = source_documents(data, chunk_bytes)
-    tokenizer = make_tokenizer(data.level or natural, data.lower)
-    passes = Passes(docs, fixed, data.valid_frac, tokenizer,
-                    sys.stderr.isatty() if progress is None else progress)
+    level = data.level or natural
+    passes = Passes(docs, fixed, data.valid_frac, level, sys.stderr.isatty() if progress is None else progress)
     passes.count_characters()
     if passes.characters == 0:
         raise RnnlmError(f"{data.source}: is empty")
-    vocab = Vocab.build(passes.count_tokens(), min_freq=data.min_freq, max_size=data.max_size)
-    if len(vocab) == len(Vocab.build({}).itos):
-        raise RnnlmError(
-            f"{data.source}: no token occurs --min-freq {data.min_freq} times in the training split"
-        )
+    bpe_vocab_size = data.vocab_size or BPE_DEFAULT_VOCAB if level == "bpe" else None
     out = Path(out)
     tmp = new_folder_beside(out)
     try:
+        if level == "bpe":
+            tokenizer = train_bpe(passes.train_pieces("learning merges"), bpe_vocab_size, data.min_freq, data.lower)
+            vocab = tokenizer.vocab
+        else:
+            tokenizer = make_tokenizer(level, data.lower)
+            counts = passes.count_tokens(tokenizer, tmp / SCRATCH)
+            vocab = Vocab.build(counts, min_freq=data.min_freq, max_size=data.max_size)
+        if len(vocab) == len(Vocab.build({}).itos):
+            raise RnnlmError(
+                f"{data.source}: no token occurs --min-freq {data.min_freq} times in the training split"
+            )
         with open(tmp / IDS, "wb") as f:
-            tokens = passes.encode(vocab, f)
+            tokens, characters = passes.encode(tokenizer, vocab, f)
             f.flush()
             os.fsync(f.fileno())
         if tokens[TRAIN] < 2:
@@ -262,6 +341,8 @@ def prepare(
             "valid_frac": None if fixed is not None else data.valid_frac,
             "documents": passes.documents,
             "characters": passes.characters,
+            "split_characters": characters,
+            "bpe_vocab_size": bpe_vocab_size,
             "vocab_size": len(vocab),
             "dtype": vocab.dtype.name,
             "tokens": tokens,
@@ -269,6 +350,7 @@ def prepare(
             "seconds": round(time.monotonic() - start, 3),
         }
         vocab.save(tmp / VOCAB)
+        save_tokenizer(tokenizer, tmp)
         write_json(tmp / META, meta)
         if out.is_dir():
             out.rmdir()
@@ -327,9 +409,18 @@ def open_prepared(folder: str | os.PathLike) -> PreparedCorpus:
     size = regular_file_size(folder / IDS, missing=f"no {IDS}")
     if size != total * dtype.itemsize or total < 2:
         raise damaged(folder, f"{IDS} is {size:,} bytes, {META} implies {total * dtype.itemsize:,}")
+    tokenizer = load_tokenizer(folder, level, lower, vocab)
     ids = np.memmap(folder / IDS, dtype=dtype, mode="r", shape=(total,))
     for start in range(0, total, SCAN_PIECE):
         if int(ids[start : start + SCAN_PIECE].max()) >= len(vocab):
             raise damaged(folder, f"{IDS} holds ids beyond the {len(vocab)} tokens of {VOCAB}")
-    return PreparedCorpus(folder, str(meta.get("name", folder.name)), level, lower, vocab,
-                          ids[slice(*splits[TRAIN])], ids[slice(*splits[VALID])], meta)
+    return PreparedCorpus(folder, str(meta.get("name", folder.name)), level, lower, vocab, tokenizer,
+                          ids[slice(*splits[TRAIN])], ids[slice(*splits[VALID])], read_characters(meta), meta)
+
+
+def read_characters(meta: dict[str, Any]) -> tuple[int | None, int | None]:
+    """Characters of the train and valid text, when the folder records them as whole numbers."""
+    counts = meta.get("split_characters")
+    if not isinstance(counts, dict):
+        return None, None
+    return tuple(n if type(n) is int and n >= 0 else None for n in (counts.get(TRAIN), counts.get(VALID)))

@@ -6,20 +6,32 @@ when every character is in the vocab and ``lower`` is off.
 
 Word level: words and punctuation marks are tokens; each document starts with ``xxbos``
 as in the lessons. Decoding joins tokens with spaces, so ``encode(decode(ids)) == ids``.
+``WORD_RE`` defines the tokens; for large corpora ``counter()`` and ``encoder(vocab)`` find,
+count and look them up with numpy (``wordscan``), with the same results.
+
+Byte-level BPE (``rnnlm.data.bpe``): subwords learnt on the training split; exact for any text.
+Its stream decoder (``rnnlm.data.streaming.ByteStream``) holds a character split over tokens
+until it is whole.
+
+``token_counter`` and ``token_encoder`` give any tokenizer's fast counter and encoder for many
+pieces of text, or wrap its ``count`` and ``encode`` where it has none.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable
+from pathlib import Path
+from typing import Callable, Iterable, Protocol
 
 import numpy as np
 
+from rnnlm.data.bpe import TOKENIZER_FILE, BpeTokenizer, load_bpe
+from rnnlm.data.streaming import ByteStream
 from rnnlm.data.vocab import SPECIALS, UNK, Vocab
 from rnnlm.errors import RnnlmError
 
-LEVELS = ("char", "word")
+LEVELS = ("char", "word", "bpe")
 WORD_RE = re.compile(r"\w+|[^\w\s]")
 UNKNOWN_CHAR = "\ufffd"
 
@@ -53,7 +65,11 @@ class CharTokenizer:
 
     def encode(self, text: str, vocab: Vocab) -> np.ndarray:
         """One table lookup per character; a code point above the table reads its last slot, ``xxunk``."""
-        return np.take(self.id_table(vocab), code_points(self.normalize(text)), mode="clip")
+        return self.encoder(vocab)(text)
+
+    def encoder(self, vocab: Vocab) -> Callable[[str], np.ndarray]:
+        table = self.id_table(vocab)
+        return lambda text: np.take(table, code_points(self.normalize(text)), mode="clip")
 
     def piece(self, token: str) -> str:
         """The text one token stands for when written out."""
@@ -87,6 +103,16 @@ class WordTokenizer:
     def encode(self, text: str, vocab: Vocab) -> np.ndarray:
         return vocab.encode_tokens(self.tokens(text))
 
+    def counter(self) -> TokenCounter:
+        from rnnlm.data.wordscan import WordCounter
+
+        return WordCounter(self.lower)
+
+    def encoder(self, vocab: Vocab) -> Callable[[str], np.ndarray]:
+        from rnnlm.data.wordscan import WordEncoder
+
+        return WordEncoder(vocab, self.lower)
+
     def piece(self, token: str) -> str:
         return token
 
@@ -100,7 +126,7 @@ class WordTokenizer:
         return WordStreamDecoder(vocab)
 
 
-Tokenizer = CharTokenizer | WordTokenizer
+Tokenizer = CharTokenizer | WordTokenizer | BpeTokenizer
 
 
 class CharStreamDecoder:
@@ -136,22 +162,69 @@ class WordStreamDecoder:
         return ""
 
 
-StreamDecoder = CharStreamDecoder | WordStreamDecoder
+StreamDecoder = CharStreamDecoder | WordStreamDecoder | ByteStream
 
 
-def make_tokenizer(level: str, lower: bool = False) -> Tokenizer:
+class TokenCounter(Protocol):
+    def update(self, text: str) -> None: ...
+
+    def counts(self) -> Counter: ...
+
+
+class PieceCounter:
+    """Token counts over many pieces of text, one ``count`` call a piece."""
+
+    def __init__(self, count: Callable[[str], Counter]):
+        self.count, self.totals = count, Counter()
+
+    def update(self, text: str) -> None:
+        self.totals.update(self.count(text))
+
+    def counts(self) -> Counter:
+        return self.totals
+
+
+def token_counter(tokenizer: Tokenizer) -> TokenCounter:
+    """The tokenizer's counter for many pieces of text, or one that calls its ``count``."""
+    make = getattr(tokenizer, "counter", None)
+    return make() if make else PieceCounter(tokenizer.count)
+
+
+def token_encoder(tokenizer: Tokenizer, vocab: Vocab) -> Callable[[str], np.ndarray]:
+    """The tokenizer's encoder of many pieces of text with one vocab, or its ``encode``."""
+    make = getattr(tokenizer, "encoder", None)
+    return make(vocab) if make else lambda text: tokenizer.encode(text, vocab)
+
+
+def make_tokenizer(level: str, lower: bool = False) -> CharTokenizer | WordTokenizer:
+    """The tokenizer of a level that learns nothing (a BPE tokenizer is trained or loaded)."""
     if level == "char":
         return CharTokenizer(lower)
     if level == "word":
         return WordTokenizer(lower)
+    if level == "bpe":
+        raise RnnlmError("a bpe tokenizer is trained on a corpus or loaded from a folder, not made")
     raise RnnlmError(f"--level must be one of {', '.join(LEVELS)} (got {level!r})")
+
+
+def save_tokenizer(tokenizer: Tokenizer, folder: Path) -> None:
+    """Write what the tokenizer learnt into a run or prepared folder (only BPE learns: tokenizer.json)."""
+    if tokenizer.level == "bpe":
+        tokenizer.save(folder / TOKENIZER_FILE)
+
+
+def load_tokenizer(folder: Path, level: str, lower: bool, vocab: Vocab) -> Tokenizer:
+    """The tokenizer of a run or prepared folder whose vocab is ``vocab`` (tokenizer.json at BPE level)."""
+    if level != "bpe":
+        return make_tokenizer(level, lower)
+    return load_bpe(folder / TOKENIZER_FILE, vocab, lower)
 
 
 def encode_documents(docs: Iterable[str], tokenizer: Tokenizer, vocab: Vocab) -> np.ndarray:
     """One id array for a list of documents; at word level each document starts with ``xxbos``."""
-    parts = []
+    parts, encode = [], token_encoder(tokenizer, vocab)
     for doc in docs:
         if tokenizer.adds_bos:
             parts.append(np.array([vocab.bos_id], dtype=vocab.dtype))
-        parts.append(tokenizer.encode(doc, vocab))
+        parts.append(encode(doc))
     return np.concatenate(parts) if parts else np.zeros(0, dtype=vocab.dtype)

@@ -85,7 +85,8 @@ def format_time(seconds: float) -> str:
 
 
 class EpochTable(Callback):
-    """One table row an epoch: epoch, train_loss, valid_loss, accuracy, bpc (bits per token), time."""
+    """One table row an epoch: epoch, train_loss and valid_loss (nats per token), accuracy, bpc
+    (bits per character of the validation text, at every level), time."""
 
     def __init__(self, file=None):
         self.file = file

@@ -42,7 +42,7 @@ from rnnlm.errors import RnnlmError
 from rnnlm.models import detach_state
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.distributed import Distributed
-from rnnlm.train.metrics import evaluate_stream
+from rnnlm.train.metrics import TextSize, evaluate_stream
 from rnnlm.train.schedules import make_scheduler
 
 
@@ -116,12 +116,14 @@ class Learner:
         callbacks: Sequence[Callback] = (),
         log_every: int = 20,
         dist: Distributed | None = None,
+        valid_text: TextSize | None = None,
     ):
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.dist = dist or Distributed(device=self.device)
         self.net = self.dist.wrap(self.model)  # what trains: the model, or DistributedDataParallel around it
         self.train_data, self.valid_data = train, valid
+        self.valid_text = valid_text  # the whole validation split (all ranks), for bits per character
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
         self.clip = clip
         self.ar, self.tar = ar, tar
@@ -358,14 +360,16 @@ class Learner:
             self.batch = 0
             self.hidden = None
         validation_start = time.monotonic()
-        scores = evaluate_stream(self.model, self.valid_data, self.device, self.dist) if self.valid_data else None
+        scores = (evaluate_stream(self.model, self.valid_data, self.device, self.dist, self.valid_text)
+                  if self.valid_data else None)
         valid_loss = scores.loss if scores else math.nan
         row = {
             "epoch": self.epoch if not planned else round(self.epoch + self.batch / n, 3),
             "train_loss": train_loss,
-            "valid_loss": valid_loss,
+            "valid_loss": valid_loss,  # nats per token
             "accuracy": scores.accuracy if scores else math.nan,
-            "bpc": valid_loss / math.log(2),
+            "bits_per_token": valid_loss / math.log(2),
+            "bpc": scores.bits_per_char if scores else math.nan,  # bits per character of the validation text
             "perplexity": scores.perplexity if scores else math.nan,
             "lr": self.lr,
             "step": self.step,

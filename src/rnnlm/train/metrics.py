@@ -1,4 +1,11 @@
-"""Measuring a model on a token stream: loss in nats, perplexity, bits, next-token accuracy."""
+"""Measuring a model on a token stream: loss in nats, perplexity, bits per token and per
+character, next-token accuracy.
+
+Bits per character put every level on one scale: the split's total nats over the characters of
+its text, in bits. Evaluation predicts every token of the split but the first (and the tail
+shorter than the streams, see ``StreamBatches``); the total is the mean nats of those
+predictions times the split's tokens. docs/levels.md says how characters are counted.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +20,25 @@ from rnnlm.models import detach_state
 from rnnlm.train.distributed import Distributed
 
 
+@dataclass(frozen=True)
+class TextSize:
+    """A split's length: its token ids, and the characters of its text."""
+
+    tokens: int
+    characters: int
+
+
+def text_size(ids, characters: int | None) -> TextSize | None:
+    """The size of a split of ``ids`` whose text has ``characters`` (None: not known)."""
+    return TextSize(len(ids), characters) if characters else None
+
+
 @dataclass
 class Scores:
     loss: float  # mean cross-entropy, nats per token
     accuracy: float  # how often the most likely next token is the right one
-    tokens: int
+    tokens: int  # tokens predicted
+    text: TextSize | None = None  # the split the tokens come from, when its characters are known
 
     @property
     def perplexity(self) -> float:
@@ -25,11 +46,22 @@ class Scores:
 
     @property
     def bits(self) -> float:
-        """Bits per token (bits per character at character level)."""
+        """Bits per token."""
         return self.loss / math.log(2)
 
-    def as_dict(self) -> dict[str, float]:
-        return {**asdict(self), "perplexity": self.perplexity, "bits": self.bits}
+    @property
+    def bits_per_char(self) -> float:
+        """Bits per character of the text (NaN when its characters are not known)."""
+        if self.text is None:
+            return math.nan
+        return self.bits * self.text.tokens / self.text.characters
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        scores = {k: v for k, v in asdict(self).items() if k != "text"}
+        return {**scores, "perplexity": self.perplexity, "bits": self.bits, "bits_per_token": self.bits,
+                "bits_per_char": None if self.text is None else self.bits_per_char,
+                "characters": None if self.text is None else self.text.characters,
+                "split_tokens": None if self.text is None else self.text.tokens}
 
 
 def stream_batches_for_eval(ids, bs: int, bptt: int) -> StreamBatches:
@@ -40,9 +72,10 @@ def stream_batches_for_eval(ids, bs: int, bptt: int) -> StreamBatches:
 
 @torch.inference_mode()
 def evaluate_stream(model: torch.nn.Module, batches: StreamBatches, device: torch.device,
-                    dist: Distributed | None = None) -> Scores:
+                    dist: Distributed | None = None, text: TextSize | None = None) -> Scores:
     """Run statefully over every batch, carrying the hidden state from one to the next. Under
-    torchrun (``dist``) each rank runs its own block of the streams and the sums are added up."""
+    torchrun (``dist``) each rank runs its own block of the streams and the sums are added up.
+    ``text``: the size of the whole split, for bits per character."""
     was_training = model.training
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, right guesses, tokens
@@ -58,5 +91,5 @@ def evaluate_stream(model: torch.nn.Module, batches: StreamBatches, device: torc
     model.train(was_training)
     loss_sum, correct, count = (dist.sum(sums) if dist else sums).tolist()
     if count == 0:
-        return Scores(float("nan"), float("nan"), 0)
-    return Scores(loss_sum / count, correct / count, int(count))
+        return Scores(float("nan"), float("nan"), 0, text)
+    return Scores(loss_sum / count, correct / count, int(count), text)

@@ -23,18 +23,20 @@ import numpy as np
 import torch
 
 from rnnlm.atomic import WriteFailed
-from rnnlm.config import RunConfig, duration_text
+from rnnlm.config import BPE_DEFAULT_VOCAB, RunConfig, duration_text
 from rnnlm.data.batching import StreamBatches
 from rnnlm.data.corpus import is_builtin
+from rnnlm.data.prepare import is_prepared
 from rnnlm.data.textdata import TextData, build_text_data
+from rnnlm.data.tokenizers import Tokenizer
 from rnnlm.data.vocab import Vocab
 from rnnlm.device import check_memory, size_text
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.models import RecurrentLM
 from rnnlm.models.recurrent import GATES, parameter_count
 from rnnlm.runfolder import (
-    BEST, LAST, METRICS, PLOT, STATE, discard_run_folder, load_vocab, locked_run_folder, new_run_folder,
-    read_config, write_run_config,
+    BEST, LAST, METRICS, PLOT, STATE, discard_run_folder, load_run_tokenizer, load_vocab, locked_run_folder,
+    new_run_folder, read_config, write_run_config,
 )
 from rnnlm.train.callbacks import (
     Callback, EarlyStopping, EpochTable, LossPlot, MetricsLog, ProgressBar, SaveCheckpoints, SaveCycleEnds,
@@ -43,7 +45,7 @@ from rnnlm.train.budget import Clock, Pacer, Speed, describe_plan, make_plan, pr
 from rnnlm.train.checkpoint import SaveTrainingState, load_training_state, read_training_state
 from rnnlm.train.distributed import Distributed, check_batch_split, process_group
 from rnnlm.train.learner import Learner, TrainingDiverged
-from rnnlm.train.metrics import stream_batches_for_eval
+from rnnlm.train.metrics import stream_batches_for_eval, text_size
 from rnnlm.train.plots import has_matplotlib
 from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCES, apply_recipe, choose_row
 
@@ -63,14 +65,17 @@ def seed_everything(seed: int) -> None:
 
 def resolve_config(config: RunConfig) -> RunConfig:
     """Validated, with absolute data paths (the run folder still finds its data from another
-    directory) and the schedule and epochs that phases imply written out."""
+    directory), the schedule and epochs that phases imply and the BPE vocab size written out."""
     config.validate()
     data, t = config.data, config.train
     source = data.source if is_builtin(data.source) else os.path.abspath(data.source)
     valid = os.path.abspath(data.valid) if data.valid else None
+    vocab_size = data.vocab_size
+    if data.level == "bpe" and vocab_size is None and not is_prepared(data.source):  # a prepared folder has its own
+        vocab_size = BPE_DEFAULT_VOCAB
     phases = [list(p) for p in t.plan()] if t.phases else None
     t = replace(t, phases=phases, lr=t.plan()[0][0], epochs=t.total_epochs, schedule=t.schedule_name)
-    return replace(config, data=replace(data, source=source, valid=valid), train=t)
+    return replace(config, data=replace(data, source=source, valid=valid, vocab_size=vocab_size), train=t)
 
 
 def check_sizes(data: TextData, bs: int, bptt: int) -> None:
@@ -118,10 +123,11 @@ def default_out(name: str) -> Path:
     return Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def load_data(config: RunConfig, vocab: Vocab | None = None, check: bool = True) -> tuple[RunConfig, TextData]:
-    """Read and encode the corpus; the config comes back with the level and lower-casing it found
-    (a prepared folder fixes both)."""
-    data = build_text_data(config.data, vocab)
+def load_data(config: RunConfig, vocab: Vocab | None = None, tokenizer: Tokenizer | None = None,
+              check: bool = True) -> tuple[RunConfig, TextData]:
+    """Read and encode the corpus (with the run's own tokenizer and vocab, when given); the config
+    comes back with the level and lower-casing it found (a prepared folder fixes both)."""
+    data = build_text_data(config.data, vocab, tokenizer)
     settings = replace(config.data, level=data.tokenizer.level, lower=data.tokenizer.lower)
     config = replace(config, data=settings)
     if check:
@@ -200,7 +206,7 @@ def make_learner(
         valid.shard(dist.rank, dist.world_size),
         device=device, lr=t.plan()[0][0], wd=t.wd, clip=t.clip, ar=t.ar, tar=t.tar, callbacks=callbacks,
         log_every=max(1, min(20, len(batches) // 10)),  # at least ten loss points an epoch
-        dist=dist,
+        dist=dist, valid_text=text_size(data.valid_ids, data.valid_characters),
     )
     if config.plan is not None:
         learner.valid_at = list(config.plan.valid_at)
@@ -390,7 +396,7 @@ def train(
             try:
                 learner = make_learner(config, data, dist.device, chosen, dist, pacer)
                 if dist.is_main:
-                    write_run_config(folder, config, data.vocab, data.name)
+                    write_run_config(folder, config, data.vocab, data.name, data.tokenizer)
                 _fit(learner, config, folder, state, config.train.max_minutes)
             except BaseException:
                 if dist.is_main and not (weights.saved or state.saved_at):
@@ -466,7 +472,9 @@ def resume(
         with dist.main_first(locked_run_folder(folder) if dist.is_main else nullcontext()):
             vocab = load_vocab(folder, obj["vocab_size"], config)
             session = (started, clock)
-            return _resume(folder, config, vocab, max_minutes, save_every, dist, callbacks, progress, log, session)
+            tokenizer = load_run_tokenizer(folder, config, vocab)
+            return _resume(folder, config, vocab, tokenizer, max_minutes, save_every, dist, callbacks, progress, log,
+                           session)
 
 
 def check_resumable(folder: Path, config: RunConfig, info: dict[str, Any]) -> None:
@@ -488,7 +496,8 @@ def check_resumable(folder: Path, config: RunConfig, info: dict[str, Any]) -> No
                          "used); nothing to resume")
 
 
-def _resume(folder: Path, config: RunConfig, vocab: Vocab, max_minutes: float | None, save_every: int | None,
+def _resume(folder: Path, config: RunConfig, vocab: Vocab, tokenizer: Tokenizer, max_minutes: float | None,
+            save_every: int | None,
             dist: Distributed, callbacks: list[Callback] | None, progress: bool | None,
             log, session: tuple[float, Clock]) -> tuple[Path, Learner, TextData]:
     if dist.is_main:
@@ -502,7 +511,7 @@ def _resume(folder: Path, config: RunConfig, vocab: Vocab, max_minutes: float | 
     check_batch_split(t.bs, dist.world_size)
     if not is_builtin(config.data.source) and not os.path.lexists(config.data.source):
         raise RnnlmError(f"{folder}: its corpus {shown(config.data.source, 300)} is gone; cannot resume without it")
-    config, data = load_data(config, vocab)
+    config, data = load_data(config, vocab, tokenizer)
     if fingerprint(data) != extra:
         raise RnnlmError(f"{folder}: the corpus {config.data.source} changed since the run began; cannot resume")
     chosen, _, state = run_callbacks(config, folder, data, save_every or t.save_every, callbacks, progress, log,

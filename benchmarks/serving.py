@@ -1,0 +1,173 @@
+"""Serving speed: the same streamed requests served one at a time, then by 1, 8, 32 and 128
+concurrent clients, against `rnnlm serve` as a real process on loopback.
+
+"One at a time" is the server started with --max-streams 1 (no batching: every request waits
+for the one before it) under the same 32 concurrent clients; the other rows are the server as it
+starts by default (continuous batching). Each client sends its requests one after another over
+one keep-alive connection (as an HTTP client's pool does) and timestamps every server-sent event as it arrives (one event per token: a token
+that arrives in the same read as the one before it counts a gap of 0, which is what the client
+saw). Reported per row: aggregate tokens/s over the row's wall time, time to first token and the
+per-token latency (the gaps between a stream's consecutive tokens), p50 and p95.
+
+    .venv/bin/python benchmarks/serving.py                  # runs/demo (make demo), 256 requests x 64 tokens
+    .venv/bin/python benchmarks/serving.py --quick          # a short check that it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import cpu_model, table
+from tests.serving import ServerProcess
+
+PROMPTS = ["one hundred", "eight thousand", "two thousand three hundred", "fifty", "nine hundred ninety",
+           "seven thousand", "four hundred twelve", "thirty one"]
+
+
+@dataclass
+class Result:
+    tokens: int = 0
+    ttft: list[float] = field(default_factory=list)
+    gaps: list[float] = field(default_factory=list)
+    errors: int = 0
+
+
+async def one_request(connection: list, port: int, body: bytes, result: Result) -> None:
+    """One streamed request on the client's keep-alive connection (``connection``: [reader,
+    writer], opened on first use, as an HTTP client's pool would)."""
+    if not connection:
+        connection.extend(await asyncio.open_connection("127.0.0.1", port))
+    reader, writer = connection
+    sent = time.perf_counter()
+    writer.write(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    times: list[float] = []
+    carry = b""
+    complete = False
+    while True:
+        data = await reader.read(65536)
+        if not data:
+            break
+        now = time.perf_counter()
+        if not times and not carry and not data.startswith(b"HTTP/1.1 200"):
+            break
+        window = carry + data
+        times.extend([now] * window.count(b"data: {"))
+        if b"data: [DONE]" in window and window.endswith(b"\r\n0\r\n\r\n"):  # the last chunk of the response
+            complete = True
+            break
+        carry = window[-16:]
+    if not complete:
+        writer.close()
+        connection.clear()
+    if not times:
+        result.errors += 1
+        return
+    result.tokens += len(times)
+    result.ttft.append(times[0] - sent)
+    result.gaps.extend(b - a for a, b in itertools.pairwise(times))
+
+
+async def run_clients(port: int, requests: list[bytes], clients: int) -> tuple[Result, float]:
+    result = Result()
+    queue = list(reversed(requests))
+
+    async def client() -> None:
+        connection: list = []
+        while queue:
+            await one_request(connection, port, queue.pop(), result)
+        if connection:
+            connection[1].close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return result, time.perf_counter() - started
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def row(name: str, result: Result, seconds: float) -> list:
+    ms = lambda v: f"{1000 * v:.2f}"
+    return [name, f"{result.tokens / seconds:,.0f}", ms(percentile(result.ttft, 0.5)), ms(percentile(result.ttft, 0.95)),
+            ms(percentile(result.gaps, 0.5)), ms(percentile(result.gaps, 0.95)),
+            f"{statistics.fmean(result.gaps) * 1000:.2f}" if result.gaps else "-", result.errors,
+            " ".join(f"{x:.1f}" for x in os.getloadavg())]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", default="runs/demo", help="run folder to serve (default: runs/demo, make demo)")
+    parser.add_argument("--requests", type=int, default=256)
+    parser.add_argument("--tokens", type=int, default=64, help="max_tokens of each request")
+    parser.add_argument("--clients", default="1,8,32,128")
+    parser.add_argument("--one-at-a-time-clients", type=int, default=32)
+    parser.add_argument("--server-threads", "--threads", type=int, default=1, help="torch threads of the server")
+    parser.add_argument("--rounds", type=int, default=2, help="each row is run this many times; the fastest is kept")
+    parser.add_argument("--quick", action="store_true", help="32 requests of 16 tokens, one round")
+    args = parser.parse_args()
+    if args.quick:
+        args.requests, args.tokens, args.rounds = 32, 16, 1
+    if not (Path(args.run) / "model.safetensors").exists():
+        raise SystemExit(f"{args.run}: no trained run there (make demo trains runs/demo)")
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    requests = [json.dumps({"prompt": PROMPTS[i % len(PROMPTS)], "max_tokens": args.tokens, "seed": i,
+                            "temperature": 0.8, "stream": True}).encode() for i in range(args.requests)]
+    levels = [int(c) for c in args.clients.split(",")]
+    common = ["--threads", str(args.server_threads), "--queue", str(args.requests + 8)]
+    print(f"# Serving\n\n{cpu_model()}, {os.cpu_count()} cores; {args.run}; {args.requests} streamed requests of "
+          f"{args.tokens} tokens per row, best of {args.rounds} rounds; server torch threads {args.server_threads}; "
+          f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}\n", flush=True)
+    single = ServerProcess(args.run, "--max-streams", "1", *common)
+    batched = ServerProcess(args.run, "--max-streams", str(max(levels)), *common)
+    ways = [(f"one at a time ({args.one_at_a_time_clients} clients, --max-streams 1)", single,
+             args.one_at_a_time_clients)] + [(f"{c} concurrent", batched, c) for c in levels]
+    best: dict[str, tuple] = {}
+    try:
+        for server in (single, batched):
+            asyncio.run(run_clients(server.port, requests[:8], 4))  # warm up
+        for round_ in range(args.rounds):  # in turn, so that a busy spell of the machine slows every row alike
+            for name, server, clients in ways:
+                result, seconds = asyncio.run(run_clients(server.port, requests, clients))
+                made = row(name, result, seconds)
+                print(f"round {round_ + 1}: {name}: {result.tokens / seconds:,.0f} tokens/s", file=sys.stderr,
+                      flush=True)
+                if name not in best or result.tokens / seconds > best[name][0]:
+                    best[name] = (result.tokens / seconds, made)
+    finally:
+        single.stop()
+        batched.stop()
+    rows = [best[name][1] for name, _, _ in ways]
+    print(table(["serving", "tokens/s", "TTFT p50 ms", "TTFT p95 ms", "per-token p50 ms", "per-token p95 ms",
+                 "per-token mean ms", "errors", "load avg"], rows))
+    base = float(rows[0][1].replace(",", ""))
+    lone = next((r for r in rows if r[0] == "1 concurrent"), None)
+    for r in rows[1:]:
+        line = f"{r[0]}: {float(r[1].replace(',', '')) / base:.1f}x the tokens/s of one at a time"
+        if lone is not None:
+            line += f", per-token p95 {float(r[5]) / float(lone[5]):.1f}x a lone client's"
+            line += f" (mean {float(r[6]) / float(lone[6]):.1f}x)"
+        print(line)
+
+
+if __name__ == "__main__":
+    main()

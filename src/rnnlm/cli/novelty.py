@@ -1,0 +1,71 @@
+"""``rnnlm novelty``: how much of a text is copied from a run's training text."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rnnlm.cli.options import add_command, add_encoding_options
+
+
+def sizes(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not whole numbers separated by commas: {text!r}") from None
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = add_command(sub, "novelty", help="how much of a text is copied from the training text",
+                    description="The longest substring of a text that occurs in the run's training text\n"
+                                "(its training split, read as the run read it), and the share of the text's\n"
+                                "n-grams that occur there: 10, 20 and 50 characters at character level,\n"
+                                "3, 5 and 8 words at word level. One pass over the training text, in memory\n"
+                                "that does not grow with it.")
+    p.add_argument("run", metavar="RUN", help="run folder")
+    p.add_argument("text", nargs="?", default="-", metavar="TEXT_FILE",
+                   help="the text to check; - or nothing: read it from stdin")
+    p.add_argument("--ngrams", type=sizes, default=None, metavar="N,N,...",
+                   help="n-gram sizes, in characters or words (default: 10,20,50 or 3,5,8)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_encoding_options(p, None, None)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from rnnlm.data.corpus import decode_text, read_text_file
+    from rnnlm.errors import RnnlmError
+    from rnnlm.inspect.novelty import MAX_TEXT_BYTES, check_sizes, novelty, run_data
+    from rnnlm.inspect.trainingtext import training_text
+    from rnnlm.reading import regular_file_size
+
+    folder, data = run_data(args.run)
+    reading = replace(data, encoding=args.encoding or data.encoding, errors=args.errors or data.errors)
+    reading.validate()
+    training = training_text(data, run=folder)
+    check_sizes(args.ngrams, training.level)  # before a long read
+    limit = f"too large for a text to check (at most {MAX_TEXT_BYTES:,} bytes; novelty holds it in memory)"
+    if args.text == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise RnnlmError("no text: name a text file, or pipe the text into stdin")
+        name = "<stdin>"
+        raw = sys.stdin.buffer.read(MAX_TEXT_BYTES + 1)
+        if len(raw) > MAX_TEXT_BYTES:
+            raise RnnlmError(f"{name}: {limit}")
+        text = decode_text(raw, Path(name), reading.encoding, reading.errors)
+    else:
+        name = args.text
+        size = regular_file_size(args.text)
+        if size > MAX_TEXT_BYTES:
+            raise RnnlmError(f"{name}: {size:,} bytes, {limit}")
+        text = read_text_file(Path(args.text), reading.encoding, reading.errors)
+    report = novelty(text, training, ns=args.ngrams, name=name)
+    if args.json:
+        print(json.dumps({"run": str(folder), "text_file": name, **report.as_dict()}))
+        return
+    print(f"novelty of {name} against the training text of {folder}")
+    print(report.summary())

@@ -1,0 +1,303 @@
+"""Continuous batching: one worker thread per model advances every active stream together.
+
+    request -> submit (queue) -> admitted when slots are free -> prompt read a piece at a time
+            -> its streams join the batch -> one forward call per step for every active stream
+            -> tokens back to the request on the event loop -> a finished stream leaves at once
+
+The worker owns the model: the event loop never runs it, and only the worker touches a stream
+once it has been handed over. The loop and the worker share the queue (under ``cond``) and one
+flag per job (``cancelled``, set by the loop when a client goes away). Everything a step gives
+goes back in one ``loop.call_soon_threadsafe`` call per step (not one per stream), so waking
+the loop costs the same for one stream or a hundred. torch releases the GIL in its kernels, so
+the loop writes the last step's tokens while the worker computes the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from rnnlm.sampling import Sampling
+from rnnlm.serve.metrics import ServerMetrics
+from rnnlm.session import GenerationSession, PromptReading, Stream
+
+PREFILL_TOKENS = 256  # tokens of each prompt read between two steps: a long prompt does not stall the others
+SCORE_QUEUE = 4  # score requests per model being run or waiting; more are refused (busy)
+
+
+class Busy(Exception):
+    """No room for a request: every slot is taken and the queue is full, or the server is stopping."""
+
+    def __init__(self, message: str, retry_after: int = 1):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(eq=False)
+class CompletionJob:
+    """One request's prompts and the streams that continue them (``n`` per prompt).
+
+    ``deliver`` is called on the event loop with ``("tokens", [(choice, text, record,
+    finish_reason), ...])`` after each step (streamed jobs only), ``("done", None)`` once every
+    stream has ended (its streams are then the request's to read), or ``("error", message)``."""
+
+    prompts: list  # each a str, or a list of token ids
+    n: int
+    max_tokens: int
+    stop: tuple[str, ...]
+    sampling: Sampling
+    seed: int | None
+    logprobs: int | None
+    stream: bool
+    deliver: Callable[[tuple], None]
+    cancelled: bool = False  # set by the event loop: the client went away
+    submitted: float = field(default_factory=time.perf_counter)
+    first_token: float | None = None
+    prompt_texts: list[str] = field(default_factory=list)
+    prompt_tokens: list[int] = field(default_factory=list)
+    unknown_tokens: int = 0
+    readings: list[PromptReading] = field(default_factory=list)
+    streams: list[Stream] = field(default_factory=list)  # choice i = prompt i // n, sample i % n
+
+    @property
+    def size(self) -> int:
+        """Slots (streams) the job takes."""
+        return len(self.prompts) * self.n
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class ModelWorker:
+    """The thread that drives one model's streams; ``submit`` and ``cancel`` come from the loop."""
+
+    def __init__(self, model_id: str, session: GenerationSession, loop: asyncio.AbstractEventLoop,
+                 metrics: ServerMetrics, max_streams: int, queue: int):
+        self.model_id, self.session, self.loop, self.metrics = model_id, session, loop, metrics
+        self.max_streams, self.queue_limit = max_streams, queue
+        self.cond = threading.Condition()
+        self.waiting: deque[CompletionJob] = deque()  # under cond
+        self.used = 0  # slots of the admitted jobs, under cond
+        self.closing = False
+        self.reading: list[CompletionJob] = []  # the worker's own from here on
+        self.active: list[Stream] = []
+        self.owners: list[tuple[CompletionJob, int]] = []  # (job, choice) of each active stream
+        self.live: dict[int, list] = {}  # id(job) -> [job, streams not yet ended]
+        self.thread = threading.Thread(target=self.run, name=f"rnnlm-worker-{model_id}", daemon=True)
+        self.scorer = ThreadPoolExecutor(1, thread_name_prefix=f"rnnlm-score-{model_id}")
+        self.scoring = 0  # score requests running or waiting (loop thread only)
+        self.gauges = metrics.for_model(model_id)
+
+    # --- the event loop's side
+
+    def submit(self, job: CompletionJob) -> None:
+        """Queue a job, or raise Busy when it can neither start now nor wait."""
+        with self.cond:
+            if self.closing:
+                raise Busy("the server is shutting down")
+            waiting_slots = sum(j.size for j in self.waiting)
+            if self.used + waiting_slots + job.size > self.max_streams and len(self.waiting) >= self.queue_limit:
+                raise Busy(f"model {self.model_id} is busy: {self.used} streams running and "
+                           f"{len(self.waiting)} requests waiting; try again shortly")
+            self.waiting.append(job)
+            self.gauges.queued.set(len(self.waiting))
+            self.cond.notify()
+
+    def cancel(self, job: CompletionJob) -> None:
+        """The client went away: the job's streams leave at the next step."""
+        job.cancel()
+        with self.cond:
+            self.cond.notify()
+
+    def close(self) -> None:
+        """Stop: refuse new jobs, end the streams in flight at the next step, then leave."""
+        with self.cond:
+            self.closing = True
+            self.cond.notify()
+
+    async def score(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` (which reads the model) on this model's scoring thread, never on the loop."""
+        if self.scoring >= SCORE_QUEUE:
+            raise Busy(f"model {self.model_id} is busy scoring {self.scoring} texts; try again shortly")
+        self.scoring += 1
+        try:
+            return await self.loop.run_in_executor(self.scorer, fn)
+        finally:
+            self.scoring -= 1
+
+    # --- the worker's side
+
+    def run(self) -> None:
+        while True:
+            with self.cond:
+                while not (self.waiting or self.reading or self.active or self.closing):
+                    self.cond.wait()
+                if self.closing:
+                    break
+                self.admit()
+            out: list[tuple[CompletionJob, tuple]] = []
+            self.drop_cancelled(out)
+            self.read_prompts(out)
+            if self.active:
+                self.step(out)
+            self.send(out)
+        self.shut_down()
+
+    def admit(self) -> None:
+        """Move waiting jobs (first come, first served) to the prompt reader while slots are free;
+        a cancelled one leaves the queue. Called under ``cond``."""
+        while self.waiting and (self.waiting[0].cancelled or self.used + self.waiting[0].size <= self.max_streams):
+            job = self.waiting.popleft()
+            if job.cancelled:
+                continue
+            self.used += job.size
+            self.begin(job)
+        self.gauges.queued.set(len(self.waiting))
+
+    def begin(self, job: CompletionJob) -> None:
+        session = self.session
+        for prompt in job.prompts:
+            if isinstance(prompt, str):
+                ids, unknown = session.encode_prompt(prompt)
+                job.unknown_tokens += unknown
+                job.prompt_texts.append(prompt)
+            else:
+                ids, _ = session.encode_prompt("")  # token ids given: a word-level run still starts at xxbos
+                ids = ids[:1].tolist() + list(prompt) if session.tokenizer.adds_bos else list(prompt)
+                job.prompt_texts.append(session.tokenizer.decode(prompt, session.vocab))
+            job.prompt_tokens.append(len(ids))
+            job.readings.append(session.begin_prompt(ids))
+        self.reading.append(job)
+
+    def drop_cancelled(self, out: list) -> None:
+        gone = [job for job in self.reading if job.cancelled]
+        if gone:
+            self.reading = [job for job in self.reading if not job.cancelled]
+            self.release(gone)
+        if any(job.cancelled for job, _ in self.owners):
+            for stream, (job, _) in zip(self.active, self.owners):
+                if job.cancelled:
+                    stream.cancel()
+            self.leave(out)
+
+    def read_prompts(self, out: list) -> None:
+        """Read the next PREFILL_TOKENS of every prompt being read (together, as far as they
+        can go); a job whose prompts are all read joins the batch."""
+        if not self.reading:
+            return
+        self.session.read_prompts([r for job in self.reading for r in job.readings if not r.done], PREFILL_TOKENS)
+        ready = [job for job in self.reading if all(r.done for r in job.readings)]
+        if ready:
+            self.reading = [job for job in self.reading if not all(r.done for r in job.readings)]
+            for job in ready:
+                self.join(job, out)
+
+    def join(self, job: CompletionJob, out: list) -> None:
+        seed = job.seed
+        for p, reading in enumerate(job.readings):
+            streams = self.session.start(n=job.n, max_tokens=job.max_tokens, stop=job.stop, sampling=job.sampling,
+                                         seed=None if seed is None else seed + p * job.n, logprobs=job.logprobs,
+                                         reading=reading)
+            job.streams.extend(streams)
+        job.readings = []
+        self.metrics.prompt_tokens.labels(self.model_id).inc(sum(job.prompt_tokens))
+        running = [s for s in job.streams if not s.finished]
+        if not running:  # max_tokens 0
+            self.finish(job, out)
+            return
+        self.live[id(job)] = [job, len(running)]
+        for i, stream in enumerate(job.streams):
+            if not stream.finished:
+                self.active.append(stream)
+                self.owners.append((job, i))
+
+    def step(self, out: list) -> None:
+        started = time.perf_counter()
+        pieces = self.session.step(self.active)
+        took = time.perf_counter() - started
+        batch = len(self.active)
+        self.metrics.observe_step(self.model_id, batch, took)
+        streamed: dict[int, list] = {}
+        now = time.perf_counter()
+        for piece, (job, choice) in zip(pieces, self.owners):
+            if job.first_token is None:
+                job.first_token = now
+                self.metrics.time_to_first_token.labels(self.model_id).observe(now - job.submitted)
+            if job.stream:
+                streamed.setdefault(id(job), [job]).append((choice, piece.text, piece.token, piece.finish_reason))
+        for events in streamed.values():
+            out.append((events[0], ("tokens", events[1:])))
+        self.leave(out)
+
+    def leave(self, out: list) -> None:
+        """The ended streams leave the batch; a job whose streams have all ended is done."""
+        if all(not s.finished for s in self.active):
+            return
+        keep_streams, keep_owners = [], []
+        for stream, owner in zip(self.active, self.owners):
+            if stream.finished:
+                entry = self.live[id(owner[0])]
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self.live[id(owner[0])]
+                    self.finish(owner[0], out)
+            else:
+                keep_streams.append(stream)
+                keep_owners.append(owner)
+        self.active, self.owners = keep_streams, keep_owners
+        self.gauges.active.set(len(self.active))
+
+    def finish(self, job: CompletionJob, out: list) -> None:
+        self.metrics.completion_tokens.labels(self.model_id).inc(sum(s.tokens for s in job.streams))
+        self.release([job])
+        if not job.cancelled:
+            out.append((job, ("done", None)))
+
+    def release(self, jobs: list[CompletionJob]) -> None:
+        with self.cond:
+            self.used -= sum(job.size for job in jobs)
+
+    def send(self, out: list) -> None:
+        if out:
+            self.gauges.active.set(len(self.active))
+            self.loop.call_soon_threadsafe(deliver_all, out)
+
+    def shut_down(self) -> None:
+        """End every stream in flight (finish reason ``length``: it was cut short) and refuse the
+        jobs that had not started."""
+        out: list = []
+        with self.cond:
+            waiting, self.waiting = list(self.waiting), deque()
+        for job in waiting + self.reading:
+            out.append((job, ("error", "the server is shutting down")))
+        self.reading = []
+        streamed: dict[int, list] = {}
+        for stream, (job, choice) in zip(self.active, self.owners):
+            tail = stream.end("length")
+            if job.stream:
+                streamed.setdefault(id(job), [job]).append((choice, tail, None, "length"))
+        for events in streamed.values():
+            out.append((events[0], ("tokens", events[1:])))
+        for job, _ in self.live.values():
+            out.append((job, ("done", None)))
+        self.active, self.owners, self.live = [], [], {}
+        self.gauges.active.set(0)
+        self.gauges.queued.set(0)
+        try:
+            self.loop.call_soon_threadsafe(deliver_all, out)
+        except RuntimeError:  # the loop has already closed
+            pass
+        self.scorer.shutdown(wait=False, cancel_futures=True)
+
+
+def deliver_all(out: list[tuple[CompletionJob, tuple]]) -> None:
+    """On the event loop: hand each job its events (a job whose client left gets nothing)."""
+    for job, event in out:
+        if not job.cancelled:
+            job.deliver(event)

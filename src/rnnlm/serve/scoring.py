@@ -1,0 +1,51 @@
+"""/v1/score over ``rnnlm score``'s library function (rnnlm.inspect.score): per-token surprisal,
+the top alternatives and a hidden unit's trace, as JSON."""
+
+from __future__ import annotations
+
+import math
+
+from rnnlm.errors import RnnlmError
+from rnnlm.runfolder import Run
+
+
+def available() -> bool:
+    try:
+        import rnnlm.inspect.score  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def score_json(run: Run, text: str, top: int, layer: int | None, unit: int | None) -> dict:
+    """Score ``text`` under ``run``'s model (on the caller's thread: the server calls this on the
+    model's scoring thread). Raises RnnlmError for a text or a unit the model cannot take."""
+    from rnnlm.inspect.score import UnitChoice, score_text
+
+    choice = UnitChoice(layer, unit) if unit is not None else None
+    if layer is not None and unit is None:
+        raise RnnlmError("layer needs unit (the hidden unit of that layer to trace)")
+    try:
+        scoring = score_text(run, text, top=top, unit=choice)
+    except RnnlmError as e:
+        raise RnnlmError(str(e).replace("--", "")) from None
+    vocab, tokenizer = scoring.vocab, run.tokenizer
+    values = None if scoring.trace is None else scoring.trace.values[:, 0].tolist()
+    tokens = []
+    for i in range(scoring.token_count):
+        lp = float(scoring.logprobs[i])
+        token = {"text": scoring.token_text(i), "start": int(scoring.starts[i]), "end": int(scoring.ends[i]),
+                 "logprob": None if math.isnan(lp) else lp,
+                 "top": [] if i == 0 else [[tokenizer.piece(vocab.itos[int(t)]), float(v)]
+                                           for t, v in zip(scoring.top_ids[i], scoring.top_logprobs[i])]}
+        if values is not None:
+            token["value"] = values[i]
+        tokens.append(token)
+    trace = None
+    if scoring.trace is not None:
+        t = scoring.trace
+        trace = {"layer": t.layer, "layers": t.layers, "kind": t.kind, "unit": t.units[0]}
+    return {"object": "score", "model": run.folder.name, "level": scoring.level, "text": scoring.text,
+            "tokens": tokens, "predicted": scoring.predicted, "total_nats": scoring.total_nats,
+            "loss": scoring.loss, "perplexity": scoring.perplexity, "bits_per_char": scoring.bits_per_char,
+            "unknown_tokens": scoring.unknown, "trace": trace}

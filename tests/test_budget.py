@@ -20,7 +20,7 @@ from rnnlm.train.budget import Pacer, Speed, cycle_ends, make_plan, sgdr_cycles,
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import read_training_state
 from rnnlm.train.distributed import Distributed
-from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCE, TABLE, apply_recipe, choose_row
+from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCE, REFERENCES, TABLE, apply_recipe, choose_row
 from rnnlm.train.run import TrainingInterrupted, load_data, plan_run, resolve_config, resume, train
 
 # What a process does once, and a --budget run counts in its time, done before the timed tests: the
@@ -188,7 +188,8 @@ def test_pacer_leaves_a_run_that_keeps_to_time_alone():
 
 
 def test_table_rows():
-    for level in ("char", "word"):
+    for level in ("char", "word", "bpe"):
+        assert level in REFERENCES  # the probe's yardstick
         rows = [r for r in TABLE if r.level == level]
         assert rows and math.isinf(rows[-1].max_tokens) and math.isinf(rows[-1].max_epochs)  # every run has a row
     assert choose_row("char", 10**9, 1e9) is [r for r in TABLE if r.level == "char"][-1]
@@ -235,6 +236,16 @@ def test_dry_run_prints_the_plan_with_the_users_options_and_writes_nothing(tiny_
     assert "cell" in chosen and "hidden" not in chosen and "layers" not in chosen and "bptt" not in chosen
     assert "tokens/s measured" in out and "epochs that fit" in out and "parameters" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.txt"]  # no runs/ folder
+
+
+def test_dry_run_at_bpe_level_plans_in_tokens(tiny_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", str(tiny_file), "--budget", "20s", "--level", "bpe", "--vocab-size", "300",
+                 "--hidden", "24", "--layers", "1", "--device", "cpu", "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert " training tokens (" in out and "row: bpe, any size" in out  # a tiny text learns fewer merges
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.txt"]
 
 
 def test_plan_run_chooses_from_the_table(tiny_file):

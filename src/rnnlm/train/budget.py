@@ -308,7 +308,7 @@ def describe_plan(config: RunConfig, data: TextData, speed: Speed, params: int, 
                   given: list[str] | None = None) -> str:
     """The plan, as printed before training starts."""
     plan, t, m = config.plan, config.train, config.model
-    unit = "characters" if data.tokenizer.level == "char" else "words"
+    unit = {"char": "characters", "word": "words"}.get(data.tokenizer.level, "tokens")
     batches = StreamBatches(data.train_ids, t.bs, t.bptt)
     n = len(batches)
     tokens = round(plan.steps * batches.tokens / n)

@@ -67,8 +67,8 @@ class SingleStep:
         if buffers is None:
             buffers = []
             for w, *_ in self.weights:
-                xh = torch.empty(w.shape[1]) if self.cell != "gru" else torch.empty(0)  # (E + H,)
-                gates = torch.empty(w.shape[0])  # (G*H,)
+                xh = torch.empty(w.shape[1] if self.cell != "gru" else 0, device=w.device)  # (E + H,)
+                gates = torch.empty(w.shape[0], device=w.device)  # (G*H,)
                 h = self.hidden
                 views = tuple(gates.split(h)) if self.cell == "lstm" else ()
                 buffers.append((xh, xh[None], gates, views))

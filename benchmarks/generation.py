@@ -12,6 +12,18 @@ does not depend on them. The window way runs fewer characters: its cost per char
 constant once the window is full, which the prime makes it from the start.
 
     python benchmarks/generation.py [--chars 2000] [--window-chars 200] [--windows 8,32,100]
+
+--bound: instead, batch-1 generation against its floor, for the default model (what ``rnnlm
+train`` builds with no model options) and the 2x512 LSTM, on a character vocab of 82 tokens.
+The floor of one step is one pass of matrix-vector products over all of its weights (W_ih x and
+W_hh h of every layer and the decoder's W h, each ``torch.addmv`` or ``torch.mv`` on contiguous
+weights, whichever is faster; the embedding row lookup aside). rnnlm's loop is
+``GenerationSession.complete`` at its default settings (temperature 1, no top-k or top-p), the
+path of ``rnnlm generate``; "general step" is the same stream through the batched step (a
+finished stream beside it), the path every batch-1 token took before the single-stream step.
+All run in turn (A B C A B C ...), each keeps its fastest run. Run it with --threads 1 and 2.
+
+    python benchmarks/generation.py --bound [--chars 500] [--threads 1]
 """
 
 from __future__ import annotations
@@ -42,6 +54,13 @@ PRIME = "for those who know the spirit of the age and the will to power, " * 4
 MODELS = {  # the lessons' stateful LSTM and GRU on Nietzsche
     "lstm 2x512": ModelConfig(cell="lstm", layers=2, emb=42, hidden=512, dropout=0.5),
     "gru 1x256": ModelConfig(cell="gru", layers=1, emb=42, hidden=256, dropout=0.0),
+}
+
+
+BOUND_ALPHABET = ALPHABET + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # 82 tokens with the specials, about Nietzsche's
+BOUND_MODELS = {
+    "default (lstm 2x256, emb 128)": ModelConfig(),
+    "lstm 2x512": MODELS["lstm 2x512"],
 }
 
 
@@ -99,9 +118,14 @@ def main() -> None:
     parser.add_argument("--windows", default="8,32,100", help="sliding window lengths")
     parser.add_argument("--samples", type=int, default=8, help="batch size of the batched stateful row")
     parser.add_argument("--seconds", type=float, default=2.0, help="least time spent on each way")
+    parser.add_argument("--bound", action="store_true", help="batch-1 generation against the matrix-vector floor")
     add_threads_option(parser)
     args = parser.parse_args()
     set_threads(args.threads)
+    if args.bound:
+        print(f"# Batch-1 generation against the matrix-vector floor (ms/token)\n\n{machine()}\n")
+        print(bound_table(min(args.chars, 500), args.seconds))
+        return
     windows = [int(w) for w in args.windows.split(",")]
     print(f"# Generation speed (characters/s)\n\n{machine()}\n")
     tokenizer = CharTokenizer()
@@ -138,6 +162,55 @@ def main() -> None:
           "kernels: torch = torch's own recurrent kernels (rnnlm.generate.one_step_kernels), default = "
           "torch's choice (oneDNN for an LSTM on the CPU); the window way gets whichever was faster.\n")
     print(one_step_table(vocab, args.seconds))
+
+
+def matvec_pass(model: RecurrentLM, steps: int, product) -> callable:
+    """``steps`` passes of ``product`` (torch.mv or torch.addmv, out= a buffer made once) over
+    every weight matrix of one step at batch 1: the floor of a step."""
+    rnn = model.rnn
+    names = [(f"weight_{kind}_l{i}", f"bias_{kind}_l{i}") for i in range(model.config.layers) for kind in ("ih", "hh")]
+    matrices = [(getattr(rnn, w).detach().contiguous(), getattr(rnn, b).detach()) for w, b in names]
+    matrices.append((model.head.weight.detach().contiguous(), model.head.bias.detach()))
+    work = [(w, b, torch.randn(w.shape[1]), torch.empty(w.shape[0])) for w, b in matrices]  # (rows, cols) each
+
+    @torch.inference_mode()
+    def run() -> None:
+        for _ in range(steps):
+            for w, b, x, out in work:
+                if product is torch.mv:
+                    torch.mv(w, x, out=out)
+                else:
+                    torch.addmv(b, w, x, out=out)
+    return run
+
+
+def bound_table(tokens: int, seconds: float) -> str:
+    """ms/token of the floor and of rnnlm's batch-1 loop, and their ratio (the floor's share)."""
+    tokenizer, rows = CharTokenizer(), []
+    vocab = Vocab.build({c: 1 for c in BOUND_ALPHABET})
+    for name, config in BOUND_MODELS.items():
+        torch.manual_seed(0)
+        model = RecurrentLM(len(vocab), config).eval()
+        session = session_of(model, tokenizer, vocab)
+        (done,) = session.start(PRIME[:8], max_tokens=0)
+
+        def loop():
+            for _ in session.complete(PRIME[:8], max_tokens=tokens, seed=0):
+                pass
+
+        def general():
+            (stream,) = session.start(PRIME[:8], max_tokens=tokens, seed=0)
+            for _ in session.run_streams([stream, done]):
+                pass
+
+        mv, addmv, ours, before = (t / tokens for t in best_times(
+            [matvec_pass(model, tokens, torch.mv), matvec_pass(model, tokens, torch.addmv), loop, general], seconds))
+        floor = min(mv, addmv)
+        rows.append([name, len(vocab), f"{1e3 * floor:.3f}", f"{1e3 * ours:.3f}", f"{floor / ours:.0%}",
+                     f"{1e3 * before:.3f}", f"{floor / before:.0%}"])
+        print(f"  {name} done", file=sys.stderr, flush=True)
+    return table(["model", "vocab", "floor ms/step", "rnnlm ms/token", "floor / rnnlm",
+                  "general step ms/token", "floor / general"], rows)
 
 
 @torch.inference_mode()

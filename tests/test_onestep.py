@@ -6,6 +6,7 @@ import torch
 from rnnlm.config import ModelConfig
 from rnnlm.models import RecurrentLM
 from rnnlm.models.onestep import OneStep
+from rnnlm.models.singlestep import SingleStep
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -22,3 +23,30 @@ def test_one_step_is_the_models_step(cell, locked):
     assert torch.allclose(got_logits, logits[:, 0], atol=1e-5)
     for a, b in zip(got if isinstance(got, tuple) else (got,), expected if isinstance(expected, tuple) else (expected,)):
         assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("locked", [False, True])
+def test_single_step_is_the_models_step(cell, locked):
+    """The batch-1 step: its probabilities are those of the model's forward, step after step."""
+    torch.manual_seed(0)
+    model = RecurrentLM(40, ModelConfig(cell=cell, layers=2, emb=16, hidden=32, locked_dropout=locked, tie=False)).eval()
+    state = model.init_state(1)
+    state = tuple(s.normal_() for s in state) if isinstance(state, tuple) else state.normal_()
+    before = tuple(s.clone() for s in state) if isinstance(state, tuple) else state.clone()
+    stepper, ours = SingleStep(model), state
+    with torch.inference_mode():
+        logits, expected = model(torch.tensor([[1, 5, 39, 0, 7]]), state)
+        for t, token in enumerate([1, 5, 39, 0, 7]):
+            got_logits, ours = stepper.step(token, ours)
+            assert got_logits.shape == (40,)
+            assert torch.allclose(got_logits.softmax(0), logits[0, t].softmax(0), atol=1e-5)
+            assert torch.allclose(got_logits, logits[0, t], atol=1e-5)
+    for a, b in zip(parts(ours), parts(expected), strict=True):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
+    for a, b in zip(parts(state), parts(before), strict=True):
+        assert torch.equal(a, b)  # the state it was given is never written to
+
+
+def parts(state):
+    return state if isinstance(state, tuple) else (state,)

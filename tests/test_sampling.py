@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from rnnlm.sampling import Sampling, draw
+from rnnlm.sampling import Sampling, draw, draw_one
 
 
 def uniforms(n, seed=0):
@@ -86,3 +86,14 @@ def test_settings_out_of_range_are_refused(settings, message):
 def test_a_uniform_number_next_to_one_still_draws_a_possible_token():
     logits = torch.tensor([[0.0, 0.0, float("-inf")]])
     assert int(draw(logits, [Sampling()], [1 - 1e-12])) == 1
+
+
+def test_draw_one_draws_the_token_draw_draws():
+    """The single-stream draw picks, for every uniform number, the token of the batched one."""
+    g, rng = torch.Generator().manual_seed(0), random.Random(0)
+    for _ in range(300):
+        logits = torch.randn(rng.choice([5, 82, 1000]), generator=g) * rng.choice([0.1, 1.0, 30.0])
+        logits[rng.randrange(len(logits))] = float("-inf")
+        settings = Sampling(temperature=rng.choice([1.0, 1.0, 0.7]), top_k=rng.choice([None, None, 3]))
+        for u in (rng.random(), 0.0, 1 - 1e-12):
+            assert draw_one(logits, settings, u) == int(draw(logits[None], [settings], [u])[0])

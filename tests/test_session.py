@@ -220,3 +220,16 @@ def test_prompts_read_together_continue_as_each_read_alone(session):
         for _ in session.run_streams([together]):
             pass
         assert together.text == alone.text
+
+
+def test_the_single_stream_step_draws_as_the_batched_step(session):
+    """One stream alone takes the single-stream step; beside a finished stream, the batched one:
+    the same seed gives the same text both ways, and again."""
+    (done,) = session.start("the ", max_tokens=0)
+    texts = []
+    for partner in ([], [], [done]):
+        (stream,) = session.start("the ", max_tokens=80, seed=21)
+        for _ in session.run_streams([stream, *partner]):
+            pass
+        texts.append(stream.text)
+    assert texts[0] == texts[1] == texts[2] and len(texts[0]) == 80

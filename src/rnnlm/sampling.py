@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from rnnlm.errors import RnnlmError
@@ -61,6 +62,21 @@ def draw(logits: torch.Tensor, settings: Sequence[Sampling], uniforms: Sequence[
     if any(greedy):
         ids = torch.where(torch.tensor(greedy, device=ids.device), logits.argmax(-1), ids)
     return ids
+
+
+def draw_one(logits: torch.Tensor, sampling: Sampling, uniform: float) -> int:
+    """``draw`` for one row, the same token for the same uniform number: ``logits`` (V,), banned
+    tokens already -inf. The search of the cumulative distribution runs in numpy on the tensor's
+    own memory, so the only torch calls are the softmax and its cumulative sum (on the CPU; other
+    devices, and any setting but temperature 1, go through ``draw``)."""
+    if sampling.greedy or sampling.truncates or sampling.temperature != 1.0 or logits.device.type != "cpu":
+        return int(draw(logits[None], [sampling], [uniform])[0])
+    cdf = logits.float().softmax(0).cumsum(0).numpy()  # (V,); draw's shift by the maximum is softmax's own
+    total = cdf[-1]
+    target = np.float32(uniform) * total
+    if target >= total:  # u near 1 rounds to the total: the largest float32 below it, as in draw
+        target = np.nextafter(total, np.float32(0))
+    return int(np.searchsorted(cdf, target, side="right"))
 
 
 def outside_top(logits: torch.Tensor, settings: Sequence[Sampling]) -> torch.Tensor:

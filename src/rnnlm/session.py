@@ -33,8 +33,9 @@ from rnnlm.errors import RnnlmError
 from rnnlm.generate import encode_prime, feed_prime, one_step_kernels
 from rnnlm.models.onestep import OneStep
 from rnnlm.models.recurrent import State, cat_states, split_state
+from rnnlm.models.singlestep import SingleStep
 from rnnlm.runfolder import Run, load_run
-from rnnlm.sampling import MAX_SEED, Sampling, draw
+from rnnlm.sampling import MAX_SEED, Sampling, draw, draw_one
 
 FINISH_REASONS = ("length", "stop", "end")
 MAX_STOPS = 16  # stop strings per stream
@@ -166,8 +167,10 @@ class GenerationSession:
         banned = [self.vocab.unk_id, self.vocab.pad_id] + ([] if self.tokenizer.adds_bos else [self.vocab.bos_id])
         self.banned = torch.zeros(len(self.vocab), dtype=torch.bool, device=self.device)
         self.banned[banned] = True
+        self.ban_bias = torch.zeros(len(self.vocab), device=self.device).masked_fill_(self.banned, float("-inf"))  # (V,)
         self.end_id = self.vocab.bos_id if self.tokenizer.adds_bos else None  # drawing it ends a document
         self.stepper: OneStep | None = None
+        self.single: SingleStep | None = None
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str = "auto") -> "GenerationSession":
@@ -271,6 +274,8 @@ class GenerationSession:
         from its own distribution, apply its stop rules, then run the ones still going through
         the model together, one forward call. One ``Piece`` per stream, in order."""
         active = [s for s in streams if not s.finished]
+        if len(active) == 1 and len(streams) == 1:
+            return [self.step_one(active[0])]
         drawn: dict[int, Piece] = {}
         if active:
             logits = torch.stack([s.logits for s in active])  # (N, V)
@@ -281,6 +286,18 @@ class GenerationSession:
                 drawn[id(stream)] = self.advance(stream, token_id, record)
             self.forward([s for s in active if not s.finished], [i for s, i in zip(active, ids) if not s.finished])
         return [drawn.get(id(s)) or Piece(s, "", None, None) for s in streams]
+
+    def step_one(self, stream: Stream) -> Piece:
+        """``step`` for a single stream: the same token and text, with less work around the model."""
+        logits = stream.logits  # (V,)
+        token_id = draw_one(torch.add(logits, self.ban_bias), stream.sampling, stream.rng.random())  # masked_fill, less work
+        record = self.token_records(logits[None], [stream], [token_id])[0] if stream.logprobs is not None else None
+        piece = self.advance(stream, token_id, record)
+        if not stream.finished:
+            if self.single is None:
+                self.single = SingleStep(self.model)
+            stream.logits, stream.state = self.single.step(token_id, stream.state)
+        return piece
 
     def advance(self, stream: Stream, token_id: int, record: TokenRecord | None) -> Piece:
         """Account for one drawn token: its text through the stop rules, the budgets, the end."""

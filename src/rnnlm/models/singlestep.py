@@ -1,0 +1,115 @@
+"""One token for one stream: the step of ``rnnlm generate`` and of a server with one client.
+
+At batch 1 a step is a few matrix-vector products, so its floor is the time to stream the
+weights through them once; what it costs beyond that is the work around them. ``OneStep``'s
+packed oneDNN linear is the fastest at a batch of streams but slow at one row (its call costs
+several times a plain product), so here every layer is one ``torch.addmv`` over its two weight
+matrices side by side, written into scratch buffers made once, and the gate arithmetic runs in
+place on fixed views of them: ten small calls a layer and nothing re-sliced, re-packed or
+re-checked per step. The LSTM's tanh is taken as 2 sigmoid(2x) - 1 (the cell gate's rows are
+doubled once, which is exact): with two threads, torch's tanh right after MKL's threaded
+product waits on the thread pool, about 1 ms a call on a busy machine, where sigmoid does not.
+Measured in benchmarks/README.md ("Generation").
+
+The new state is always a fresh tensor: a stream's state may be shared with its siblings (the
+streams of one prompt start from one state), so nothing it holds is written to. The scratch
+buffers belong to one thread each (a server steps each model from its worker thread, and may
+score from another).
+
+The weights are copied when the stepper is built: build it after any change to the model.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+import torch.nn.functional as F
+
+from rnnlm.models.recurrent import RecurrentLM, State
+
+ROW_VIEWS = 4096  # vocabularies up to this size keep a ready view of each embedding row
+
+
+class SingleStep:
+    """``step(token, state)``: logits (V,) and the new state after one token of one stream."""
+
+    def __init__(self, model: RecurrentLM):
+        config = model.config
+        self.cell, self.layers, self.hidden = config.cell, config.layers, config.hidden
+        embedding = model.embedding.weight.detach()
+        self.embedding = embedding
+        self.rows = list(embedding.split(1)) if embedding.shape[0] <= ROW_VIEWS else None  # (1, E) each
+        self.head_w = model.head.weight.detach().contiguous()  # (V, H)
+        self.head_b = model.head.bias.detach().clone()
+        self.weights = []
+        h = config.hidden
+        for i in range(self.layers):
+            rnn, k = (model.rnn[i], 0) if config.locked_dropout else (model.rnn, i)
+            w_ih, w_hh = getattr(rnn, f"weight_ih_l{k}").detach(), getattr(rnn, f"weight_hh_l{k}").detach()
+            b_ih, b_hh = getattr(rnn, f"bias_ih_l{k}").detach(), getattr(rnn, f"bias_hh_l{k}").detach()
+            if self.cell == "gru":
+                self.weights.append((w_ih.contiguous(), b_ih.clone(), w_hh.contiguous(), b_hh.clone()))
+                continue
+            w, b = torch.cat([w_ih, w_hh], 1), b_ih + b_hh  # (G*H, E + H), (G*H,)
+            if self.cell == "lstm":  # torch's gate order input, forget, cell, output -> i, f, o, cell:
+                order = torch.cat([torch.arange(0, 2 * h), torch.arange(3 * h, 4 * h), torch.arange(2 * h, 3 * h)])
+                w, b = w[order], b[order]  # the three sigmoid gates side by side
+                w[3 * h :] *= 2  # sigmoid(2a) gives tanh(a) = 2 sigmoid(2a) - 1
+                b[3 * h :] *= 2
+            self.weights.append((w.contiguous(), b.contiguous()))
+        self.local = threading.local()
+
+    def scratch(self) -> list:
+        """This thread's buffers, per layer: the input [x, h] (one row and flat) and the gates
+        with their views."""
+        buffers = getattr(self.local, "buffers", None)
+        if buffers is None:
+            buffers = []
+            for w, *_ in self.weights:
+                xh = torch.empty(w.shape[1] if self.cell != "gru" else 0, device=w.device)  # (E + H,)
+                gates = torch.empty(w.shape[0], device=w.device)  # (G*H,)
+                h = self.hidden
+                views = tuple(gates.split(h)) if self.cell == "lstm" else ()
+                buffers.append((xh, xh[None], gates, views))
+            self.local.buffers = buffers
+        return buffers
+
+    def row(self, token: int) -> torch.Tensor:
+        return self.rows[token] if self.rows is not None else self.embedding[token : token + 1]  # (1, E)
+
+    def step(self, token: int, state: State) -> tuple[torch.Tensor, State]:
+        """Call it under ``torch.inference_mode()`` (``GenerationSession.step`` does): the weights
+        are detached, so nothing is recorded, but the mode's switch costs a few microseconds."""
+        x = self.row(token)  # (1, E)
+        if self.cell == "lstm":
+            hs, cs = [], []
+            for (w, b), (xh, xh_row, gates, (g_in, g_forget, g_out, g_cell)), h, c in zip(
+                    self.weights, self.scratch(), state[0].unbind(0), state[1].unbind(0)):  # h, c: (1, H)
+                torch.cat([x, h], 1, out=xh_row)
+                torch.addmv(b, w, xh, out=gates).sigmoid_()  # (4H,): input, forget, output, sigmoid(2 cell)
+                c = torch.mul(g_forget, c).addcmul_(g_in, g_cell, value=2).sub_(g_in)  # f c + i tanh(cell), (1, H)
+                g_out.neg_()
+                x = torch.addcmul(g_out, g_out, torch.add(c, c).sigmoid_(), value=-2)  # o (2 sigmoid(2c) - 1)
+                hs.append(x)
+                cs.append(c)
+            new_state: State = (torch.stack(hs), torch.stack(cs))
+        elif self.cell == "gru":
+            hs = []
+            for (w_ih, b_ih, w_hh, b_hh), h in zip(self.weights, state.unbind(0)):  # h: (1, H)
+                gi, gh = F.linear(x, w_ih, b_ih), F.linear(h, w_hh, b_hh)  # (1, 3H): reset, update, new
+                i_r, i_z, i_n = gi.chunk(3, 1)
+                h_r, h_z, h_n = gh.chunk(3, 1)
+                r, z = (i_r + h_r).sigmoid_(), (i_z + h_z).sigmoid_()
+                n = torch.addcmul(i_n, r, h_n).tanh_()
+                x = torch.addcmul(n, z, h - n)  # (1 - z) * n + z * h
+                hs.append(x)
+            new_state = torch.stack(hs)
+        else:
+            hs = []
+            for (w, b), (xh, xh_row, gates, _), h in zip(self.weights, self.scratch(), state.unbind(0)):
+                torch.cat([x, h], 1, out=xh_row)
+                x = torch.addmv(b, w, xh).tanh_()[None]  # (1, H)
+                hs.append(x)
+            new_state = torch.stack(hs)
+        return torch.addmv(self.head_b, self.head_w, x[0]), new_state  # (V,)

@@ -120,6 +120,42 @@ def test_training_is_the_same_in_another_process(tokenizer):
     assert other == tokenizer.to_json()
 
 
+def library_trained(texts: list[str], vocab_size: int, min_freq: int = 1) -> str:
+    """The tokenizer the library's trainer learns counting the words itself (its own pre-tokenizer)."""
+    from tokenizers import pre_tokenizers, trainers
+
+    hf = bpe.new_library_tokenizer()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_freq, special_tokens=["xxunk", "xxpad", "xxbos"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    hf.train_from_iterator(texts, trainer)
+    return BpeTokenizer(hf).to_json()
+
+
+@pytest.mark.parametrize("vocab_size, min_freq", [(400, 1), (1000, 1), (600, 3)])
+def test_words_counted_by_rnnlm_learn_the_librarys_own_merges(vocab_size, min_freq):
+    texts = [CORPUS, *NASTY, "  ".join(NASTY) * 5, "\n\n".join(reversed(NASTY)) * 3]
+    mine = train_bpe([(True, t) for t in texts], vocab_size, min_freq)
+    assert json.loads(mine.to_json())["pre_tokenizer"]["type"] == "ByteLevel"
+    assert mine.to_json() == library_trained(texts, vocab_size, min_freq)
+
+
+@FEW
+@given(st.lists(st.text(max_size=200), min_size=1, max_size=4))
+def test_words_counted_by_rnnlm_learn_the_librarys_own_merges_on_any_text(texts):
+    assert train_bpe([(True, t) for t in texts], 300).to_json() == library_trained(texts, 300)
+
+
+def test_information_separators_are_not_whitespace_to_the_pre_tokenizer():
+    # U+001C..U+001F are whitespace to Python (str.isspace, re's \s) but not to the library's
+    # regex, which joins "{\x1f" into one word: rnnlm must neither cut nor count there
+    text = "{\x1f} a\x1c. \x1e\x1d" * 50
+    tok = train_bpe([(True, text)], 300)
+    assert BYTE_CHARS[ord("{")] + BYTE_CHARS[0x1F] in tok.vocab.stoi
+    assert tok.to_json() == library_trained([text], 300)
+    assert tok.encode(text).tolist() == library_ids(tok, text)
+    assert tok.decode(tok.encode(text)) == text
+
+
 def test_the_trainer_learns_from_the_first_train_chars_only(monkeypatch):
     monkeypatch.setattr(bpe, "TRAIN_CHARS", 1000)
     tok = train_bpe([(True, "ab " * 400), (True, "xy " * 400)], 300)

@@ -20,8 +20,13 @@ a block of text are found, hashed and looked up with numpy (a hash is only a sho
 segment is compared character by character with the one it was matched to, and a block where
 two differ goes through the library whole).
 
-The BPE trainer counts words through the same slow pre-tokenizer, so it learns from the first
-``TRAIN_CHARS`` characters of the training split (all of a split shorter than that).
+Training. The library's trainer counts words through the same slow pre-tokenizer, so rnnlm
+counts them itself: the distinct segments of the text (Python's regex and a ``Counter``), each
+pre-tokenized once by the library, give every word its count; the trainer then reads the words,
+each repeated as often as it occurs, split at spaces (``WhitespaceSplit``: a byte-level word
+holds no space), which counts the same words and learns the same merges in half the time. It
+learns from the first ``TRAIN_CHARS`` characters of the training split (all of a split shorter
+than that).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -66,8 +72,16 @@ def bytes_to_unicode() -> dict[int, str]:
 
 BYTE_CHARS = bytes_to_unicode()
 CHAR_BYTES = {c: b for b, c in BYTE_CHARS.items()}
-WHITESPACE_TABLE = np.array([chr(c).isspace() for c in range(0x3002)])  # U+3000 is the last space
-SAFE_CUT = re.compile(r"(?<=\S)\s")  # a cut before it is safe (see the module doc)
+# Whitespace as the pre-tokenizer's regex (Rust's \s, Unicode's White_Space) sees it: Python's
+# str.isspace() and \s also take the separators U+001C..U+001F, which the library's regex joins
+# with the punctuation around them.
+SPACES = "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+SPACE, NOT_SPACE = f"[{SPACES}]", f"[^{SPACES}]"
+SPACE_CHARS = frozenset(c for c in map(chr, range(0x3001)) if re.fullmatch(SPACE, c))
+WHITESPACE_TABLE = np.array([chr(c) in SPACE_CHARS for c in range(0x3002)])  # U+3000 is the last space
+SAFE_CUT = re.compile(f"(?<={NOT_SPACE}){SPACE}")  # a cut before it is safe (see the module doc)
+SEGMENT = re.compile(f"{SPACE}*{NOT_SPACE}+|{SPACE}+")  # a run of whitespace and the other characters after it
+WORDS_A_STRING = 1 << 16  # words handed to the trainer in one string
 
 
 def is_space(codes: np.ndarray) -> np.ndarray:
@@ -86,9 +100,9 @@ def last_safe_cut(text: str, limit: int) -> int:
         at = max(text.rfind(" ", 0, at + 1), text.rfind("\n", 0, at + 1))
         if at <= 0:
             break
-        if not text[at - 1].isspace():
+        if text[at - 1] not in SPACE_CHARS:
             return at
-        while at > 0 and text[at - 1].isspace():
+        while at > 0 and text[at - 1] in SPACE_CHARS:
             at -= 1
     found = 0
     for m in SAFE_CUT.finditer(text, 0, limit + 1):  # other whitespace (tabs, NBSP ...): rare
@@ -168,8 +182,36 @@ def train_bpe(documents: Iterable[tuple[bool, str]], vocab_size: int, min_freq: 
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_freq, special_tokens=list(SPECIALS),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     text = first_characters((t for _, _, t in safe_pieces((None, *doc) for doc in documents)), TRAIN_CHARS)
-    hf.train_from_iterator((piece.lower() for piece in text) if lower else text, trainer)
+    words = count_words((piece.lower() for piece in text) if lower else text, hf.pre_tokenizer)
+    byte_level, hf.pre_tokenizer = hf.pre_tokenizer, pre_tokenizers.WhitespaceSplit()
+    hf.train_from_iterator(repeated(words), trainer)
+    hf.pre_tokenizer = byte_level
     return BpeTokenizer(hf, lower)
+
+
+def count_words(pieces: Iterable[str], pre_tokenizer) -> Counter[str]:
+    """How often each byte-level word of the pieces occurs: each distinct segment goes through
+    the library's ``pre_tokenizer`` once (its words do not depend on the text around it)."""
+    segments: Counter[str] = Counter()
+    for piece in pieces:
+        segments.update(SEGMENT.findall(piece))
+    words: Counter[str] = Counter()
+    for segment, count in segments.items():
+        for word, _ in pre_tokenizer.pre_tokenize_str(segment):
+            words[word] += count
+    return words
+
+
+def repeated(words: Counter[str]) -> Iterator[str]:
+    """The words, each as often as it occurs, in strings of about ``WORDS_A_STRING`` words."""
+    batch: list[str] = []
+    for word, count in words.items():
+        batch.extend([word] * count)
+        if len(batch) >= WORDS_A_STRING:
+            yield " ".join(batch)
+            batch = []
+    if batch:
+        yield " ".join(batch)
 
 
 class Flat:

@@ -16,7 +16,7 @@ from rnnlm.cli import main
 from rnnlm.config import BudgetPlan, RunConfig, duration_text, parse_duration
 from rnnlm.errors import RnnlmError
 from rnnlm.runfolder import STATE, read_config
-from rnnlm.train.budget import Pacer, Speed, cycle_ends, make_plan, sgdr_cycles, spread
+from rnnlm.train.budget import Pacer, Speed, cycle_ends, make_plan, probe_speed, sgdr_cycles, spread
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import read_training_state
 from rnnlm.train.distributed import Distributed
@@ -133,6 +133,14 @@ def test_a_budget_too_short_is_refused():
     config = planned(budget=2.0)
     with pytest.raises(RnnlmError, match="too short.*give at least"):
         make_plan(config, fake_data(128 * 20 + 1), Speed(128.0, 0.5, 1.0), setup_s=1.9)
+
+
+def test_a_budget_spent_before_the_probe_is_refused_at_once(tiny_file):
+    config, data = load_data(resolve_config(tiny_config(str(tiny_file), budget=5.0)))
+    clock = time.monotonic
+    with pytest.raises(RnnlmError, match=r"reading the corpus and the first batches of the probe took 6\.\d s"):
+        probe_speed(config, data, torch.device("cpu"), Distributed(), 1.0, clock, started=clock() - 6.0)
+    assert probe_speed(config, data, torch.device("cpu"), Distributed(), 0.2, clock, started=clock()).tokens_per_s > 0
 
 
 class FakeBatches:

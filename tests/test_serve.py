@@ -297,6 +297,15 @@ def test_openapi_document_and_page(server):
     assert status == 200 and "/v1/completions" in body["paths"] and "/v1/score" in body["paths"]
     status, _, page = request(server.port, "GET", "/docs")
     assert status == 200 and b"/docs/swagger-ui-bundle.js" in page and b"cdn" not in page.lower()
+    status, public = get_json(server.port, "/openapi.json")  # the page loads it without the key
+    assert status == 200 and public == body
+    assert request(server.port, "GET", "/docsx")[0] == 401
+
+
+def test_a_top_k_beyond_the_vocab_samples_among_all(server, session):
+    done = post(server.port, "/v1/completions", {"model": "tiny", "prompt": "the ", "max_tokens": 6, "seed": 4,
+                                                   "top_k": 10**30}, headers=AUTH)
+    assert done[0] == 200 and done[1]["choices"][0]["text"] == alone(session, "the ", 6, 4).text
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

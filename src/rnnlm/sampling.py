@@ -84,7 +84,7 @@ def outside_top(logits: torch.Tensor, settings: Sequence[Sampling]) -> torch.Ten
     always inside (a top_p below float32's resolution would otherwise leave none)."""
     vocab, device = logits.shape[-1], logits.device
     sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-    k = torch.tensor([s.top_k or vocab for s in settings], device=device)
+    k = torch.tensor([min(s.top_k or vocab, vocab) for s in settings], device=device)  # a k beyond V: all
     outside = torch.arange(vocab, device=device)[None, :] >= k[:, None]  # by rank
     p = torch.tensor([1.0 if s.top_p is None else s.top_p for s in settings], device=device)
     if bool((p < 1).any()):

@@ -52,6 +52,10 @@ def run(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value < (0 if name == "queue" else 1):
             raise RnnlmError(f"--{name.replace('_', '-')} must be >= {0 if name == 'queue' else 1} (got {value})")
+    from rnnlm.session import MAX_TOKENS
+
+    if args.max_tokens > MAX_TOKENS:
+        raise RnnlmError(f"--max-tokens must be <= {MAX_TOKENS:,} (got {args.max_tokens})")
     if not 0 <= args.port <= 65535:
         raise RnnlmError(f"--port must be in 0..65535 (got {args.port})")
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_VARIABLE) or None
@@ -83,6 +87,5 @@ def run(args: argparse.Namespace) -> None:
           + (", API key required" if api_key else "") + "); Ctrl-C stops", flush=True)
     server.run(sockets=[sock])
     if server.started_failed:
-        print("rnnlm serve: the server failed to start", file=sys.stderr)
-        raise SystemExit(2)
+        raise RnnlmError("the server failed to start")
     print("rnnlm serve: stopped", flush=True)

@@ -53,8 +53,8 @@ from rnnlm.serve.schemas import (
 
 STATIC = resources.files("rnnlm.serve") / "static"
 BODY_TIMEOUT = 10.0  # seconds a client may take to send its request body
-PUBLIC = ("/health", "/", "/favicon.ico")  # answered without the API key (the page holds no data)
-PUBLIC_PREFIXES = ("/static/", "/docs")
+PUBLIC = ("/health", "/", "/favicon.ico", "/docs", "/openapi.json")  # no API key: they hold no data
+PUBLIC_PREFIXES = ("/static/", "/docs/")
 
 
 @dataclass(frozen=True)
@@ -243,9 +243,10 @@ def add_routes(app: FastAPI, service: Service) -> None:
         if not done.done():  # the client went away: free its slots
             worker.cancel(job)
             return Response(status_code=499)
-        kind, message = done.result()
+        kind, failure = done.result()
         if kind == "error":
-            raise ApiError(503, message, type_="server_error", code="shutting_down", headers={"Retry-After": "1"})
+            raise ApiError(failure.status, failure.message, type_="server_error", code=failure.code,
+                           headers={"Retry-After": "1"} if failure.status == 503 else None)
         metrics.request_seconds.labels(model.id, "completions").observe(time.perf_counter() - started)
         return completion_json(completion_id(), int(time.time()), model.id, job.prompt_texts, job.streams, job.n,
                                body.echo, job.prompt_tokens)
@@ -390,10 +391,11 @@ class EventStream(Response):
                 for kind, payload in await self.next_events():
                     if kind == "error":
                         if not started:
-                            await error_response(503, payload, type_="server_error", code="shutting_down",
-                                                 headers={"Retry-After": "1"})(scope, receive, send)
+                            await error_response(payload.status, payload.message, type_="server_error",
+                                                 code=payload.code, headers={"Retry-After": "1"}
+                                                 if payload.status == 503 else None)(scope, receive, send)
                             return
-                        parts.append(writer.error(payload))
+                        parts.append(writer.error(payload.message))
                         finished = True
                     elif kind == "tokens":
                         parts.extend(self.chunks(writer, payload))

@@ -15,8 +15,10 @@ the loop writes the last step's tokens while the worker computes the next.
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +31,18 @@ from rnnlm.session import GenerationSession, PromptReading, Stream
 
 PREFILL_TOKENS = 256  # tokens of each prompt read between two steps: a long prompt does not stall the others
 SCORE_QUEUE = 4  # score requests per model being run or waiting; more are refused (busy)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a job ended without its text: the server stopping (503, try again) or a fault (500)."""
+
+    message: str
+    status: int = 503
+    code: str = "shutting_down"
+
+
+SHUTTING_DOWN = Failure("the server is shutting down")
 
 
 class Busy(Exception):
@@ -45,7 +59,7 @@ class CompletionJob:
 
     ``deliver`` is called on the event loop with ``("tokens", [(choice, text, record,
     finish_reason), ...])`` after each step (streamed jobs only), ``("done", None)`` once every
-    stream has ended (its streams are then the request's to read), or ``("error", message)``."""
+    stream has ended (its streams are then the request's to read), or ``("error", Failure)``."""
 
     prompts: list  # each a str, or a list of token ids
     n: int
@@ -140,25 +154,52 @@ class ModelWorker:
                     self.cond.wait()
                 if self.closing:
                     break
-                self.admit()
+                admitted = self.admit()
             out: list[tuple[CompletionJob, tuple]] = []
-            self.drop_cancelled(out)
-            self.read_prompts(out)
-            if self.active:
-                self.step(out)
+            for job in admitted:  # tokenized outside the lock: the event loop never waits for it
+                try:
+                    self.begin(job)
+                except Exception as error:  # noqa: BLE001 - one job's fault ends that job, not the model
+                    self.fail([job], error, out)
+            try:
+                self.drop_cancelled(out)
+                self.read_prompts(out)
+                if self.active:
+                    self.step(out)
+            except Exception as error:  # noqa: BLE001 - the jobs in flight end; the model goes on serving
+                self.fail(self.in_flight(), error, out)
             self.send(out)
         self.shut_down()
 
-    def admit(self) -> None:
-        """Move waiting jobs (first come, first served) to the prompt reader while slots are free;
-        a cancelled one leaves the queue. Called under ``cond``."""
+    def admit(self) -> list[CompletionJob]:
+        """Take waiting jobs (first come, first served) while slots are free; a cancelled one
+        leaves the queue. Called under ``cond``."""
+        admitted = []
         while self.waiting and (self.waiting[0].cancelled or self.used + self.waiting[0].size <= self.max_streams):
             job = self.waiting.popleft()
             if job.cancelled:
                 continue
             self.used += job.size
-            self.begin(job)
+            admitted.append(job)
         self.gauges.queued.set(len(self.waiting))
+        return admitted
+
+    def in_flight(self) -> list[CompletionJob]:
+        return list({id(job): job for job in [*self.reading, *(job for job, _ in self.owners)]}.values())
+
+    def fail(self, jobs: list[CompletionJob], error: Exception, out: list) -> None:
+        """End ``jobs`` with a 500 (the traceback goes to the server's stderr); the others go on."""
+        traceback.print_exception(error, file=sys.stderr)
+        failed = {id(job) for job in jobs}
+        self.reading = [job for job in self.reading if id(job) not in failed]
+        kept = [(s, o) for s, o in zip(self.active, self.owners) if id(o[0]) not in failed]
+        self.active, self.owners = [s for s, _ in kept], [o for _, o in kept]
+        for job in jobs:
+            self.live.pop(id(job), None)
+        self.release(jobs)
+        self.gauges.active.set(len(self.active))
+        message = f"internal error: {type(error).__name__}: {error}"
+        out.extend((job, ("error", Failure(message, 500, "internal_error"))) for job in jobs if not job.cancelled)
 
     def begin(self, job: CompletionJob) -> None:
         session = self.session
@@ -275,7 +316,7 @@ class ModelWorker:
         with self.cond:
             waiting, self.waiting = list(self.waiting), deque()
         for job in waiting + self.reading:
-            out.append((job, ("error", "the server is shutting down")))
+            out.append((job, ("error", SHUTTING_DOWN)))
         self.reading = []
         streamed: dict[int, list] = {}
         for stream, (job, choice) in zip(self.active, self.owners):

@@ -65,7 +65,7 @@ def probe_speed(config: RunConfig, data: TextData, device: torch.device, dist: D
     ``started``: when the run began; a budget spent before the first batches are timed is
     refused at once."""
     t = config.train
-    started = clock()
+    probe_began = clock()
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         model = RecurrentLM(len(data.vocab), config.model)
@@ -99,7 +99,7 @@ def probe_speed(config: RunConfig, data: TextData, device: torch.device, dist: D
         per_batch = dist.from_main(one)
         tokens_per_batch = t.bs * t.bptt  # all ranks together
         valid_s = dist.from_main(time_validation(learner.model, data, t.bs, t.bptt, device, dist, clock))
-    return Speed(tokens_per_batch / per_batch, valid_s, clock() - started)
+    return Speed(tokens_per_batch / per_batch, valid_s, clock() - probe_began)
 
 
 @torch.inference_mode()

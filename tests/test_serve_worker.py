@@ -1,0 +1,82 @@
+"""The batching worker in-process: a fault ends only the jobs it touched, with a 500, and the
+model goes on serving the requests after them."""
+
+import asyncio
+
+from rnnlm.sampling import Sampling
+from rnnlm.serve.batcher import CompletionJob, Failure, ModelWorker
+from rnnlm.serve.metrics import ServerMetrics
+from rnnlm.session import GenerationSession
+
+
+def completion(prompt: str, max_tokens: int = 5) -> tuple[CompletionJob, asyncio.Future]:
+    done = asyncio.get_running_loop().create_future()
+    job = CompletionJob([prompt], n=1, max_tokens=max_tokens, stop=(), sampling=Sampling(), seed=1, logprobs=None,
+                        stream=False, deliver=lambda event: done.done() or done.set_result(event))
+    return job, done
+
+
+def run_worker(session: GenerationSession, body) -> None:
+    async def main() -> None:
+        worker = ModelWorker("tiny", session, asyncio.get_running_loop(), ServerMetrics(), max_streams=4, queue=4)
+        worker.thread.start()
+        try:
+            await asyncio.wait_for(body(worker), timeout=60)
+        finally:
+            worker.close()
+            worker.thread.join(10)
+        assert not worker.thread.is_alive()
+
+    asyncio.run(main())
+
+
+def test_a_fault_in_a_step_ends_the_jobs_in_flight_and_the_model_goes_on(tiny_run, capfd):
+    session = GenerationSession.load(tiny_run, device="cpu")
+    real_step, faults = session.step, [1]
+
+    def faulty_step(streams):
+        if faults:
+            faults.pop()
+            raise RuntimeError("a fault in the step")
+        return real_step(streams)
+
+    session.step = faulty_step
+
+    async def body(worker: ModelWorker) -> None:
+        job, done = completion("the ")
+        worker.submit(job)
+        kind, failure = await done
+        assert kind == "error" and isinstance(failure, Failure)
+        assert failure.status == 500 and "a fault in the step" in failure.message
+        assert worker.used == 0 and not worker.active
+        after, done = completion("the ")
+        worker.submit(after)
+        assert await done == ("done", None)
+        assert after.streams[0].tokens == 5 and worker.used == 0
+
+    run_worker(session, body)
+    assert "RuntimeError: a fault in the step" in capfd.readouterr().err
+
+
+def test_a_prompt_that_cannot_be_read_ends_its_job_alone(tiny_run, capfd):
+    session = GenerationSession.load(tiny_run, device="cpu")
+    real_encode = session.encode_prompt
+
+    def encode(prompt):
+        if prompt == "bad":
+            raise ValueError("cannot encode this one")
+        return real_encode(prompt)
+
+    session.encode_prompt = encode
+
+    async def body(worker: ModelWorker) -> None:
+        (good, good_done), (bad, bad_done) = completion("the ", 8), completion("bad")
+        worker.submit(good)
+        worker.submit(bad)
+        kind, failure = await bad_done
+        assert kind == "error" and failure.status == 500 and "cannot encode this one" in failure.message
+        assert await good_done == ("done", None) and good.streams[0].tokens == 8
+        assert worker.used == 0
+
+    run_worker(session, body)
+    assert "ValueError: cannot encode this one" in capfd.readouterr().err

@@ -28,14 +28,16 @@ def page(server, tmp_path):
             str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"],
             viewport={"width": 1200, "height": 800})
+        errors: list[str] = []
         try:
             page = context.new_page()
-            page.on("pageerror", lambda e: pytest.fail(f"the page raised: {e}"))
+            page.on("pageerror", lambda e: errors.append(str(e)))  # raised in the callback, a failure would be lost
             page.goto(server.url + "/")
             page.wait_for_function("document.querySelectorAll('#model option').length > 0", timeout=20000)
             yield page
         finally:
             context.close()
+        assert not errors, f"the page raised: {errors}"
 
 
 def watch_text(page) -> None:
@@ -77,7 +79,6 @@ def test_stop_cancels_the_streams(page, server):
 
 
 def test_the_inspect_view_colours_each_character(page):
-    pytest.importorskip("rnnlm.inspect.score")
     page.click("button[data-view=inspect]")
     page.fill("#inspect-text", "the cat sat on the mat")
     page.click("#score")

@@ -32,8 +32,13 @@ def imported(argv: list[str]) -> dict:
     return json.loads(child.stdout.splitlines()[-1])
 
 
-def test_every_command_is_checked():
-    assert {"train", "generate", "evaluate", "prepare", "datasets", "lesson", "lr-find"} <= set(commands())
+def test_every_command_module_is_a_command_and_is_checked():
+    import pkgutil
+
+    import rnnlm.cli
+
+    modules = {m.name for m in pkgutil.iter_modules(rnnlm.cli.__path__)} - {"main", "options", "output"}
+    assert {name.replace("-", "_") for name in commands()} == modules
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["datasets"]] + [[name, "--help"] for name in commands()],

@@ -40,7 +40,8 @@ def evaluate_run(run: Run, data: str | None = None, encoding: str | None = None,
         raise RnnlmError(f"{run.folder}: its corpus {shown(settings.source, 300)} is gone; name the text to evaluate on "
                          f"(rnnlm evaluate {run.folder} FILE)")
     if data is None or is_builtin(data) or is_prepared(data):
-        settings = settings if data is None else replace(settings, source=data, valid=None)
+        # another corpus: the run's tokenizer and vocab are what it must agree with, not its options
+        settings = settings if data is None else replace(settings, source=data, valid=None, vocab_size=None)
         text = build_text_data(settings, vocab=run.vocab, tokenizer=run.tokenizer)
         ids, characters = text.valid_ids, text.valid_characters
     else:

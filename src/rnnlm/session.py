@@ -37,7 +37,6 @@ from rnnlm.models.singlestep import SingleStep
 from rnnlm.runfolder import Run, load_run
 from rnnlm.sampling import MAX_SEED, Sampling, draw, draw_one
 
-FINISH_REASONS = ("length", "stop", "end")
 MAX_STOPS = 16  # stop strings per stream
 MAX_STOP_CHARS = 1000  # characters in one stop string
 MAX_LOGPROBS = 20  # alternatives reported per token
@@ -175,10 +174,6 @@ class GenerationSession:
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str = "auto") -> "GenerationSession":
         return cls(load_run(folder, device=device))
-
-    @property
-    def name(self) -> str:
-        return self.run.folder.name
 
     def token_text(self, token_id: int) -> str:
         return self.tokenizer.piece(self.vocab.itos[token_id])

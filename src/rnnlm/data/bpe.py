@@ -34,6 +34,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -286,6 +287,7 @@ class BpeTokenizer:
         self.token_bytes = [s.encode("utf-8") if s in SPECIALS else bytes(CHAR_BYTES[c] for c in s)
                             for s in self.vocab.itos]
         self.cache = SegmentCache(self.vocab.dtype)
+        self.cache_lock = threading.Lock()  # a server encodes prompts and scored texts on two threads
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, BpeTokenizer) and self.lower == other.lower and self.to_json() == other.to_json()
@@ -303,7 +305,8 @@ class BpeTokenizer:
         """Token ids of ``text`` (``vocab``, accepted as the other levels take it, must be this
         tokenizer's own). The same ids as the library's own ``encode``, found faster."""
         text = self.normalize(text)
-        parts = [self.encode_segments(piece) for _, _, piece in safe_pieces([(None, True, text)])]
+        with self.cache_lock:
+            parts = [self.encode_segments(piece) for _, _, piece in safe_pieces([(None, True, text)])]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=self.vocab.dtype)
 
     def library_encode(self, text: str) -> np.ndarray:

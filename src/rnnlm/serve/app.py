@@ -256,8 +256,6 @@ def add_routes(app: FastAPI, service: Service) -> None:
         """Per-token surprisal of a text as ``rnnlm score`` gives it: each token's log-probability
         (natural log), the most likely alternatives and, with ``unit``, that hidden unit's value."""
         model = service.model(body.model)
-        if not scoring.available():
-            raise ApiError(501, "scoring needs rnnlm.inspect, which this installation lacks", type_="server_error")
         if len(body.text) > options.max_prompt_chars:
             raise ApiError(422, f"text: at most {options.max_prompt_chars:,} characters (got {len(body.text):,})",
                            "text")

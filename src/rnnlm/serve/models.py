@@ -111,6 +111,9 @@ class ServedModel:
         rows = self.metrics.read()
         scored = [r for r in rows if "valid_loss" in r]
         best = min(scored, key=lambda r: r["valid_loss"]) if scored else None
+        # "bpc" is bits per character in rows that also hold "bits_per_token"; before that it was
+        # bits per token, the same number at character level only
+        per_char = best is not None and ("bits_per_token" in best or run.tokenizer.level == "char")
         source = config.data.source
         return {
             "name": run.name,
@@ -124,7 +127,7 @@ class ServedModel:
             "hidden": config.model.hidden,
             "epochs": len(rows),
             "best_valid_loss": None if best is None else best["valid_loss"],
-            "best_bits_per_char": None if best is None else best.get("bpc"),
+            "best_bits_per_char": best.get("bpc") if per_char else None,
             "best_epoch": None if best is None else best.get("epoch"),
             "device": str(run.device),
         }

@@ -9,14 +9,6 @@ from rnnlm.errors import RnnlmError
 from rnnlm.runfolder import Run
 
 
-def available() -> bool:
-    try:
-        import rnnlm.inspect.score  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def score_json(run: Run, text: str, top: int, layer: int | None, unit: int | None) -> dict:
     """Score ``text`` under ``run``'s model (on the caller's thread: the server calls this on the
     model's scoring thread). Raises RnnlmError for a text or a unit the model cannot take."""

@@ -50,9 +50,6 @@ from rnnlm.train.plots import has_matplotlib
 from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCES, apply_recipe, choose_row
 
 
-RECIPE_ORDER = list(RECIPE_FIELDS)
-
-
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during training: the state was saved; the message says how to resume."""
 
@@ -169,7 +166,7 @@ def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: fr
         check_training_memory(config, len(data.vocab), dist.device)
         speed = probe_speed(config, data, dist.device, dist, seconds, clock, started)
     setup = dist.from_main(clock() - started)
-    plan = make_plan(config, data, speed, setup, sorted(choose, key=RECIPE_ORDER.index) or None,
+    plan = make_plan(config, data, speed, setup, sorted(choose, key=RECIPE_FIELDS.index) or None,
                      row.name if row else None, plot_s)
     n = len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
     train_settings = replace(config.train, epochs=max(1, math.ceil(plan.steps / n)))

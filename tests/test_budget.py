@@ -16,7 +16,7 @@ from rnnlm.cli import main
 from rnnlm.config import BudgetPlan, RunConfig, duration_text, parse_duration
 from rnnlm.errors import RnnlmError
 from rnnlm.runfolder import STATE, read_config
-from rnnlm.train.budget import Pacer, Speed, cycle_ends, make_plan, probe_speed, sgdr_cycles, spread
+from rnnlm.train.budget import Pace, Pacer, Speed, cycle_ends, make_plan, probe_speed, sgdr_cycles, spread
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import read_training_state
 from rnnlm.train.distributed import Distributed
@@ -174,7 +174,9 @@ def test_pacer_skips_ahead_when_the_machine_is_slower_than_the_probe():
         clock.now += 0.2 * 10
         learner.step += 10
         learner.plan_step = min(plan.steps, learner.plan_step + 10)
-        skip = min(pacer.steps_to_skip(learner), plan.steps - learner.plan_step)
+        pace = pacer.pace(learner)
+        assert pace.hold == 0
+        skip = min(pace.skip, plan.steps - learner.plan_step)
         learner.plan_step += skip
         skipped += skip
     assert skipped > 300  # about half of the plan could not be trained in the time
@@ -183,16 +185,40 @@ def test_pacer_skips_ahead_when_the_machine_is_slower_than_the_probe():
 
 
 def test_pacer_leaves_a_run_that_keeps_to_time_alone():
+    plan = BudgetPlan(budget=100.0, steps=970, phases=[(1e-2, 970)], valid_at=[970], tokens_per_s=1280.0,
+                      valid_s=1.0, setup_s=0.0)
+    clock = FakeClock()
+    pacer = Pacer(plan, 0.0, 0.0, clock)
+    learner = fake_learner()
+    for _ in range(90):
+        clock.now += 0.1 * 10
+        learner.step += 10
+        learner.plan_step += 10
+        assert pacer.pace(learner) == Pace()
+
+
+def test_pacer_stretches_the_schedule_when_the_machine_is_faster_than_the_probe():
     plan = BudgetPlan(budget=100.0, steps=900, phases=[(1e-2, 900)], valid_at=[900], tokens_per_s=1280.0,
                       valid_s=1.0, setup_s=0.0)
     clock = FakeClock()
     pacer = Pacer(plan, 0.0, 0.0, clock)
     learner = fake_learner()
-    for _ in range(80):
-        clock.now += 0.1 * 10
-        learner.step += 10
-        learner.plan_step += 10
-        assert pacer.steps_to_skip(learner) == 0
+    hold, credit, held = 0.0, 0.0, 0
+    while learner.plan_step < plan.steps:  # every step takes 0.07 s: the probe said 0.1
+        for _ in range(10):
+            clock.now += 0.07
+            learner.step += 1
+            credit += hold
+            if credit >= 1:
+                credit -= 1
+                held += 1
+            else:
+                learner.plan_step += 1
+        pace = pacer.pace(learner)
+        assert pace.skip == 0 and 0 <= pace.hold <= 0.5
+        hold = pace.hold
+    assert held > 250  # the 900 steps of the plan were spread over about 1,300
+    assert plan.budget - 6 <= clock.now + 1.0 <= plan.budget  # the end, and the last validation, fill the time
 
 
 def test_table_rows():
@@ -305,7 +331,7 @@ def test_resume_carries_the_budget_left_over(tiny_file, tmp_path):
         train(config, tmp_path / "run", callbacks=[InterruptAt(3.0)], log=io.StringIO(), progress=False)
     _, info, _ = read_training_state(tmp_path / "run" / STATE)
     spent, plan = info["budget_spent"], read_config(tmp_path / "run")[1].plan
-    assert 3.0 <= spent < 4.0 and 0 < info["step"] <= info["plan_step"] < plan.steps
+    assert 3.0 <= spent < 4.0 and 0 < info["step"] <= info["plan_step"] + info["held"] and info["plan_step"] < plan.steps
     time.sleep(0.5)  # time between sessions is not the run's
     start = time.monotonic()
     log = io.StringIO()

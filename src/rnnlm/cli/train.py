@@ -107,11 +107,15 @@ def run(args: argparse.Namespace) -> None:
           f"accuracy {best['accuracy']:.4f}; run saved in {folder}")
     if learner.pacer is not None:
         plan = learner.pacer.plan
-        skipped = learner.plan_step - learner.step
+        skipped = learner.plan_step + learner.held - learner.step
+        notes = []
+        if learner.held:
+            notes.append(f"{learner.held:,} trained while the schedule waited: this machine ran faster than the probe said")
+        if skipped:
+            notes.append(f"{skipped:,} skipped to keep to the time: this machine ran slower than the probe said")
         print(f"--budget {duration_text(plan.budget)}: used {duration_text(learner.pacer.spent())}; "
-              f"{learner.step:,} steps trained of the plan's {plan.steps:,}"
-              + (f" ({skipped:,} skipped to keep to the time: this machine ran slower than the probe said)"
-                 if skipped else ""))
+              f"{learner.step:,} steps trained for the plan's {plan.steps:,}"
+              + (f" ({'; '.join(notes)})" if notes else ""))
     elif learner.stop_reason == "time":
         print(f"stopped after --max-minutes at epoch {learner.epoch}; continue with: "
               f"{resume_command(folder, learner.dist)}")

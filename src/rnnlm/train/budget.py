@@ -6,11 +6,13 @@ turns the time left into a number of steps for the whole schedule, spreads the p
 cycles and validations over them, and counts the validations' time; the plan is saved with the
 run (``RunConfig.plan``), so a resumed run and every torchrun process follow it step for step.
 
-A machine that turns out slower than the probe said (other work started, the run resumed on a
-slower one) is handled by the ``Pacer``: where training syncs anyway, it compares the steps left
-with the time left at the speed of the last few seconds, and when they no longer fit it moves
-the schedule ahead (``Learner.skip_ahead``), so the rate still anneals to its end, and the last
-validation comes, when the time is up. A faster machine finishes early.
+A machine that turns out slower or faster than the probe said (other work started or stopped,
+the run resumed on another machine) is handled by the ``Pacer``: where training syncs anyway, it
+compares the steps left with the time left at the speed of the last few seconds. When they no
+longer fit, it moves the schedule ahead (``Learner.skip_ahead``); when they fit with time to
+spare, it stretches the schedule: a share of the coming steps train at the rate of the moment
+while the schedule waits (``Learner.hold_rate``). Either way the rate anneals to its end, and the
+last validation comes, when the time is up.
 """
 
 from __future__ import annotations
@@ -45,6 +47,18 @@ MAX_VALIDATIONS = 20
 SAVE_BYTES_PER_S = 200e6  # for the estimate of what the saves after a validation take
 SLACK = 0.01  # of the budget kept free for what the plan does not count
 TAIL = 0.01  # of the plan's steps, at its end, that are trained however late it runs (the rate's last fall)
+MAX_HOLD = 0.5  # of the steps, at most, that train while the schedule waits (a machine faster than the probe)
+HOLD_AIM = 0.97  # of the time left that a stretched schedule aims to fill
+EARLY = 0.02  # of the budget: a plan that would end no earlier than this is left as it is
+
+
+@dataclass(frozen=True)
+class Pace:
+    """What the pacer asks at a sync: move the schedule ``skip`` steps ahead now, and train
+    ``hold`` (a share) of the coming steps without moving it."""
+
+    skip: int = 0
+    hold: float = 0.0
 
 
 @dataclass
@@ -275,9 +289,9 @@ class Pacer:
         self.validating += seconds
         self.valid_s = min(seconds, 2 * self.plan.valid_s) if first else seconds
 
-    def step_seconds(self, learner: Learner) -> float:
-        """Seconds a step takes: over the last ``window`` seconds of training, or as the probe
-        said until that much has been seen."""
+    def step_seconds(self, learner: Learner) -> tuple[float, bool]:
+        """Seconds a step takes: over the last ``window`` seconds of training (True), or as the
+        probe said until that much has been seen (False)."""
         now = self.clock() - self.validating
         self.marks.append((now, learner.step))
         while len(self.marks) > 2 and now - self.marks[1][0] >= self.window:
@@ -286,22 +300,27 @@ class Pacer:
         probe = learner.train_data.tokens / max(len(learner.train_data), 1) * learner.dist.world_size
         probe /= self.plan.tokens_per_s
         if t1 - t0 < 0.5 * self.window or s1 == s0:
-            return probe
-        return (t1 - t0) / (s1 - s0)
+            return probe, False
+        return (t1 - t0) / (s1 - s0), True
 
-    def steps_to_skip(self, learner: Learner) -> int:
-        """How far the schedule must move ahead for what is left of it to fit in the time left;
-        rank 0's answer, on every rank (every rank calls this at the same batches)."""
-        skip = 0
+    def pace(self, learner: Learner) -> Pace:
+        """How far the schedule must move ahead for what is left of it to fit in the time left,
+        or how much of the coming training it can wait (not in its last ``TAIL`` steps, and
+        only on a measured speed); rank 0's answer, on every rank (every rank calls this at the
+        same batches)."""
+        skip, hold = 0, 0.0
         if learner.dist.is_main:
-            step_s = self.step_seconds(learner)
+            step_s, measured = self.step_seconds(learner)
             steps_left = self.plan.steps - learner.plan_step
             rows_left = sum(1 for v in self.plan.valid_at if v > learner.row_step and v >= learner.plan_step)
-            time_left = self.left() - SLACK * 0.5 * self.plan.budget
-            if steps_left * step_s + rows_left * self.valid_s > time_left:
-                fits = max(self.tail, math.floor((time_left - rows_left * self.valid_s) / step_s))
+            time_left = self.left() - SLACK * 0.5 * self.plan.budget - rows_left * self.valid_s
+            needed = steps_left * step_s
+            if needed > time_left:
+                fits = max(self.tail, math.floor(time_left / step_s))
                 skip = max(0, steps_left - fits)
-        return int(learner.dist.from_main(skip))
+            elif measured and steps_left > self.tail and HOLD_AIM * time_left - needed > EARLY * self.plan.budget:
+                hold = min(MAX_HOLD, 1 - needed / (HOLD_AIM * time_left))
+        return Pace(int(learner.dist.from_main(skip)), float(learner.dist.from_main(hold)))
 
 
 def describe_plan(config: RunConfig, data: TextData, speed: Speed, params: int, memory: str,

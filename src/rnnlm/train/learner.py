@@ -12,11 +12,13 @@ Training goes in rounds, each ending with a validation and a row of ``history``:
 epoch, unless the run is planned (``--budget``, rnnlm.train.budget): then phases last a number
 of optimiser steps, the model is validated after the steps in ``valid_at`` (mid-epoch or after
 several epochs), and a ``pacer`` keeps training to the time: when it falls behind, the schedule
-skips ahead (``skip_ahead``) so that it still ends, annealed, when the time is up.
+skips ahead (``skip_ahead``); when it runs ahead, some steps leave the schedule where it is
+(``hold_rate``); so that it ends, annealed, when the time is up.
 
-``training_state`` captures everything needed to go on exactly where training stands (weights, optimiser, scheduler, RNG states, the position inside the epoch, the carried
-hidden state, the callbacks' own state) as tensors plus plain JSON data;
-``load_training_state`` puts it back. ``rnnlm.train.checkpoint`` writes it to disk.
+``training_state`` captures everything needed to go on exactly where training stands (weights,
+optimiser, scheduler, RNG states, the position inside the epoch, the carried hidden state, the
+callbacks' own state) as tensors plus plain JSON data; ``load_training_state`` puts it back.
+``rnnlm.train.checkpoint`` writes it to disk.
 
 Under torchrun (``dist``) each rank trains its own block of the streams through
 DistributedDataParallel; the train and valid losses are averaged over the ranks, and the ranks
@@ -147,7 +149,10 @@ class Learner:
         # planned runs (--budget): see the module's docstring
         self.valid_at: list[int] | None = None  # None: validate at each epoch end
         self.pacer = None  # rnnlm.train.budget.Pacer
-        self.plan_step = 0  # steps of the planned schedule done (optimiser steps plus those skipped)
+        self.plan_step = 0  # steps of the planned schedule done (optimiser steps less those held, plus those skipped)
+        self.hold_rate = 0.0  # share of the coming steps that leave the schedule where it is (Pacer.pace)
+        self.hold_credit = 0.0
+        self.held = 0  # steps trained while the schedule waited
         self.row_step = 0  # plan_step at the latest row
         self.round_batches = 0  # batches of the round under way
         self._unchecked: list[torch.Tensor] = []  # losses not yet checked to be finite
@@ -230,6 +235,16 @@ class Learner:
             self.scheduler.step()
         self.plan_step += steps
         return steps
+
+    def holds_schedule(self) -> bool:
+        """Whether the step just trained leaves the schedule where it is: ``hold_rate`` of the
+        steps do, evenly spread, so a planned run on a machine faster than its probe stretches
+        its schedule over the time it has (the rate of the moment, for a step)."""
+        self.hold_credit += self.hold_rate
+        if self.hold_credit < 1:
+            return False
+        self.hold_credit -= 1
+        return True
 
     def loss(self, x: torch.Tensor, y: torch.Tensor, hidden) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """The objective (cross-entropy plus AR/TAR), the cross-entropy alone, and the new state."""
@@ -330,11 +345,14 @@ class Learner:
             x, y = (t.to(self.device) for t in self.train_data.batch(self.batch))
             self.lr = self.optimizer.param_groups[0]["lr"]
             loss, self.hidden = self.train_step(x, y, self.hidden)
-            self.scheduler.step()
+            if self.holds_schedule():
+                self.held += 1
+            else:
+                self.scheduler.step()
+                self.plan_step += 1
             self._unchecked.append(loss)
             self.batch += 1
             self.step += 1
-            self.plan_step += 1
             self.round_batches += 1
             self.tokens_seen += y.numel() * self.dist.world_size
             synced = self.batch % self.log_every == 0 or self.batch == n or self._row_due()
@@ -342,9 +360,10 @@ class Learner:
             if synced or not self.dist.active:  # the ranks agree where they sync anyway
                 self._check_stop()
             if synced and self.pacer is not None:  # every rank asks: rank 0 decides for all
-                skip = self.pacer.steps_to_skip(self)
+                pace = self.pacer.pace(self)
                 if self.stop_reason is None:
-                    self.skip_ahead(skip)
+                    self.skip_ahead(pace.skip)
+                self.hold_rate = pace.hold
             row_due = self._row_due()
             if planned and self.batch == n:  # a planned round goes on into the next epoch
                 self.epoch += 1
@@ -412,6 +431,9 @@ class Learner:
             "epoch_seconds": self.epoch_seconds,
             "plan_step": self.plan_step,
             "row_step": self.row_step,
+            "held": self.held,
+            "hold_rate": self.hold_rate,
+            "hold_credit": self.hold_credit,
             "round_batches": self.round_batches,
             "budget_spent": self.pacer.spent() if self.pacer is not None else None,
             "stop_reason": self.stop_reason,
@@ -458,6 +480,8 @@ class Learner:
         self.epoch, self.batch, self.step = info["epoch"], info["batch"], info["step"]
         self.tokens_seen, self.lr, self.epoch_seconds = info["tokens_seen"], info["lr"], info["epoch_seconds"]
         self.plan_step, self.row_step = info.get("plan_step", self.step), info.get("row_step", 0)
+        self.held, self.hold_rate, self.hold_credit = (info.get("held", 0), info.get("hold_rate", 0.0),
+                                                       info.get("hold_credit", 0.0))
         self.round_batches = info.get("round_batches", self.batch)
         self.stop_reason = info["stop_reason"]
         self.history = list(info["history"])

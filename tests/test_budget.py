@@ -163,12 +163,17 @@ class FakeClock:
         return self.now
 
 
-def test_pacer_skips_ahead_when_the_machine_is_slower_than_the_probe():
-    plan = BudgetPlan(budget=100.0, steps=900, phases=[(1e-2, 900)], valid_at=[900], tokens_per_s=1280.0,
+def paced(steps: int):
+    """A plan of ``steps`` steps of 128 tokens in 100 s (0.1 s a step by its probe), its pacer on a
+    fake clock, and a learner's counters."""
+    plan = BudgetPlan(budget=100.0, steps=steps, phases=[(1e-2, steps)], valid_at=[steps], tokens_per_s=1280.0,
                       valid_s=1.0, setup_s=0.0)
     clock = FakeClock()
-    pacer = Pacer(plan, 0.0, 0.0, clock)
-    learner = fake_learner()
+    return plan, clock, Pacer(plan, 0.0, 0.0, clock), fake_learner()
+
+
+def test_pacer_skips_ahead_when_the_machine_is_slower_than_the_probe():
+    plan, clock, pacer, learner = paced(900)
     skipped = 0
     while learner.plan_step < plan.steps:  # every step takes 0.2 s, twice what the probe said
         clock.now += 0.2 * 10
@@ -185,11 +190,7 @@ def test_pacer_skips_ahead_when_the_machine_is_slower_than_the_probe():
 
 
 def test_pacer_leaves_a_run_that_keeps_to_time_alone():
-    plan = BudgetPlan(budget=100.0, steps=970, phases=[(1e-2, 970)], valid_at=[970], tokens_per_s=1280.0,
-                      valid_s=1.0, setup_s=0.0)
-    clock = FakeClock()
-    pacer = Pacer(plan, 0.0, 0.0, clock)
-    learner = fake_learner()
+    plan, clock, pacer, learner = paced(970)
     for _ in range(90):
         clock.now += 0.1 * 10
         learner.step += 10
@@ -198,11 +199,7 @@ def test_pacer_leaves_a_run_that_keeps_to_time_alone():
 
 
 def test_pacer_stretches_the_schedule_when_the_machine_is_faster_than_the_probe():
-    plan = BudgetPlan(budget=100.0, steps=900, phases=[(1e-2, 900)], valid_at=[900], tokens_per_s=1280.0,
-                      valid_s=1.0, setup_s=0.0)
-    clock = FakeClock()
-    pacer = Pacer(plan, 0.0, 0.0, clock)
-    learner = fake_learner()
+    plan, clock, pacer, learner = paced(900)
     hold, credit, held = 0.0, 0.0, 0
     while learner.plan_step < plan.steps:  # every step takes 0.07 s: the probe said 0.1
         for _ in range(10):

@@ -177,3 +177,12 @@ def test_the_output_comparison_skips_times_and_allows_gaps():
     assert not matches(["a", "b"], ["a", "b", "c"])
     assert matches(["a", "...", "c"], ["a", "b", "b", "c"]) and not matches(["a", "...", "c"], ["a", "c", "d"])
     assert matches(["in 0.05 s", "ok"], ["in 12.3 s", "ok"])
+
+
+def test_the_readme_is_a_front_page_with_no_placeholder_left():
+    readme = (ROOT / "README.md").read_bytes()
+    assert len(readme) < 10_000, f"README.md is {len(readme):,} bytes: move the depth into docs/"
+    for path in DOCS:
+        prose = re.sub(r"`[^`]*`", "", re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.S | re.M))
+        placeholders = sorted(set(re.findall(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b", prose)))  # NAMES_LIKE_THIS
+        assert not placeholders, f"{path.name}: placeholders left in the prose: {', '.join(placeholders)}"

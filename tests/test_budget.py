@@ -215,7 +215,7 @@ def test_pacer_stretches_the_schedule_when_the_machine_is_faster_than_the_probe(
         assert pace.skip == 0 and 0 <= pace.hold <= 0.5
         hold = pace.hold
     assert held > 250  # the 900 steps of the plan were spread over about 1,300
-    assert plan.budget - 6 <= clock.now + 1.0 <= plan.budget  # the end, and the last validation, fill the time
+    assert 0.9 * plan.budget <= clock.now + 1.0 <= plan.budget  # the end and the last validation: 90% of the time or more
 
 
 def test_table_rows():

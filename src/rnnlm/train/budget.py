@@ -48,8 +48,10 @@ SAVE_BYTES_PER_S = 200e6  # for the estimate of what the saves after a validatio
 SLACK = 0.01  # of the budget kept free for what the plan does not count
 TAIL = 0.01  # of the plan's steps, at its end, that are trained however late it runs (the rate's last fall)
 MAX_HOLD = 0.5  # of the steps, at most, that train while the schedule waits (a machine faster than the probe)
-HOLD_AIM = 0.97  # of the time left that a stretched schedule aims to fill
-EARLY = 0.02  # of the budget: a plan that would end no earlier than this is left as it is
+HOLD_FROM = 0.9  # a schedule is stretched when what is left of it would take less of the time left
+HOLD_AIM = 0.95  # of the time left that a stretched schedule aims to fill
+HOLD_UNTIL = 0.8  # of the plan's steps: the rest is never stretched (what a sync misjudges, skipping mends)
+EARLY = 0.02  # of the budget, at least, that the schedule would otherwise end early by
 
 
 @dataclass(frozen=True)
@@ -305,7 +307,7 @@ class Pacer:
 
     def pace(self, learner: Learner) -> Pace:
         """How far the schedule must move ahead for what is left of it to fit in the time left,
-        or how much of the coming training it can wait (not in its last ``TAIL`` steps, and
+        or how much of the coming training it can wait (only in its first ``HOLD_UNTIL``, and
         only on a measured speed); rank 0's answer, on every rank (every rank calls this at the
         same batches)."""
         skip, hold = 0, 0.0
@@ -318,7 +320,8 @@ class Pacer:
             if needed > time_left:
                 fits = max(self.tail, math.floor(time_left / step_s))
                 skip = max(0, steps_left - fits)
-            elif measured and steps_left > self.tail and HOLD_AIM * time_left - needed > EARLY * self.plan.budget:
+            elif (measured and learner.plan_step < HOLD_UNTIL * self.plan.steps and needed < HOLD_FROM * time_left
+                  and time_left - needed > EARLY * self.plan.budget):
                 hold = min(MAX_HOLD, 1 - needed / (HOLD_AIM * time_left))
         return Pace(int(learner.dist.from_main(skip)), float(learner.dist.from_main(hold)))
 

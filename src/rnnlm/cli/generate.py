@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from rnnlm.cli.options import add_command, add_device_option, add_encoding_options, add_threads_option
 from rnnlm.cli.output import for_terminal
+
+if TYPE_CHECKING:  # imported by the command itself (--help imports no torch)
+    from rnnlm.session import GenerationSession, Stream
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -95,14 +99,14 @@ def run(args: argparse.Namespace) -> None:
             print(f"--- {title} (the text after the prime) ---\n{for_terminal(report.summary())}")
 
 
-def novelty_reports(session, streams) -> list:
+def novelty_reports(session: GenerationSession, streams: list[Stream]) -> list:
     """How much of each stream's text (the prime left out) the run's training text holds."""
     from rnnlm.inspect.novelty import novelty_for_samples
 
     return novelty_for_samples(session.run, [s.text for s in streams])
 
 
-def stream_json(stream, prompt: str, sample: int) -> dict:
+def stream_json(stream: Stream, prompt: str, sample: int) -> dict:
     """A finished stream as the JSON object ``--json`` prints."""
     obj = {"sample": sample, "prompt": prompt, "text": stream.text, "finish_reason": stream.finish_reason,
            "tokens": stream.tokens, "prompt_tokens": stream.prompt_tokens, "seed": stream.seed}

@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from rnnlm.cli.options import add_command, add_device_option, add_encoding_options, add_threads_option
 from rnnlm.cli.output import one_line
+
+if TYPE_CHECKING:  # imported by the command itself (--help imports no torch)
+    from rnnlm.inspect.feature import FeatureRanking
+    from rnnlm.inspect.score import Scoring
 
 EPILOG = """\
 examples:
@@ -122,7 +127,7 @@ def run(args: argparse.Namespace) -> None:
         print(f"wrote {args.html}", file=sys.stderr if args.json else sys.stdout)
 
 
-def print_summary(scoring, spans: int) -> None:
+def print_summary(scoring: Scoring, spans: int) -> None:
     per = "char" if scoring.level == "char" else "token"
     first = "the first has nothing before it" if scoring.level == "char" else "xxbos starts the text"
     print(f"run         {scoring.run} ({scoring.level} level)")
@@ -147,7 +152,7 @@ def print_summary(scoring, spans: int) -> None:
         print(f"  {span.nats:7.2f}  {one_line(before)}[{one_line(inside)}]{one_line(after)}{hint}")
 
 
-def print_unit(scoring, unit: int) -> None:
+def print_unit(scoring: Scoring, unit: int) -> None:
     trace = scoring.trace
     values = trace.of(unit)
     low, high = int(values.argmin()), int(values.argmax())
@@ -163,7 +168,7 @@ def print_unit(scoring, unit: int) -> None:
     print(f"  highest after  {at(high)}")
 
 
-def print_ranking(ranking, level: str) -> None:
+def print_ranking(ranking: FeatureRanking, level: str) -> None:
     what = "characters" if level == "char" else "tokens"
     print(f"\nunits of layer {ranking.layer} ({ranking.kind}) that separate what {one_line(ranking.pattern)} matches "
           f"({ranking.marked:,} of {ranking.tokens:,} {what}), best first:")

@@ -37,7 +37,7 @@ import re
 import threading
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 import numpy as np
 
@@ -47,6 +47,9 @@ from rnnlm.data.streaming import ByteStream
 from rnnlm.data.vocab import SPECIALS, Vocab
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.reading import parse_json, read_file
+
+if TYPE_CHECKING:  # the library is imported where it is used (start-up time)
+    from tokenizers import Tokenizer
 
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_LIMIT = 64 << 20  # bytes of tokenizer.json; 65,536 tokens and their merges take a few MB
@@ -161,7 +164,7 @@ def first_characters(pieces: Iterable[str], limit: int) -> Iterator[str]:
         seen += len(piece)
 
 
-def new_library_tokenizer():
+def new_library_tokenizer() -> Tokenizer:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
     hf = Tokenizer(models.BPE())

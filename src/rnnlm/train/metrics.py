@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -28,7 +29,7 @@ class TextSize:
     characters: int
 
 
-def text_size(ids, characters: int | None) -> TextSize | None:
+def text_size(ids: np.ndarray, characters: int | None) -> TextSize | None:
     """The size of a split of ``ids`` whose text has ``characters`` (None: not known)."""
     return TextSize(len(ids), characters) if characters else None
 
@@ -64,7 +65,7 @@ class Scores:
                 "split_tokens": None if self.text is None else self.text.tokens}
 
 
-def stream_batches_for_eval(ids, bs: int, bptt: int) -> StreamBatches:
+def stream_batches_for_eval(ids: np.ndarray, bs: int, bptt: int) -> StreamBatches:
     """Stateful evaluation over a whole split; fewer streams when the split is short."""
     streams = max(1, min(bs, (len(ids) - 1) // max(bptt, 1)))
     return StreamBatches(ids, streams, bptt)

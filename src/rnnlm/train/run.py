@@ -17,7 +17,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, TextIO
 
 import numpy as np
 import torch
@@ -173,7 +173,7 @@ def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: fr
     return replace(config, train=train_settings, plan=plan), speed
 
 
-def print_plan(config: RunConfig, data: TextData, speed: Speed, given: list[str] | None, log) -> None:
+def print_plan(config: RunConfig, data: TextData, speed: Speed, given: list[str] | None, log: TextIO | None) -> None:
     vocab = len(data.vocab)
     text = describe_plan(config, data, speed, parameter_count(vocab, config.model),
                          size_text(training_memory(config, vocab)), given)
@@ -216,7 +216,7 @@ def make_learner(
 
 def run_callbacks(
     config: RunConfig, folder: Path, data: TextData, save_every: int | None,
-    callbacks: list[Callback] | None, progress: bool | None, log, dist: Distributed,
+    callbacks: list[Callback] | None, progress: bool | None, log: TextIO | None, dist: Distributed,
 ) -> tuple[list[Callback], SaveCheckpoints, SaveTrainingState]:
     """The built-in callbacks of a run folder, the caller's, and last the state saver. Under
     torchrun they run on rank 0; the other ranks run the state saver alone (its state gathers
@@ -363,7 +363,7 @@ def train(
     *,
     callbacks: list[Callback] | None = None,
     progress: bool | None = None,
-    log=None,
+    log: TextIO | None = None,
     choose: Iterable[str] = (),
     given: list[str] | None = None,
     clock: Clock = time.monotonic,
@@ -403,7 +403,7 @@ def train(
 
 
 def _planned(config: RunConfig, dist: Distributed, choose: frozenset[str], given: list[str] | None, started: float,
-             clock: Clock, log) -> tuple[RunConfig, TextData, Pacer | None]:
+             clock: Clock, log: TextIO | None) -> tuple[RunConfig, TextData, Pacer | None]:
     """The data, and for a --budget run its plan (printed by rank 0) and the pacer that keeps
     the run to it."""
     budget = config.train.budget is not None
@@ -430,8 +430,8 @@ def check_recipe_fields(choose: frozenset[str]) -> None:
         raise ValueError(f"choose: not settings of the recipe table: {', '.join(sorted(unknown))}")
 
 
-def plan_run(config: RunConfig, *, choose: Iterable[str] = (), given: list[str] | None = None, log=None,
-             clock: Clock = time.monotonic) -> tuple[RunConfig, TextData]:
+def plan_run(config: RunConfig, *, choose: Iterable[str] = (), given: list[str] | None = None,
+             log: TextIO | None = None, clock: Clock = time.monotonic) -> tuple[RunConfig, TextData]:
     """What ``train`` would do with a --budget ``config``, without training or writing
     anything: reads the corpus, probes, prints the plan and returns the planned settings."""
     started = clock()
@@ -453,7 +453,7 @@ def resume(
     device: str | None = None,
     callbacks: list[Callback] | None = None,
     progress: bool | None = None,
-    log=None,
+    log: TextIO | None = None,
     clock: Clock = time.monotonic,
 ) -> tuple[Path, Learner, TextData]:
     """Continue a run from its saved training state, exactly where it stopped. ``max_minutes``,

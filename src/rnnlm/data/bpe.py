@@ -24,7 +24,8 @@ Training. The library's trainer counts words through the same slow pre-tokenizer
 counts them itself: the distinct segments of the text (Python's regex and a ``Counter``), each
 pre-tokenized once by the library, give every word its count; the trainer then reads the words,
 each repeated as often as it occurs, split at spaces (``WhitespaceSplit``: a byte-level word
-holds no space), which counts the same words and learns the same merges in half the time. It
+holds no space), which counts the same words and learns the same merges in a third of the CPU
+time (8.4 million characters of Nietzsche repeated: 1.3 against 4.4 s). It
 learns from the first ``TRAIN_CHARS`` characters of the training split (all of a split shorter
 than that).
 """
@@ -50,6 +51,7 @@ from rnnlm.reading import parse_json, read_file
 
 if TYPE_CHECKING:  # the library is imported where it is used (start-up time)
     from tokenizers import Tokenizer
+    from tokenizers.pre_tokenizers import PreTokenizer
 
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_LIMIT = 64 << 20  # bytes of tokenizer.json; 65,536 tokens and their merges take a few MB
@@ -193,7 +195,7 @@ def train_bpe(documents: Iterable[tuple[bool, str]], vocab_size: int, min_freq: 
     return BpeTokenizer(hf, lower)
 
 
-def count_words(pieces: Iterable[str], pre_tokenizer) -> Counter[str]:
+def count_words(pieces: Iterable[str], pre_tokenizer: PreTokenizer) -> Counter[str]:
     """How often each byte-level word of the pieces occurs: each distinct segment goes through
     the library's ``pre_tokenizer`` once (its words do not depend on the text around it)."""
     segments: Counter[str] = Counter()

@@ -246,7 +246,7 @@ def add_routes(app: FastAPI, service: Service) -> None:
         kind, failure = done.result()
         if kind == "error":
             raise ApiError(failure.status, failure.message, type_="server_error", code=failure.code,
-                           headers={"Retry-After": "1"} if failure.status == 503 else None)
+                           headers=failure.headers)
         metrics.request_seconds.labels(model.id, "completions").observe(time.perf_counter() - started)
         return completion_json(completion_id(), int(time.time()), model.id, job.prompt_texts, job.streams, job.n,
                                body.echo, job.prompt_tokens)
@@ -390,8 +390,7 @@ class EventStream(Response):
                     if kind == "error":
                         if not started:
                             await error_response(payload.status, payload.message, type_="server_error",
-                                                 code=payload.code, headers={"Retry-After": "1"}
-                                                 if payload.status == 503 else None)(scope, receive, send)
+                                                 code=payload.code, headers=payload.headers)(scope, receive, send)
                             return
                         parts.append(writer.error(payload.message))
                         finished = True

@@ -41,6 +41,11 @@ class Failure:
     status: int = 503
     code: str = "shutting_down"
 
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """A 503 says when to try again."""
+        return {"Retry-After": "1"} if self.status == 503 else None
+
 
 SHUTTING_DOWN = Failure("the server is shutting down")
 

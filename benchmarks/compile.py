@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_threads_option, best_times, machine, set_threads, table  # noqa: E402
 
 from rnnlm.config import ModelConfig  # noqa: E402
-from rnnlm.generate import one_step_kernels  # noqa: E402
+from rnnlm.generation.prompt import one_step_kernels  # noqa: E402
 from rnnlm.models import RecurrentLM  # noqa: E402
 
 VOCAB = 60

@@ -1,10 +1,10 @@
 """Generation speed: rnnlm's stateful sampling against the lessons' sliding window, same model.
 
-Stateful (rnnlm.session): the prime is read once, then every new character costs one step of
+Stateful (rnnlm.generation.session): the prime is read once, then every new character costs one step of
 the network from the carried hidden state. Sliding window (the lessons' get_next_n): every new
 character re-runs the model on the last n characters from a zero state and keeps the last
-output. Both sample with the same rnnlm.sampling.draw under torch.inference_mode, at batch 1. rnnlm
-runs its steps on torch's own recurrent kernels (rnnlm.generate.one_step_kernels); the window
+output. Both sample with the same rnnlm.generation.sampling.draw under torch.inference_mode, at batch 1. rnnlm
+runs its steps on torch's own recurrent kernels (rnnlm.generation.prompt.one_step_kernels); the window
 way is timed with those and with torch's default choice (oneDNN for an LSTM; the same kernels
 for a GRU), and keeps the faster. All ways run in turn (A B C A B C ...) so that a busy spell of
 a shared machine hits them alike; each keeps its fastest run. The weights are random: speed
@@ -39,15 +39,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_threads_option, best_times, machine, set_threads, table  # noqa: E402
 
-import rnnlm.session as session_module  # noqa: E402
+import rnnlm.generation.session as session_module  # noqa: E402
 from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from rnnlm.data.tokenizers import CharTokenizer  # noqa: E402
 from rnnlm.data.vocab import Vocab  # noqa: E402
-from rnnlm.generate import one_step_kernels  # noqa: E402
+from rnnlm.generation.prompt import one_step_kernels  # noqa: E402
 from rnnlm.models import RecurrentLM  # noqa: E402
 from rnnlm.runfolder import Run  # noqa: E402
-from rnnlm.sampling import Sampling, draw  # noqa: E402
-from rnnlm.session import GenerationSession  # noqa: E402
+from rnnlm.generation.sampling import Sampling, draw  # noqa: E402
+from rnnlm.generation.session import GenerationSession  # noqa: E402
 
 ALPHABET = "\n !\"'(),-.:;?abcdefghijklmnopqrstuvwxyz0123456789_=[]"
 PRIME = "for those who know the spirit of the age and the will to power, " * 4
@@ -159,7 +159,7 @@ def main() -> None:
         print(f"  {name} done", file=sys.stderr, flush=True)
     print(table(["model", "way", "kernels", "batch", "chars", "chars/s", "stateful batch 1 / this"], rows))
     print("\nEach way ran in turn with the others (A B C A B C ...); the table keeps its fastest run. "
-          "kernels: torch = torch's own recurrent kernels (rnnlm.generate.one_step_kernels), default = "
+          "kernels: torch = torch's own recurrent kernels (rnnlm.generation.prompt.one_step_kernels), default = "
           "torch's choice (oneDNN for an LSTM on the CPU); the window way gets whichever was faster.\n")
     print(one_step_table(vocab, args.seconds))
 

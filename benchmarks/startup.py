@@ -35,7 +35,7 @@ import torch
 t.append(time.perf_counter())
 import numpy, safetensors.torch
 from rnnlm.cli.main import main
-import rnnlm.generate, rnnlm.runfolder
+import rnnlm.generation.prompt, rnnlm.runfolder
 t.append(time.perf_counter())
 from rnnlm.runfolder import load_run
 run = load_run(sys.argv[1], device="cpu")

@@ -24,8 +24,8 @@ from rnnlm.data.prepare import prepare
 from rnnlm.data.textdata import build_text_data
 from rnnlm.errors import RnnlmError
 from rnnlm.evaluate import evaluate_run
-from rnnlm.sampling import Sampling
-from rnnlm.session import GenerationSession
+from rnnlm.generation.sampling import Sampling
+from rnnlm.generation.session import GenerationSession
 from rnnlm.runfolder import load_run
 from rnnlm.train.run import TrainingInterrupted, resume, train
 

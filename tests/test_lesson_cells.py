@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from rnnlm.lessons.demos import check_cells, forward_and_grads
-from rnnlm.models.cells import GRUCell, LSTMCell, RNNCell
-from rnnlm.models.lesson import CharSeqStatefulRnn, CharSeqStatefulRnn2
+from rnnlm.lessons.cells import GRUCell, LSTMCell, RNNCell
+from rnnlm.lessons.models import CharSeqStatefulRnn, CharSeqStatefulRnn2
 
 PAIRS = [(RNNCell, nn.RNNCell), (GRUCell, nn.GRUCell), (LSTMCell, nn.LSTMCell)]
 

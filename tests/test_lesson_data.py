@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from rnnlm.data.batching import StreamBatches
-from rnnlm.data.lesson_data import (
+from rnnlm.lessons.windows import (
     LastTarget,
     WindowBatches,
     hihell,

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rnnlm.models import lesson as m
+from rnnlm.lessons import models as m
 
 V = 30
 WINDOW_MODELS = [m.Char3Model, m.CharLoopModel, m.CharLoopConcatModel, m.CharRnn]

@@ -8,7 +8,7 @@ from rnnlm.errors import RnnlmError
 from rnnlm.lessons.fit import endless, fit
 from rnnlm.lessons.recipe import Phase, Recipe, make_optimizer, make_scheduler
 from rnnlm.lessons.registry import LESSONS
-from rnnlm.models.lesson import CharSeqStatefulRnn
+from rnnlm.lessons.models import CharSeqStatefulRnn
 
 
 def lrs(phase, steps_per_epoch=10):

@@ -5,16 +5,16 @@ import random
 import torch
 
 from rnnlm.lessons.sampling import get_next, get_next_n
-from rnnlm.models import lesson as m
+from rnnlm.lessons import models as m
 from rnnlm.runfolder import load_run
-from rnnlm.sampling import Sampling
-from rnnlm.session import GenerationSession
+from rnnlm.generation.sampling import Sampling
+from rnnlm.generation.session import GenerationSession
 
 
 def stateful(run, prime, n, greedy=False, seed=0):
     """rnnlm's own generation: the prime read once, then one step a token."""
     session = GenerationSession(run)
-    (stream,) = session.start(prompt_ids=prime, max_tokens=n, seed=seed, logprobs=0,
+    (stream,) = session.start(prime, max_tokens=n, seed=seed, logprobs=0,
                               sampling=Sampling(greedy=greedy))
     for _ in session.run_streams([stream]):
         pass

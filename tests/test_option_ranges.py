@@ -141,17 +141,16 @@ def test_a_long_prime_gives_what_a_short_window_of_it_would_not(run):
     pass over the whole prime."""
     import torch
 
-    from rnnlm.generate import PRIME_PIECE, feed_prime
-    from rnnlm.runfolder import load_run
+    from rnnlm.generation.prompt import WHOLE_PIECE
+    from rnnlm.generation.session import GenerationSession
 
-    model = load_run(run, device="cpu").model
-    prime = torch.randint(3, 14, (PRIME_PIECE * 2 + 5,)).tolist()
-    logits, state = feed_prime(model, prime, samples=3)
+    session = GenerationSession.load(run, device="cpu")
+    prime = torch.randint(3, 14, (WHOLE_PIECE * 2 + 5,)).tolist()
+    reading = session.read(prime)
     with torch.inference_mode():
-        whole, whole_state = model(torch.tensor([prime]))
-    assert torch.allclose(logits[0, -1], whole[0, -1], atol=1e-5)
-    assert logits.shape[0] == 3 and state.shape[1] == 3
-    assert torch.allclose(state[:, 1], whole_state[:, 0], atol=1e-5)
+        whole, whole_state = session.model(torch.tensor([prime]))
+    assert torch.allclose(reading.logits, whole[0, -1], atol=1e-5)
+    assert torch.allclose(reading.state[:, 0], whole_state[:, 0], atol=1e-5)
 
 
 def test_out_never_overwrites(text, tmp_path, capsys):

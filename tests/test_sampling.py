@@ -1,11 +1,11 @@
-"""rnnlm.sampling: each row of a batch drawn with its own settings and its own uniform number."""
+"""rnnlm.generation.sampling: each row of a batch drawn with its own settings and its own uniform number."""
 
 import random
 
 import pytest
 import torch
 
-from rnnlm.sampling import Sampling, draw, draw_one
+from rnnlm.generation.sampling import Sampling, draw, draw_one
 
 
 def uniforms(n, seed=0):

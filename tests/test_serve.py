@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from rnnlm.sampling import Sampling
-from rnnlm.session import GenerationSession
+from rnnlm.generation.sampling import Sampling
+from rnnlm.generation.session import GenerationSession
 from tests.serving import (
     ServerProcess,
     copy_run,

@@ -3,10 +3,10 @@ model goes on serving the requests after them."""
 
 import asyncio
 
-from rnnlm.sampling import Sampling
+from rnnlm.generation.sampling import Sampling
 from rnnlm.serve.batcher import CompletionJob, Failure, ModelWorker
 from rnnlm.serve.metrics import ServerMetrics
-from rnnlm.session import GenerationSession
+from rnnlm.generation.session import GenerationSession
 
 
 def completion(prompt: str, max_tokens: int = 5) -> tuple[CompletionJob, asyncio.Future]:

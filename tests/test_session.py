@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from rnnlm.errors import RnnlmError
-from rnnlm.sampling import Sampling
-from rnnlm.session import GenerationSession, Stream, stop_prefix_length
+from rnnlm.generation.sampling import Sampling
+from rnnlm.generation.session import GenerationSession
+from rnnlm.generation.stream import Stream, stop_prefix_length
 from rnnlm.train.run import train
 from tests.conftest import tiny_config
 
@@ -197,25 +198,25 @@ def test_a_prompt_read_in_pieces_continues_as_one_read_at_once(session):
     reading = session.begin_prompt(ids)
     fed = []
     while not reading.done:
-        fed.append(session.read_prompt(reading, 5))
+        fed.append(session.read_prompts([reading], 5))
     assert fed == [5] * 6 + [2]
-    (pieced,) = session.start(reading=reading, max_tokens=40, seed=6)
-    (whole,) = session.start(prompt_ids=ids, max_tokens=40, seed=6)
+    (pieced,) = session.start(reading, max_tokens=40, seed=6)
+    (whole,) = session.start(ids, max_tokens=40, seed=6)
     for _ in session.run_streams([pieced, whole]):
         pass
     assert pieced.text == whole.text and pieced.prompt_tokens == len(ids)
     with pytest.raises(ValueError):
-        session.start(reading=session.begin_prompt(ids), max_tokens=4)
+        session.start(session.begin_prompt(ids), max_tokens=4)
 
 
 def test_prompts_read_together_continue_as_each_read_alone(session):
     prompts = ["the cat sat", "a dog ", "on the log. the dog sat on", "the cat sat"]
-    readings = [session.begin_prompt(session.encode_prompt(p)[0]) for p in prompts]
-    session.read_prompt(readings[2], 4)  # one already part read
+    readings = [session.begin_prompt(p) for p in prompts]
+    session.read_prompts([readings[2]], 4)  # one already part read
     while not all(r.done for r in readings):
         session.read_prompts(readings, 5)
     for prompt, reading in zip(prompts, readings):
-        (together,) = session.start(reading=reading, max_tokens=30, seed=3)
+        (together,) = session.start(reading, max_tokens=30, seed=3)
         alone, _ = written(session, prompt, 30, seed=3)
         for _ in session.run_streams([together]):
             pass

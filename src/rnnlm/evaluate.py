@@ -15,7 +15,6 @@ from rnnlm.errors import RnnlmError, shown
 from rnnlm.runfolder import Run
 from rnnlm.train.metrics import Scores, evaluate_stream, stream_batches_for_eval, text_size
 
-
 MAX_STREAMS = 1 << 16
 ONE_STREAM_PIECE = 1024  # tokens a single stream runs through the model at a time
 

@@ -11,7 +11,8 @@ from rnnlm.cli.options import add_command, add_device_option, add_encoding_optio
 from rnnlm.cli.output import for_terminal
 
 if TYPE_CHECKING:  # imported by the command itself (--help imports no torch)
-    from rnnlm.session import GenerationSession, Stream
+    from rnnlm.generation.session import GenerationSession
+    from rnnlm.generation.stream import Stream
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,9 +55,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from rnnlm.errors import RnnlmError
+    from rnnlm.generation.sampling import Sampling
+    from rnnlm.generation.session import GenerationSession, check_stream_options
     from rnnlm.prompt import read_prompt_file
-    from rnnlm.sampling import Sampling
-    from rnnlm.session import GenerationSession, check_stream_options
 
     if args.logprobs is not None and not args.json:
         raise RnnlmError("--logprobs needs --json (the log-probabilities are part of the JSON output)")
@@ -67,11 +68,11 @@ def run(args: argparse.Namespace) -> None:
     data = session.run.config.data
     prompt = args.prime if args.prime_file is None else read_prompt_file(
         args.prime_file, args.encoding or data.encoding, args.errors or data.errors)
-    ids, unknown = session.encode_prompt(prompt)
-    if unknown:
-        print(f"warning: {unknown} token(s) of the prime are not in the vocab; read as xxunk", file=sys.stderr)
-    streams = session.start(prompt, n=args.samples, max_tokens=args.n, stop=args.stop, sampling=sampling,
-                            seed=args.seed, logprobs=args.logprobs, max_chars=args.max_chars, prompt_ids=ids)
+    reading = session.read(prompt)
+    if reading.unknown:
+        print(f"warning: {reading.unknown} token(s) of the prime are not in the vocab; read as xxunk", file=sys.stderr)
+    streams = session.start(reading, n=args.samples, max_tokens=args.n, stop=args.stop, sampling=sampling,
+                            seed=args.seed, logprobs=args.logprobs, max_chars=args.max_chars)
     if args.json:
         for _ in session.run_streams(streams):
             pass

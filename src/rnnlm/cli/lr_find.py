@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 
 from rnnlm.cli.options import (
-    add_command, add_data_options, add_model_options, add_regularisation_options, add_threads_option,
-    add_train_options, config_from_args,
+    add_command,
+    add_data_options,
+    add_model_options,
+    add_regularisation_options,
+    add_threads_option,
+    add_train_options,
+    config_from_args,
 )
 from rnnlm.errors import RnnlmError
 

@@ -7,8 +7,19 @@ import argparse
 from dataclasses import fields
 
 from rnnlm.config import (
-    BPE_DEFAULT_VOCAB, BPE_MAX_VOCAB, BPE_MIN_VOCAB, CELLS, DECODE_ERRORS, DEVICES, LEVELS, SCHEDULES, DataConfig,
-    ModelConfig, RunConfig, TrainConfig, parse_duration,
+    BPE_DEFAULT_VOCAB,
+    BPE_MAX_VOCAB,
+    BPE_MIN_VOCAB,
+    CELLS,
+    DECODE_ERRORS,
+    DEVICES,
+    LEVELS,
+    SCHEDULES,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    parse_duration,
 )
 from rnnlm.data.datasets import DATASETS
 from rnnlm.errors import RnnlmError

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> None:
         value = getattr(args, name)
         if value < (0 if name == "queue" else 1):
             raise RnnlmError(f"--{name.replace('_', '-')} must be >= {0 if name == 'queue' else 1} (got {value})")
-    from rnnlm.session import MAX_TOKENS
+    from rnnlm.generation.session import MAX_TOKENS
 
     if args.max_tokens > MAX_TOKENS:
         raise RnnlmError(f"--max-tokens must be <= {MAX_TOKENS:,} (got {args.max_tokens})")

@@ -6,8 +6,14 @@ import argparse
 from dataclasses import fields
 
 from rnnlm.cli.options import (
-    add_command, add_data_options, add_model_options, add_regularisation_options, add_schedule_options,
-    add_threads_option, add_train_options, config_from_args,
+    add_command,
+    add_data_options,
+    add_model_options,
+    add_regularisation_options,
+    add_schedule_options,
+    add_threads_option,
+    add_train_options,
+    config_from_args,
 )
 from rnnlm.cli.output import for_terminal
 from rnnlm.config import DataConfig, ModelConfig, TrainConfig
@@ -77,8 +83,8 @@ def recipe_choices(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 def run(args: argparse.Namespace) -> None:
     from rnnlm.config import duration_text
-    from rnnlm.sampling import Sampling
-    from rnnlm.session import GenerationSession
+    from rnnlm.generation.sampling import Sampling
+    from rnnlm.generation.session import GenerationSession
     from rnnlm.train.run import plan_run, resume, resume_command, train
 
     if args.resume:

@@ -9,7 +9,10 @@ from typing import Callable, Iterable
 from rnnlm.config import DataConfig
 from rnnlm.data.batching import StreamBatches
 from rnnlm.data.corpus import read_text_file
-from rnnlm.data.lesson_data import (
+from rnnlm.data.textdata import build_text_data
+from rnnlm.errors import RnnlmError
+from rnnlm.lessons.fit import Batches
+from rnnlm.lessons.windows import (
     LastTarget,
     WindowBatches,
     random_split,
@@ -17,9 +20,6 @@ from rnnlm.data.lesson_data import (
     sequences,
     windows,
 )
-from rnnlm.data.textdata import build_text_data
-from rnnlm.errors import RnnlmError
-from rnnlm.lessons.fit import Batches
 
 
 @dataclass

@@ -9,9 +9,9 @@ from typing import TextIO
 import torch
 from torch import nn
 
-from rnnlm.data.lesson_data import hihell
-from rnnlm.models.cells import GRUCell, LSTMCell, RNNCell
-from rnnlm.models.lesson import OneHotRnn
+from rnnlm.lessons.cells import GRUCell, LSTMCell, RNNCell
+from rnnlm.lessons.models import OneHotRnn
+from rnnlm.lessons.windows import hihell
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The lessons' fit loop: a model, its data, a recipe; one row an epoch.
 
-Any model of :mod:`rnnlm.models.lesson` fits: it maps token ids to logits, (bs, vocab) or
+Any model of :mod:`rnnlm.lessons.models` fits: it maps token ids to logits, (bs, vocab) or
 (bs, seq, vocab), and the targets have the matching shape, (bs,) or (bs, seq). The loss is the
 cross-entropy over every target (the lessons' ``nll_loss`` / ``nll_loss_seq``). A stateful model
 starts every pass over the training data, and every validation, from a zero state.
@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rnnlm.errors import RnnlmError
+from rnnlm.lessons.models import Stateful
 from rnnlm.lessons.recipe import Recipe, make_optimizer, make_scheduler
-from rnnlm.models.lesson import Stateful
 
 SMOOTHING = 0.98  # the running train loss, as fastai prints it: a debiased moving average
 

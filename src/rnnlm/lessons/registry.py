@@ -14,9 +14,9 @@ from typing import Any, Mapping
 
 from torch import nn
 
+import rnnlm.lessons.models as m
 from rnnlm.errors import RnnlmError
 from rnnlm.lessons.recipe import Phase, Recipe
-from rnnlm.models import lesson as m
 
 SEED_DOCS = {
     "000": "lesson notes: Nietzsche, one character at a time",

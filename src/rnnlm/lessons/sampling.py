@@ -4,7 +4,7 @@
 token (the early notebooks) or draws it from the predicted distribution (the LSTM notebook);
 ``get_next_n`` slides the window: drop its first token, append the new one, repeat. Every new
 token re-reads the whole window, and anything before the window is forgotten. rnnlm's own
-generation (:mod:`rnnlm.generate`) feeds the prime once and then one token a step, carrying the
+generation (:mod:`rnnlm.generation.prompt`) feeds the prime once and then one token a step, carrying the
 hidden state: with ``window=None`` here (the window grows and keeps everything) the two give the
 same tokens, at O(n) instead of O(1) work per token.
 
@@ -18,8 +18,8 @@ import random
 
 import torch
 
-from rnnlm.models.lesson import Stateful
-from rnnlm.sampling import Sampling, draw
+from rnnlm.generation.sampling import Sampling, draw
+from rnnlm.lessons.models import Stateful
 
 
 @torch.no_grad()

@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rnnlm import __version__
 from rnnlm.errors import RnnlmError
-from rnnlm.sampling import Sampling
+from rnnlm.generation.sampling import Sampling
 from rnnlm.serve import scoring
 from rnnlm.serve.batcher import Busy, CompletionJob, ModelWorker
 from rnnlm.serve.metrics import ServerMetrics

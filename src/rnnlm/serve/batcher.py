@@ -25,9 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from rnnlm.sampling import Sampling
+from rnnlm.generation.prompt import PromptReading
+from rnnlm.generation.sampling import Sampling
+from rnnlm.generation.session import GenerationSession
+from rnnlm.generation.stream import Stream
 from rnnlm.serve.metrics import ServerMetrics
-from rnnlm.session import GenerationSession, PromptReading, Stream
 
 PREFILL_TOKENS = 256  # tokens of each prompt read between two steps: a long prompt does not stall the others
 SCORE_QUEUE = 4  # score requests per model being run or waiting; more are refused (busy)
@@ -207,18 +209,12 @@ class ModelWorker:
         out.extend((job, ("error", Failure(message, 500, "internal_error"))) for job in jobs if not job.cancelled)
 
     def begin(self, job: CompletionJob) -> None:
-        session = self.session
         for prompt in job.prompts:
-            if isinstance(prompt, str):
-                ids, unknown = session.encode_prompt(prompt)
-                job.unknown_tokens += unknown
-                job.prompt_texts.append(prompt)
-            else:
-                ids, _ = session.encode_prompt("")  # token ids given: a word-level run still starts at xxbos
-                ids = ids[:1].tolist() + list(prompt) if session.tokenizer.adds_bos else list(prompt)
-                job.prompt_texts.append(session.tokenizer.decode(prompt, session.vocab))
-            job.prompt_tokens.append(len(ids))
-            job.readings.append(session.begin_prompt(ids))
+            reading = self.session.begin_prompt(prompt)
+            job.unknown_tokens += reading.unknown
+            job.prompt_texts.append(reading.text)
+            job.prompt_tokens.append(len(reading.ids))
+            job.readings.append(reading)
         self.reading.append(job)
 
     def drop_cancelled(self, out: list) -> None:
@@ -247,9 +243,9 @@ class ModelWorker:
     def join(self, job: CompletionJob, out: list) -> None:
         seed = job.seed
         for p, reading in enumerate(job.readings):
-            streams = self.session.start(n=job.n, max_tokens=job.max_tokens, stop=job.stop, sampling=job.sampling,
-                                         seed=None if seed is None else seed + p * job.n, logprobs=job.logprobs,
-                                         reading=reading)
+            streams = self.session.start(reading, n=job.n, max_tokens=job.max_tokens, stop=job.stop,
+                                         sampling=job.sampling, seed=None if seed is None else seed + p * job.n,
+                                         logprobs=job.logprobs)
             job.streams.extend(streams)
         job.readings = []
         self.metrics.prompt_tokens.labels(self.model_id).inc(sum(job.prompt_tokens))

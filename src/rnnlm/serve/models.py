@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rnnlm.errors import RnnlmError, shown
+from rnnlm.generation.session import GenerationSession
 from rnnlm.models.recurrent import parameter_count
 from rnnlm.reading import read_file
 from rnnlm.runfolder import CONFIG, METRICS
-from rnnlm.session import GenerationSession
 
 METRICS_LIMIT = 16 << 20  # bytes of metrics.jsonl read at most (one line per epoch: far more than any run needs)
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rnnlm.sampling import MAX_SEED
-from rnnlm.session import MAX_LOGPROBS, MAX_STOP_CHARS, MAX_STOPS, Stream, TokenRecord
+from rnnlm.generation.sampling import MAX_SEED
+from rnnlm.generation.stream import MAX_LOGPROBS, MAX_STOP_CHARS, MAX_STOPS, Stream, TokenRecord
 
 MAX_N = 16  # choices per prompt
 MAX_PROMPTS = 16  # prompts in one request

@@ -22,7 +22,6 @@ from rnnlm.errors import RnnlmError
 from rnnlm.train.learner import Learner
 from rnnlm.train.run import load_data, make_learner, resolve_config, seed_everything
 
-
 MAX_BATCHES = 100_000
 
 

@@ -35,13 +35,30 @@ from rnnlm.errors import RnnlmError, shown
 from rnnlm.models import RecurrentLM
 from rnnlm.models.recurrent import GATES, parameter_count
 from rnnlm.runfolder import (
-    BEST, LAST, METRICS, PLOT, STATE, discard_run_folder, load_run_tokenizer, load_vocab, locked_run_folder,
-    new_run_folder, read_config, write_run_config,
-)
-from rnnlm.train.callbacks import (
-    Callback, EarlyStopping, EpochTable, LossPlot, MetricsLog, ProgressBar, SaveCheckpoints, SaveCycleEnds,
+    BEST,
+    LAST,
+    METRICS,
+    PLOT,
+    STATE,
+    discard_run_folder,
+    load_run_tokenizer,
+    load_vocab,
+    locked_run_folder,
+    new_run_folder,
+    read_config,
+    write_run_config,
 )
 from rnnlm.train.budget import Clock, Pacer, Speed, describe_plan, make_plan, probe_speed
+from rnnlm.train.callbacks import (
+    Callback,
+    EarlyStopping,
+    EpochTable,
+    LossPlot,
+    MetricsLog,
+    ProgressBar,
+    SaveCheckpoints,
+    SaveCycleEnds,
+)
 from rnnlm.train.checkpoint import SaveTrainingState, load_training_state, read_training_state
 from rnnlm.train.distributed import Distributed, check_batch_split, process_group
 from rnnlm.train.learner import Learner, TrainingDiverged

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rnnlm.models.cells import RNNCell
+from rnnlm.lessons.cells import RNNCell
 
 N_FAC, N_HIDDEN = 42, 256  # Nietzsche: embedding size (about half the characters) and hidden size
 NH = 64  # human numbers: embedding and hidden size
@@ -181,7 +181,7 @@ class CharSeqStatefulRnn(Stateful):
 
 class CharSeqStatefulRnn2(Stateful):
     """The stateful RNN with the loop written out over a cell (``RNNCell``, hand-written in
-    :mod:`rnnlm.models.cells`): what ``nn.RNN`` does inside."""
+    :mod:`rnnlm.lessons.cells`): what ``nn.RNN`` does inside."""
 
     def __init__(self, vocab_size: int, n_fac: int = N_FAC, n_hidden: int = N_HIDDEN):
         super().__init__()

@@ -34,7 +34,7 @@ def packed_linear():
     return (lambda w: pack(w, None)), (lambda x, w, b: apply(x, w, b, "none", [], ""))
 
 
-class OneStep:
+class BatchedStep:
     """``step(ids, state)``: logits (N, V) and the new state after one token (N,) per stream."""
 
     def __init__(self, model: RecurrentLM):

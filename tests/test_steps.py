@@ -1,12 +1,12 @@
-"""OneStep: one token for a batch of streams, the same as a call of the model, for every cell."""
+"""BatchedStep: one token for a batch of streams, the same as a call of the model, for every cell."""
 
 import pytest
 import torch
 
 from rnnlm.config import ModelConfig
 from rnnlm.models import RecurrentLM
-from rnnlm.models.onestep import OneStep
-from rnnlm.models.singlestep import SingleStep
+from rnnlm.generation.batched_step import BatchedStep
+from rnnlm.generation.single_stream_step import SingleStreamStep
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -19,7 +19,7 @@ def test_one_step_is_the_models_step(cell, locked):
     ids = torch.tensor([1, 5, 39])
     with torch.inference_mode():
         logits, expected = model(ids[:, None], state)
-        got_logits, got = OneStep(model).step(ids, state)
+        got_logits, got = BatchedStep(model).step(ids, state)
     assert torch.allclose(got_logits, logits[:, 0], atol=1e-5)
     for a, b in zip(got if isinstance(got, tuple) else (got,), expected if isinstance(expected, tuple) else (expected,)):
         assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5)
@@ -34,7 +34,7 @@ def test_single_step_is_the_models_step(cell, locked):
     state = model.init_state(1)
     state = tuple(s.normal_() for s in state) if isinstance(state, tuple) else state.normal_()
     before = tuple(s.clone() for s in state) if isinstance(state, tuple) else state.clone()
-    stepper, ours = SingleStep(model), state
+    stepper, ours = SingleStreamStep(model), state
     with torch.inference_mode():
         logits, expected = model(torch.tensor([[1, 5, 39, 0, 7]]), state)
         for t, token in enumerate([1, 5, 39, 0, 7]):

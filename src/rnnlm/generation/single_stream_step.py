@@ -1,7 +1,7 @@
 """One token for one stream: the step of ``rnnlm generate`` and of a server with one client.
 
 At batch 1 a step is a few matrix-vector products, so its floor is the time to stream the
-weights through them once; what it costs beyond that is the work around them. ``OneStep``'s
+weights through them once; what it costs beyond that is the work around them. ``BatchedStep``'s
 packed oneDNN linear is the fastest at a batch of streams but slow at one row (its call costs
 several times a plain product), so here every layer is one ``torch.addmv`` over its two weight
 matrices side by side, written into scratch buffers made once, and the gate arithmetic runs in
@@ -31,7 +31,7 @@ from rnnlm.models.recurrent import RecurrentLM, State
 ROW_VIEWS = 4096  # vocabularies up to this size keep a ready view of each embedding row
 
 
-class SingleStep:
+class SingleStreamStep:
     """``step(token, state)``: logits (V,) and the new state after one token of one stream."""
 
     def __init__(self, model: RecurrentLM):

@@ -5,155 +5,29 @@
         print(piece.text, end="")
 
 Every way rnnlm writes text goes through here: ``rnnlm generate``, the sample at the end of
-``rnnlm train`` and the server's workers. A stream (``Stream``) is one piece of text being
-written: its own recurrent state (a row of the batch when it is stepped with others), sampling
-settings, random source, stop rules, token budget and, once it ends, the reason why (``length``,
-``stop`` or ``end``). ``start`` reads a prompt once and gives each of its streams a copy of the
-state there; ``step`` advances any set of streams by one token each in a single forward call, so
-streams can join and leave between steps (continuous batching).
-
-Stop strings follow OpenAI's completions API: a stream ends when its text contains one of
-them, and the stop string itself is not part of the text. While the end of the text could still
-become a stop string, that end is held back and released only once it cannot.
+``rnnlm train`` and the server's workers. ``start`` reads a prompt once and gives each of its
+streams (``rnnlm.generation.stream``) a copy of the state there; ``step`` advances any set of
+streams by one token each in a single forward call, so streams can join and leave between steps
+(continuous batching).
 """
 
 from __future__ import annotations
 
 import os
 import random
-from contextlib import nullcontext
-from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
-from rnnlm.data.tokenizers import StreamDecoder
 from rnnlm.errors import RnnlmError
-from rnnlm.generate import encode_prime, feed_prime, one_step_kernels
-from rnnlm.models.onestep import OneStep
-from rnnlm.models.recurrent import State, cat_states, split_state
-from rnnlm.models.singlestep import SingleStep
+from rnnlm.generation.batched_step import BatchedStep
+from rnnlm.generation.prompt import WHOLE_PIECE, PromptReading, encode_prompt, read_prompts
+from rnnlm.generation.sampling import MAX_SEED, Sampling, draw, draw_one
+from rnnlm.generation.single_stream_step import SingleStreamStep
+from rnnlm.generation.stream import MAX_LOGPROBS, MAX_STOP_CHARS, MAX_STOPS, Piece, Stream, TokenRecord
+from rnnlm.models.recurrent import cat_states, split_state
 from rnnlm.runfolder import Run, load_run
-from rnnlm.sampling import MAX_SEED, Sampling, draw, draw_one
-
-MAX_STOPS = 16  # stop strings per stream
-MAX_STOP_CHARS = 1000  # characters in one stop string
-MAX_LOGPROBS = 20  # alternatives reported per token
-SHORT_PIECE = 32  # prompt pieces up to this many tokens are read on torch's own kernels (read_prompts)
-
-
-@dataclass
-class TokenRecord:
-    """One drawn token: what it is, what it added to the text and how likely the model found it."""
-
-    id: int
-    token: str  # the token's own text (a word without the space that joins it)
-    text: str  # what it added to the stream's text, before stop strings are cut out
-    logprob: float  # natural log of its probability under the model (temperature 1, nothing cut)
-    top: list[tuple[str, float]]  # the most likely tokens at that step and their log-probabilities
-
-
-@dataclass
-class Piece:
-    """What one step gave one stream."""
-
-    stream: "Stream"
-    text: str  # text released at this step: "" while the end of the text may be a stop string
-    token: TokenRecord | None  # None when the stream had ended before this step
-    finish_reason: str | None  # set on the step that ended the stream
-
-
-@dataclass
-class Stream:
-    """One text being written; made by ``GenerationSession.start``."""
-
-    sampling: Sampling
-    seed: int
-    max_tokens: int
-    stop: tuple[str, ...] = ()
-    max_chars: int | None = None
-    logprobs: int | None = None  # None: none; K: each token's log-probability and the K best
-    prompt_tokens: int = 0
-    text: str = ""  # text released so far
-    tokens: int = 0  # tokens drawn so far
-    finish_reason: str | None = None
-    records: list[TokenRecord] = field(default_factory=list)  # kept when logprobs is asked for
-    logits: torch.Tensor | None = field(default=None, repr=False)  # (V,) scores of the next token
-    state: State | None = field(default=None, repr=False)  # (layers, 1, H), a pair for an LSTM
-    decoder: StreamDecoder | None = field(default=None, repr=False)
-    rng: random.Random = field(default_factory=random.Random, repr=False)
-    held: str = field(default="", repr=False)  # text that may yet turn out to begin a stop string
-
-    @property
-    def finished(self) -> bool:
-        return self.finish_reason is not None
-
-    def cancel(self) -> None:
-        """Stop at once (a client went away): the stream leaves at the next step."""
-        if not self.finished:
-            self.finish_reason = "length"
-            self.drop_state()
-
-    def drop_state(self) -> None:
-        self.logits = self.state = None
-
-    def release(self, text: str) -> str:
-        """Pass ``text`` through the stop rules; return the part that may be shown now."""
-        if not self.stop and self.max_chars is None:
-            self.text += text
-            return text
-        pending = self.held + text
-        cut = min((i for i in (pending.find(s) for s in self.stop) if i >= 0), default=-1)
-        if cut >= 0:
-            out, self.held, reason = pending[:cut], "", "stop"
-        else:
-            hold = stop_prefix_length(pending, self.stop)
-            out, self.held, reason = pending[: len(pending) - hold], pending[len(pending) - hold:], None
-        if self.max_chars is not None and len(self.text) + len(out) + len(self.held) >= self.max_chars:
-            room = self.max_chars - len(self.text)
-            if reason is None or len(out) > room:
-                out, self.held, reason = (out + self.held)[:room], "", "length"
-        self.text += out
-        if reason:
-            self.end(reason)
-        return out
-
-    def end(self, reason: str) -> str:
-        """End the stream; release what was held back unless a stop string ended it."""
-        tail = ""
-        if reason != "stop" and self.held:
-            tail, self.held = self.held, ""
-            self.text += tail
-        self.finish_reason = reason
-        self.drop_state()
-        return tail
-
-
-@dataclass
-class PromptReading:
-    """A prompt read into the model a piece at a time (``GenerationSession.read_prompt``), so that
-    a server can feed a long prompt between the steps of the streams already running; ``start``
-    continues from it once it is ``done``."""
-
-    ids: np.ndarray
-    read: int = 0  # tokens of ``ids`` fed so far
-    logits: torch.Tensor | None = field(default=None, repr=False)  # (V,) scores after the last token read
-    state: State | None = field(default=None, repr=False)  # (layers, 1, H), a pair for an LSTM
-
-    @property
-    def done(self) -> bool:
-        return self.read >= len(self.ids)
-
-
-def stop_prefix_length(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest end of ``text`` that is the start of one of ``stops`` (0: none)."""
-    longest = min(len(text), max((len(s) for s in stops), default=1) - 1)
-    for n in range(longest, 0, -1):
-        end = text[-n:]
-        if any(s.startswith(end) for s in stops):
-            return n
-    return 0
 
 
 class GenerationSession:
@@ -168,8 +42,8 @@ class GenerationSession:
         self.banned[banned] = True
         self.ban_bias = torch.zeros(len(self.vocab), device=self.device).masked_fill_(self.banned, float("-inf"))  # (V,)
         self.end_id = self.vocab.bos_id if self.tokenizer.adds_bos else None  # drawing it ends a document
-        self.stepper: OneStep | None = None
-        self.single: SingleStep | None = None
+        self.stepper: BatchedStep | None = None
+        self.single: SingleStreamStep | None = None
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str = "auto") -> "GenerationSession":
@@ -180,50 +54,37 @@ class GenerationSession:
 
     def encode_prompt(self, prompt: str) -> tuple[np.ndarray, int]:
         """The prompt's token ids and how many of them are ``xxunk`` (not in the vocab)."""
-        return encode_prime(prompt, self.tokenizer, self.vocab)
+        return encode_prompt(prompt, self.tokenizer, self.vocab)
 
-    def begin_prompt(self, ids: np.ndarray) -> PromptReading:
-        """A prompt (token ids, at least one) to be read by ``read_prompt``."""
-        if len(ids) == 0:
-            raise RnnlmError("the prime must hold at least one token")
-        return PromptReading(np.asarray(ids, dtype=np.int64))
+    def begin_prompt(self, prompt: str | Sequence[int]) -> PromptReading:
+        """A prompt, text or token ids, to be read by ``read_prompts``. Token ids are the text's
+        own: at word level the reading starts at ``xxbos`` before them, as a text's does."""
+        if isinstance(prompt, str):
+            ids, unknown = self.encode_prompt(prompt)
+            return PromptReading(ids, prompt, unknown)
+        if len(prompt) == 0:
+            raise RnnlmError("the prompt must hold at least one token")
+        ids = np.asarray(prompt, dtype=np.int64)
+        text = self.tokenizer.decode(ids.tolist(), self.vocab)
+        if self.tokenizer.adds_bos:
+            ids = np.concatenate([[self.vocab.bos_id], ids]).astype(np.int64)
+        return PromptReading(ids, text)
 
-    def read_prompt(self, reading: PromptReading, tokens: int) -> int:
-        """Feed the next ``tokens`` tokens (at least one) of a prompt; return how many were fed."""
-        return self.read_prompts([reading], tokens)
-
-    @torch.inference_mode()
     def read_prompts(self, readings: Sequence[PromptReading], tokens: int) -> int:
-        """Feed the next piece, up to ``tokens`` tokens (at least one), of each prompt; pieces of
-        the same length go through the model together, one call (a burst of short prompts costs
-        one call, not one each). Short pieces run on torch's own recurrent kernels: oneDNN's
-        reorder of the weights on every call costs more than a few steps. Returns the tokens fed."""
-        groups: dict[int, list[PromptReading]] = {}
-        for reading in readings:
-            size = min(max(1, tokens), len(reading.ids) - reading.read)
-            if size > 0:
-                groups.setdefault(size, []).append(reading)
-        fed = 0
-        for size, group in groups.items():
-            x = torch.as_tensor(np.stack([r.ids[r.read : r.read + size] for r in group]), device=self.device)  # (G, T)
-            states = [r.state for r in group]
-            if all(state is None for state in states):
-                state = None
-            else:
-                zero = self.model.init_state(1, self.device)
-                state = cat_states([zero if state is None else state for state in states])
-            with one_step_kernels() if size <= SHORT_PIECE else nullcontext():
-                logits, state = self.model(x, state)
-            for reading, row, row_state in zip(group, logits[:, -1], split_state(state)):
-                reading.logits, reading.state = row, row_state
-                reading.read += size
-            fed += size * len(group)
-        return fed
+        """Feed the next piece, up to ``tokens`` tokens, of each prompt (``prompt.read_prompts``)."""
+        return read_prompts(self.model, readings, tokens)
+
+    def read(self, prompt: str | Sequence[int]) -> PromptReading:
+        """A prompt read to its end."""
+        reading = self.begin_prompt(prompt)
+        while not reading.done:
+            self.read_prompts([reading], WHOLE_PIECE)
+        return reading
 
     @torch.inference_mode()
     def start(
         self,
-        prompt: str = "",
+        prompt: str | Sequence[int] | PromptReading = "",
         *,
         n: int = 1,
         max_tokens: int = 200,
@@ -232,23 +93,17 @@ class GenerationSession:
         seed: int | None = None,
         logprobs: int | None = None,
         max_chars: int | None = None,
-        prompt_ids: np.ndarray | None = None,
-        reading: PromptReading | None = None,
     ) -> list[Stream]:
-        """``n`` streams that continue ``prompt`` (already encoded: ``prompt_ids``; already read:
-        ``reading``, which must be done). The prompt is read once; each stream gets a copy of the
-        state after it. Stream i draws with seed ``seed + i`` (a fresh random seed when ``seed``
-        is None), so each sample can be had again alone."""
+        """``n`` streams that continue ``prompt``: text, token ids, or a reading of one that is
+        done. The prompt is read once; each stream gets a copy of the state after it. Stream i
+        draws with seed ``seed + i`` (a fresh random seed when ``seed`` is None), so each sample
+        can be had again alone."""
         check_stream_options(n, max_tokens, stop, seed, logprobs, max_chars)
         sampling.validate()
-        if reading is not None:
-            if not reading.done:
-                raise ValueError("the prompt has not been read to its end")
-            ids, last, state = reading.ids, reading.logits, reading.state
-        else:
-            ids = self.encode_prompt(prompt)[0] if prompt_ids is None else prompt_ids
-            logits, state = feed_prime(self.model, ids, 1)
-            last = logits[0, -1]
+        reading = prompt if isinstance(prompt, PromptReading) else self.read(prompt)
+        if not reading.done:
+            raise ValueError("the prompt has not been read to its end")
+        ids, last, state = reading.ids, reading.logits, reading.state
         base = random.SystemRandom().getrandbits(63) if seed is None else seed
         streams = []
         for i in range(n):
@@ -290,7 +145,7 @@ class GenerationSession:
         piece = self.advance(stream, token_id, record)
         if not stream.finished:
             if self.single is None:
-                self.single = SingleStep(self.model)
+                self.single = SingleStreamStep(self.model)
             stream.logits, stream.state = self.single.step(token_id, stream.state)
         return piece
 
@@ -331,11 +186,11 @@ class GenerationSession:
 
     def forward(self, streams: list[Stream], ids: list[int]) -> None:
         """One step of the model for ``streams``, their drawn ``ids`` as input, as one batch (by
-        ``OneStep``, built at the first step: the weights are read then)."""
+        ``BatchedStep``, built at the first step: the weights are read then)."""
         if not streams:
             return
         if self.stepper is None:
-            self.stepper = OneStep(self.model)
+            self.stepper = BatchedStep(self.model)
         x = torch.tensor(ids, device=self.device)  # (N,)
         logits, state = self.stepper.step(x, cat_states([s.state for s in streams]))  # (N, V)
         for stream, row, row_state in zip(streams, logits, split_state(state)):

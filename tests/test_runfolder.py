@@ -49,7 +49,7 @@ def test_shape_mismatch_is_refused(tiny_run, tmp_path):
     (lambda c: "{not json", "damaged config"),
     (lambda c: json.dumps({**c, "version": 7}), "unknown run format version"),
     (lambda c: json.dumps({**c, "vocab_size": 3}), r"embedding.weight has shape \(17, 16\), config.json implies \(3, 16\)"),
-    (lambda c: json.dumps({**c, "model": {**c["model"], "layers": "two"}}), "--layers must be a whole number"),
+    (lambda c: json.dumps({**c, "model": {**c["model"], "layers": "two"}}), "layers must be a whole number"),
 ])
 def test_bad_config_is_refused(tiny_run, tmp_path, edit, message):
     run = copy_run(tiny_run, tmp_path)

@@ -10,7 +10,7 @@ import typing
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from rnnlm.errors import RnnlmError, shown
+from rnnlm.errors import RnnlmError, SettingError, in_context, invalid, shown
 
 CELLS = ("lstm", "gru", "rnn")
 SCHEDULES = ("constant", "onecycle", "sgdr")
@@ -23,13 +23,19 @@ BPE_MIN_VOCAB, BPE_MAX_VOCAB = 259, 1 << 16  # the 256 bytes and 3 specials; ids
 BPE_DEFAULT_VOCAB = 512  # the best of 512 and 2048 on Nietzsche in 5 CPU minutes (benchmarks/levels.py)
 
 
-def _check(ok: bool, message: str) -> None:
+def _check(ok: bool, field: str, reason: str) -> None:
+    """Raise ``{field} reason`` (a SettingError) unless ``ok``."""
     if not ok:
-        raise RnnlmError(message)
+        raise invalid(field, reason)
 
 
-def _positive(name: str, value: float) -> None:
-    _check(value > 0 and math.isfinite(value), f"--{name} must be > 0 (got {value})")
+def _require(ok: bool, error: SettingError) -> None:
+    if not ok:
+        raise error
+
+
+def _positive(field: str, value: float) -> None:
+    _check(value > 0 and math.isfinite(value), field, f"must be > 0 (got {value})")
 
 
 def _fits(value: Any, hint: Any) -> bool:
@@ -63,12 +69,12 @@ def _check_types(section: Any) -> None:
     for f in fields(section):
         value = getattr(section, f.name)
         if not _fits(value, hints[f.name]):
-            raise RnnlmError(f"--{f.name.replace('_', '-')} must be {_type_name(hints[f.name])} (got {shown(value)})")
+            raise invalid(f.name, f"must be {_type_name(hints[f.name])} (got {shown(value)})")
 
 
-def check_path(name: str, value: str) -> None:
-    _check(value != "", f"{name} must not be empty")
-    _check("\0" not in value, f"{name} must not contain a NUL character (got {shown(value)})")
+def check_path(field: str, value: str) -> None:
+    _check(value != "", field, "must not be empty")
+    _check("\0" not in value, field, f"must not contain a NUL character (got {shown(value)})")
 
 
 def check_encoding(encoding: str) -> None:
@@ -77,8 +83,8 @@ def check_encoding(encoding: str) -> None:
         codecs.lookup(encoding)
         b"x".decode(encoding, "replace")
     except (LookupError, ValueError):
-        raise RnnlmError(f"--encoding {shown(encoding)}: not a text encoding (try utf-8, latin-1, cp1252 "
-                         "or utf-16)") from None
+        raise invalid("encoding", f"{shown(encoding)}: not a text encoding (try utf-8, latin-1, cp1252 "
+                                  "or utf-16)") from None
 
 
 @dataclass
@@ -96,24 +102,25 @@ class DataConfig:
 
     def validate(self) -> None:
         _check_types(self)
-        check_path("DATA", self.source)
+        check_path("source", self.source)
         if self.valid is not None:
-            check_path("--valid", self.valid)
-        _check(self.level in (None, *LEVELS), f"--level must be one of {', '.join(LEVELS)} (got {shown(self.level)})")
-        _check(self.min_freq >= 1, f"--min-freq must be >= 1 (got {self.min_freq})")
-        _check(self.max_size is None or self.max_size >= 1, f"--max-size must be >= 1 (got {self.max_size})")
+            check_path("valid", self.valid)
+        _check(self.level in (None, *LEVELS), "level", f"must be one of {', '.join(LEVELS)} (got {shown(self.level)})")
+        _check(self.min_freq >= 1, "min_freq", f"must be >= 1 (got {self.min_freq})")
+        _check(self.max_size is None or self.max_size >= 1, "max_size", f"must be >= 1 (got {self.max_size})")
         if self.vocab_size is not None:
-            _check(self.level == "bpe", f"--vocab-size needs --level bpe (got --level {self.level or 'unset'}); "
-                                        "the char and word vocabs take --min-freq and --max-size")
-            _check(BPE_MIN_VOCAB <= self.vocab_size <= BPE_MAX_VOCAB,
-                   f"--vocab-size must be in {BPE_MIN_VOCAB}..{BPE_MAX_VOCAB}: at least the 256 bytes and 3 special "
+            _require(self.level == "bpe", SettingError(
+                "vocab_size", f"{{vocab_size}} needs {{level}} bpe (got {{level}} {self.level or 'unset'}); "
+                              "the char and word vocabs take {min_freq} and {max_size}"))
+            _check(BPE_MIN_VOCAB <= self.vocab_size <= BPE_MAX_VOCAB, "vocab_size",
+                   f"must be in {BPE_MIN_VOCAB}..{BPE_MAX_VOCAB}: at least the 256 bytes and 3 special "
                    f"tokens (got {self.vocab_size})")
-        _check(self.level != "bpe" or self.max_size is None,
-               "--max-size does not apply at --level bpe; --vocab-size sets the size of its vocab")
-        _check(0 < self.valid_frac < 1, f"--valid-frac must be in (0, 1) (got {self.valid_frac})")
+        _require(self.level != "bpe" or self.max_size is None, SettingError(
+            "max_size", "{max_size} does not apply at {level} bpe; {vocab_size} sets the size of its vocab"))
+        _check(0 < self.valid_frac < 1, "valid_frac", f"must be in (0, 1) (got {self.valid_frac})")
         check_encoding(self.encoding)
-        _check(self.errors in DECODE_ERRORS,
-               f"--errors must be one of {', '.join(DECODE_ERRORS)} (got {shown(self.errors)})")
+        _check(self.errors in DECODE_ERRORS, "errors",
+               f"must be one of {', '.join(DECODE_ERRORS)} (got {shown(self.errors)})")
 
 
 @dataclass
@@ -131,17 +138,15 @@ class ModelConfig:
 
     def validate(self) -> None:
         _check_types(self)
-        _check(self.cell in CELLS, f"--model must be one of {', '.join(CELLS)} (got {shown(self.cell)})")
-        _check(self.layers >= 1, f"--layers must be >= 1 (got {self.layers})")
-        _check(self.emb >= 1, f"--emb must be >= 1 (got {self.emb})")
-        _check(self.hidden >= 1, f"--hidden must be >= 1 (got {self.hidden})")
+        _check(self.cell in CELLS, "cell", f"must be one of {', '.join(CELLS)} (got {shown(self.cell)})")
+        _check(self.layers >= 1, "layers", f"must be >= 1 (got {self.layers})")
+        _check(self.emb >= 1, "emb", f"must be >= 1 (got {self.emb})")
+        _check(self.hidden >= 1, "hidden", f"must be >= 1 (got {self.hidden})")
         for name in ("dropout", "emb_dropout", "weight_dropout"):
             value = getattr(self, name)
-            _check(0 <= value < 1, f"--{name.replace('_', '-')} must be in [0, 1) (got {value})")
-        _check(
-            not self.tie or self.emb == self.hidden,
-            f"--tie needs --emb equal to --hidden (got {self.emb} and {self.hidden})",
-        )
+            _check(0 <= value < 1, name, f"must be in [0, 1) (got {value})")
+        _require(not self.tie or self.emb == self.hidden, SettingError(
+            "tie", f"{{tie}} needs {{emb}} equal to {{hidden}} (got {self.emb} and {self.hidden})"))
 
 
 @dataclass
@@ -181,38 +186,38 @@ class TrainConfig:
 
     def validate(self) -> None:
         _check_types(self)
-        _check(self.bs >= 1, f"--bs must be >= 1 (got {self.bs})")
-        _check(self.bptt >= 1, f"--bptt must be >= 1 (got {self.bptt})")
+        _check(self.bs >= 1, "bs", f"must be >= 1 (got {self.bs})")
+        _check(self.bptt >= 1, "bptt", f"must be >= 1 (got {self.bptt})")
         if self.phases is not None:
-            _check(isinstance(self.phases, (list, tuple)) and len(self.phases) > 0,
-                   "--lr phases must be RATE:EPOCHS pairs, comma separated (e.g. 1e-3:4,1e-4:4)")
+            _check(isinstance(self.phases, (list, tuple)) and len(self.phases) > 0, "lr",
+                   "phases must be RATE:EPOCHS pairs, comma separated (e.g. 1e-3:4,1e-4:4)")
             for phase in self.phases:
-                _check(isinstance(phase, (list, tuple)) and len(phase) == 2,
-                       f"--lr phase {shown(phase)} must be a RATE:EPOCHS pair")
-                _check(_fits(phase[0], float), f"--lr phase {shown(phase)} needs a number as its rate")
+                _check(isinstance(phase, (list, tuple)) and len(phase) == 2, "lr",
+                       f"phase {shown(phase)} must be a RATE:EPOCHS pair")
+                _check(_fits(phase[0], float), "lr", f"phase {shown(phase)} needs a number as its rate")
                 _positive("lr", phase[0])
-                _check(_fits(phase[1], int) and phase[1] >= 1,
-                       f"--lr phase {phase[0]}:{phase[1]} needs a whole number of epochs >= 1")
-        _check(self.epochs >= 1, f"--epochs must be >= 1 (got {self.epochs})")
+                _check(_fits(phase[1], int) and phase[1] >= 1, "lr",
+                       f"phase {phase[0]}:{phase[1]} needs a whole number of epochs >= 1")
+        _check(self.epochs >= 1, "epochs", f"must be >= 1 (got {self.epochs})")
         _positive("lr", self.lr)
-        _check(self.schedule is None or self.schedule in SCHEDULES,
-               f"--schedule must be one of {', '.join(SCHEDULES)} (got {shown(self.schedule)})")
-        _check(self.cycle_len >= 1, f"--cycle-len must be >= 1 (got {self.cycle_len})")
-        _check(self.cycle_mult >= 1, f"--cycle-mult must be >= 1 (got {self.cycle_mult})")
-        _check(self.clip >= 0 and math.isfinite(self.clip), f"--clip must be >= 0 (got {self.clip})")
+        _check(self.schedule is None or self.schedule in SCHEDULES, "schedule",
+               f"must be one of {', '.join(SCHEDULES)} (got {shown(self.schedule)})")
+        _check(self.cycle_len >= 1, "cycle_len", f"must be >= 1 (got {self.cycle_len})")
+        _check(self.cycle_mult >= 1, "cycle_mult", f"must be >= 1 (got {self.cycle_mult})")
+        _check(self.clip >= 0 and math.isfinite(self.clip), "clip", f"must be >= 0 (got {self.clip})")
         for name in ("wd", "ar", "tar"):
             value = getattr(self, name)
-            _check(value >= 0 and math.isfinite(value), f"--{name} must be >= 0 (got {value})")
-        _check(0 <= self.seed <= MAX_SEED, f"--seed must be in 0..{MAX_SEED} (got {self.seed})")
+            _check(value >= 0 and math.isfinite(value), name, f"must be >= 0 (got {value})")
+        _check(0 <= self.seed <= MAX_SEED, "seed", f"must be in 0..{MAX_SEED} (got {self.seed})")
         if self.max_minutes is not None:
-            _positive("max-minutes", self.max_minutes)
+            _positive("max_minutes", self.max_minutes)
         if self.budget is not None:
             _positive("budget", self.budget)
-            _check(self.max_minutes is None, "--budget and --max-minutes both set the time: give one of them")
-        _check(self.patience is None or self.patience >= 1, f"--patience must be >= 1 (got {self.patience})")
-        _check(self.save_every is None or self.save_every >= 1,
-               f"--save-every must be >= 1 (got {self.save_every})")
-        _check(self.device in DEVICES, f"--device must be one of {', '.join(DEVICES)} (got {shown(self.device)})")
+            _require(self.max_minutes is None, SettingError(
+                "budget", "{budget} and {max_minutes} both set the time: give one of them"))
+        _check(self.patience is None or self.patience >= 1, "patience", f"must be >= 1 (got {self.patience})")
+        _check(self.save_every is None or self.save_every >= 1, "save_every", f"must be >= 1 (got {self.save_every})")
+        _check(self.device in DEVICES, "device", f"must be one of {', '.join(DEVICES)} (got {shown(self.device)})")
 
 
 def parse_duration(text: str) -> float:
@@ -221,11 +226,11 @@ def parse_duration(text: str) -> float:
     parts = re.findall(r"(\d+(?:\.\d*)?|\.\d+)([smh])", cleaned)
     if not cleaned or "".join(n + u for n, u in parts) != cleaned:
         if re.fullmatch(r"\d+(?:\.\d*)?|\.\d+", cleaned):
-            _check(float(cleaned) > 0, f"--budget {shown(text)}: must be more than zero")
-            raise RnnlmError(f"--budget {shown(text)}: give a unit: {cleaned}s, {cleaned}m or {cleaned}h")
-        raise RnnlmError(f"--budget {shown(text)}: not a duration (e.g. 90s, 10m, 1.5h)")
+            _check(float(cleaned) > 0, "budget", f"{shown(text)}: must be more than zero")
+            raise invalid("budget", f"{shown(text)}: give a unit: {cleaned}s, {cleaned}m or {cleaned}h")
+        raise invalid("budget", f"{shown(text)}: not a duration (e.g. 90s, 10m, 1.5h)")
     seconds = sum(float(n) * DURATION_UNITS[u] for n, u in parts)
-    _check(seconds > 0 and math.isfinite(seconds), f"--budget {shown(text)}: must be more than zero")
+    _check(seconds > 0 and math.isfinite(seconds), "budget", f"{shown(text)}: must be more than zero")
     return seconds
 
 
@@ -237,6 +242,12 @@ def duration_text(seconds: float) -> str:
     hours, minutes = divmod(minutes, 60)
     text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + (f"{secs}s" if secs else "")
     return text or "0s"
+
+
+def _check_plan(ok: bool, reason: str) -> None:
+    """A plan is written by rnnlm, never by the user: a wrong one is a damaged run folder."""
+    if not ok:
+        raise RnnlmError(f"plan: {reason}")
 
 
 @dataclass
@@ -259,19 +270,19 @@ class BudgetPlan:
 
     def validate(self) -> None:
         _check_types(self)
-        _check(self.budget > 0 and self.steps >= 1, "plan: budget and steps must be > 0")
-        _check(all(isinstance(p, (list, tuple)) and len(p) == 2 and _fits(p[0], float) and p[0] > 0
-                   and _fits(p[1], int) and p[1] >= 1 for p in self.phases)
-               and sum(p[1] for p in self.phases) == self.steps, "plan: phases must be (rate, steps) pairs adding up "
-               "to its steps")
-        _check(all(_fits(v, int) for v in self.valid_at) and list(self.valid_at) == sorted(set(self.valid_at))
-               and len(self.valid_at) >= 1 and self.valid_at[0] >= 1 and self.valid_at[-1] == self.steps,
-               "plan: valid_at must be increasing steps ending at its steps")
-        _check(self.cycle_steps is None or (len(self.cycle_steps) == len(self.phases) and all(
-            _fits(c, int) and c >= 1 for c in self.cycle_steps)), "plan: cycle_steps must be steps >= 1, one a phase")
-        _check(self.valid_tokens is None or self.valid_tokens >= 2, "plan: valid_tokens must be >= 2")
-        _check(all(math.isfinite(v) and v >= 0 for v in (self.tokens_per_s, self.valid_s, self.setup_s)),
-               "plan: its timings must be finite and >= 0")
+        _check_plan(self.budget > 0 and self.steps >= 1, "budget and steps must be > 0")
+        _check_plan(all(isinstance(p, (list, tuple)) and len(p) == 2 and _fits(p[0], float) and p[0] > 0
+                        and _fits(p[1], int) and p[1] >= 1 for p in self.phases)
+                    and sum(p[1] for p in self.phases) == self.steps,
+                    "phases must be (rate, steps) pairs adding up to its steps")
+        _check_plan(all(_fits(v, int) for v in self.valid_at) and list(self.valid_at) == sorted(set(self.valid_at))
+                    and len(self.valid_at) >= 1 and self.valid_at[0] >= 1 and self.valid_at[-1] == self.steps,
+                    "valid_at must be increasing steps ending at its steps")
+        _check_plan(self.cycle_steps is None or (len(self.cycle_steps) == len(self.phases) and all(
+            _fits(c, int) and c >= 1 for c in self.cycle_steps)), "cycle_steps must be steps >= 1, one a phase")
+        _check_plan(self.valid_tokens is None or self.valid_tokens >= 2, "valid_tokens must be >= 2")
+        _check_plan(all(math.isfinite(v) and v >= 0 for v in (self.tokens_per_s, self.valid_s, self.setup_s)),
+                    "its timings must be finite and >= 0")
 
 
 @dataclass
@@ -313,5 +324,5 @@ class RunConfig:
         try:
             config.validate()
         except RnnlmError as e:
-            raise RnnlmError(f"config has a wrong value: {e}") from None
+            raise in_context(e, "config has a wrong value") from None
         return config

@@ -1,8 +1,12 @@
-"""The one exception type a user can cause; the command line turns it into exit status 2."""
+"""The exceptions a user can cause; the command line turns them into exit status 2, the server
+into a 4xx answer."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Callable
+
+PLACEHOLDER = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
 
 class RnnlmError(Exception):
@@ -10,6 +14,36 @@ class RnnlmError(Exception):
 
     Its message is one line, meant to be read by the user as it is.
     """
+
+
+class SettingError(RnnlmError):
+    """A setting the library cannot take. ``field`` names it as the library does (a config
+    field, a parameter); the message says why, and names every setting it mentions as a
+    ``{field}`` placeholder, so that each edge spells them its own way: the command line as its
+    flags (``--min-freq``), the server as its JSON fields. ``str()`` spells them as fields."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field, self.message = field, message
+
+    def spelled(self, spell: Callable[[str], str]) -> str:
+        """The message with each setting it names spelled by ``spell``."""
+        return PLACEHOLDER.sub(lambda m: spell(m[1]), self.message)
+
+    def __str__(self) -> str:
+        return self.spelled(lambda field: field)
+
+
+def invalid(field: str, reason: str) -> SettingError:
+    """``{field} reason``: the common shape, the setting first (``invalid("bs", "must be >= 1")``)."""
+    return SettingError(field, f"{{{field}}} {reason}")
+
+
+def in_context(error: RnnlmError, where: str) -> RnnlmError:
+    """``error`` with ``where: `` before its message, still naming its setting."""
+    if isinstance(error, SettingError):
+        return SettingError(error.field, f"{where}: {error.message}")
+    return RnnlmError(f"{where}: {error}")
 
 
 def shown(value: Any, width: int = 60) -> str:

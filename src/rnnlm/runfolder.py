@@ -42,7 +42,7 @@ from rnnlm.config import RunConfig
 from rnnlm.data.tokenizers import Tokenizer, load_tokenizer, save_tokenizer
 from rnnlm.data.vocab import SPECIALS, Vocab
 from rnnlm.device import check_memory, resolve_device
-from rnnlm.errors import RnnlmError, shown
+from rnnlm.errors import RnnlmError, in_context, shown
 from rnnlm.models import RecurrentLM
 from rnnlm.models.recurrent import parameter_count
 from rnnlm.reading import read_json, regular_file_size
@@ -235,7 +235,7 @@ def read_config(folder: Path) -> tuple[dict, RunConfig]:
     try:
         return obj, RunConfig.from_dict(obj)
     except RnnlmError as e:
-        raise RnnlmError(f"{folder / CONFIG}: {e}") from None
+        raise in_context(e, str(folder / CONFIG)) from None
 
 
 def load_run(

@@ -10,12 +10,13 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 from rnnlm import __version__
 from rnnlm.cli import datasets, evaluate, generate, lesson, lr_find, novelty, prepare, score, serve, train
 from rnnlm.cli.options import EXIT_BUG, EXIT_USAGE, Formatter, Parser
 from rnnlm.cli.output import one_line
+from rnnlm.cli.spelling import command_parser, error_text, flag_speller
 from rnnlm.errors import RnnlmError
 from rnnlm.launch import launched_rank, launched_world_size
 
@@ -45,23 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     during training); 1: a bug in rnnlm (set RNNLM_DEBUG=1 for its traceback). Under torchrun
     every process runs this, and rank 0 speaks for them all: the others keep quiet about the
     errors they share with it."""
-    args = build_parser().parse_args(argv)
-
-    def fail(message: str, status: int = EXIT_USAGE, rank: int = 0) -> int:
-        where = f" (rank {rank})" if rank else ""
-        print(f"rnnlm {args.command}{where}: error: {one_line(message)}", file=sys.stderr)
-        return status
-
-    def quiet(status: int) -> int:
-        """Leave without a word; rank 0 says why. Not at once: torchrun stops every process when
-        one ends, and rank 0 may not have said it yet."""
-        time.sleep(QUIET_EXIT_DELAY)
-        return status
-
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    report = Report(args.command, flag_speller(command_parser(parser, args.command), getattr(args, "fields", {})))
     try:
         rank, world = launched_rank(), launched_world_size()
     except RnnlmError as e:
-        return fail(str(e))
+        return report.fail(e)
+    report.rank = rank
     try:
         if world > 1 and args.command != "train":
             raise RnnlmError(f"only rnnlm train runs in several processes; run rnnlm {args.command} without torchrun")
@@ -71,10 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             set_threads(args.threads)
         args.func(args)
     except RnnlmError as e:
-        return fail(str(e)) if rank == 0 else quiet(EXIT_USAGE)
+        return report.fail(e) if rank == 0 else report.quiet(EXIT_USAGE)
     except KeyboardInterrupt as e:
         if rank:
-            return quiet(130)
+            return report.quiet(130)
         print(f"\nrnnlm {args.command}: {one_line(str(e)) or 'interrupted'}", file=sys.stderr)
         return 130
     except BrokenPipeError:
@@ -82,22 +74,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if os.environ.get("RNNLM_DEBUG"):
             raise
+        return report.unexpected(e, world)
+    return 0
+
+
+class Report:
+    """How a command's failure is told: one line on stderr, settings spelled as its options."""
+
+    def __init__(self, command: str, spell: Callable[[str], str]):
+        self.command, self.spell, self.rank = command, spell, 0
+
+    def fail(self, error: RnnlmError | str, status: int = EXIT_USAGE, rank: int = 0) -> int:
+        message = error if isinstance(error, str) else error_text(error, self.spell)
+        where = f" (rank {rank})" if rank else ""
+        print(f"rnnlm {self.command}{where}: error: {one_line(message)}", file=sys.stderr)
+        return status
+
+    def quiet(self, status: int) -> int:
+        """Leave without a word; rank 0 says why. Not at once: torchrun stops every process when
+        one ends, and rank 0 may not have said it yet."""
+        time.sleep(QUIET_EXIT_DELAY)
+        return status
+
+    def unexpected(self, e: Exception, world: int) -> int:
+        """An exception that is not the user's mistake: a lost torchrun peer, the machine's
+        memory or disk, or a bug."""
+        rank = self.rank
         if world > 1:
             from rnnlm.train.distributed import lost_a_peer
 
             if lost_a_peer(e):
                 reason = str(e).splitlines()[0][:200]
                 message = f"another process of this torchrun job stopped, so this one cannot go on ({reason})"
-                return fail(message) if rank == 0 else quiet(EXIT_USAGE)
+                return self.fail(message) if rank == 0 else self.quiet(EXIT_USAGE)
         if out_of_memory(e):
-            return fail("out of memory; try a smaller --bs, --bptt, --hidden, --layers, --samples or corpus", rank=rank)
+            return self.fail("out of memory; try a smaller --bs, --bptt, --hidden, --layers, --samples or corpus",
+                             rank=rank)
         if isinstance(e, OSError):
             where = f"{e.filename}: " if e.filename else ""
-            return fail(f"{where}{e.strerror or e}", rank=rank)
+            return self.fail(f"{where}{e.strerror or e}", rank=rank)
         reason = str(e).splitlines()[0][:300] if str(e) else ""
-        return fail(f"internal error ({type(e).__name__}: {reason}); this is a bug in rnnlm, please report it "
-                    "(RNNLM_DEBUG=1 shows the traceback)", EXIT_BUG, rank)
-    return 0
+        return self.fail(f"internal error ({type(e).__name__}: {reason}); this is a bug in rnnlm, please report it "
+                         "(RNNLM_DEBUG=1 shows the traceback)", EXIT_BUG, rank)
 
 
 def entry() -> None:

@@ -23,7 +23,7 @@ from rnnlm.data.bpe import BYTE_CHARS, BpeTokenizer, load_bpe, safe_pieces, trai
 from rnnlm.data.prepare import prepare
 from rnnlm.data.textdata import build_text_data
 from rnnlm.errors import RnnlmError
-from rnnlm.evaluate import evaluate_run
+from rnnlm.evaluation.runs import evaluate_run
 from rnnlm.generation.sampling import Sampling
 from rnnlm.generation.session import GenerationSession
 from rnnlm.runfolder import load_run

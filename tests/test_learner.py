@@ -8,7 +8,7 @@ from rnnlm.config import ModelConfig
 from rnnlm.data.batching import StreamBatches
 from rnnlm.models import RecurrentLM
 from rnnlm.train.learner import Learner
-from rnnlm.train.metrics import evaluate_stream
+from rnnlm.evaluation.streams import evaluate_stream
 from rnnlm.train.run import train
 
 from conftest import tiny_config

@@ -17,7 +17,7 @@ from rnnlm.data.batching import StreamBatches
 from rnnlm.data.prepare import META, open_prepared, prepare
 from rnnlm.data.textdata import build_text_data
 from rnnlm.errors import RnnlmError
-from rnnlm.evaluate import evaluate_run
+from rnnlm.evaluation.runs import evaluate_run
 from rnnlm.runfolder import load_run
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.run import TrainingInterrupted, resume, train

@@ -10,7 +10,7 @@ from rnnlm.data.corpus import decode_text, looks_binary, normalize_newlines, spl
 from rnnlm.data.textdata import build_vocab
 from rnnlm.data.tokenizers import CharTokenizer, WordTokenizer
 from rnnlm.data.vocab import Vocab
-from rnnlm.train.metrics import stream_batches_for_eval
+from rnnlm.evaluation.streams import stream_batches_for_eval
 
 FEW = settings(max_examples=60, deadline=None)
 texts = st.text(min_size=1, max_size=300)  # any code points but lone surrogates, which no file decodes to

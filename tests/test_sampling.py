@@ -70,11 +70,11 @@ def test_minus_infinity_is_never_drawn():
 
 
 @pytest.mark.parametrize("settings,message", [
-    (Sampling(temperature=0), "--temperature must be a finite number > 0"),
-    (Sampling(temperature=float("inf")), "--temperature"),
-    (Sampling(top_k=0), "--top-k must be >= 1"),
-    (Sampling(top_p=0), "--top-p must be in (0, 1]"),
-    (Sampling(top_p=1.5), "--top-p must be in (0, 1]"),
+    (Sampling(temperature=0), "temperature must be a finite number > 0"),
+    (Sampling(temperature=float("inf")), "temperature"),
+    (Sampling(top_k=0), "top_k must be >= 1"),
+    (Sampling(top_p=0), "top_p must be in (0, 1]"),
+    (Sampling(top_p=1.5), "top_p must be in (0, 1]"),
 ])
 def test_settings_out_of_range_are_refused(settings, message):
     from rnnlm.errors import RnnlmError

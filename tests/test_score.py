@@ -19,7 +19,7 @@ from rnnlm.cli import main
 from rnnlm.config import ModelConfig
 from rnnlm.data.tokenizers import CharTokenizer, WordTokenizer, encode_documents
 from rnnlm.data.vocab import Vocab
-from rnnlm.evaluate import evaluate_run
+from rnnlm.evaluation.runs import evaluate_run
 from rnnlm.inspect import score as score_module
 from rnnlm.inspect.document import document
 from rnnlm.inspect.feature import auc, mark_characters, point_biserial, rank_units

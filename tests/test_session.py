@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import SettingError
 from rnnlm.generation.sampling import Sampling
 from rnnlm.generation.session import GenerationSession
 from rnnlm.generation.stream import Stream, stop_prefix_length
@@ -178,19 +178,21 @@ def test_release_never_shows_a_stop_string_split_over_pieces():
         assert shown == stream.text == expected, (text, stops)
 
 
-@pytest.mark.parametrize("options,message", [
-    (dict(stop=[""]), "--stop must not be empty"),
-    (dict(stop=["x"] * 17), "--stop may be given at most 16 times"),
-    (dict(logprobs=21), "--logprobs must be in 0..20"),
-    (dict(max_chars=0), "--max-chars must be >= 1"),
-    (dict(n=0), "--samples must be in"),
-    (dict(max_tokens=-1), "-n must be in"),
-    (dict(seed=-1), "--seed must be in"),
-    (dict(sampling=Sampling(top_p=0)), "--top-p"),
+@pytest.mark.parametrize("options,field,message", [
+    (dict(stop=[""]), "stop", "stop must not be empty"),
+    (dict(stop=["x"] * 17), "stop", "stop may be given at most 16 times"),
+    (dict(logprobs=21), "logprobs", "logprobs must be in 0..20"),
+    (dict(max_chars=0), "max_chars", "max_chars must be >= 1"),
+    (dict(n=0), "n", "n must be in"),
+    (dict(max_tokens=-1), "max_tokens", "max_tokens must be in"),
+    (dict(seed=-1), "seed", "seed must be in"),
+    (dict(sampling=Sampling(top_p=0)), "top_p", "top_p"),
 ])
-def test_stream_options_out_of_range(session, options, message):
-    with pytest.raises(RnnlmError, match=message):
+def test_stream_options_out_of_range(session, options, field, message):
+    """Each bad setting is named by its parameter (the command line spells it as its option)."""
+    with pytest.raises(SettingError, match=message) as error:
         session.start("the ", **options)
+    assert error.value.field == field
 
 
 def test_a_prompt_read_in_pieces_continues_as_one_read_at_once(session):

@@ -16,7 +16,7 @@ CELLS = ("lstm", "gru", "rnn")
 SCHEDULES = ("constant", "onecycle", "sgdr")
 DEVICES = ("auto", "cpu", "cuda")
 DECODE_ERRORS = ("strict", "replace", "ignore")
-MAX_SEED = 2**32 - 1  # numpy's seeds stop there
+MAX_TRAINING_SEED = 2**32 - 1  # numpy's seeds stop there (training seeds numpy too)
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
 LEVELS = ("char", "word", "bpe")
 BPE_MIN_VOCAB, BPE_MAX_VOCAB = 259, 1 << 16  # the 256 bytes and 3 specials; ids that fit uint16
@@ -208,7 +208,7 @@ class TrainConfig:
         for name in ("wd", "ar", "tar"):
             value = getattr(self, name)
             _check(value >= 0 and math.isfinite(value), name, f"must be >= 0 (got {value})")
-        _check(0 <= self.seed <= MAX_SEED, "seed", f"must be in 0..{MAX_SEED} (got {self.seed})")
+        _check(0 <= self.seed <= MAX_TRAINING_SEED, "seed", f"must be in 0..{MAX_TRAINING_SEED} (got {self.seed})")
         if self.max_minutes is not None:
             _positive("max_minutes", self.max_minutes)
         if self.budget is not None:

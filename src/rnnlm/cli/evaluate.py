@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from rnnlm.evaluate import evaluate_run
+    from rnnlm.evaluation.runs import evaluate_run
     from rnnlm.runfolder import load_run
 
     trained = load_run(args.run, device=args.device)

@@ -15,6 +15,9 @@ if TYPE_CHECKING:  # imported by the command itself (--help imports no torch)
     from rnnlm.generation.stream import Stream
 
 
+FIELDS = {"n": "samples", "max_tokens": "n"}  # the session's parameters -> this command's options
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "generate", help="write text with a trained model",
                     description="Sample text from a run, streaming tokens as they come. Each sample ends "
@@ -50,7 +53,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(as rnnlm novelty reports it)")
     add_device_option(p)
     add_threads_option(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, fields=FIELDS)
 
 
 def run(args: argparse.Namespace) -> None:

@@ -15,8 +15,7 @@ from typing import Callable, Sequence
 from rnnlm import __version__
 from rnnlm.cli import datasets, evaluate, generate, lesson, lr_find, novelty, prepare, score, serve, train
 from rnnlm.cli.options import EXIT_BUG, EXIT_USAGE, Formatter, Parser
-from rnnlm.cli.output import one_line
-from rnnlm.cli.spelling import command_parser, error_text, flag_speller
+from rnnlm.cli.output import command_parser, error_text, flag_speller, one_line
 from rnnlm.errors import RnnlmError
 from rnnlm.launch import launched_rank, launched_world_size
 

@@ -1,9 +1,18 @@
-"""Text on its way to a terminal: errors kept to one line, generated text kept harmless."""
+"""Text on its way to a terminal: errors kept to one line with the library's settings spelled as
+the command's options, generated text kept harmless.
+
+The library names a setting by its field (``min_freq``, ``cell``, ``max_tokens``); a command's
+error line names the option the user typed (``--min-freq``, ``--model``, ``-n``), found in the
+command's own parser."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 import unicodedata
+from typing import Callable, Mapping
+
+from rnnlm.errors import RnnlmError, SettingError
 
 
 def one_line(text: str) -> str:
@@ -19,3 +28,44 @@ def for_terminal(text: str) -> str:
     if not sys.stdout.isatty():
         return text
     return "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" and c not in "\n\t" else c for c in text)
+
+
+COMMON_FIELDS = {"source": "data"}  # library field -> the dest of the option that sets it, where they differ
+
+
+def option_spellings(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Each dest of ``parser`` as the user writes it: its longest option string (``--model``), or
+    a positional's metavar (``DATA``)."""
+    spellings = {}
+    for action in parser._actions:
+        if action.dest == argparse.SUPPRESS:
+            continue
+        if action.option_strings:
+            spellings[action.dest] = max(action.option_strings, key=len)
+        else:
+            spellings[action.dest] = action.metavar if isinstance(action.metavar, str) else action.dest.upper()
+    return spellings
+
+
+def flag_speller(parser: argparse.ArgumentParser, fields: Mapping[str, str] = {}) -> Callable[[str], str]:
+    """A function from a library field to the option of ``parser`` that sets it; ``fields`` maps
+    the fields whose option has another dest (``{"max_tokens": "n"}``). A field no option sets is
+    spelled as a flag would be (``--max-size``)."""
+    spellings = option_spellings(parser)
+    aliases = {**COMMON_FIELDS, **fields}
+
+    def spell(field: str) -> str:
+        return spellings.get(aliases.get(field, field), "--" + field.replace("_", "-"))
+
+    return spell
+
+
+def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The parser of one subcommand of ``parser``."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices[command]
+
+
+def error_text(error: RnnlmError, spell: Callable[[str], str]) -> str:
+    """An error's message as the command line says it: settings spelled as its options."""
+    return error.spelled(spell) if isinstance(error, SettingError) else str(error)

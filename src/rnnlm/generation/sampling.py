@@ -16,9 +16,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import invalid
 
-MAX_SEED = 2**64 - 1  # seeds are taken up to here (the range OpenAI-style clients send)
+MAX_SAMPLING_SEED = 2**64 - 1  # seeds are taken up to here (the range OpenAI-style clients send)
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,11 @@ class Sampling:
 
     def validate(self) -> None:
         if not 0 < self.temperature < math.inf:
-            raise RnnlmError(f"--temperature must be a finite number > 0 (got {self.temperature})")
+            raise invalid("temperature", f"must be a finite number > 0 (got {self.temperature})")
         if self.top_k is not None and self.top_k < 1:
-            raise RnnlmError(f"--top-k must be >= 1 (got {self.top_k})")
+            raise invalid("top_k", f"must be >= 1 (got {self.top_k})")
         if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise RnnlmError(f"--top-p must be in (0, 1] (got {self.top_p})")
+            raise invalid("top_p", f"must be in (0, 1] (got {self.top_p})")
 
     @property
     def truncates(self) -> bool:

@@ -20,12 +20,12 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, SettingError, invalid
 from rnnlm.generation.batched_step import BatchedStep
 from rnnlm.generation.prompt import WHOLE_PIECE, PromptReading, encode_prompt, read_prompts
-from rnnlm.generation.sampling import MAX_SEED, Sampling, draw, draw_one
+from rnnlm.generation.sampling import MAX_SAMPLING_SEED, Sampling, draw, draw_one
 from rnnlm.generation.single_stream_step import SingleStreamStep
-from rnnlm.generation.stream import MAX_LOGPROBS, MAX_STOP_CHARS, MAX_STOPS, Piece, Stream, TokenRecord
+from rnnlm.generation.stream import MAX_LOGPROBS, Piece, Stream, TokenRecord, check_stops
 from rnnlm.models.recurrent import cat_states, split_state
 from rnnlm.runfolder import Run, load_run
 
@@ -107,7 +107,7 @@ class GenerationSession:
         base = random.SystemRandom().getrandbits(63) if seed is None else seed
         streams = []
         for i in range(n):
-            stream = Stream(sampling, (base + i) % (MAX_SEED + 1), max_tokens, tuple(stop), max_chars, logprobs,
+            stream = Stream(sampling, (base + i) % (MAX_SAMPLING_SEED + 1), max_tokens, tuple(stop), max_chars, logprobs,
                             prompt_tokens=len(ids), logits=last, state=state,
                             decoder=self.tokenizer.stream_decoder(self.vocab))
             stream.rng.seed(stream.seed)
@@ -239,23 +239,18 @@ MAX_TOTAL_TOKENS = 10_000_000  # samples times tokens: every stream's text is ke
 
 def check_stream_options(n: int, max_tokens: int, stop: Sequence[str], seed: int | None, logprobs: int | None,
                          max_chars: int | None) -> None:
-    """The settings of ``GenerationSession.start``, named as the command line names them."""
+    """The settings of ``GenerationSession.start``, each named by its parameter."""
     if not 1 <= n <= MAX_SAMPLES:
-        raise RnnlmError(f"--samples must be in 1..{MAX_SAMPLES} (got {n})")
+        raise invalid("n", f"must be in 1..{MAX_SAMPLES} (got {n})")
     if not 0 <= max_tokens <= MAX_TOKENS:
-        raise RnnlmError(f"-n must be in 0..{MAX_TOKENS} (got {max_tokens})")
+        raise invalid("max_tokens", f"must be in 0..{MAX_TOKENS} (got {max_tokens})")
     if n * max_tokens > MAX_TOTAL_TOKENS:
-        raise RnnlmError(f"-n x --samples must be at most {MAX_TOTAL_TOKENS:,} tokens (got {n * max_tokens:,})")
-    if len(stop) > MAX_STOPS:
-        raise RnnlmError(f"--stop may be given at most {MAX_STOPS} times (got {len(stop)})")
-    for s in stop:
-        if not s:
-            raise RnnlmError("--stop must not be empty: an empty stop string would end every sample at once")
-        if len(s) > MAX_STOP_CHARS:
-            raise RnnlmError(f"--stop strings must be at most {MAX_STOP_CHARS} characters (got {len(s)})")
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise RnnlmError(f"--seed must be in 0..{MAX_SEED} (got {seed})")
+        raise SettingError("max_tokens", f"{{max_tokens}} x {{n}} must be at most {MAX_TOTAL_TOKENS:,} tokens "
+                                         f"(got {n * max_tokens:,})")
+    check_stops(stop)
+    if seed is not None and not 0 <= seed <= MAX_SAMPLING_SEED:
+        raise invalid("seed", f"must be in 0..{MAX_SAMPLING_SEED} (got {seed})")
     if logprobs is not None and not 0 <= logprobs <= MAX_LOGPROBS:
-        raise RnnlmError(f"--logprobs must be in 0..{MAX_LOGPROBS} (got {logprobs})")
+        raise invalid("logprobs", f"must be in 0..{MAX_LOGPROBS} (got {logprobs})")
     if max_chars is not None and max_chars < 1:
-        raise RnnlmError(f"--max-chars must be >= 1 (got {max_chars})")
+        raise invalid("max_chars", f"must be >= 1 (got {max_chars})")

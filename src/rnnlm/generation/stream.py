@@ -16,6 +16,7 @@ from typing import Sequence
 import torch
 
 from rnnlm.data.tokenizers import StreamDecoder
+from rnnlm.errors import invalid
 from rnnlm.generation.sampling import Sampling
 from rnnlm.models.recurrent import State
 
@@ -109,6 +110,17 @@ class Stream:
         self.finish_reason = reason
         self.drop_state()
         return tail
+
+
+def check_stops(stops: Sequence[str]) -> None:
+    """Stop strings a stream can take: a few, none empty, none too long."""
+    if len(stops) > MAX_STOPS:
+        raise invalid("stop", f"may be given at most {MAX_STOPS} times (got {len(stops)})")
+    for s in stops:
+        if not s:
+            raise invalid("stop", "must not be empty: an empty stop string would end every sample at once")
+        if len(s) > MAX_STOP_CHARS:
+            raise invalid("stop", f"strings must be at most {MAX_STOP_CHARS} characters (got {len(s)})")
 
 
 def stop_prefix_length(text: str, stops: Sequence[str]) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from rnnlm.generation.sampling import MAX_SEED
+from rnnlm.generation.sampling import MAX_SAMPLING_SEED
 from rnnlm.generation.stream import MAX_LOGPROBS, MAX_STOP_CHARS, MAX_STOPS, Stream, TokenRecord
 
 MAX_N = 16  # choices per prompt
@@ -42,7 +42,7 @@ class CompletionRequest(Strict):
     n: int = Field(1, ge=1, le=MAX_N, description="choices per prompt")
     stop: str | list[str] | None = Field(None, description=f"up to {MAX_STOPS} strings that end a choice "
                                                                 "(not included in its text)")
-    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="same seed, same text; choice i draws with seed + i")
+    seed: int | None = Field(None, ge=0, le=MAX_SAMPLING_SEED, description="same seed, same text; choice i draws with seed + i")
     logprobs: int | None = Field(None, ge=0, le=MAX_LOGPROBS,
                                  description="each token's log-probability and this many most likely alternatives")
     echo: bool = Field(False, description="put the prompt before each choice's text")

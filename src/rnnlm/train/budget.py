@@ -29,11 +29,11 @@ from rnnlm.config import BudgetPlan, RunConfig, duration_text
 from rnnlm.data.batching import StreamBatches
 from rnnlm.data.textdata import TextData
 from rnnlm.errors import RnnlmError
+from rnnlm.evaluation.streams import stream_batches_for_eval
 from rnnlm.models import RecurrentLM
 from rnnlm.models.recurrent import parameter_count
 from rnnlm.train.distributed import Distributed
 from rnnlm.train.learner import Learner
-from rnnlm.train.metrics import stream_batches_for_eval
 
 Clock = Callable[[], float]
 WARM_UP = 1  # batches run before the probe times one (the first builds the kernels)

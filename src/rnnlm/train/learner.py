@@ -41,10 +41,10 @@ import torch.nn.functional as F
 
 from rnnlm.data.batching import StreamBatches
 from rnnlm.errors import RnnlmError
+from rnnlm.evaluation.streams import TextSize, evaluate_stream
 from rnnlm.models import detach_state
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.distributed import Distributed
-from rnnlm.train.metrics import TextSize, evaluate_stream
 from rnnlm.train.schedules import make_scheduler
 
 

@@ -32,6 +32,7 @@ from rnnlm.data.tokenizers import Tokenizer
 from rnnlm.data.vocab import Vocab
 from rnnlm.device import check_memory, size_text
 from rnnlm.errors import RnnlmError, shown
+from rnnlm.evaluation.streams import stream_batches_for_eval, text_size
 from rnnlm.models import RecurrentLM
 from rnnlm.models.recurrent import GATES, parameter_count
 from rnnlm.runfolder import (
@@ -62,7 +63,6 @@ from rnnlm.train.callbacks import (
 from rnnlm.train.checkpoint import SaveTrainingState, load_training_state, read_training_state
 from rnnlm.train.distributed import Distributed, check_batch_split, process_group
 from rnnlm.train.learner import Learner, TrainingDiverged
-from rnnlm.train.metrics import stream_batches_for_eval, text_size
 from rnnlm.train.plots import has_matplotlib
 from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCES, apply_recipe, choose_row
 

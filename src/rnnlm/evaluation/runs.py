@@ -12,8 +12,8 @@ from rnnlm.data.prepare import is_prepared
 from rnnlm.data.textdata import build_text_data
 from rnnlm.data.tokenizers import encode_documents
 from rnnlm.errors import RnnlmError, shown
+from rnnlm.evaluation.streams import Scores, evaluate_stream, stream_batches_for_eval, text_size
 from rnnlm.runfolder import Run
-from rnnlm.train.metrics import Scores, evaluate_stream, stream_batches_for_eval, text_size
 
 MAX_STREAMS = 1 << 16
 ONE_STREAM_PIECE = 1024  # tokens a single stream runs through the model at a time

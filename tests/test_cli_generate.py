@@ -63,8 +63,8 @@ def test_a_prime_from_standard_input(tiny_run, monkeypatch, capsys):
 
 
 def test_a_prime_too_large_for_memory_is_refused_before_it_is_read(tiny_run, tmp_path, monkeypatch, capsys):
+    import rnnlm.data.corpus
     import rnnlm.device
-    import rnnlm.prompt
 
     prime = tmp_path / "prime.txt"
     prime.write_text("the cat " * 1000)  # 8 KB of text, 128 KB with its ids; the model takes 42 KB
@@ -73,7 +73,7 @@ def test_a_prime_too_large_for_memory_is_refused_before_it_is_read(tiny_run, tmp
     def never(*args, **kwargs):
         raise AssertionError("the prime was read")
 
-    monkeypatch.setattr(rnnlm.prompt, "read_file", never)
+    monkeypatch.setattr(rnnlm.data.corpus, "read_file", never)
     err = one_error_line(["generate", str(tiny_run), "--prime-file", str(prime)], capsys)
     assert "--prime-file" in err and "use a shorter prime" in err
 

@@ -17,6 +17,7 @@ from conftest import TINY_TEXT, one_error_line, tiny_config
 
 from rnnlm.cli import main
 from rnnlm.config import ModelConfig
+from rnnlm.data import corpus as corpus_module
 from rnnlm.data.tokenizers import CharTokenizer, WordTokenizer, encode_documents
 from rnnlm.data.vocab import Vocab
 from rnnlm.evaluation.runs import evaluate_run
@@ -335,7 +336,7 @@ def test_a_text_too_large_for_memory_is_refused_before_it_is_read(tiny_run, tmp_
     path = tmp_path / "big.txt"
     path.write_text(TINY_TEXT)
     monkeypatch.setattr(score_module, "memory_bytes", lambda device: 100 * len(TINY_TEXT))
-    monkeypatch.setattr(score_module, "read_text_file", lambda *a: pytest.fail("the file was read"))
+    monkeypatch.setattr(corpus_module, "read_text_file", lambda *a: pytest.fail("the file was read"))
     err = one_error_line(["score", str(tiny_run), str(path)], capsys)
     assert "rnnlm score can hold in this machine's memory" in err
 

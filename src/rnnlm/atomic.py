@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, invalid
 from rnnlm.reading import read_file
 
 
@@ -17,14 +17,15 @@ class WriteFailed(RnnlmError):
     if any, is unchanged."""
 
 
-def check_writable(path: str | os.PathLike, option: str) -> None:
+def check_writable(path: str | os.PathLike, field: str) -> None:
     """Refuse up front a file that ``write_bytes`` could not replace: a folder, or a path whose
-    folder does not exist (say so before a long job, not after it)."""
+    folder does not exist (say so before a long job, not after it). ``field``: the setting that
+    names the file."""
     path = Path(path)
     if path.is_dir():
-        raise RnnlmError(f"{option} {path}: is a folder; name a file")
+        raise invalid(field, f"{path}: is a folder; name a file")
     if not path.parent.is_dir():
-        raise RnnlmError(f"{option} {path}: no folder {path.parent} to write it in")
+        raise invalid(field, f"{path}: no folder {path.parent} to write it in")
 
 
 def default_file_mode() -> int:

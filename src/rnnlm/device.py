@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, SettingError, invalid
 
 if TYPE_CHECKING:
     import torch
@@ -19,9 +19,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RnnlmError("--device cuda: no CUDA device is available here (use --device cpu)")
+        raise SettingError("device", "{device} cuda: no CUDA device is available here (use {device} cpu)")
     if name not in ("cpu", "cuda"):
-        raise RnnlmError(f"--device must be auto, cpu or cuda (got {name!r})")
+        raise invalid("device", f"must be auto, cpu or cuda (got {name!r})")
     return torch.device(name)
 
 
@@ -50,13 +50,20 @@ def size_text(nbytes: float) -> str:
     return f"{nbytes:,.0f} bytes" if power == 0 else f"{nbytes:,.1f} {units[power]}"
 
 
-def check_memory(nbytes: int, device: torch.device, what: str, advice: str) -> None:
+def check_memory(nbytes: int, device: torch.device, what: str, advice: str, field: str | None = None) -> None:
     """Refuse work that needs more than all the memory of ``device``: asking for it would fail, or
     get the process killed by the system, after a long wait."""
-    total = memory_bytes(device)
-    if nbytes > total:
-        raise RnnlmError(f"{what} needs about {size_text(nbytes)} of memory, more than the {size_text(total)} "
-                         f"of this {'GPU' if device.type == 'cuda' else 'machine'}; {advice}")
+    if nbytes > memory_bytes(device):
+        raise memory_error(nbytes, device, what, advice, field)
+
+
+def memory_error(nbytes: int, device: torch.device, what: str, advice: str, field: str | None = None) -> RnnlmError:
+    """``what`` needs ``nbytes``, more than ``device`` has; ``advice`` says what to do. With ``field``
+    the error is that setting's (a SettingError: ``what`` and ``advice`` may name settings as
+    ``{field}``)."""
+    message = (f"{what} needs about {size_text(nbytes)} of memory, more than the {size_text(memory_bytes(device))} "
+               f"of this {'GPU' if device.type == 'cuda' else 'machine'}; {advice}")
+    return RnnlmError(message) if field is None else SettingError(field, message)
 
 
 def set_threads(threads: int | None) -> None:
@@ -64,7 +71,7 @@ def set_threads(threads: int | None) -> None:
     if threads is None:
         return
     if threads < 1:
-        raise RnnlmError(f"--threads must be >= 1 (got {threads})")
+        raise invalid("threads", f"must be >= 1 (got {threads})")
     import torch
 
     torch.set_num_threads(threads)

@@ -16,6 +16,8 @@ if TYPE_CHECKING:  # imported by the command itself (--help imports no torch)
 
 
 FIELDS = {"n": "samples", "max_tokens": "n"}  # the session's parameters -> this command's options
+BYTES_PER_PROMPT_BYTE = 16  # the bytes, the text (up to 4 a character) and its ids (8 each) at once
+STDIN_LIMIT = 1 << 30  # bytes of a prime read from standard input, whose size is not known before
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +62,6 @@ def run(args: argparse.Namespace) -> None:
     from rnnlm.errors import RnnlmError
     from rnnlm.generation.sampling import Sampling
     from rnnlm.generation.session import GenerationSession, check_stream_options
-    from rnnlm.prompt import read_prompt_file
 
     if args.logprobs is not None and not args.json:
         raise RnnlmError("--logprobs needs --json (the log-probabilities are part of the JSON output)")
@@ -101,6 +102,30 @@ def run(args: argparse.Namespace) -> None:
         for i, report in enumerate(novelty_reports(session, streams), 1):
             title = "novelty" if len(streams) == 1 else f"novelty of sample {i}"
             print(f"--- {title} (the text after the prime) ---\n{for_terminal(report.summary())}")
+
+
+def read_prompt_file(path: str, encoding: str, errors: str) -> str:
+    """The prime in ``path`` (``-``: standard input), read as training text is; a file whose prime
+    would not fit in memory (its bytes, its text and its ids at once) is refused before it is read."""
+    import torch
+
+    from rnnlm.config import check_encoding
+    from rnnlm.data.corpus import STDIN, read_text_input
+    from rnnlm.device import memory_bytes, memory_error
+    from rnnlm.errors import RnnlmError
+
+    def too_large(where: str, size: int | None) -> RnnlmError:
+        if size is None:
+            return RnnlmError(f"--prime-file -: more than {STDIN_LIMIT:,} bytes on standard input; save it to a file")
+        return memory_error(BYTES_PER_PROMPT_BYTE * size, torch.device("cpu"), f"--prime-file {where} ({size:,} bytes)",
+                            "use a shorter prime")
+
+    check_encoding(encoding)
+    limit = STDIN_LIMIT if path == STDIN else memory_bytes(torch.device("cpu")) // BYTES_PER_PROMPT_BYTE
+    text = read_text_input(path, encoding, errors, limit, too_large)
+    if not text:
+        raise RnnlmError(f"--prime-file {path}: is empty")
+    return text
 
 
 def novelty_reports(session: GenerationSession, streams: list[Stream]) -> list:

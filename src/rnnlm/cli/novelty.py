@@ -35,34 +35,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from dataclasses import replace
-    from pathlib import Path
 
-    from rnnlm.data.corpus import decode_text, read_text_file
+    from rnnlm.data.corpus import read_text_input
     from rnnlm.errors import RnnlmError
     from rnnlm.inspect.novelty import MAX_TEXT_BYTES, check_sizes, novelty, run_data
     from rnnlm.inspect.trainingtext import training_text
-    from rnnlm.reading import regular_file_size
 
     folder, data = run_data(args.run)
     reading = replace(data, encoding=args.encoding or data.encoding, errors=args.errors or data.errors)
     reading.validate()
     training = training_text(data, run=folder)
     check_sizes(args.ngrams, training.level)  # before a long read
-    limit = f"too large for a text to check (at most {MAX_TEXT_BYTES:,} bytes; novelty holds it in memory)"
-    if args.text == "-":
-        if sys.stdin is None or sys.stdin.isatty():
-            raise RnnlmError("no text: name a text file, or pipe the text into stdin")
-        name = "<stdin>"
-        raw = sys.stdin.buffer.read(MAX_TEXT_BYTES + 1)
-        if len(raw) > MAX_TEXT_BYTES:
-            raise RnnlmError(f"{name}: {limit}")
-        text = decode_text(raw, Path(name), reading.encoding, reading.errors)
-    else:
-        name = args.text
-        size = regular_file_size(args.text)
-        if size > MAX_TEXT_BYTES:
-            raise RnnlmError(f"{name}: {size:,} bytes, {limit}")
-        text = read_text_file(Path(args.text), reading.encoding, reading.errors)
+    if args.text == "-" and (sys.stdin is None or sys.stdin.isatty()):
+        raise RnnlmError("no text: name a text file, or pipe the text into stdin")
+    name = "<stdin>" if args.text == "-" else args.text
+
+    def too_large(where: str, size: int | None) -> RnnlmError:
+        limit = f"too large for a text to check (at most {MAX_TEXT_BYTES:,} bytes; novelty holds it in memory)"
+        return RnnlmError(f"{name}: {limit}" if size is None else f"{name}: {size:,} bytes, {limit}")
+
+    text = read_text_input(args.text, reading.encoding, reading.errors, MAX_TEXT_BYTES, too_large)
     report = novelty(text, training, ns=args.ngrams, name=name)
     if args.json:
         print(json.dumps({"run": str(folder), "text_file": name, **report.as_dict()}))

@@ -65,21 +65,19 @@ def check_arguments(args: argparse.Namespace) -> None:
     from rnnlm.atomic import check_writable
     from rnnlm.errors import RnnlmError
     from rnnlm.inspect.feature import compile_feature
-    from rnnlm.inspect.score import MAX_TOP
+    from rnnlm.inspect.score import check_top, trace_choice
 
     if (args.file is None) == (args.text is None):
         raise RnnlmError("give the text to score as FILE or as --text TEXT" if args.file is None else
                          "give FILE or --text, not both")
-    if not 0 <= args.top <= MAX_TOP:
-        raise RnnlmError(f"--top must be in 0..{MAX_TOP} (got {args.top})")
+    check_top(args.top)
     if not 0 <= args.spans <= 1000:
         raise RnnlmError(f"--spans must be in 0..1000 (got {args.spans})")
-    if args.layer is not None and args.unit is None and args.feature is None:
-        raise RnnlmError("--layer chooses the layer of --unit or --feature; give one of them")
+    trace_choice(args.layer, args.unit, args.feature is not None)
     if args.feature is not None:
         compile_feature(args.feature)
     if args.html is not None:
-        check_writable(args.html, "--html")
+        check_writable(args.html, "html")
 
 
 def run(args: argparse.Namespace) -> None:
@@ -88,15 +86,14 @@ def run(args: argparse.Namespace) -> None:
     from rnnlm.inspect.document import document, write_document
     from rnnlm.inspect.feature import rank_units
     from rnnlm.inspect.page import check_page, write_page
-    from rnnlm.inspect.score import UnitChoice, check_top, read_score_text, resolve_units, score_text
+    from rnnlm.inspect.score import UnitChoice, check_top, read_score_text, resolve_units, score_text, trace_choice
     from rnnlm.runfolder import load_run
 
     check_arguments(args)
     trained = load_run(args.run, device=args.device)
     check_top(args.top, len(trained.vocab))
-    choice = None
-    if args.unit is not None or args.feature is not None:
-        choice = UnitChoice(args.layer, None if args.feature is not None else args.unit)
+    choice = trace_choice(args.layer, args.unit, args.feature is not None)
+    if choice is not None:
         resolve_units(trained, UnitChoice(args.layer, args.unit))
     traced = len(resolve_units(trained, choice)[1]) if choice else 0
     if args.file is not None:

@@ -5,16 +5,19 @@ from __future__ import annotations
 import codecs
 import os
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from rnnlm.data.datasets import DATASETS, fetch
 from rnnlm.data.human_numbers import human_numbers
 from rnnlm.device import machine_memory, size_text
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, SettingError
 from rnnlm.reading import os_reason, read_file, regular_file_size
 
 TEXT_SUFFIXES = (".txt",)
+STDIN = "-"  # the path that stands for standard input
 
 
 @dataclass
@@ -51,8 +54,8 @@ def binary_error(path: Path) -> RnnlmError:
 
 def utf8_error(path: Path, offset: int, encoding: str = "utf-8") -> RnnlmError:
     name = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
-    return RnnlmError(f"{path}: not {name} text (invalid byte at offset {offset}); convert it to UTF-8, "
-                      "or pass --encoding (e.g. latin-1) or --errors replace")
+    return SettingError("encoding", f"{path}: not {name} text (invalid byte at offset {offset}); convert it to "
+                                    "UTF-8, or pass {encoding} (e.g. latin-1) or {errors} replace")
 
 
 def text_codec(data: bytes, encoding: str) -> str:
@@ -73,8 +76,8 @@ def check_not_binary(path: Path, text_head: str, head: bytes, codec: str) -> Non
     bytes (a file read by pieces is judged by the same start as one read whole)."""
     if looks_binary(text_head[:BINARY_PROBE]):
         if codec == "utf-8-sig" and utf16_without_bom(head[:BINARY_PROBE]):
-            raise RnnlmError(f"{path}: looks like UTF-16 text without a BOM; pass --encoding utf-16-le "
-                             "(or utf-16-be)")
+            raise SettingError("encoding", f"{path}: looks like UTF-16 text without a BOM; pass {{encoding}} "
+                                           "utf-16-le (or utf-16-be)")
         raise binary_error(path)
 
 
@@ -101,6 +104,23 @@ def read_text_file(path: Path, encoding: str = "utf-8", errors: str = "strict") 
     """A text file (UTF-8 unless told otherwise, BOM allowed) as text with ``\\n`` line ends; a
     clear error for anything else (a folder, a named pipe, a device, a binary file)."""
     return decode_text(read_file(path), path, encoding, errors)
+
+
+def read_text_input(path: str, encoding: str, errors: str, limit: int,
+                    too_large: Callable[[str, int | None], RnnlmError]) -> str:
+    """A text a user hands a command (a prompt, a text to score or check): the file ``path``, or
+    standard input for ``-``, decoded as a corpus file is. At most ``limit`` bytes: a larger file
+    is refused before it is read (``too_large(path, its size)``), and standard input, whose size
+    is not known before, once more than ``limit`` bytes have come (``too_large("-", None)``)."""
+    if path == STDIN:
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise too_large(path, None)
+        return decode_text(data, Path("<stdin>"), encoding, errors)
+    size = regular_file_size(path)
+    if size > limit:
+        raise too_large(path, size)
+    return read_text_file(Path(path), encoding, errors)
 
 
 def text_files(path: Path) -> list[Path]:

@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from rnnlm.errors import RnnlmError, shown
+from rnnlm.errors import RnnlmError, invalid, shown
 from rnnlm.inspect.score import Scoring
 
-MAX_PATTERN = 1000  # characters of a --feature regex
+MAX_PATTERN = 1000  # characters of a feature regex
 
 
 @dataclass
@@ -51,13 +51,13 @@ class FeatureRanking:
 
 def compile_feature(pattern: str) -> re.Pattern:
     if not pattern:
-        raise RnnlmError("--feature must not be empty")
+        raise invalid("feature", "must not be empty")
     if len(pattern) > MAX_PATTERN:
-        raise RnnlmError(f"--feature must be at most {MAX_PATTERN} characters (got {len(pattern)})")
+        raise invalid("feature", f"must be at most {MAX_PATTERN} characters (got {len(pattern)})")
     try:
         return re.compile(pattern)
     except re.error as e:
-        raise RnnlmError(f"--feature {shown(pattern)}: not a regular expression ({e})") from None
+        raise invalid("feature", f"{shown(pattern)}: not a regular expression ({e})") from None
 
 
 def mark_characters(text: str, pattern: re.Pattern) -> np.ndarray:
@@ -137,10 +137,10 @@ def rank_units(scoring: Scoring, pattern: str | re.Pattern) -> FeatureRanking:
     judged = scoring.ends > scoring.starts
     count, total = int(marked[judged].sum()), int(judged.sum())
     if count == 0:
-        raise RnnlmError(f"--feature {shown(compiled.pattern)} matches nothing in the text")
+        raise invalid("feature", f"{shown(compiled.pattern)} matches nothing in the text")
     if count == total:
-        raise RnnlmError(f"--feature {shown(compiled.pattern)} matches the whole text: nothing is left to "
-                         "compare the marked characters with")
+        raise invalid("feature", f"{shown(compiled.pattern)} matches the whole text: nothing is left to "
+                                 "compare the marked characters with")
     trace = scoring.trace
     return FeatureRanking(compiled.pattern, trace.layer, trace.kind, count, total,
                           separations(trace.values, marked[judged], trace.units, judged), marked_ranges(chars))

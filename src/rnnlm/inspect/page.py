@@ -18,7 +18,7 @@ import re
 from importlib import resources
 
 from rnnlm.atomic import check_writable, write_text
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import invalid
 
 MAX_PAGE_CHARS = 300_000  # characters of text a page shows at most (a browser draws a span for each)
 PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
@@ -45,10 +45,10 @@ def render_page(doc: dict) -> str:
 
 def check_page(path: str | os.PathLike, characters: int) -> None:
     """Refuse, before any work, a page that could not be written or would be too long to draw."""
-    check_writable(path, "--html")
+    check_writable(path, "html")
     if characters > MAX_PAGE_CHARS:
-        raise RnnlmError(f"--html draws at most {MAX_PAGE_CHARS:,} characters (the text has {characters:,}); "
-                         "score a part of it")
+        raise invalid("html", f"draws at most {MAX_PAGE_CHARS:,} characters (the text has {characters:,}); "
+                              "score a part of it")
 
 
 def write_page(path: str | os.PathLike, doc: dict) -> None:

@@ -20,24 +20,21 @@ import math
 import sys
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from rnnlm.data.corpus import decode_text, normalize_newlines, read_text_file
+from rnnlm.data.corpus import normalize_newlines, read_text_input
 from rnnlm.data.tokenizers import WORD_RE, Tokenizer, code_points
 from rnnlm.data.vocab import SPECIALS, Vocab
 from rnnlm.device import memory_bytes, size_text
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, SettingError, invalid
 from rnnlm.inspect.trace import forward_traced, state_kind
-from rnnlm.reading import regular_file_size
 from rnnlm.runfolder import Run
 
 PIECE = 1024  # tokens run through the model at a time
 MAX_TOP = 100  # alternatives kept per token at most
-STDIN = "-"
 
 
 @dataclass(frozen=True)
@@ -190,24 +187,35 @@ def bytes_per_token(top: int, units: int) -> int:
     return 96 + 12 * top + 4 * units
 
 
+def trace_choice(layer: int | None, unit: int | None, feature: bool = False) -> UnitChoice | None:
+    """What to trace: ``unit`` of ``layer`` (None: the last layer), or every unit of ``layer`` to
+    rank them for a ``feature``; None when nothing is traced. A layer alone traces nothing."""
+    if layer is not None and unit is None and not feature:
+        raise SettingError("layer", "{layer} chooses the layer of {unit} or {feature}; give one of them")
+    if unit is None and not feature:
+        return None
+    return UnitChoice(layer, None if feature else unit)
+
+
 def resolve_units(run: Run, choice: UnitChoice) -> tuple[int, list[int]]:
     """The 1-based layer and the unit numbers a choice stands for, checked against the model."""
     layers, hidden = run.config.model.layers, run.config.model.hidden
     layer = layers if choice.layer is None else choice.layer
     if not 1 <= layer <= layers:
-        raise RnnlmError(f"--layer must be in 1..{layers}, the model's layers (got {layer})")
+        raise invalid("layer", f"must be in 1..{layers}, the model's layers (got {layer})")
     if choice.unit is None:
         return layer, list(range(hidden))
     if not 0 <= choice.unit < hidden:
-        raise RnnlmError(f"--unit must be in 0..{hidden - 1}, the model's hidden size being {hidden} "
-                         f"(got {choice.unit})")
+        raise invalid("unit", f"must be in 0..{hidden - 1}, the model's hidden size being {hidden} "
+                              f"(got {choice.unit})")
     return layer, [choice.unit]
 
 
-def check_top(top: int, vocab_size: int) -> None:
-    most = min(MAX_TOP, vocab_size)
+def check_top(top: int, vocab_size: int | None = None) -> None:
+    """Alternatives per token: at most ``MAX_TOP``, and no more than the vocab holds (when known)."""
+    most = MAX_TOP if vocab_size is None else min(MAX_TOP, vocab_size)
     if not 0 <= top <= most:
-        raise RnnlmError(f"--top must be in 0..{most} (got {top})")
+        raise invalid("top", f"must be in 0..{most} (got {top})")
 
 
 def check_fits(tokens: int, top: int, units: int, what: str) -> None:
@@ -215,9 +223,11 @@ def check_fits(tokens: int, top: int, units: int, what: str) -> None:
     need = tokens * bytes_per_token(top, units)
     memory = memory_bytes(torch.device("cpu"))
     if 2 * need > memory:
-        raise RnnlmError(f"{what}: scoring it needs about {size_text(need)}, more than half of this machine's "
-                         f"{size_text(memory)} of memory; score a part of it"
-                         + (", or trace one --unit" if units > 1 else ""))
+        message = (f"{what}: scoring it needs about {size_text(need)}, more than half of this machine's "
+                   f"{size_text(memory)} of memory; score a part of it")
+        if units > 1:
+            raise SettingError("unit", message + ", or trace one {unit}")
+        raise RnnlmError(message)
 
 
 @torch.inference_mode()
@@ -283,14 +293,12 @@ def read_score_text(path: str, encoding: str = "utf-8", errors: str = "strict", 
     read when scoring it could not fit in memory (one token per byte at most)."""
     memory = memory_bytes(torch.device("cpu"))
     limit = memory // 2 // bytes_per_token(top, units)
-    if path == STDIN:
-        data = sys.stdin.buffer.read(limit + 1)
-        if len(data) > limit:
-            raise RnnlmError(f"standard input: more than {size_text(limit)}, too much text to score here")
-        return decode_text(data, Path("<stdin>"), encoding, errors)
-    size = regular_file_size(path)
-    if size > limit:
-        raise RnnlmError(f"{path}: {size_text(size)} of text, more than the {size_text(limit)} rnnlm score can "
-                         "hold in this machine's memory" + (" tracing every unit" if units > 1 else "")
-                         + "; score a part of it")
-    return read_text_file(Path(path), encoding, errors)
+
+    def too_large(where: str, size: int | None) -> RnnlmError:
+        if size is None:
+            return RnnlmError(f"standard input: more than {size_text(limit)}, too much text to score here")
+        return RnnlmError(f"{where}: {size_text(size)} of text, more than the {size_text(limit)} rnnlm score can "
+                          "hold in this machine's memory" + (" tracing every unit" if units > 1 else "")
+                          + "; score a part of it")
+
+    return read_text_input(path, encoding, errors, limit, too_large)

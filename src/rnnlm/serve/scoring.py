@@ -5,22 +5,15 @@ from __future__ import annotations
 
 import math
 
-from rnnlm.errors import RnnlmError
 from rnnlm.runfolder import Run
 
 
 def score_json(run: Run, text: str, top: int, layer: int | None, unit: int | None) -> dict:
     """Score ``text`` under ``run``'s model (on the caller's thread: the server calls this on the
     model's scoring thread). Raises RnnlmError for a text or a unit the model cannot take."""
-    from rnnlm.inspect.score import UnitChoice, score_text
+    from rnnlm.inspect.score import score_text, trace_choice
 
-    choice = UnitChoice(layer, unit) if unit is not None else None
-    if layer is not None and unit is None:
-        raise RnnlmError("layer needs unit (the hidden unit of that layer to trace)")
-    try:
-        scoring = score_text(run, text, top=top, unit=choice)
-    except RnnlmError as e:
-        raise RnnlmError(str(e).replace("--", "")) from None
+    scoring = score_text(run, text, top=top, unit=trace_choice(layer, unit))
     vocab, tokenizer = scoring.vocab, run.tokenizer
     values = None if scoring.trace is None else scoring.trace.values[:, 0].tolist()
     tokens = []

@@ -145,8 +145,8 @@ def test_train_and_evaluate_from_a_prepared_folder(tmp_path, tiny_file):
 
 @pytest.mark.parametrize("settings,message", [
     (dict(level="word"), "prepared at char level"),
-    (dict(lower=True), "prepared without --lower"),
-    (dict(valid="other.txt"), "--valid cannot change"),
+    (dict(lower=True), "prepared without lower"),
+    (dict(valid="other.txt"), "valid cannot change"),
 ])
 def test_settings_that_contradict_the_prepared_folder_are_refused(tmp_path, tiny_file, settings, message):
     prepare(DataConfig(source=str(tiny_file)), tmp_path / "p", progress=False)

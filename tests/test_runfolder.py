@@ -6,7 +6,7 @@ import torch
 from safetensors.torch import save_file
 
 from rnnlm.errors import RnnlmError
-from rnnlm.runfolder import load_run, prepare_run_folder
+from rnnlm.runfolder import load_run, new_run_folder
 
 
 def copy_run(tiny_run, tmp_path):
@@ -69,7 +69,9 @@ def test_not_a_run(tmp_path):
 def test_out_refuses_files_and_non_empty_folders(tmp_path):
     (tmp_path / "file").write_text("keep me")
     with pytest.raises(RnnlmError, match="is a file"):
-        prepare_run_folder(tmp_path / "file")
+        with new_run_folder(tmp_path / "file"):
+            pass
     with pytest.raises(RnnlmError, match="already holds"):
-        prepare_run_folder(tmp_path)
+        with new_run_folder(tmp_path):
+            pass
     assert (tmp_path / "file").read_text() == "keep me"

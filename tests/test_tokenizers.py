@@ -63,7 +63,7 @@ def test_char_documents_are_concatenated_without_bos():
 
 
 def test_unknown_level_is_an_error():
-    with pytest.raises(RnnlmError, match="--level"):
+    with pytest.raises(RnnlmError, match="level must be one of"):
         make_tokenizer("byte")
 
 

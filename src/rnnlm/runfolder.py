@@ -42,7 +42,7 @@ from rnnlm.config import RunConfig
 from rnnlm.data.tokenizers import Tokenizer, load_tokenizer, save_tokenizer
 from rnnlm.data.vocab import SPECIALS, Vocab
 from rnnlm.device import check_memory, resolve_device
-from rnnlm.errors import RnnlmError, in_context, shown
+from rnnlm.errors import RnnlmError, SettingError, in_context, invalid, shown
 from rnnlm.models import RecurrentLM
 from rnnlm.models.recurrent import parameter_count
 from rnnlm.reading import read_json, regular_file_size
@@ -59,22 +59,15 @@ FLOATS = {"F16", "BF16", "F32", "F64"}  # safetensors dtypes weights may have
 TOKEN_BYTES = 1 << 16  # generous room for one token in vocab.json
 
 
-def prepare_run_folder(out: str | os.PathLike) -> Path:
-    """Create ``out`` for a new run; refuse a file, or a folder that already holds anything."""
-    folder = make_folder(out)
-    check_unused(folder)
-    return folder
-
-
 def make_folder(out: str | os.PathLike) -> Path:
     """``out`` as a folder, created if need be; a file is refused."""
     path = Path(out)
     try:
         if path.exists() and not path.is_dir():
-            raise RnnlmError(f"--out {path}: is a file, not a folder")
+            raise invalid("out", f"{path}: is a file, not a folder")
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise RnnlmError(f"--out {shown(str(path), 200)}: cannot create folder ({e.strerror})") from None
+        raise invalid("out", f"{shown(str(path), 200)}: cannot create folder ({e.strerror})") from None
     return path
 
 
@@ -82,7 +75,7 @@ def check_unused(path: Path) -> None:
     """Refuse a folder that holds anything but an unheld lock."""
     if path.is_dir() and any(p.name != LOCK for p in path.iterdir()):
         what = "a run" if (path / CONFIG).exists() else "files"
-        raise RnnlmError(f"--out {path}: folder already holds {what}; choose another --out")
+        raise SettingError("out", f"{{out}} {path}: folder already holds {what}; choose another {{out}}")
 
 
 @contextmanager
@@ -133,8 +126,8 @@ def locked_run_folder(folder: Path) -> Iterator[None]:
         if not same:  # held, or removed by its holder between our open and our lock
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
             pid = f" (pid {holder})" if holder.isdigit() else ""
-            raise RnnlmError(f"{folder}: another rnnlm process{pid} is training in this folder; wait for it to "
-                             "finish, or choose another --out")
+            raise SettingError("out", f"{folder}: another rnnlm process{pid} is training in this folder; wait for "
+                                      "it to finish, or choose another {out}")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         yield

@@ -24,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", default=None,
                    help="results folder (default: runs/lessons-<time>)")
     add_threads_option(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, fields={"scale": "epochs_scale", "run_all": "all"})
 
 
 def run(args: argparse.Namespace) -> None:

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> None:
     from rnnlm.train.plots import has_matplotlib
 
     if args.plot:
-        check_writable(args.plot, "--plot")
+        check_writable(args.plot, "plot")
         if not has_matplotlib():
             raise RnnlmError("--plot needs matplotlib: pip install 'rnnlm[plot]'")
     finding = find_lr(config_from_args(args), start=args.start_lr, end=args.end_lr, batches=args.batches)

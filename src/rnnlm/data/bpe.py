@@ -46,7 +46,7 @@ from rnnlm.atomic import write_text
 from rnnlm.config import BPE_MAX_VOCAB, BPE_MIN_VOCAB
 from rnnlm.data.streaming import ByteStream
 from rnnlm.data.vocab import SPECIALS, Vocab
-from rnnlm.errors import RnnlmError, shown
+from rnnlm.errors import RnnlmError, invalid, shown
 from rnnlm.reading import parse_json, read_file
 
 if TYPE_CHECKING:  # the library is imported where it is used (start-up time)
@@ -183,7 +183,7 @@ def train_bpe(documents: Iterable[tuple[bool, str]], vocab_size: int, min_freq: 
     from tokenizers import pre_tokenizers, trainers
 
     if not BPE_MIN_VOCAB <= vocab_size <= BPE_MAX_VOCAB:
-        raise RnnlmError(f"--vocab-size must be in {BPE_MIN_VOCAB}..{BPE_MAX_VOCAB} (got {vocab_size})")
+        raise invalid("vocab_size", f"must be in {BPE_MIN_VOCAB}..{BPE_MAX_VOCAB} (got {vocab_size})")
     hf = new_library_tokenizer()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_freq, special_tokens=list(SPECIALS),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)

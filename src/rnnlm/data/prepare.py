@@ -60,7 +60,7 @@ from rnnlm.data.tokenizers import (
 )
 from rnnlm.data.vocab import Vocab
 from rnnlm.data.wordscan import WordIndex
-from rnnlm.errors import RnnlmError, shown
+from rnnlm.errors import RnnlmError, SettingError, invalid, shown
 from rnnlm.reading import read_json, regular_file_size
 
 META, VOCAB, IDS = "prepared.json", "vocab.json", "ids.bin"
@@ -275,16 +275,16 @@ class Passes:
 def new_folder_beside(out: Path) -> Path:
     """A temporary folder next to ``out`` (same file system, so it can be renamed into place)."""
     if out.exists() and not out.is_dir():
-        raise RnnlmError(f"--out {out}: is a file, not a folder")
+        raise invalid("out", f"{out}: is a file, not a folder")
     if out.is_dir() and any(out.iterdir()):
-        raise RnnlmError(f"--out {out}: folder is not empty; choose another --out")
+        raise SettingError("out", f"{{out}} {out}: folder is not empty; choose another {{out}}")
     tmp = out.parent / f".{out.name}.{secrets.token_hex(4)}.tmp"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
         return tmp
     except OSError as e:
-        raise RnnlmError(f"--out {out}: cannot create folder ({e.strerror})") from None
+        raise invalid("out", f"{out}: cannot create folder ({e.strerror})") from None
 
 
 def prepare(
@@ -312,10 +312,7 @@ def prepare(
             tokenizer = make_tokenizer(level, data.lower)
             counts = passes.count_tokens(tokenizer, tmp / SCRATCH)
             vocab = Vocab.build(counts, min_freq=data.min_freq, max_size=data.max_size)
-        if len(vocab) == len(Vocab.build({}).itos):
-            raise RnnlmError(
-                f"{data.source}: no token occurs --min-freq {data.min_freq} times in the training split"
-            )
+        vocab.check_has_tokens(data.source, data.min_freq)
         with open(tmp / IDS, "wb") as f:
             tokens, characters = passes.encode(tokenizer, vocab, f)
             f.flush()
@@ -357,7 +354,7 @@ def prepare(
         os.replace(tmp, out)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise RnnlmError(f"--out {out}: cannot write ({e.strerror})") from None
+        raise invalid("out", f"{out}: cannot write ({e.strerror})") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

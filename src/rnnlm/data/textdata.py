@@ -12,7 +12,7 @@ from rnnlm.data.corpus import load_corpus
 from rnnlm.data.prepare import is_prepared, open_prepared
 from rnnlm.data.tokenizers import Tokenizer, encode_documents, make_tokenizer, token_counter
 from rnnlm.data.vocab import Vocab
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, SettingError
 
 
 @dataclass
@@ -40,14 +40,15 @@ def prepared_text_data(config: DataConfig, vocab: Vocab | None = None, tokenizer
     corpus = open_prepared(config.source)
     where = f"{config.source} (prepared)"
     if config.valid is not None:
-        raise RnnlmError(f"{where}: --valid cannot change a prepared split; pass --valid to rnnlm prepare")
+        raise SettingError("valid", f"{where}: {{valid}} cannot change a prepared split; pass {{valid}} to "
+                                    "rnnlm prepare")
     if config.level not in (None, corpus.level):
-        raise RnnlmError(f"{where}: --level {config.level}, but it was prepared at {corpus.level} level")
+        raise SettingError("level", f"{where}: {{level}} {config.level}, but it was prepared at {corpus.level} level")
     if config.lower and not corpus.lower:
-        raise RnnlmError(f"{where}: --lower, but it was prepared without --lower; prepare it again")
+        raise SettingError("lower", f"{where}: {{lower}}, but it was prepared without {{lower}}; prepare it again")
     if config.vocab_size not in (None, corpus.meta.get("bpe_vocab_size")):
-        raise RnnlmError(f"{where}: --vocab-size {config.vocab_size}, but it was prepared with "
-                         f"{corpus.meta.get('bpe_vocab_size')}; prepare it again")
+        raise SettingError("vocab_size", f"{where}: {{vocab_size}} {config.vocab_size}, but it was prepared with "
+                                         f"{corpus.meta.get('bpe_vocab_size')}; prepare it again")
     if vocab is not None and vocab != corpus.vocab:
         raise RnnlmError(f"{where}: its vocab differs from the model's (was it prepared again?)")
     if tokenizer is not None and tokenizer.level == "bpe" and tokenizer != corpus.tokenizer:
@@ -75,8 +76,7 @@ def build_text_data(config: DataConfig, vocab: Vocab | None = None, tokenizer: T
         vocab = tokenizer.vocab
     elif vocab is None:
         vocab = build_vocab(corpus.train, tokenizer, config.min_freq, config.max_size)
-        if len(vocab) == len(Vocab.build({}).itos):
-            raise RnnlmError(f"{config.source}: no token occurs --min-freq {config.min_freq} times in the training split")
+        vocab.check_has_tokens(config.source, config.min_freq)
     train_ids = encode_documents(corpus.train, tokenizer, vocab)
     valid_ids = encode_documents(corpus.valid, tokenizer, vocab)
     return TextData(corpus.name, tokenizer, vocab, train_ids, valid_ids,

@@ -29,7 +29,7 @@ import numpy as np
 from rnnlm.data.bpe import TOKENIZER_FILE, BpeTokenizer, load_bpe
 from rnnlm.data.streaming import ByteStream
 from rnnlm.data.vocab import SPECIALS, UNK, Vocab
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, invalid
 
 LEVELS = ("char", "word", "bpe")
 WORD_RE = re.compile(r"\w+|[^\w\s]")
@@ -204,7 +204,7 @@ def make_tokenizer(level: str, lower: bool = False) -> CharTokenizer | WordToken
         return WordTokenizer(lower)
     if level == "bpe":
         raise RnnlmError("a bpe tokenizer is trained on a corpus or loaded from a folder, not made")
-    raise RnnlmError(f"--level must be one of {', '.join(LEVELS)} (got {level!r})")
+    raise invalid("level", f"must be one of {', '.join(LEVELS)} (got {level!r})")
 
 
 def save_tokenizer(tokenizer: Tokenizer, folder: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from rnnlm.atomic import write_json
-from rnnlm.errors import RnnlmError, shown
+from rnnlm.errors import RnnlmError, SettingError, shown
 from rnnlm.reading import read_json
 
 UNK, PAD, BOS = "xxunk", "xxpad", "xxbos"
@@ -52,6 +52,13 @@ class Vocab:
         if max_size is not None:
             kept = kept[:max_size]
         return cls(list(SPECIALS) + [tok for tok, _ in kept])
+
+    def check_has_tokens(self, source: str, min_freq: int) -> None:
+        """Refuse a vocab of the specials alone: no token of ``source``'s training split was seen
+        ``min_freq`` times."""
+        if len(self.itos) == len(SPECIALS):
+            raise SettingError("min_freq", f"{source}: no token occurs {{min_freq}} {min_freq} times in the "
+                                           "training split")
 
     def __len__(self) -> int:
         return len(self.itos)

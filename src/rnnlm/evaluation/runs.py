@@ -11,7 +11,7 @@ from rnnlm.data.corpus import is_builtin, read_documents
 from rnnlm.data.prepare import is_prepared
 from rnnlm.data.textdata import build_text_data
 from rnnlm.data.tokenizers import encode_documents
-from rnnlm.errors import RnnlmError, shown
+from rnnlm.errors import RnnlmError, invalid, shown
 from rnnlm.evaluation.streams import Scores, evaluate_stream, stream_batches_for_eval, text_size
 from rnnlm.runfolder import Run
 
@@ -31,7 +31,7 @@ def evaluate_run(run: Run, data: str | None = None, encoding: str | None = None,
     stream reads the text as it is written, no token dropped: the first token is the only one
     not predicted, and the loss is that of ``rnnlm score`` on the same text."""
     if streams is not None and not 1 <= streams <= MAX_STREAMS:
-        raise RnnlmError(f"--streams must be in 1..{MAX_STREAMS} (got {streams})")
+        raise invalid("streams", f"must be in 1..{MAX_STREAMS} (got {streams})")
     settings = replace(run.config.data, encoding=encoding or run.config.data.encoding,
                        errors=errors or run.config.data.errors)
     settings.validate()

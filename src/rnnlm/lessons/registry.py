@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from torch import nn
 
 import rnnlm.lessons.models as m
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import SettingError
 from rnnlm.lessons.recipe import Phase, Recipe
 
 SEED_DOCS = {
@@ -43,7 +43,7 @@ class Lesson:
     model: type[nn.Module] | None = None
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
     recipe: Recipe | None = None
-    scalable: bool = False  # --epochs-scale applies (the long Nietzsche recipes)
+    scalable: bool = False  # LessonContext.scale applies (the long Nietzsche recipes)
     prime: str = "for thos"  # after training, sample the lesson way from this window
     sample_n: int = 0
     greedy: bool = True
@@ -140,17 +140,17 @@ def find_lesson(name: str) -> Lesson:
     if name.lower() in by_lower:
         return by_lower[name.lower()]
     close = difflib.get_close_matches(name, list(LESSONS), n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(close)}?" if close else "; see rnnlm lesson --list"
-    raise RnnlmError(f"no lesson called {name!r}{hint}")
+    hint = f"; did you mean {' or '.join(close)}?" if close else "; see rnnlm lesson {list}"
+    raise SettingError("names", f"no lesson called {name!r}{hint}")
 
 
 def select_lessons(names: list[str], run_all: bool = False) -> list[Lesson]:
     """The lessons named (each once, in order), or all of them."""
     if run_all and names:
-        raise RnnlmError("name lessons or give --all, not both")
+        raise SettingError("run_all", "name lessons or give {run_all}, not both")
     if run_all:
         return list(LESSONS_LIST)
     if not names:
-        raise RnnlmError("name the lessons to run, or give --all (rnnlm lesson --list shows them)")
+        raise SettingError("names", "name the lessons to run, or give {run_all} (rnnlm lesson {list} shows them)")
     chosen = [find_lesson(name) for name in names]
     return list({lesson.name: lesson for lesson in chosen}.values())

@@ -13,7 +13,7 @@ import torch
 
 from rnnlm import __version__
 from rnnlm.atomic import write_json, write_text
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import SettingError, invalid
 from rnnlm.lessons.datasets import DESCRIPTIONS
 from rnnlm.lessons.registry import LESSONS_LIST, SEED_DOCS, Lesson, SeedNumber
 
@@ -98,13 +98,13 @@ def prepare_folder(path: Path | None = None) -> Path:
     """A folder for the results (default ``runs/lessons-<time>``); one holding results is refused."""
     path = path or Path("runs") / f"lessons-{time.strftime('%Y%m%d-%H%M%S')}"
     if path.exists() and not path.is_dir():
-        raise RnnlmError(f"--out {path}: is a file, not a folder")
+        raise invalid("out", f"{path}: is a file, not a folder")
     if (path / RESULTS_JSON).exists():
-        raise RnnlmError(f"--out {path}: already holds lesson results; choose another --out")
+        raise SettingError("out", f"{{out}} {path}: already holds lesson results; choose another {{out}}")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise RnnlmError(f"--out {path}: cannot create folder ({e.strerror})") from None
+        raise invalid("out", f"{path}: cannot create folder ({e.strerror})") from None
     return path
 
 

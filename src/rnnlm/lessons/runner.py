@@ -17,7 +17,7 @@ from safetensors.torch import save as save_safetensors
 from rnnlm.atomic import write_bytes
 from rnnlm.data.datasets import fetch
 from rnnlm.device import resolve_device
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, invalid
 from rnnlm.lessons import demos
 from rnnlm.lessons.datasets import LessonData, load_lesson_data
 from rnnlm.lessons.fit import fit
@@ -33,7 +33,7 @@ class LessonContext:
     """Settings shared by the lessons of one run."""
 
     nietzsche: Path | None = None  # the Nietzsche text; None: the built-in download
-    scale: float = 1.0  # --epochs-scale, for the lessons whose recipes are long
+    scale: float = 1.0  # epochs times this, for the lessons whose recipes are long
     seed: int = DEFAULT_SEED
     device: str = "auto"
     out: Path | None = None  # where checkpoints go (one folder per lesson)
@@ -43,7 +43,7 @@ class LessonContext:
     def check(self, lessons: list[Lesson]) -> None:
         """Refuse bad settings before anything runs; find (or download) Nietzsche if needed."""
         if not (self.scale > 0 and math.isfinite(self.scale)):
-            raise RnnlmError(f"--epochs-scale must be > 0 (got {self.scale})")
+            raise invalid("scale", f"must be > 0 (got {self.scale})")
         resolve_device(self.device)
         if any(lesson.data.startswith("nietzsche") for lesson in lessons):
             self.nietzsche_path()
@@ -52,7 +52,7 @@ class LessonContext:
         if self.nietzsche is None:
             self.nietzsche = fetch("nietzsche")
         if not Path(self.nietzsche).is_file():
-            raise RnnlmError(f"--nietzsche {self.nietzsche}: no such file")
+            raise invalid("nietzsche", f"{self.nietzsche}: no such file")
         return Path(self.nietzsche)
 
 

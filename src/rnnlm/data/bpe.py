@@ -9,9 +9,8 @@ code built on ``Vocab`` works unchanged; encoding never produces them (every byt
 token), except the literal text "xxbos" where merges learnt it as one token: a special token
 is written out as its own text, so decoding stays exact.
 
-Speed. Through the library alone, encoding runs at about 1.5 MB of text per CPU-second here
-(the pre-tokenizer and the per-byte alignments it keeps cost most), far from the 20 MB/s
-``rnnlm prepare`` aims at. So text is cut into *segments*, a run of whitespace and the run of
+Speed. Through the library alone, encoding is slow (the pre-tokenizer and the per-byte
+alignments it keeps cost most; benchmarks/README.md, "Data preparation"). So text is cut into *segments*, a run of whitespace and the run of
 other characters after it (" word,", "\\n\\nThe"): the pre-tokenizer's regex never joins the
 characters on the two sides of such a cut, and it looks at no character before where it
 starts, so the encoding of a text is the concatenation of its segments' encodings. Each
@@ -24,8 +23,8 @@ Training. The library's trainer counts words through the same slow pre-tokenizer
 counts them itself: the distinct segments of the text (Python's regex and a ``Counter``), each
 pre-tokenized once by the library, give every word its count; the trainer then reads the words,
 each repeated as often as it occurs, split at spaces (``WhitespaceSplit``: a byte-level word
-holds no space), which counts the same words and learns the same merges in a third of the CPU
-time (8.4 million characters of Nietzsche repeated: 1.3 against 4.4 s). It
+holds no space), which counts the same words and learns the same merges in a fraction of the
+CPU time (benchmarks/README.md, "Data preparation"). It
 learns from the first ``TRAIN_CHARS`` characters of the training split (all of a split shorter
 than that).
 """

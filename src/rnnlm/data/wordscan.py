@@ -17,8 +17,8 @@ stand in the table under a key no text gives (see ``WordIndex``).
 ``WordIndex`` numbers the distinct tokens of many pieces; ``WordCounter`` counts them, and
 ``WordEncoder`` maps them to a vocab's ids, with the counts and ids of ``WordTokenizer.count``
 and ``Vocab.encode_tokens`` (tests/test_wordscan.py compares them on every code point and on
-text chosen to break them). On the 2 cores here it is 10x to 13x the speed of the regular
-expression (benchmarks/prepare_speed.py).
+text chosen to break them). benchmarks/prepare_speed.py measures it against the regular
+expression.
 """
 
 from __future__ import annotations

@@ -1,13 +1,12 @@
 """One token for a batch of streams, faster than a call of the fused recurrent module.
 
-Generation runs the model one token at a time for N streams (N = 1 for ``rnnlm generate``, up
-to the server's --max-streams). For a single step PyTorch's recurrent module does two matrix
+Generation runs the model one token at a time for N streams (a server steps every stream it
+serves at once). For a single step PyTorch's recurrent module does two matrix
 products per layer (input, then hidden) and goes through its sequence machinery; here an LSTM
 or RNN layer is one matrix product of [x, h] with the two weight matrices side by side, packed
 once for oneDNN where torch has it (the fastest fp32 GEMM on the CPUs here), and the gates are a
 few elementwise operations. A GRU keeps its two products (its candidate gate needs the hidden
-part alone). Measured in benchmarks/README.md ("Serving"): 1.2x to 1.8x the fused module's
-speed at batches of 1 to 128 on the default model.
+part alone). Measured against the fused module in benchmarks/README.md ("Serving").
 
 The weights are copied when the stepper is built: build it after any change to the model.
 """

@@ -8,8 +8,8 @@ matrices side by side, written into scratch buffers made once, and the gate arit
 place on fixed views of them: ten small calls a layer and nothing re-sliced, re-packed or
 re-checked per step. The LSTM's tanh is taken as 2 sigmoid(2x) - 1 (the cell gate's rows are
 doubled once, which is exact): with two threads, torch's tanh right after MKL's threaded
-product waits on the thread pool, about 1 ms a call on a busy machine, where sigmoid does not.
-Measured in benchmarks/README.md ("Generation").
+product waits on the thread pool, where sigmoid does not. Measured in benchmarks/README.md
+("Generation").
 
 The new state is always a fresh tensor: a stream's state may be shared with its siblings (the
 streams of one prompt start from one state), so nothing it holds is written to. The scratch

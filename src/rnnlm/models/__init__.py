@@ -1,3 +1,5 @@
-from rnnlm.models.recurrent import RecurrentLM, State, detach_state, state_batch_size
+"""The production model: ``RecurrentLM`` over PyTorch's fused recurrent kernels, and its state."""
 
-__all__ = ["RecurrentLM", "State", "detach_state", "state_batch_size"]
+from rnnlm.models.recurrent import RecurrentLM, State, detach_state
+
+__all__ = ["RecurrentLM", "State", "detach_state"]

@@ -139,10 +139,6 @@ def detach_state(state: State) -> State:
     return state.detach()
 
 
-def state_batch_size(state: State) -> int:
-    return (state[0] if isinstance(state, tuple) else state).shape[1]
-
-
 def cat_states(states: list[State]) -> State:
     """The states of single streams, (layers, 1, H) each, as one batch (layers, N, H)."""
     if len(states) == 1:

@@ -290,7 +290,8 @@ def new_folder_beside(out: Path) -> Path:
 def prepare(
     data: DataConfig, out: str | os.PathLike, *, chunk_bytes: int = CHUNK_BYTES, progress: bool | None = None
 ) -> dict[str, Any]:
-    """Tokenize the corpus of ``data`` into the folder ``out``; returns what ``prepared.json`` holds."""
+    """Tokenize the corpus of ``data`` into the folder ``out``; returns what ``prepared.json`` holds.
+    The folder is written beside ``out`` and renamed into place: it is whole or not there."""
     data.validate()
     if chunk_bytes < 1:
         raise RnnlmError(f"chunk size must be >= 1 byte (got {chunk_bytes})")
@@ -301,18 +302,10 @@ def prepare(
     passes.count_characters()
     if passes.characters == 0:
         raise RnnlmError(f"{data.source}: is empty")
-    bpe_vocab_size = data.vocab_size or BPE_DEFAULT_VOCAB if level == "bpe" else None
     out = Path(out)
     tmp = new_folder_beside(out)
     try:
-        if level == "bpe":
-            tokenizer = train_bpe(passes.train_pieces("learning merges"), bpe_vocab_size, data.min_freq, data.lower)
-            vocab = tokenizer.vocab
-        else:
-            tokenizer = make_tokenizer(level, data.lower)
-            counts = passes.count_tokens(tokenizer, tmp / SCRATCH)
-            vocab = Vocab.build(counts, min_freq=data.min_freq, max_size=data.max_size)
-        vocab.check_has_tokens(data.source, data.min_freq)
+        tokenizer, vocab = learn_vocab(data, level, passes, tmp)
         with open(tmp / IDS, "wb") as f:
             tokens, characters = passes.encode(tokenizer, vocab, f)
             f.flush()
@@ -321,31 +314,8 @@ def prepare(
             raise RnnlmError(
                 f"{data.source}: the training split has {tokens[TRAIN]} tokens; it needs at least 2"
             )
-        meta = {
-            "format": PREPARED_FORMAT,
-            "version": PREPARED_VERSION,
-            "rnnlm": __version__,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "name": name,
-            "source": data.source if is_builtin(data.source) else os.path.abspath(data.source),
-            "valid": os.path.abspath(data.valid) if data.valid else None,
-            "level": tokenizer.level,
-            "lower": data.lower,
-            "encoding": data.encoding,
-            "errors": data.errors,
-            "min_freq": data.min_freq,
-            "max_size": data.max_size,
-            "valid_frac": None if fixed is not None else data.valid_frac,
-            "documents": passes.documents,
-            "characters": passes.characters,
-            "split_characters": characters,
-            "bpe_vocab_size": bpe_vocab_size,
-            "vocab_size": len(vocab),
-            "dtype": vocab.dtype.name,
-            "tokens": tokens,
-            "splits": {TRAIN: [0, tokens[TRAIN]], VALID: [tokens[TRAIN], tokens[TRAIN] + tokens[VALID]]},
-            "seconds": round(time.monotonic() - start, 3),
-        }
+        meta = prepared_meta(data, name, tokenizer, vocab, passes, fixed is not None, tokens, characters,
+                             time.monotonic() - start)
         vocab.save(tmp / VOCAB)
         save_tokenizer(tokenizer, tmp)
         write_json(tmp / META, meta)
@@ -359,6 +329,54 @@ def prepare(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
+
+
+def learn_vocab(data: DataConfig, level: str, passes: Passes, scratch: Path) -> tuple[Tokenizer, Vocab]:
+    """The tokenizer and vocab of the training split: BPE merges learnt from it, or its tokens
+    counted (in ``scratch``, a folder of the preparation) and kept by ``min_freq`` and ``max_size``."""
+    if level == "bpe":
+        tokenizer = train_bpe(passes.train_pieces("learning merges"), bpe_vocab_size(data), data.min_freq, data.lower)
+        vocab = tokenizer.vocab
+    else:
+        tokenizer = make_tokenizer(level, data.lower)
+        counts = passes.count_tokens(tokenizer, scratch / SCRATCH)
+        vocab = Vocab.build(counts, min_freq=data.min_freq, max_size=data.max_size)
+    vocab.check_has_tokens(data.source, data.min_freq)
+    return tokenizer, vocab
+
+
+def bpe_vocab_size(data: DataConfig) -> int:
+    return data.vocab_size or BPE_DEFAULT_VOCAB
+
+
+def prepared_meta(data: DataConfig, name: str, tokenizer: Tokenizer, vocab: Vocab, passes: Passes, fixed_split: bool,
+                  tokens: dict[str, int], characters: dict[str, int], seconds: float) -> dict[str, Any]:
+    """What ``prepared.json`` holds: where the ids came from, how they were made, where each split lies."""
+    return {
+        "format": PREPARED_FORMAT,
+        "version": PREPARED_VERSION,
+        "rnnlm": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "name": name,
+        "source": data.source if is_builtin(data.source) else os.path.abspath(data.source),
+        "valid": os.path.abspath(data.valid) if data.valid else None,
+        "level": tokenizer.level,
+        "lower": data.lower,
+        "encoding": data.encoding,
+        "errors": data.errors,
+        "min_freq": data.min_freq,
+        "max_size": data.max_size,
+        "valid_frac": None if fixed_split else data.valid_frac,
+        "documents": passes.documents,
+        "characters": passes.characters,
+        "split_characters": characters,
+        "bpe_vocab_size": bpe_vocab_size(data) if tokenizer.level == "bpe" else None,
+        "vocab_size": len(vocab),
+        "dtype": vocab.dtype.name,
+        "tokens": tokens,
+        "splits": {TRAIN: [0, tokens[TRAIN]], VALID: [tokens[TRAIN], tokens[TRAIN] + tokens[VALID]]},
+        "seconds": round(seconds, 3),
+    }
 
 
 META_LIMIT = 1 << 20  # bytes of prepared.json

@@ -33,6 +33,16 @@ def packed_linear():
     return (lambda w: pack(w, None)), (lambda x, w, b: apply(x, w, b, "none", [], ""))
 
 
+def gru_update(gi: torch.Tensor, gh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """A GRU layer's new state from its input part ``gi`` and hidden part ``gh`` (N, 3H: reset,
+    update, new) and its state ``h`` (N, H), as torch's GRU computes it."""
+    i_r, i_z, i_n = gi.chunk(3, 1)
+    h_r, h_z, h_n = gh.chunk(3, 1)
+    r, z = (i_r + h_r).sigmoid_(), (i_z + h_z).sigmoid_()
+    n = torch.addcmul(i_n, r, h_n).tanh_()
+    return torch.addcmul(n, z, h - n)  # (1 - z) * n + z * h
+
+
 class BatchedStep:
     """``step(ids, state)``: logits (N, V) and the new state after one token (N,) per stream."""
 
@@ -71,12 +81,7 @@ class BatchedStep:
             hs = []
             for i, (w_ih, b_ih, w_hh, b_hh) in enumerate(self.weights):
                 h = state[i]
-                gi, gh = self.linear(x, w_ih, b_ih), self.linear(h, w_hh, b_hh)  # (N, 3H): reset, update, new
-                i_r, i_z, i_n = gi.chunk(3, 1)
-                h_r, h_z, h_n = gh.chunk(3, 1)
-                r, z = (i_r + h_r).sigmoid_(), (i_z + h_z).sigmoid_()
-                n = torch.addcmul(i_n, r, h_n).tanh_()
-                x = torch.addcmul(n, z, h - n)  # (1 - z) * n + z * h
+                x = gru_update(self.linear(x, w_ih, b_ih), self.linear(h, w_hh, b_hh), h)
                 hs.append(x)
             new_state = torch.stack(hs)
         else:

@@ -26,6 +26,7 @@ import threading
 import torch
 import torch.nn.functional as F
 
+from rnnlm.generation.batched_step import gru_update
 from rnnlm.models.recurrent import RecurrentLM, State
 
 ROW_VIEWS = 4096  # vocabularies up to this size keep a ready view of each embedding row
@@ -97,12 +98,7 @@ class SingleStreamStep:
         elif self.cell == "gru":
             hs = []
             for (w_ih, b_ih, w_hh, b_hh), h in zip(self.weights, state.unbind(0)):  # h: (1, H)
-                gi, gh = F.linear(x, w_ih, b_ih), F.linear(h, w_hh, b_hh)  # (1, 3H): reset, update, new
-                i_r, i_z, i_n = gi.chunk(3, 1)
-                h_r, h_z, h_n = gh.chunk(3, 1)
-                r, z = (i_r + h_r).sigmoid_(), (i_z + h_z).sigmoid_()
-                n = torch.addcmul(i_n, r, h_n).tanh_()
-                x = torch.addcmul(n, z, h - n)  # (1 - z) * n + z * h
+                x = gru_update(F.linear(x, w_ih, b_ih), F.linear(h, w_hh, b_hh), h)  # (1, H)
                 hs.append(x)
             new_state = torch.stack(hs)
         else:

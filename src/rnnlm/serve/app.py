@@ -20,7 +20,6 @@ import asyncio
 import hmac
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -38,6 +37,7 @@ from rnnlm.serve import scoring
 from rnnlm.serve.batcher import Busy, CompletionJob, ModelWorker
 from rnnlm.serve.metrics import ServerMetrics
 from rnnlm.serve.models import ServedModel
+from rnnlm.serve.options import ServeOptions
 from rnnlm.serve.schemas import (
     DONE,
     MAX_PROMPTS,
@@ -55,17 +55,6 @@ STATIC = resources.files("rnnlm.serve") / "static"
 BODY_TIMEOUT = 10.0  # seconds a client may take to send its request body
 PUBLIC = ("/health", "/", "/favicon.ico", "/docs", "/openapi.json")  # no API key: they hold no data
 PUBLIC_PREFIXES = ("/static/", "/docs/")
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    max_streams: int = 128  # active streams per model
-    queue: int = 256  # requests per model that may wait for a slot
-    max_tokens: int = 4096  # per choice
-    max_prompt_chars: int = 32_768  # per prompt, and per scored text
-    max_body: int = 1 << 20  # bytes of a request body
-    api_key: str | None = None
-    cors: tuple[str, ...] = ()
 
 
 class ApiError(Exception):

@@ -23,6 +23,7 @@ from rnnlm.errors import RnnlmError, SettingError, invalid
 from rnnlm.serve.app import create_app
 from rnnlm.serve.models import ServedModel, load_models
 from rnnlm.serve.options import ServeOptions
+from rnnlm.serve.service import Service
 
 MAX_PORT = 65535
 # Seconds a thread may hold the GIL while another waits (Python's default: 0.005). The model's
@@ -51,8 +52,8 @@ def serve(runs: Sequence[str | os.PathLike], options: ServeOptions, host: str = 
     sys.setswitchinterval(SWITCH_INTERVAL)
     models = load_models(runs, device=device)
     sock = bind(host, port)
-    app = create_app(models, options)
-    server = Server(uvicorn_config(app, options), app.state.service)
+    service = Service(models, options)
+    server = Server(uvicorn_config(create_app(service), options), service)
     ready(Listening(list(models.values()), address_url(sock), options.api_key is not None))
     server.run(sockets=[sock])
     if server.started_failed:
@@ -72,7 +73,7 @@ def uvicorn_config(app: FastAPI, options: ServeOptions) -> uvicorn.Config:
 class Server(uvicorn.Server):
     """uvicorn, told how rnnlm stops (see the module's docstring)."""
 
-    def __init__(self, config: uvicorn.Config, service) -> None:
+    def __init__(self, config: uvicorn.Config, service: Service) -> None:
         super().__init__(config)
         self.service = service
         self.started_failed = False

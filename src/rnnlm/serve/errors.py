@@ -42,7 +42,8 @@ class ApiError:
 
 
 def http_error(error: Exception) -> ApiError:
-    """The answer to an outcome of the layers below the routes."""
+    """The answer to an outcome of the layers below the routes; any other mistake in the input
+    (an RnnlmError that names no setting) is a 422 without a param."""
     if isinstance(error, Busy):
         return ApiError(503, str(error), type="server_error", code="busy",
                         headers={"Retry-After": str(error.retry_after)})

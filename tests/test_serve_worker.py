@@ -4,7 +4,9 @@ model goes on serving the requests after them."""
 import asyncio
 
 from rnnlm.generation.sampling import Sampling
-from rnnlm.serve.batcher import CompletionJob, Failure, ModelWorker
+from rnnlm.serve.batcher import ModelWorker
+from rnnlm.serve.errors import http_error
+from rnnlm.serve.jobs import CompletionJob, Failure
 from rnnlm.serve.metrics import ServerMetrics
 from rnnlm.generation.session import GenerationSession
 
@@ -47,7 +49,7 @@ def test_a_fault_in_a_step_ends_the_jobs_in_flight_and_the_model_goes_on(tiny_ru
         worker.submit(job)
         kind, failure = await done
         assert kind == "error" and isinstance(failure, Failure)
-        assert failure.status == 500 and "a fault in the step" in failure.message
+        assert http_error(failure).status == 500 and "a fault in the step" in failure.message
         assert worker.used == 0 and not worker.active
         after, done = completion("the ")
         worker.submit(after)
@@ -74,7 +76,7 @@ def test_a_prompt_that_cannot_be_read_ends_its_job_alone(tiny_run, capfd):
         worker.submit(good)
         worker.submit(bad)
         kind, failure = await bad_done
-        assert kind == "error" and failure.status == 500 and "cannot encode this one" in failure.message
+        assert kind == "error" and http_error(failure).status == 500 and "cannot encode this one" in failure.message
         assert await good_done == ("done", None) and good.streams[0].tokens == 8
         assert worker.used == 0
 

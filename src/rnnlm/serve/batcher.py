@@ -22,77 +22,15 @@ import traceback
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
-from rnnlm.generation.prompt import PromptReading
-from rnnlm.generation.sampling import Sampling
 from rnnlm.generation.session import GenerationSession
 from rnnlm.generation.stream import Stream
+from rnnlm.serve.jobs import Busy, CompletionJob, Fault, ShuttingDown
 from rnnlm.serve.metrics import ServerMetrics
 
 PREFILL_TOKENS = 256  # tokens of each prompt read between two steps: a long prompt does not stall the others
 SCORE_QUEUE = 4  # score requests per model being run or waiting; more are refused (busy)
-
-
-@dataclass(frozen=True)
-class Failure:
-    """Why a job ended without its text: the server stopping (503, try again) or a fault (500)."""
-
-    message: str
-    status: int = 503
-    code: str = "shutting_down"
-
-    @property
-    def headers(self) -> dict[str, str] | None:
-        """A 503 says when to try again."""
-        return {"Retry-After": "1"} if self.status == 503 else None
-
-
-SHUTTING_DOWN = Failure("the server is shutting down")
-
-
-class Busy(Exception):
-    """No room for a request: every slot is taken and the queue is full, or the server is stopping."""
-
-    def __init__(self, message: str, retry_after: int = 1):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-@dataclass(eq=False)
-class CompletionJob:
-    """One request's prompts and the streams that continue them (``n`` per prompt).
-
-    ``deliver`` is called on the event loop with ``("tokens", [(choice, text, record,
-    finish_reason), ...])`` after each step (streamed jobs only), ``("done", None)`` once every
-    stream has ended (its streams are then the request's to read), or ``("error", Failure)``."""
-
-    prompts: list  # each a str, or a list of token ids
-    n: int
-    max_tokens: int
-    stop: tuple[str, ...]
-    sampling: Sampling
-    seed: int | None
-    logprobs: int | None
-    stream: bool
-    deliver: Callable[[tuple], None]
-    cancelled: bool = False  # set by the event loop: the client went away
-    submitted: float = field(default_factory=time.perf_counter)
-    first_token: float | None = None
-    prompt_texts: list[str] = field(default_factory=list)
-    prompt_tokens: list[int] = field(default_factory=list)
-    unknown_tokens: int = 0
-    readings: list[PromptReading] = field(default_factory=list)
-    streams: list[Stream] = field(default_factory=list)  # choice i = prompt i // n, sample i % n
-
-    @property
-    def size(self) -> int:
-        """Slots (streams) the job takes."""
-        return len(self.prompts) * self.n
-
-    def cancel(self) -> None:
-        self.cancelled = True
 
 
 class ModelWorker:
@@ -121,14 +59,19 @@ class ModelWorker:
         """Queue a job, or raise Busy when it can neither start now nor wait."""
         with self.cond:
             if self.closing:
-                raise Busy("the server is shutting down")
+                raise self.refuse("the server is shutting down")
             waiting_slots = sum(j.size for j in self.waiting)
             if self.used + waiting_slots + job.size > self.max_streams and len(self.waiting) >= self.queue_limit:
-                raise Busy(f"model {self.model_id} is busy: {self.used} streams running and "
-                           f"{len(self.waiting)} requests waiting; try again shortly")
+                raise self.refuse(f"model {self.model_id} is busy: {self.used} streams running and "
+                                  f"{len(self.waiting)} requests waiting; try again shortly")
             self.waiting.append(job)
             self.gauges.queued.set(len(self.waiting))
             self.cond.notify()
+
+    def refuse(self, reason: str) -> Busy:
+        """A request turned away for want of room, counted."""
+        self.metrics.rejected.labels(self.model_id).inc()
+        return Busy(reason)
 
     def cancel(self, job: CompletionJob) -> None:
         """The client went away: the job's streams leave at the next step."""
@@ -145,7 +88,7 @@ class ModelWorker:
     async def score(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` (which reads the model) on this model's scoring thread, never on the loop."""
         if self.scoring >= SCORE_QUEUE:
-            raise Busy(f"model {self.model_id} is busy scoring {self.scoring} texts; try again shortly")
+            raise self.refuse(f"model {self.model_id} is busy scoring {self.scoring} texts; try again shortly")
         self.scoring += 1
         try:
             return await self.loop.run_in_executor(self.scorer, fn)
@@ -195,7 +138,7 @@ class ModelWorker:
         return list({id(job): job for job in [*self.reading, *(job for job, _ in self.owners)]}.values())
 
     def fail(self, jobs: list[CompletionJob], error: Exception, out: list) -> None:
-        """End ``jobs`` with a 500 (the traceback goes to the server's stderr); the others go on."""
+        """End ``jobs`` with a Fault (the traceback goes to the server's stderr); the others go on."""
         traceback.print_exception(error, file=sys.stderr)
         failed = {id(job) for job in jobs}
         self.reading = [job for job in self.reading if id(job) not in failed]
@@ -205,8 +148,7 @@ class ModelWorker:
             self.live.pop(id(job), None)
         self.release(jobs)
         self.gauges.active.set(len(self.active))
-        message = f"internal error: {type(error).__name__}: {error}"
-        out.extend((job, ("error", Failure(message, 500, "internal_error"))) for job in jobs if not job.cancelled)
+        out.extend((job, ("error", Fault.of(error))) for job in jobs if not job.cancelled)
 
     def begin(self, job: CompletionJob) -> None:
         for prompt in job.prompts:
@@ -317,7 +259,7 @@ class ModelWorker:
         with self.cond:
             waiting, self.waiting = list(self.waiting), deque()
         for job in waiting + self.reading:
-            out.append((job, ("error", SHUTTING_DOWN)))
+            out.append((job, ("error", ShuttingDown())))
         self.reading = []
         streamed: dict[int, list] = {}
         for stream, (job, choice) in zip(self.active, self.owners):

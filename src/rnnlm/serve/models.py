@@ -104,6 +104,12 @@ class ServedModel:
         created = int(os.stat(folder / CONFIG).st_mtime)
         return cls(folder.name, session, created, MetricsFile(folder / METRICS))
 
+    @property
+    def description(self) -> str:
+        """Its id, level and cell: ``demo (word, lstm)``."""
+        run = self.session.run
+        return f"{self.id} ({run.tokenizer.level}, {run.config.model.cell})"
+
     def card(self) -> dict:
         """The model card: data, level, sizes, the best validation loss (from metrics.jsonl)."""
         run = self.session.run

@@ -42,7 +42,7 @@ from rnnlm.config import RunConfig
 from rnnlm.data.tokenizers import Tokenizer, load_tokenizer, save_tokenizer
 from rnnlm.data.vocab import SPECIALS, Vocab
 from rnnlm.device import check_memory, resolve_device
-from rnnlm.errors import RnnlmError, SettingError, in_context, invalid, shown
+from rnnlm.errors import RnnlmError, SettingError, in_context, invalid, literal, shown
 from rnnlm.models import RecurrentLM
 from rnnlm.models.recurrent import parameter_count
 from rnnlm.reading import read_json, regular_file_size
@@ -75,7 +75,7 @@ def check_unused(path: Path) -> None:
     """Refuse a folder that holds anything but an unheld lock."""
     if path.is_dir() and any(p.name != LOCK for p in path.iterdir()):
         what = "a run" if (path / CONFIG).exists() else "files"
-        raise SettingError("out", f"{{out}} {path}: folder already holds {what}; choose another {{out}}")
+        raise SettingError("out", f"{{out}} {literal(path)}: folder already holds {what}; choose another {{out}}")
 
 
 @contextmanager
@@ -126,7 +126,7 @@ def locked_run_folder(folder: Path) -> Iterator[None]:
         if not same:  # held, or removed by its holder between our open and our lock
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
             pid = f" (pid {holder})" if holder.isdigit() else ""
-            raise SettingError("out", f"{folder}: another rnnlm process{pid} is training in this folder; wait for "
+            raise SettingError("out", f"{literal(folder)}: another rnnlm process{pid} is training in this folder; wait for "
                                       "it to finish, or choose another {out}")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)

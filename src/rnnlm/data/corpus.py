@@ -13,7 +13,7 @@ from typing import Callable
 from rnnlm.data.datasets import DATASETS, fetch
 from rnnlm.data.human_numbers import human_numbers
 from rnnlm.device import machine_memory, size_text
-from rnnlm.errors import RnnlmError, SettingError
+from rnnlm.errors import RnnlmError, SettingError, literal
 from rnnlm.reading import os_reason, read_file, regular_file_size
 
 TEXT_SUFFIXES = (".txt",)
@@ -54,7 +54,7 @@ def binary_error(path: Path) -> RnnlmError:
 
 def utf8_error(path: Path, offset: int, encoding: str = "utf-8") -> RnnlmError:
     name = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
-    return SettingError("encoding", f"{path}: not {name} text (invalid byte at offset {offset}); convert it to "
+    return SettingError("encoding", f"{literal(path)}: not {name} text (invalid byte at offset {offset}); convert it to "
                                     "UTF-8, or pass {encoding} (e.g. latin-1) or {errors} replace")
 
 
@@ -76,7 +76,7 @@ def check_not_binary(path: Path, text_head: str, head: bytes, codec: str) -> Non
     bytes (a file read by pieces is judged by the same start as one read whole)."""
     if looks_binary(text_head[:BINARY_PROBE]):
         if codec == "utf-8-sig" and utf16_without_bom(head[:BINARY_PROBE]):
-            raise SettingError("encoding", f"{path}: looks like UTF-16 text without a BOM; pass {{encoding}} "
+            raise SettingError("encoding", f"{literal(path)}: looks like UTF-16 text without a BOM; pass {{encoding}} "
                                            "utf-16-le (or utf-16-be)")
         raise binary_error(path)
 

@@ -60,7 +60,7 @@ from rnnlm.data.tokenizers import (
 )
 from rnnlm.data.vocab import Vocab
 from rnnlm.data.wordscan import WordIndex
-from rnnlm.errors import RnnlmError, SettingError, invalid, shown
+from rnnlm.errors import RnnlmError, SettingError, invalid, literal, shown
 from rnnlm.reading import read_json, regular_file_size
 
 META, VOCAB, IDS = "prepared.json", "vocab.json", "ids.bin"
@@ -277,7 +277,7 @@ def new_folder_beside(out: Path) -> Path:
     if out.exists() and not out.is_dir():
         raise invalid("out", f"{out}: is a file, not a folder")
     if out.is_dir() and any(out.iterdir()):
-        raise SettingError("out", f"{{out}} {out}: folder is not empty; choose another {{out}}")
+        raise SettingError("out", f"{{out}} {literal(out)}: folder is not empty; choose another {{out}}")
     tmp = out.parent / f".{out.name}.{secrets.token_hex(4)}.tmp"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

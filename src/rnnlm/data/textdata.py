@@ -12,7 +12,7 @@ from rnnlm.data.corpus import load_corpus
 from rnnlm.data.prepare import is_prepared, open_prepared
 from rnnlm.data.tokenizers import Tokenizer, encode_documents, make_tokenizer, token_counter
 from rnnlm.data.vocab import Vocab
-from rnnlm.errors import RnnlmError, SettingError
+from rnnlm.errors import RnnlmError, SettingError, literal
 
 
 @dataclass
@@ -39,15 +39,16 @@ def prepared_text_data(config: DataConfig, vocab: Vocab | None = None, tokenizer
     """The memory-mapped ids of a folder written by ``rnnlm prepare``; its vocab and split are fixed."""
     corpus = open_prepared(config.source)
     where = f"{config.source} (prepared)"
+    named = literal(where)  # as it stands in a SettingError's message
     if config.valid is not None:
-        raise SettingError("valid", f"{where}: {{valid}} cannot change a prepared split; pass {{valid}} to "
+        raise SettingError("valid", f"{named}: {{valid}} cannot change a prepared split; pass {{valid}} to "
                                     "rnnlm prepare")
     if config.level not in (None, corpus.level):
-        raise SettingError("level", f"{where}: {{level}} {config.level}, but it was prepared at {corpus.level} level")
+        raise SettingError("level", f"{named}: {{level}} {config.level}, but it was prepared at {corpus.level} level")
     if config.lower and not corpus.lower:
-        raise SettingError("lower", f"{where}: {{lower}}, but it was prepared without {{lower}}; prepare it again")
+        raise SettingError("lower", f"{named}: {{lower}}, but it was prepared without {{lower}}; prepare it again")
     if config.vocab_size not in (None, corpus.meta.get("bpe_vocab_size")):
-        raise SettingError("vocab_size", f"{where}: {{vocab_size}} {config.vocab_size}, but it was prepared with "
+        raise SettingError("vocab_size", f"{named}: {{vocab_size}} {config.vocab_size}, but it was prepared with "
                                          f"{corpus.meta.get('bpe_vocab_size')}; prepare it again")
     if vocab is not None and vocab != corpus.vocab:
         raise RnnlmError(f"{where}: its vocab differs from the model's (was it prepared again?)")

@@ -10,7 +10,7 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from rnnlm.atomic import write_json
-from rnnlm.errors import RnnlmError, SettingError, shown
+from rnnlm.errors import RnnlmError, SettingError, literal, shown
 from rnnlm.reading import read_json
 
 UNK, PAD, BOS = "xxunk", "xxpad", "xxbos"
@@ -57,7 +57,7 @@ class Vocab:
         """Refuse a vocab of the specials alone: no token of ``source``'s training split was seen
         ``min_freq`` times."""
         if len(self.itos) == len(SPECIALS):
-            raise SettingError("min_freq", f"{source}: no token occurs {{min_freq}} {min_freq} times in the "
+            raise SettingError("min_freq", f"{literal(source)}: no token occurs {{min_freq}} {min_freq} times in the "
                                            "training split")
 
     def __len__(self) -> int:

@@ -187,11 +187,13 @@ def bytes_per_token(top: int, units: int) -> int:
     return 96 + 12 * top + 4 * units
 
 
-def trace_choice(layer: int | None, unit: int | None, feature: bool = False) -> UnitChoice | None:
+def trace_choice(layer: int | None, unit: int | None, feature: bool | None = None) -> UnitChoice | None:
     """What to trace: ``unit`` of ``layer`` (None: the last layer), or every unit of ``layer`` to
-    rank them for a ``feature``; None when nothing is traced. A layer alone traces nothing."""
+    rank them for a feature (``feature``: True when one is asked for, None where the caller offers
+    no feature ranking); None when nothing is traced. A layer alone traces nothing."""
     if layer is not None and unit is None and not feature:
-        raise SettingError("layer", "{layer} chooses the layer of {unit} or {feature}; give one of them")
+        ranking = "; give it too" if feature is None else " or {feature}; give one of them"
+        raise SettingError("layer", "{layer} chooses the layer of {unit}" + ranking)
     if unit is None and not feature:
         return None
     return UnitChoice(layer, None if feature else unit)

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from torch import nn
 
 import rnnlm.lessons.models as m
-from rnnlm.errors import SettingError
+from rnnlm.errors import SettingError, literal
 from rnnlm.lessons.recipe import Phase, Recipe
 
 SEED_DOCS = {
@@ -141,7 +141,7 @@ def find_lesson(name: str) -> Lesson:
         return by_lower[name.lower()]
     close = difflib.get_close_matches(name, list(LESSONS), n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(close)}?" if close else "; see rnnlm lesson {list}"
-    raise SettingError("names", f"no lesson called {name!r}{hint}")
+    raise SettingError("names", f"no lesson called {literal(repr(name))}{hint}")
 
 
 def select_lessons(names: list[str], run_all: bool = False) -> list[Lesson]:

@@ -13,7 +13,7 @@ import torch
 
 from rnnlm import __version__
 from rnnlm.atomic import write_json, write_text
-from rnnlm.errors import SettingError, invalid
+from rnnlm.errors import SettingError, invalid, literal
 from rnnlm.lessons.datasets import DESCRIPTIONS
 from rnnlm.lessons.registry import LESSONS_LIST, SEED_DOCS, Lesson, SeedNumber
 
@@ -100,7 +100,7 @@ def prepare_folder(path: Path | None = None) -> Path:
     if path.exists() and not path.is_dir():
         raise invalid("out", f"{path}: is a file, not a folder")
     if (path / RESULTS_JSON).exists():
-        raise SettingError("out", f"{{out}} {path}: already holds lesson results; choose another {{out}}")
+        raise SettingError("out", f"{{out}} {literal(path)}: already holds lesson results; choose another {{out}}")
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as e:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import uvicorn
 from fastapi import FastAPI
 
-from rnnlm.errors import RnnlmError, SettingError, invalid
+from rnnlm.errors import RnnlmError, SettingError, invalid, literal
 from rnnlm.serve.app import create_app
 from rnnlm.serve.models import ServedModel, load_models
 from rnnlm.serve.options import ServeOptions
@@ -105,7 +105,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except (socket.gaierror, UnicodeError) as e:
         sock.close()
-        raise SettingError("host", f"{{host}} {host!r}: not an address this machine has ({e})") from None
+        raise SettingError("host", f"{{host}} {literal(repr(host))}: not an address this machine has ({literal(e)})") from None
     except OSError as e:
         sock.close()
         raise RnnlmError(f"cannot listen on {host}:{port} ({e.strerror})") from None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from rnnlm.errors import RnnlmError, SettingError
+from rnnlm.errors import RnnlmError, SettingError, literal
 from rnnlm.serve.batcher import ModelWorker
 from rnnlm.serve.metrics import ServerMetrics
 from rnnlm.serve.models import ServedModel
@@ -47,7 +47,7 @@ class Service:
             if len(self.models) == 1:
                 return next(iter(self.models.values()))
             raise SettingError("model", f"{{model}} is required: this server has {len(self.models)} models "
-                                        f"({', '.join(sorted(self.models))})")
+                                        f"({literal(', '.join(sorted(self.models)))})")
         try:
             return self.models[model_id]
         except KeyError:

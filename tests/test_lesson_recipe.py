@@ -6,7 +6,8 @@ import torch
 
 from rnnlm.errors import RnnlmError
 from rnnlm.lessons.fit import endless, fit
-from rnnlm.lessons.recipe import Phase, Recipe, make_optimizer, make_scheduler
+from rnnlm.lessons.recipe import Recipe, make_optimizer
+from rnnlm.train.schedules import Phase
 from rnnlm.lessons.registry import LESSONS
 from rnnlm.lessons.models import CharSeqStatefulRnn
 
@@ -15,7 +16,7 @@ def lrs(phase, steps_per_epoch=10):
     model = torch.nn.Linear(2, 2)
     optimizer = make_optimizer(Recipe((phase,)), model.parameters())
     steps = phase.steps(steps_per_epoch)
-    scheduler = make_scheduler(phase, optimizer, steps, steps_per_epoch)
+    scheduler = phase.scheduler(optimizer, steps_per_epoch)
     seen = []
     for _ in range(steps):
         seen.append(optimizer.param_groups[0]["lr"])

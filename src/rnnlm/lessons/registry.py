@@ -16,7 +16,8 @@ from torch import nn
 
 import rnnlm.lessons.models as m
 from rnnlm.errors import RnnlmError
-from rnnlm.lessons.recipe import Phase, Recipe
+from rnnlm.lessons.recipe import Recipe
+from rnnlm.train.schedules import Phase
 
 SEED_DOCS = {
     "000": "lesson notes: Nietzsche, one character at a time",

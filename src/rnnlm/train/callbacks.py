@@ -154,10 +154,10 @@ class SaveCycleEnds(Callback):
 
     def on_epoch_end(self, learner: "Learner", row: dict[str, Any]) -> None:
         phase = learner.phase
-        if phase.steps is None:
+        if not phase.planned:
             done, first = learner.epoch - phase.start_epoch, phase.cycle_len
         else:  # a planned run (--budget): cycles of steps
-            done, first = learner.plan_step - phase.start_step, phase.cycle_steps or phase.steps
+            done, first = learner.plan_step - phase.start_step, phase.cycle_steps or phase.planned_steps
         if phase.schedule == "sgdr" and is_sgdr_cycle_end(done, first, phase.cycle_mult):
             self.cycles += 1
             save_weights(self.folder / f"cycle_{self.cycles}.safetensors", learner.model)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,8 @@ from rnnlm.config import SCHEDULES
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.reading import parse_json, regular_file_size
 from rnnlm.train.callbacks import Callback
-from rnnlm.train.learner import Learner, Phase, phase_scheduler
+from rnnlm.train.learner import Learner
+from rnnlm.train.schedules import PLANNED_KEYS, STATE_KEYS, Phase
 
 STATE_FORMAT = "rnnlm-train-state"
 STATE_VERSION = "1"
@@ -159,17 +159,14 @@ def check_info(learner: "Learner", info: dict[str, Any]) -> None:
             raise ValueError("a scheduler without a phase")
     else:
         check_phase(phase)
-        scheduler = phase_scheduler(optimizer, Phase(**phase), learner.batches_per_epoch)
+        scheduler = Phase.from_state(phase).scheduler(optimizer, learner.batches_per_epoch)
         check_like(info.get("scheduler"), scheduler.state_dict(), "scheduler")
     check_like(info.get("optimizer_groups"), optimizer.state_dict()["param_groups"], "optimizer_groups")
 
 
-PLANNED = {"steps", "start_step", "cycle_steps"}  # phase keys of planned runs, absent from older states
-
-
 def check_phase(phase: Any) -> None:
-    names = {f.name for f in fields(Phase)}
-    if not isinstance(phase, dict) or not names - PLANNED <= set(phase) <= names:
+    names = set(STATE_KEYS)
+    if not isinstance(phase, dict) or not names - set(PLANNED_KEYS) <= set(phase) <= names:
         raise ValueError(f"phase must be an object with {', '.join(sorted(names))}")
     counts = ("epochs", "cycle_len", "cycle_mult")
     if not all(_whole(phase[k]) and phase[k] >= 1 for k in counts) or not _whole(phase["start_epoch"]):

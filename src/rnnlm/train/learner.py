@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -45,7 +44,7 @@ from rnnlm.evaluation.streams import TextSize, evaluate_stream
 from rnnlm.models import detach_state
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.distributed import Distributed
-from rnnlm.train.schedules import make_scheduler
+from rnnlm.train.schedules import Phase
 
 
 class TrainingDiverged(RnnlmError):
@@ -66,40 +65,6 @@ def state_parts(state) -> tuple[torch.Tensor, ...]:
     if state is None:
         return ()
     return state if isinstance(state, tuple) else (state,)
-
-
-@dataclass
-class Phase:
-    """``epochs`` epochs at peak rate ``lr`` under one schedule, from epoch ``start_epoch``; or,
-    in a planned run (``--budget``), ``steps`` optimiser steps from plan step ``start_step``,
-    whatever the epochs (the SGDR cycles then last ``cycle_steps``, ``cycle_steps * cycle_mult``, ...)."""
-
-    epochs: int
-    lr: float
-    schedule: str = "constant"
-    cycle_len: int = 1
-    cycle_mult: int = 2
-    start_epoch: int = 0
-    steps: int | None = None
-    start_step: int = 0
-    cycle_steps: int | None = None
-
-    @property
-    def end_epoch(self) -> int:
-        return self.start_epoch + self.epochs
-
-    @property
-    def end_step(self) -> int | None:
-        return None if self.steps is None else self.start_step + self.steps
-
-
-def phase_scheduler(optimizer: torch.optim.Optimizer, phase: Phase,
-                    batches_per_epoch: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """A fresh schedule of ``phase``, stepped once a batch."""
-    n = batches_per_epoch
-    total = phase.epochs * n if phase.steps is None else phase.steps
-    cycle = phase.cycle_len * n if phase.cycle_steps is None else phase.cycle_steps
-    return make_scheduler(optimizer, phase.schedule, phase.lr, total, cycle, 1, phase.cycle_mult)
 
 
 class Learner:
@@ -195,7 +160,8 @@ class Learner:
     ) -> list[dict[str, Any]]:
         """Train ``epochs`` more epochs as a new phase, or (planned runs) ``steps`` optimiser steps
         from where training stands; returns their rows (also in ``history``)."""
-        self.phase = Phase(epochs, lr, schedule, cycle_len, cycle_mult, self.epoch, steps, self.plan_step, cycle_steps)
+        self.phase = Phase(epochs, lr, schedule, cycle_len, cycle_mult, start_epoch=self.epoch, planned_steps=steps,
+                           start_step=self.plan_step, cycle_steps=cycle_steps)
         self.scheduler = self._make_scheduler(self.phase)
         if steps is None:
             self.batch = 0
@@ -221,16 +187,16 @@ class Learner:
 
     def phase_done(self) -> bool:
         phase = self.phase
-        return self.epoch >= phase.end_epoch if phase.steps is None else self.plan_step >= phase.end_step
+        return self.plan_step >= phase.end_step if phase.planned else self.epoch >= phase.end_epoch
 
     def _make_scheduler(self, phase: Phase) -> torch.optim.lr_scheduler.LRScheduler:
-        return phase_scheduler(self.optimizer, phase, self.batches_per_epoch)
+        return phase.scheduler(self.optimizer, self.batches_per_epoch)
 
     def skip_ahead(self, steps: int) -> int:
         """Move the schedule ``steps`` steps on without training them (not past the phase's end),
         so that a planned run that fell behind its time still ends at the end of its schedule;
         returns the steps skipped."""
-        steps = max(0, min(steps, self.phase.end_step - self.plan_step)) if self.phase.steps is not None else 0
+        steps = max(0, min(steps, self.phase.end_step - self.plan_step)) if self.phase.planned else 0
         for _ in range(steps):
             self.scheduler.step()
         self.plan_step += steps
@@ -438,7 +404,7 @@ class Learner:
             "budget_spent": self.pacer.spent() if self.pacer is not None else None,
             "stop_reason": self.stop_reason,
             "history": self.history,
-            "phase": asdict(self.phase) if self.phase else None,
+            "phase": self.phase.state() if self.phase else None,
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
             "optimizer_groups": optimizer["param_groups"],
             "hidden_parts": len(hidden),  # 0: none yet, 1: RNN/GRU, 2: LSTM (h, c)
@@ -467,7 +433,7 @@ class Learner:
     def load_training_state(self, tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
         """Put back what ``training_state`` captured (the model and data must match)."""
         self.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
-        self.phase = Phase(**info["phase"]) if info["phase"] else None
+        self.phase = Phase.from_state(info["phase"]) if info["phase"] else None
         self.scheduler = self._make_scheduler(self.phase) if self.phase else None
         slots: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in tensors.items():

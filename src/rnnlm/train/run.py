@@ -317,7 +317,7 @@ def run_planned(learner: Learner, config: RunConfig) -> None:
             end = start + steps
             if learner.plan_step < end:
                 phase = learner.phase
-                if phase is not None and phase.steps is not None and phase.start_step == start:
+                if phase is not None and phase.planned and phase.start_step == start:
                     learner.fit_phase()
                 else:
                     cycle = plan.cycle_steps[i] if plan.cycle_steps else None

@@ -16,7 +16,9 @@ from rnnlm.cli import main
 from rnnlm.config import BudgetPlan, RunConfig, duration_text, parse_duration
 from rnnlm.errors import RnnlmError
 from rnnlm.runfolder import STATE, read_config
-from rnnlm.train.budget import Pace, Pacer, Speed, cycle_ends, make_plan, probe_speed, sgdr_cycles, spread
+from rnnlm.train.budget import Speed, cycle_ends, make_plan, sgdr_cycles, spread
+from rnnlm.train.pacing import Pace, Pacer
+from rnnlm.train.probe import probe_speed
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import read_training_state
 from rnnlm.train.distributed import Distributed
@@ -143,16 +145,8 @@ def test_a_budget_spent_before_the_probe_is_refused_at_once(tiny_file):
     assert probe_speed(config, data, torch.device("cpu"), Distributed(), 0.2, clock, started=clock()).tokens_per_s > 0
 
 
-class FakeBatches:
-    tokens = 128 * 50
-
-    def __len__(self):
-        return 50
-
-
-def fake_learner():
-    return SimpleNamespace(dist=Distributed(), step=0, plan_step=0, row_step=0, stop_reason=None,
-                           train_data=FakeBatches())
+def fake_position():
+    return SimpleNamespace(step=0, plan_step=0, row_step=0)
 
 
 class FakeClock:
@@ -165,11 +159,11 @@ class FakeClock:
 
 def paced(steps: int):
     """A plan of ``steps`` steps of 128 tokens in 100 s (0.1 s a step by its probe), its pacer on a
-    fake clock, and a learner's counters."""
+    fake clock, and where training stands."""
     plan = BudgetPlan(budget=100.0, steps=steps, phases=[(1e-2, steps)], valid_at=[steps], tokens_per_s=1280.0,
                       valid_s=1.0, setup_s=0.0)
     clock = FakeClock()
-    return plan, clock, Pacer(plan, 0.0, 0.0, clock), fake_learner()
+    return plan, clock, Pacer(plan, 0.0, 0.0, clock, step_tokens=128), fake_position()
 
 
 def test_pacer_skips_ahead_when_the_machine_is_slower_than_the_probe():

@@ -113,10 +113,10 @@ def run(args: argparse.Namespace) -> None:
           f"accuracy {best['accuracy']:.4f}; run saved in {folder}")
     if learner.pacer is not None:
         plan = learner.pacer.plan
-        skipped = learner.plan_step + learner.held - learner.step
+        skipped = learner.plan_step + learner.pacer.held - learner.step
         notes = []
-        if learner.held:
-            notes.append(f"{learner.held:,} trained while the schedule waited: this machine ran faster than the probe said")
+        if learner.pacer.held:
+            notes.append(f"{learner.pacer.held:,} trained while the schedule waited: this machine ran faster than the probe said")
         if skipped:
             notes.append(f"{skipped:,} skipped to keep to the time: this machine ran slower than the probe said")
         print(f"--budget {duration_text(plan.budget)}: used {duration_text(learner.pacer.spent())}; "

@@ -208,14 +208,14 @@ class LossPlot(Callback):
         self.last = (0, 0.0)  # (batch, running loss) at the previous point of this epoch
 
     def on_epoch_begin(self, learner: "Learner") -> None:
-        if learner.round_batches == 0:
+        if learner.position.round_batches == 0:
             self.last = (0, 0.0)
 
     def on_batch_end(self, learner: "Learner", loss: float | None) -> None:
         if loss is None:
             return
         batch, running = self.last
-        done = learner.round_batches
+        done = learner.position.round_batches
         mean = (loss * done - running * batch) / max(done - batch, 1)
         self.train.append((learner.tokens_seen, mean))
         self.lrs.append((learner.tokens_seen, learner.lr))

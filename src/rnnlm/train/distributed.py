@@ -124,6 +124,27 @@ class Distributed:
             yield value
 
 
+# Why training stops. Where the ranks under torchrun differ, the reason later in this list wins;
+# one a callback gives that is not here outranks them all, and the other ranks know it as "requested".
+STOP_REASONS = (None, "time", "interrupt", "patience")
+
+
+def stop_rank(reason: str | None) -> int:
+    return STOP_REASONS.index(reason) if reason in STOP_REASONS else len(STOP_REASONS)
+
+
+def agree_stop(dist: Distributed, reason: str | None, interrupted: bool = False) -> str | None:
+    """The reason every rank stops for: the latest in STOP_REASONS among the ranks' own (``reason``,
+    or "interrupt" where a Ctrl-C came, ``interrupted``). All ranks call this at the same batches,
+    so they all stop at the same one."""
+    if interrupted and stop_rank(reason) < stop_rank("interrupt"):
+        reason = "interrupt"
+    agreed = dist.max(stop_rank(reason))
+    if agreed == stop_rank(reason):
+        return reason
+    return STOP_REASONS[agreed] if agreed < len(STOP_REASONS) else "requested"
+
+
 @contextmanager
 def process_group(device: str = "auto") -> Iterator[Distributed]:
     """Under torchrun, join the job's process group and leave it at the end, errors included:

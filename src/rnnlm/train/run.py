@@ -49,7 +49,10 @@ from rnnlm.runfolder import (
     read_config,
     write_run_config,
 )
-from rnnlm.train.budget import Clock, Pacer, Speed, describe_plan, make_plan, probe_speed
+from rnnlm.train.budget import Clock, Speed, make_plan
+from rnnlm.train.pacing import Pacer
+from rnnlm.train.plan_text import describe_plan
+from rnnlm.train.probe import probe_speed, probe_time
 from rnnlm.train.callbacks import (
     Callback,
     EarlyStopping,
@@ -64,6 +67,7 @@ from rnnlm.train.checkpoint import SaveTrainingState, load_training_state, read_
 from rnnlm.train.distributed import Distributed, check_batch_split, process_group
 from rnnlm.train.learner import Learner, TrainingDiverged
 from rnnlm.train.plots import has_matplotlib
+from rnnlm.train.schedules import Phase
 from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCES, apply_recipe, choose_row
 
 
@@ -149,13 +153,6 @@ def load_data(config: RunConfig, vocab: Vocab | None = None, tokenizer: Tokenize
     return config, data
 
 
-def probe_time(budget: float) -> float:
-    """Seconds the probe times training batches for: a small share of the budget."""
-    from rnnlm.train.budget import PROBE_SECONDS, PROBE_SHARE
-
-    return min(PROBE_SECONDS, PROBE_SHARE * budget)
-
-
 def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: frozenset[str], started: float,
                 clock: Clock, plot_s: float = 0.0) -> tuple[RunConfig, Speed]:
     """The plan of a --budget run: the recipe of the table for the settings in ``choose`` (the
@@ -214,21 +211,18 @@ def make_learner(
     if config.plan is not None and config.plan.valid_tokens:  # a long split, validated on its beginning
         held_out = held_out[: config.plan.valid_tokens]
     valid = stream_batches_for_eval(held_out, t.bs, t.bptt)
-    learner = Learner(
+    log_every = max(1, min(20, len(batches) // 10))  # at least ten loss points an epoch
+    valid_at = config.plan.valid_at if config.plan is not None else None
+    if valid_at is not None:
+        log_every = max(1, min(log_every, valid_at[0]))
+    return Learner(
         model,
         batches.shard(dist.rank, dist.world_size),
         valid.shard(dist.rank, dist.world_size),
         device=device, lr=t.plan()[0][0], wd=t.wd, clip=t.clip, ar=t.ar, tar=t.tar, callbacks=callbacks,
-        log_every=max(1, min(20, len(batches) // 10)),  # at least ten loss points an epoch
-        dist=dist, valid_text=text_size(data.valid_ids, data.valid_characters),
+        log_every=log_every, dist=dist, valid_text=text_size(data.valid_ids, data.valid_characters),
+        valid_at=valid_at, pacer=pacer, clock=pacer.clock if pacer is not None else time.monotonic,
     )
-    if config.plan is not None:
-        learner.valid_at = list(config.plan.valid_at)
-        learner.log_every = max(1, min(learner.log_every, config.plan.valid_at[0]))
-        learner.pacer = pacer
-        if pacer is not None:
-            learner.clock = pacer.clock
-    return learner
 
 
 def run_callbacks(
@@ -298,7 +292,7 @@ def run_phases(learner: Learner, config: RunConfig, max_minutes: float | None) -
                     return
                 ran = True  # a session trains at least one batch, however short its budget
                 if learner.phase is not None and learner.phase.start_epoch == start:
-                    learner.fit_phase(minutes)
+                    learner.continue_phase(minutes)
                 else:
                     learner.fit(epochs, lr, t.schedule_name, t.cycle_len, t.cycle_mult, minutes)
                 if learner.stop_reason:
@@ -317,12 +311,11 @@ def run_planned(learner: Learner, config: RunConfig) -> None:
             end = start + steps
             if learner.plan_step < end:
                 phase = learner.phase
-                if phase is not None and phase.planned and phase.start_step == start:
-                    learner.fit_phase()
-                else:
+                if phase is None or not phase.planned or phase.start_step != start:
                     cycle = plan.cycle_steps[i] if plan.cycle_steps else None
-                    learner.fit(max(1, math.ceil(steps / n)), lr, t.schedule_name, t.cycle_len, t.cycle_mult,
-                                steps=steps, cycle_steps=cycle)
+                    learner.start_phase(Phase(max(1, math.ceil(steps / n)), lr, t.schedule_name, t.cycle_len,
+                                              t.cycle_mult, planned_steps=steps, cycle_steps=cycle))
+                learner.continue_phase()
                 if learner.stop_reason:
                     return
             start = end
@@ -438,7 +431,17 @@ def _planned(config: RunConfig, dist: Distributed, choose: frozenset[str], given
     config, speed = plan_budget(config, data, dist, choose, started, clock, dist.from_main(plot_s))
     if dist.is_main:
         print_plan(config, data, speed, given, log)
-    return config, data, Pacer(config.plan, 0.0, started, clock)
+    return config, data, make_pacer(config, data, dist, 0.0, (started, clock))
+
+
+def make_pacer(config: RunConfig, data: TextData, dist: Distributed, spent: float,
+               session: tuple[float, Clock]) -> Pacer:
+    """The pacer of a planned run: ``spent`` seconds of its budget used before this session,
+    which began at ``session`` (when, on what clock)."""
+    batches = StreamBatches(data.train_ids, config.train.bs, config.train.bptt).shard(dist.rank, dist.world_size)
+    step_tokens = batches.tokens / max(len(batches), 1) * dist.world_size
+    started, clock = session
+    return Pacer(config.plan, spent, started, clock, step_tokens=step_tokens, dist=dist)
 
 
 def check_recipe_fields(choose: frozenset[str]) -> None:
@@ -530,8 +533,7 @@ def _resume(folder: Path, config: RunConfig, vocab: Vocab, tokenizer: Tokenizer,
         raise RnnlmError(f"{folder}: the corpus {config.data.source} changed since the run began; cannot resume")
     chosen, _, state = run_callbacks(config, folder, data, save_every or t.save_every, callbacks, progress, log,
                                      dist)
-    started, clock = session
-    pacer = Pacer(config.plan, info.get("budget_spent") or 0.0, started, clock) if config.plan else None
+    pacer = make_pacer(config, data, dist, info.get("budget_spent") or 0.0, session) if config.plan else None
     learner = make_learner(config, data, dist.device, chosen, dist, pacer)
     load_training_state(learner, tensors, info, folder / STATE)
     state.saved_at = (learner.epoch, learner.batch)

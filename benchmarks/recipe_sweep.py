@@ -32,35 +32,36 @@ from common import add_threads_option, machine, set_threads, table  # noqa: E402
 
 from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from rnnlm.data.textdata import build_text_data  # noqa: E402
-from rnnlm.train.budget import probe_speed  # noqa: E402
 from rnnlm.train.distributed import Distributed  # noqa: E402
-from rnnlm.train.recipe import REFERENCE, REFERENCES, WORD_REFERENCE, TableRecipe  # noqa: E402
-from rnnlm.train.run import resolve_config, train  # noqa: E402
+from rnnlm.train.probe import probe_speed  # noqa: E402
+from rnnlm.train.recipe import REFERENCE, REFERENCES, WORD_REFERENCE, Recipe  # noqa: E402
+from rnnlm.train.run import train  # noqa: E402
+from rnnlm.train.setup import resolve_config  # noqa: E402
 
 CANDIDATES = {
     # character level
-    "s512": TableRecipe("lstm", 1, 512, 64, 0.2, 64, 16, 3e-3),
+    "s512": Recipe("lstm", 1, 512, 64, 0.2, 64, 16, 3e-3),
     "r512": REFERENCE,
-    "r512d3": TableRecipe("lstm", 2, 512, 64, 0.3, 64, 16, 3e-3),
-    "r512d5": TableRecipe("lstm", 2, 512, 64, 0.5, 64, 16, 3e-3),
-    "r512d1": TableRecipe("lstm", 2, 512, 64, 0.1, 64, 16, 3e-3),
-    "r512d0": TableRecipe("lstm", 2, 512, 64, 0.0, 64, 16, 3e-3),
-    "r512b32": TableRecipe("lstm", 2, 512, 64, 0.2, 64, 32, 4e-3),
-    "t512": TableRecipe("lstm", 3, 512, 64, 0.25, 64, 16, 3e-3),
-    "w768": TableRecipe("lstm", 2, 768, 64, 0.25, 64, 16, 2.5e-3),
-    "w768d1": TableRecipe("lstm", 2, 768, 64, 0.1, 64, 16, 2.5e-3),
-    "w768d4": TableRecipe("lstm", 2, 768, 64, 0.4, 64, 16, 2.5e-3),
-    "w1024": TableRecipe("lstm", 2, 1024, 64, 0.3, 64, 16, 2e-3),
-    "w1024d1": TableRecipe("lstm", 2, 1024, 64, 0.1, 64, 16, 2e-3),
-    "g512": TableRecipe("gru", 2, 512, 64, 0.2, 64, 16, 3e-3),
+    "r512d3": Recipe("lstm", 2, 512, 64, 0.3, 64, 16, 3e-3),
+    "r512d5": Recipe("lstm", 2, 512, 64, 0.5, 64, 16, 3e-3),
+    "r512d1": Recipe("lstm", 2, 512, 64, 0.1, 64, 16, 3e-3),
+    "r512d0": Recipe("lstm", 2, 512, 64, 0.0, 64, 16, 3e-3),
+    "r512b32": Recipe("lstm", 2, 512, 64, 0.2, 64, 32, 4e-3),
+    "t512": Recipe("lstm", 3, 512, 64, 0.25, 64, 16, 3e-3),
+    "w768": Recipe("lstm", 2, 768, 64, 0.25, 64, 16, 2.5e-3),
+    "w768d1": Recipe("lstm", 2, 768, 64, 0.1, 64, 16, 2.5e-3),
+    "w768d4": Recipe("lstm", 2, 768, 64, 0.4, 64, 16, 2.5e-3),
+    "w1024": Recipe("lstm", 2, 1024, 64, 0.3, 64, 16, 2e-3),
+    "w1024d1": Recipe("lstm", 2, 1024, 64, 0.1, 64, 16, 2e-3),
+    "g512": Recipe("gru", 2, 512, 64, 0.2, 64, 16, 3e-3),
     # word level
     "word512": WORD_REFERENCE,
-    "word256": TableRecipe("lstm", 2, 256, 256, 0.3, 64, 32, 3e-3),
-    "word512d5": TableRecipe("lstm", 2, 512, 256, 0.5, 64, 32, 3e-3),
+    "word256": Recipe("lstm", 2, 256, 256, 0.3, 64, 32, 3e-3),
+    "word512d5": Recipe("lstm", 2, 512, 256, 0.5, 64, 32, 3e-3),
 }
 
 
-def run_config(args: argparse.Namespace, recipe: TableRecipe) -> RunConfig:
+def run_config(args: argparse.Namespace, recipe: Recipe) -> RunConfig:
     return RunConfig(
         DataConfig(args.data, level=args.level, lower=args.lower, min_freq=args.min_freq, valid_frac=args.valid_frac),
         ModelConfig(cell=recipe.cell, layers=recipe.layers, emb=recipe.emb, hidden=recipe.hidden,

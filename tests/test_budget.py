@@ -23,7 +23,8 @@ from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import read_training_state
 from rnnlm.train.distributed import Distributed
 from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCE, REFERENCES, TABLE, apply_recipe, choose_row
-from rnnlm.train.run import TrainingInterrupted, load_data, plan_run, resolve_config, resume, train
+from rnnlm.train.run import TrainingInterrupted, plan_run, resume, train
+from rnnlm.train.setup import load_data, resolve_config
 
 # What a process does once, and a --budget run counts in its time, done before the timed tests: the
 # first optimiser imports torch._dynamo (seconds on a busy machine).
@@ -34,9 +35,11 @@ torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
 def no_plot(monkeypatch):
     """The runs here draw no loss plot: drawing one takes from a tenth of a second to seconds,
     as busy as the machine is (the plan counts it, but it would swamp a budget of seconds)."""
-    import rnnlm.train.run
+    import rnnlm.train.assembly
+    import rnnlm.train.planning
 
-    monkeypatch.setattr(rnnlm.train.run, "has_matplotlib", lambda: False)
+    for module in (rnnlm.train.assembly, rnnlm.train.planning):
+        monkeypatch.setattr(module, "has_matplotlib", lambda: False)
 
 
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("10m", 600), ("1.5h", 5400), ("1h30m", 5400),

@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> None:
               + (f" ({'; '.join(notes)})" if notes else ""))
     elif learner.stop_reason == "time":
         print(f"stopped after --max-minutes at epoch {learner.epoch}; continue with: "
-              f"{resume_command(folder, learner.dist)}")
+              f"{resume_command(folder, learner.dist.world_size)}")
     session = GenerationSession.load(folder, device=args.device)
     n = {"char": 200, "bpe": 60}.get(data.tokenizer.level, 40)
     text = session.sample_texts("", n, seed=args.seed, sampling=Sampling(temperature=0.8))[0]

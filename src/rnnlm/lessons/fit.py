@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from rnnlm.errors import RnnlmError
 from rnnlm.lessons.models import Stateful
-from rnnlm.lessons.recipe import Recipe, make_optimizer
+from rnnlm.lessons.recipe import LessonRecipe, make_optimizer
 from rnnlm.train.schedules import Phase
 
 SMOOTHING = 0.98  # the running train loss, as fastai prints it: a debiased moving average
@@ -138,7 +138,7 @@ def fit(
     model: torch.nn.Module,
     train: Batches,
     valid: Batches,
-    recipe: Recipe,
+    recipe: LessonRecipe,
     *,
     device: torch.device | str = "cpu",
     on_cycle_end: Callable[[int], None] | None = None,

@@ -20,7 +20,7 @@ from rnnlm.train.schedules import Phase
 
 
 @dataclass(frozen=True)
-class Recipe:
+class LessonRecipe:
     phases: tuple[Phase, ...]
     optimizer: str = "adam"  # "adam": torch Adam, L2 weight decay; "adamw": fastai v1's defaults
     wd: float = 0.0
@@ -29,7 +29,7 @@ class Recipe:
         wd = f", wd {self.wd:g}" if self.wd else ""
         return f"{self.optimizer}{wd}: " + ", then ".join(p.describe() for p in self.phases)
 
-    def scaled(self, factor: float) -> "Recipe":
+    def scaled(self, factor: float) -> "LessonRecipe":
         """The same recipe with every phase ``factor`` times as long (and SGDR cycles with it)."""
         phases = tuple(replace(p, epochs=p.epochs * factor, cycle_len=p.cycle_len * factor)
                        for p in self.phases)
@@ -40,7 +40,7 @@ class Recipe:
         return sum(p.epochs for p in self.phases)
 
 
-def make_optimizer(recipe: Recipe, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+def make_optimizer(recipe: LessonRecipe, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
     lr = recipe.phases[0].lr
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.99), weight_decay=recipe.wd)

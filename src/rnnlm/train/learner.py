@@ -51,6 +51,11 @@ class TrainingDiverged(RnnlmError):
     pass
 
 
+def position_view(name: str) -> property:
+    """A read-only view of the learner's ``position.<name>``."""
+    return property(lambda learner: getattr(learner.position, name), doc=f"``position.{name}``")
+
+
 class Learner:
     def __init__(
         self,
@@ -101,25 +106,11 @@ class Learner:
         self.deadline = math.inf
 
     # Where training stands, as callbacks read it (``position`` holds it all).
-    @property
-    def epoch(self) -> int:
-        return self.position.epoch
-
-    @property
-    def batch(self) -> int:
-        return self.position.batch
-
-    @property
-    def step(self) -> int:
-        return self.position.step
-
-    @property
-    def tokens_seen(self) -> int:
-        return self.position.tokens_seen
-
-    @property
-    def plan_step(self) -> int:
-        return self.position.plan_step
+    epoch = position_view("epoch")
+    batch = position_view("batch")
+    step = position_view("step")
+    tokens_seen = position_view("tokens_seen")
+    plan_step = position_view("plan_step")
 
     @property
     def batches_per_epoch(self) -> int:
@@ -181,8 +172,7 @@ class Learner:
         return rows
 
     def phase_done(self) -> bool:
-        phase, at = self.phase, self.position
-        return at.plan_step >= phase.end_step if phase.planned else at.epoch >= phase.end_epoch
+        return self.phase.done_at(self.position)
 
     def skip_ahead(self, steps: int) -> int:
         """Move the schedule ``steps`` steps on without training them (not past the phase's end),

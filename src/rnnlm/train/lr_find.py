@@ -20,7 +20,8 @@ from rnnlm.config import RunConfig
 from rnnlm.device import resolve_device
 from rnnlm.errors import RnnlmError
 from rnnlm.train.learner import Learner
-from rnnlm.train.run import load_data, make_learner, resolve_config, seed_everything
+from rnnlm.train.assembly import make_learner
+from rnnlm.train.setup import load_data, resolve_config, seed_everything
 
 MAX_BATCHES = 100_000
 

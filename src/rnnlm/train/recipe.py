@@ -19,7 +19,7 @@ MIN_BATCHES = 8  # batches an epoch, at least, when the recipe chooses the batch
 
 
 @dataclass(frozen=True)
-class TableRecipe:
+class Recipe:
     cell: str
     layers: int
     hidden: int
@@ -43,7 +43,7 @@ class Row:
     level: str
     max_tokens: float
     max_epochs: float
-    recipe: TableRecipe
+    recipe: Recipe
 
     @property
     def name(self) -> str:
@@ -52,8 +52,8 @@ class Row:
         return f"{self.level}, {size}{reach}"
 
 
-REFERENCE = TableRecipe("lstm", 2, 512, 64, 0.2, 64, 16, 3e-3)  # the probe that measures the machine
-WORD_REFERENCE = TableRecipe("lstm", 2, 512, 256, 0.3, 64, 32, 3e-3)
+REFERENCE = Recipe("lstm", 2, 512, 64, 0.2, 64, 16, 3e-3)  # the probe that measures the machine
+WORD_REFERENCE = Recipe("lstm", 2, 512, 256, 0.3, 64, 32, 3e-3)
 REFERENCES = {"char": REFERENCE, "word": WORD_REFERENCE, "bpe": REFERENCE}  # by level
 INF = math.inf
 
@@ -84,7 +84,7 @@ def choose_row(level: str, tokens: int, reference_epochs: float) -> Row:
     return next((r for r in rows if tokens <= r.max_tokens and reference_epochs <= r.max_epochs), rows[-1])
 
 
-def apply_recipe(config: RunConfig, recipe: TableRecipe, chosen: set[str] | frozenset[str],
+def apply_recipe(config: RunConfig, recipe: Recipe, chosen: set[str] | frozenset[str],
                  train_tokens: int, world_size: int = 1) -> RunConfig:
     """``config`` with the settings in ``chosen`` taken from ``recipe`` (the others stay as they
     are: the user's); the batch size is made smaller for a corpus of fewer than ``MIN_BATCHES``

@@ -10,7 +10,7 @@ lessons' ``fit``, then ``set_lrs`` and ``fit`` again).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch.optim import lr_scheduler
@@ -19,6 +19,13 @@ from torch.optim import lr_scheduler
 STATE_KEYS = ("epochs", "lr", "schedule", "cycle_len", "cycle_mult", "start_epoch", "steps", "start_step",
               "cycle_steps")
 PLANNED_KEYS = ("steps", "start_step", "cycle_steps")  # absent from states of rnnlm before --budget
+
+
+class Progress(Protocol):
+    """Where training stands, as a phase reads it (rnnlm.train.position.Position)."""
+
+    epoch: int
+    plan_step: int
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,16 @@ class Phase:
     @property
     def end_step(self) -> int | None:
         return None if self.planned_steps is None else self.start_step + self.planned_steps
+
+    def done_at(self, at: Progress) -> bool:
+        """Whether training that stands ``at`` has trained this phase to its end."""
+        return at.plan_step >= self.end_step if self.planned else at.epoch >= self.end_epoch
+
+    def under_way_in(self, current: Phase | None) -> bool:
+        """Whether ``current`` (the phase a learner stands in) is this phase, begun already."""
+        if current is None or current.planned != self.planned:
+            return False
+        return current.start_step == self.start_step if self.planned else current.start_epoch == self.start_epoch
 
     def steps(self, steps_per_epoch: int) -> int:
         """Optimiser steps in this phase; an SGDR phase of epochs ends exactly at a cycle's end."""

@@ -98,8 +98,8 @@ def run_budget(args: argparse.Namespace, out: Path, clock) -> tuple[Result, str]
     choose, yours = recipe_choices(cli)
     log = io.StringIO()
     start = clock()
-    folder, learner, _ = train(config_from_args(cli), cli.out, choose=choose, given=yours, log=log, progress=False,
-                               clock=clock)
+    trained = train(config_from_args(cli), cli.out, choose=choose, given=yours, log=log, progress=False, clock=clock)
+    folder, learner = trained.folder, trained.learner
     spent = clock() - start
     m, t = learner.model.config, load_run(folder).config.train
     settings = (f"{m.cell} {m.layers}x{m.hidden} emb {m.emb} drop {m.dropout:g}, bs {t.bs} bptt {t.bptt}, "
@@ -112,8 +112,9 @@ def run_lessons(args: argparse.Namespace, out: Path, clock) -> Result:
     model, train_settings = LESSONS
     config = RunConfig(data_settings(args), model, train_settings)
     start = clock()
-    folder, learner, _ = train(config, out, callbacks=[ClockBudget(60 * args.minutes, clock, start)],
-                               log=io.StringIO(), progress=False)
+    trained = train(config, out, callbacks=[ClockBudget(60 * args.minutes, clock, start)], log=io.StringIO(),
+                    progress=False)
+    folder, learner = trained.folder, trained.learner
     spent = clock() - start
     settings = "lstm 2x512 emb 42 drop 0.5, bs 64 bptt 8, sgdr lr 0.01 wd 1e-05"
     return Result("lessons' 2-layer LSTM", settings, learner.tokens_seen, spent, load_run(folder, device="cpu"))

@@ -111,8 +111,9 @@ def main() -> int:
         recipe = CANDIDATES[name]
         wall = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="rnnlm-sweep-") as tmp:
-            _, learner, data = train(run_config(args, recipe), Path(tmp) / "run", log=io.StringIO(), progress=False,
-                                     clock=clock)
+            trained = train(run_config(args, recipe), Path(tmp) / "run", log=io.StringIO(), progress=False,
+                            clock=clock)
+        learner, data = trained.learner, trained.data
         plan = learner.pacer.plan
         best = min(learner.history, key=lambda r: r["valid_loss"])
         result = {

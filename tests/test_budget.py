@@ -23,7 +23,8 @@ from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import read_training_state
 from rnnlm.train.distributed import Distributed
 from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCE, REFERENCES, TABLE, apply_recipe, choose_row
-from rnnlm.train.run import TrainingInterrupted, plan_run, resume, train
+from rnnlm.train.result import TrainingInterrupted
+from rnnlm.train.run import plan_run, resume, train
 from rnnlm.train.setup import load_data, resolve_config
 
 # What a process does once, and a --budget run counts in its time, done before the timed tests: the
@@ -295,8 +296,9 @@ class LrLog(Callback):
 def test_a_short_budget_ends_in_time_annealed(tiny_file, tmp_path):
     start = time.monotonic()
     rates = LrLog()
-    folder, learner, _ = train(tiny_config(str(tiny_file), budget=5.0, lr=1e-2), tmp_path / "run",
-                               callbacks=[rates], log=io.StringIO(), progress=False)
+    trained = train(tiny_config(str(tiny_file), budget=5.0, lr=1e-2), tmp_path / "run", callbacks=[rates],
+                    log=io.StringIO(), progress=False)
+    folder, learner = trained.folder, trained.learner
     took = time.monotonic() - start
     plan = read_config(folder)[1].plan
     assert took <= 5.0 + 2.5, took
@@ -329,7 +331,8 @@ def test_resume_carries_the_budget_left_over(tiny_file, tmp_path):
     time.sleep(0.5)  # time between sessions is not the run's
     start = time.monotonic()
     log = io.StringIO()
-    folder, learner, _ = resume(tmp_path / "run", log=log, progress=False)
+    resumed = resume(tmp_path / "run", log=log, progress=False)
+    folder, learner = resumed.folder, resumed.learner
     second = time.monotonic() - start
     assert "of its --budget 6s left" in log.getvalue()
     assert read_config(folder)[1].plan == plan  # the same plan, step for step
@@ -376,8 +379,9 @@ def test_torchrun_processes_follow_one_plan(tiny_file, tmp_path):
 
 def test_sgdr_under_a_budget_ends_its_last_cycle_annealed(tiny_file, tmp_path):
     rates = LrLog()
-    folder, learner, _ = train(tiny_config(str(tiny_file), budget=5.0, schedule="sgdr", cycle_len=1, cycle_mult=2),
-                               tmp_path / "run", callbacks=[rates], log=io.StringIO(), progress=False)
+    trained = train(tiny_config(str(tiny_file), budget=5.0, schedule="sgdr", cycle_len=1, cycle_mult=2),
+                    tmp_path / "run", callbacks=[rates], log=io.StringIO(), progress=False)
+    folder, learner = trained.folder, trained.learner
     plan = read_config(folder)[1].plan
     cycles = cycle_ends(plan.cycle_steps[0], 2, plan.steps)
     assert cycles[-1] == plan.steps and learner.plan_step == plan.steps

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import fields
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rnnlm.cli.options import (
     add_command,
@@ -18,6 +20,9 @@ from rnnlm.cli.options import (
 from rnnlm.cli.output import for_terminal
 from rnnlm.config import DataConfig, ModelConfig, TrainConfig
 from rnnlm.errors import RnnlmError
+
+if TYPE_CHECKING:
+    from rnnlm.train.result import TrainingInterrupted, TrainResult
 
 SESSION_OPTIONS = {"max_minutes", "save_every", "device"}  # may change when a run is resumed
 
@@ -82,51 +87,92 @@ def recipe_choices(args: argparse.Namespace) -> tuple[list[str], list[str]]:
 
 
 def run(args: argparse.Namespace) -> None:
-    from rnnlm.config import duration_text
-    from rnnlm.generation.sampling import Sampling
-    from rnnlm.generation.session import GenerationSession
-    from rnnlm.train.run import plan_run, resume, resume_command, train
+    from rnnlm.train.run import plan_run
 
-    if args.resume:
-        given = run_settings_given(args)
-        if args.dry_run:
-            given.append("--dry-run")
-        if given:
-            raise RnnlmError(f"--resume continues {args.resume} with its own settings; drop {', '.join(given)} "
-                             "(only --max-minutes, --save-every and --device apply to a resumed session)")
-        folder, learner, data = resume(args.resume, max_minutes=args.max_minutes, save_every=args.save_every,
-                                       device=None if args.device == "auto" else args.device)
-    else:
+    if args.dry_run and not args.resume:
         config = config_from_args(args)
         choose, yours = recipe_choices(args) if config.train.budget is not None else ([], None)
-        if args.dry_run:
-            plan_run(config, choose=choose, given=yours)
-            print("\n--dry-run: nothing trained, nothing written")
-            return
-        folder, learner, data = train(config, args.out, choose=choose, given=yours)
-    if not learner.dist.is_main:  # under torchrun rank 0 reports
+        plan_run(config, choose=choose, given=yours)
+        print("\n--dry-run: nothing trained, nothing written")
         return
-    best = min(learner.history, key=lambda r: r["valid_loss"])
-    if learner.stop_reason == "patience":
-        print(f"\nstopped early (--patience): no better valid loss for {learner.epoch - best['epoch']} epochs")
+    result = train_or_resume(args)
+    if result.is_main:  # under torchrun rank 0 reports
+        report(result)
+        show_sample(result, args)
+
+
+def train_or_resume(args: argparse.Namespace) -> "TrainResult":
+    """The run the options ask for: a resumed one, or a new one; its stops said as the command line says them."""
+    from rnnlm.atomic import WriteFailed
+    from rnnlm.train.result import SaveFailed, TrainingInterrupted
+    from rnnlm.train.run import resume, train
+
+    try:
+        if args.resume:
+            check_resume_options(args)
+            return resume(args.resume, max_minutes=args.max_minutes, save_every=args.save_every,
+                          device=None if args.device == "auto" else args.device)
+        config = config_from_args(args)
+        choose, yours = recipe_choices(args) if config.train.budget is not None else ([], None)
+        return train(config, args.out, choose=choose, given=yours)
+    except TrainingInterrupted as e:
+        raise KeyboardInterrupt(interrupted_line(e)) from None
+    except SaveFailed as e:
+        raise WriteFailed(f"{e.kept}; make room, then continue with: {resume_command(e.folder, e.world_size)}") from None
+
+
+def check_resume_options(args: argparse.Namespace) -> None:
+    """A resumed run keeps its own settings: only those of the session may be given."""
+    given = run_settings_given(args)
+    if args.dry_run:
+        given.append("--dry-run")
+    if given:
+        raise RnnlmError(f"--resume continues {args.resume} with its own settings; drop {', '.join(given)} "
+                         "(only --max-minutes, --save-every and --device apply to a resumed session)")
+
+
+def resume_command(folder: Path, world_size: int) -> str:
+    """The command that continues a run: with as many processes as it trained in."""
+    launcher = f"torchrun --nproc_per_node={world_size} -m " if world_size > 1 else ""
+    return f"{launcher}rnnlm train --resume {folder}"
+
+
+def interrupted_line(error: "TrainingInterrupted") -> str:
+    """What an interrupted run says: where it stopped, and the command that goes on."""
+    return f"{error}. Resume with: {resume_command(error.folder, error.world_size)}"
+
+
+def report(result: "TrainResult") -> None:
+    """The last lines of a run: how it stopped, its best row, and how it kept to its time."""
+    from rnnlm.config import duration_text
+
+    best = result.best
+    if result.stop_reason == "patience":
+        print(f"\nstopped early (--patience): no better valid loss for {result.epoch - best['epoch']} epochs")
     print(f"\nbest valid_loss {best['valid_loss']:.4f} (epoch {best['epoch']}), "
-          f"accuracy {best['accuracy']:.4f}; run saved in {folder}")
-    if learner.pacer is not None:
-        plan = learner.pacer.plan
-        skipped = learner.plan_step + learner.pacer.held - learner.step
+          f"accuracy {best['accuracy']:.4f}; run saved in {result.folder}")
+    use = result.budget
+    if use is not None:
         notes = []
-        if learner.pacer.held:
-            notes.append(f"{learner.pacer.held:,} trained while the schedule waited: this machine ran faster than the probe said")
-        if skipped:
-            notes.append(f"{skipped:,} skipped to keep to the time: this machine ran slower than the probe said")
-        print(f"--budget {duration_text(plan.budget)}: used {duration_text(learner.pacer.spent())}; "
-              f"{learner.step:,} steps trained for the plan's {plan.steps:,}"
+        if use.held:
+            notes.append(f"{use.held:,} trained while the schedule waited: this machine ran faster than the probe said")
+        if use.skipped:
+            notes.append(f"{use.skipped:,} skipped to keep to the time: this machine ran slower than the probe said")
+        print(f"--budget {duration_text(use.budget)}: used {duration_text(use.spent)}; "
+              f"{use.trained_steps:,} steps trained for the plan's {use.planned_steps:,}"
               + (f" ({'; '.join(notes)})" if notes else ""))
-    elif learner.stop_reason == "time":
-        print(f"stopped after --max-minutes at epoch {learner.epoch}; continue with: "
-              f"{resume_command(folder, learner.dist.world_size)}")
-    session = GenerationSession.load(folder, device=args.device)
-    n = {"char": 200, "bpe": 60}.get(data.tokenizer.level, 40)
+    elif result.stop_reason == "time":
+        print(f"stopped after --max-minutes at epoch {result.epoch}; continue with: "
+              f"{resume_command(result.folder, result.world_size)}")
+
+
+def show_sample(result: "TrainResult", args: argparse.Namespace) -> None:
+    """A sample of what the run learned, and what to do next."""
+    from rnnlm.generation.sampling import Sampling
+    from rnnlm.generation.session import GenerationSession
+
+    session = GenerationSession.load(result.folder, device=args.device)
+    n = {"char": 200, "bpe": 60}.get(result.level, 40)
     text = session.sample_texts("", n, seed=args.seed, sampling=Sampling(temperature=0.8))[0]
     print(f"sample: {for_terminal(text)}")
-    print(f"\nnext: rnnlm generate {folder} --prime '...'   |   rnnlm evaluate {folder}")
+    print(f"\nnext: rnnlm generate {result.folder} --prime '...'   |   rnnlm evaluate {result.folder}")

@@ -28,13 +28,10 @@ from rnnlm.train.memory import check_training_memory
 from rnnlm.train.phases import run_phases, train_phases
 from rnnlm.train.planning import load_and_plan
 from rnnlm.train.position import position_text
+from rnnlm.train.result import SaveFailed, TrainingInterrupted, TrainResult
 from rnnlm.train.resuming import announce, check_session, resumed_learner
 from rnnlm.train.session import Session
 from rnnlm.train.setup import default_out, resolve_config, seed_everything
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training: the state was saved; the message says how to resume."""
 
 
 def train(
@@ -47,8 +44,8 @@ def train(
     choose: Iterable[str] = (),
     given: list[str] | None = None,
     clock: Clock = time.monotonic,
-) -> tuple[Path, Learner, TextData]:
-    """Read the data, build the model, train it, and write the run folder. Returns its path.
+) -> TrainResult:
+    """Read the data, build the model, train it, and write the run folder; returns the result.
 
     With ``config.train.budget`` (seconds) the run is planned to fit that time, everything from
     here included (rnnlm.train.budget): the settings named in ``choose`` (of RECIPE_FIELDS)
@@ -56,8 +53,9 @@ def train(
     options in ``given`` as the user's. ``clock`` measures the budget (benchmarks on a shared
     machine pass ``time.process_time``).
 
-    Raises TrainingInterrupted (a KeyboardInterrupt) on Ctrl-C once the state is saved, and
-    TrainingDiverged (an RnnlmError) when the loss stops being finite."""
+    Raises TrainingInterrupted (a KeyboardInterrupt) on Ctrl-C once the state is saved,
+    TrainingDiverged (an RnnlmError) when the loss stops being finite, and SaveFailed (an
+    RnnlmError) when a write fails once the state was saved."""
     session = Session.begin(callbacks, progress, log, clock)
     config = resolve_config(config)
     check_batch_split(config.train.bs)
@@ -78,7 +76,7 @@ def train(
                 if dist.is_main and not (weights.saved or state.saved_at):
                     discard_run_folder(folder, created)
                 raise
-    return folder, learner, data
+    return TrainResult.of(folder, learner, data)
 
 
 def plan_run(config: RunConfig, *, choose: Iterable[str] = (), given: list[str] | None = None,
@@ -106,7 +104,7 @@ def resume(
     progress: bool | None = None,
     log: TextIO | None = None,
     clock: Clock = time.monotonic,
-) -> tuple[Path, Learner, TextData]:
+) -> TrainResult:
     """Continue a run from its saved training state, exactly where it stopped. ``max_minutes``,
     ``save_every`` and ``device`` apply to this session; every other setting is the run's own.
     A --budget run goes on with its plan in the time its budget has left (``clock`` as in train)."""
@@ -120,7 +118,7 @@ def resume(
             if dist.is_main:
                 announce(folder, learner, config, session)
             fit(learner, config, folder, state, max_minutes if max_minutes is not None else config.train.max_minutes)
-    return folder, learner, data
+    return TrainResult.of(folder, learner, data)
 
 
 def fit(learner: Learner, config: RunConfig, folder: Path, state: SaveTrainingState,
@@ -137,16 +135,7 @@ def fit(learner: Learner, config: RunConfig, folder: Path, state: SaveTrainingSt
     except WriteFailed as e:
         if not state.saved_at:
             raise WriteFailed(f"{e}; nothing was saved") from None
-        raise WriteFailed(f"{e}; {folder} keeps the state saved {position_text(*state.saved_at)}; make room, then "
-                          f"continue with: {resume_command(folder, learner.dist.world_size)}") from None
+        kept = f"{e}; {folder} keeps the state saved {position_text(*state.saved_at)}"
+        raise SaveFailed(kept, folder, learner.dist.world_size) from None
     if learner.stop_reason == "interrupt":
-        raise TrainingInterrupted(
-            f"interrupted {learner.position.text()}; state saved in {folder}. "
-            f"Resume with: {resume_command(folder, learner.dist.world_size)}"
-        )
-
-
-def resume_command(folder: Path, world_size: int) -> str:
-    """The command that continues a run: with as many processes as it has."""
-    launcher = f"torchrun --nproc_per_node={world_size} -m " if world_size > 1 else ""
-    return f"{launcher}rnnlm train --resume {folder}"
+        raise TrainingInterrupted(folder, learner.position.text(), learner.dist.world_size)

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_threads_option, machine, set_threads, shared_data, table  # noqa: E402
 
 from rnnlm.cli import build_parser, config_from_args  # noqa: E402
-from rnnlm.cli.train import recipe_choices  # noqa: E402
+from rnnlm.cli.train import written_settings  # noqa: E402
 from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from rnnlm.data.textdata import TextData, build_text_data  # noqa: E402
 from rnnlm.models import detach_state  # noqa: E402
@@ -95,10 +95,9 @@ def run_budget(args: argparse.Namespace, out: Path, clock) -> tuple[Result, str]
     argv = ["train", args.data, "--budget", f"{args.minutes:g}m", "--device", "cpu", "--valid-frac",
             str(args.valid_frac), "--min-freq", str(args.min_freq), "--out", str(out)] + (["--lower"] * args.lower)
     cli = build_parser().parse_args(argv)
-    choose, yours = recipe_choices(cli)
     log = io.StringIO()
     start = clock()
-    trained = train(config_from_args(cli), cli.out, choose=choose, given=yours, log=log, progress=False, clock=clock)
+    trained = train(config_from_args(cli), cli.out, yours=written_settings(cli), log=log, progress=False, clock=clock)
     folder, learner = trained.folder, trained.learner
     spent = clock() - start
     m, t = learner.model.config, load_run(folder).config.train

@@ -199,5 +199,6 @@ def test_batches_split_into_contiguous_blocks_of_streams():
 def test_the_batch_must_split_evenly_over_the_processes():
     check_batch_split(8, 2)
     check_batch_split(7, 1)
-    with pytest.raises(RnnlmError, match="--bs 6 does not split evenly over 4 processes"):
+    with pytest.raises(RnnlmError, match="bs 6 does not split evenly over 4 processes") as error:
         check_batch_split(6, 4)
+    assert error.value.field == "bs"

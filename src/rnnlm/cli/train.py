@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from rnnlm.cli.options import (
     add_command,
@@ -16,9 +15,9 @@ from rnnlm.cli.options import (
     add_threads_option,
     add_train_options,
     config_from_args,
+    settings_given,
 )
-from rnnlm.cli.output import for_terminal
-from rnnlm.config import DataConfig, ModelConfig, TrainConfig
+from rnnlm.cli.output import flag_speller, for_terminal
 from rnnlm.errors import RnnlmError
 
 if TYPE_CHECKING:
@@ -40,50 +39,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", default=None, help="run folder (default: runs/<data>-<time>)")
     add_regularisation_options(p)
     add_schedule_options(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, spell=flag_speller(p))
 
 
-OPTION_NAMES = {"cell": "--model", "data": "DATA", "source": "DATA"}
+def written_settings(args: argparse.Namespace) -> list[str]:
+    """The run's settings the user gave, as written (``--hidden 1024``, ``--lower``,
+    ``--lr 1e-3:4,1e-4:2``): the plan of a --budget run lists them as the user's."""
+    skip = SESSION_OPTIONS | {"data", "out", "budget"}
+    return [as_written(args.spell, dest, getattr(args, dest)) for dest in settings_given(args) if dest not in skip]
 
 
-def settings_given(args: argparse.Namespace) -> dict[str, object]:
-    """The settings of ``rnnlm train`` that set up a run and differ from their defaults (so the
-    user gave them), by field name, with their values."""
-    from rnnlm.cli.main import build_parser
-
-    defaults = vars(build_parser().parse_args(["train"]))
-    settings = {f.name for kind in (DataConfig, ModelConfig, TrainConfig) for f in fields(kind)} | {"data", "out"}
-    return {k: v for k, v in vars(args).items() if k in settings - SESSION_OPTIONS and v != defaults.get(k)}
-
-
-def option_name(field: str) -> str:
-    return OPTION_NAMES.get(field, "--" + field.replace("_", "-"))
-
-
-def run_settings_given(args: argparse.Namespace) -> list[str]:
-    """The options of ``rnnlm train`` that set up a run and differ from their defaults, as the
-    user wrote them (a resumed run keeps its own)."""
-    return [option_name(k) for k in settings_given(args)]
-
-
-def as_written(field: str, value: object) -> str:
-    """``--hidden 1024``, ``--lower``, ``--lr 1e-3:4,1e-4:2``: an option as the user gave it."""
+def as_written(spell: Callable[[str], str], dest: str, value: object) -> str:
+    """An option as the user gave it, spelled by ``spell``."""
     if value is True:
-        return option_name(field)
+        return spell(dest)
     if isinstance(value, list):
         value = ",".join(f"{lr:g}:{n}" for lr, n in value)
-    return f"{option_name(field)} {value:g}" if isinstance(value, float) else f"{option_name(field)} {value}"
-
-
-def recipe_choices(args: argparse.Namespace) -> tuple[list[str], list[str]]:
-    """Under --budget: the settings the recipe table chooses (those the user left to it), and
-    the run settings the user gave, as written (they win over the table)."""
-    from rnnlm.train.recipe import RECIPE_FIELDS
-
-    given = settings_given(args)
-    given.pop("budget", None)
-    yours = [as_written(k, v) for k, v in given.items() if k not in ("data", "out")]
-    return [f for f in RECIPE_FIELDS if f not in given], yours
+    return f"{spell(dest)} {value:g}" if isinstance(value, float) else f"{spell(dest)} {value}"
 
 
 def run(args: argparse.Namespace) -> None:
@@ -91,8 +63,10 @@ def run(args: argparse.Namespace) -> None:
 
     if args.dry_run and not args.resume:
         config = config_from_args(args)
-        choose, yours = recipe_choices(args) if config.train.budget is not None else ([], None)
-        plan_run(config, choose=choose, given=yours)
+        if config.train.budget is None:
+            config.validate()  # a setting's own mistake first, as training would say it
+            raise RnnlmError("--dry-run needs --budget: without it there is no plan to show")
+        plan_run(config, yours=written_settings(args), spell=args.spell)
         print("\n--dry-run: nothing trained, nothing written")
         return
     result = train_or_resume(args)
@@ -111,19 +85,18 @@ def train_or_resume(args: argparse.Namespace) -> "TrainResult":
         if args.resume:
             check_resume_options(args)
             return resume(args.resume, max_minutes=args.max_minutes, save_every=args.save_every,
-                          device=None if args.device == "auto" else args.device)
-        config = config_from_args(args)
-        choose, yours = recipe_choices(args) if config.train.budget is not None else ([], None)
-        return train(config, args.out, choose=choose, given=yours)
+                          device=None if args.device == "auto" else args.device, spell=args.spell)
+        return train(config_from_args(args), args.out, yours=written_settings(args), spell=args.spell)
     except TrainingInterrupted as e:
         raise KeyboardInterrupt(interrupted_line(e)) from None
     except SaveFailed as e:
-        raise WriteFailed(f"{e.kept}; make room, then continue with: {resume_command(e.folder, e.world_size)}") from None
+        command = resume_command(e.folder, e.world_size)
+        raise WriteFailed(f"{e.kept}; make room, then continue with: {command}") from None
 
 
 def check_resume_options(args: argparse.Namespace) -> None:
     """A resumed run keeps its own settings: only those of the session may be given."""
-    given = run_settings_given(args)
+    given = [args.spell(dest) for dest in settings_given(args) if dest not in SESSION_OPTIONS]
     if args.dry_run:
         given.append("--dry-run")
     if given:

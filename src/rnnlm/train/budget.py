@@ -18,7 +18,7 @@ from typing import Callable
 from rnnlm.config import BudgetPlan, RunConfig, duration_text
 from rnnlm.data.batching import StreamBatches
 from rnnlm.data.textdata import TextData
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import SettingError
 from rnnlm.models.recurrent import parameter_count
 
 Clock = Callable[[], float]
@@ -105,7 +105,7 @@ def make_plan(config: RunConfig, data: TextData, speed: Speed, setup_s: float, c
     for _ in range(3):  # phase and cycle ends may add validations: count them, and plan again
         steps = math.floor((left - validations * valid_s - reserve) / step_s)
         if steps < 1:
-            raise RnnlmError(too_short(t.budget, setup_s, step_s, valid_s))
+            raise SettingError("budget", too_short(t.budget, setup_s, step_s, valid_s))
         plan = lay_out(config, steps, n, validations)
         if len(plan[2]) <= validations:
             break
@@ -121,8 +121,8 @@ def lay_out(config: RunConfig, steps: int, n: int, validations: int
     t = config.train
     rates = t.plan()
     if steps < len(rates):
-        raise RnnlmError(f"--budget {duration_text(t.budget)} fits {steps} steps, fewer than the {len(rates)} "
-                         "phases of --lr; give a longer budget or fewer phases")
+        raise SettingError("budget", f"{{budget}} {duration_text(t.budget)} fits {steps} steps, fewer than the "
+                                     f"{len(rates)} phases of {{lr}}; give a longer budget or fewer phases")
     parts = spread(steps, [e for _, e in rates])
     cycles = None
     ends = []
@@ -149,6 +149,6 @@ def lay_out(config: RunConfig, steps: int, n: int, validations: int
 
 def too_short(budget: float, setup_s: float, step_s: float, valid_s: float) -> str:
     need = setup_s + (2 + 2) * step_s + valid_s + SLACK * budget
-    return (f"--budget {duration_text(budget)} is too short: reading the corpus and the probe took {setup_s:.1f} s, "
+    return (f"{{budget}} {duration_text(budget)} is too short: reading the corpus and the probe took {setup_s:.1f} s, "
             f"and one batch ({step_s:.2f} s) and one validation ({valid_s:.1f} s) do not fit in what is left; "
             f"give at least {duration_text(math.ceil(need * 1.2))}")

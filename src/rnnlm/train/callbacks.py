@@ -2,8 +2,10 @@
 
 Subclass :class:`Callback` and override what you need. Every hook receives the learner, whose
 ``epoch`` (epochs completed), ``batch`` (batches done in the epoch under way), ``step``,
-``tokens_seen``, ``lr``, ``history``, ``phase`` and ``model`` describe where training stands.
-A callback can stop training: ``learner.request_stop(reason)`` ends it after the current epoch.
+``tokens_seen``, ``lr``, ``history``, ``phase`` and ``model`` describe where training stands
+(``learner.position`` holds every counter). The epoch hooks mark the learner's rounds: an epoch,
+or in a planned run (``--budget``) the steps between two validations. A callback can stop
+training: ``learner.request_stop(reason)`` ends it after the current round.
 
 ``on_train_begin`` and ``on_train_end`` run once per phase (each call of ``fit``). A callback
 that keeps its own state across epochs returns it from ``state_dict`` as JSON-able data; it is

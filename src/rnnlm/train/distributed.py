@@ -22,7 +22,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from rnnlm.device import resolve_device
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, SettingError
 from rnnlm.launch import env_int, launched_world_size
 
 T = TypeVar("T")
@@ -44,7 +44,7 @@ def check_batch_split(bs: int, world_size: int | None = None) -> None:
     """Each rank trains an equal block of the streams, so ``bs`` must split evenly over them."""
     world = launched_world_size() if world_size is None else world_size
     if bs % world:
-        raise RnnlmError(f"--bs {bs} does not split evenly over {world} processes; use a multiple of {world}")
+        raise SettingError("bs", f"{{bs}} {bs} does not split evenly over {world} processes; use a multiple of {world}")
 
 
 @dataclass(frozen=True)
@@ -158,8 +158,8 @@ def process_group(device: str = "auto") -> Iterator[Distributed]:
     if target.type == "cuda":
         local, count = env_int("LOCAL_RANK", 0), torch.cuda.device_count()
         if local >= count:
-            raise RnnlmError(f"LOCAL_RANK {local}: this node has {count} CUDA device(s); start at most "
-                             f"{count} processes on it (--nproc_per_node), or use --device cpu")
+            raise SettingError("device", f"LOCAL_RANK {local}: this node has {count} CUDA device(s); start at most "
+                                         f"{count} processes on it (--nproc_per_node), or use {{device}} cpu")
         target = torch.device("cuda", local)
         torch.cuda.set_device(target)
     owner = not dist.is_initialized()

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnlm.data.batching import StreamBatches
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import SettingError
 from rnnlm.evaluation.streams import TextSize, evaluate_stream
 from rnnlm.models import detach_state
 from rnnlm.train.callbacks import Callback
@@ -47,8 +47,11 @@ if TYPE_CHECKING:
     from rnnlm.train.pacing import Pacer
 
 
-class TrainingDiverged(RnnlmError):
-    pass
+class TrainingDiverged(SettingError):
+    """The loss or a weight stopped being finite: the rate (``lr``) is the first setting to look at."""
+
+    def __init__(self, message: str):
+        super().__init__("lr", message)
 
 
 def position_view(name: str) -> property:

@@ -6,6 +6,7 @@ import torch
 
 from rnnlm.config import RunConfig
 from rnnlm.device import check_memory
+from rnnlm.errors import RnnlmError, SettingError
 from rnnlm.models.recurrent import GATES, parameter_count
 
 
@@ -21,6 +22,9 @@ def training_memory(config: RunConfig, vocab_size: int) -> int:
 def check_training_memory(config: RunConfig, vocab_size: int, device: torch.device) -> None:
     """Refuse a model and batch that could never fit."""
     t = config.train
-    check_memory(training_memory(config, vocab_size), device,
-                 f"training {parameter_count(vocab_size, config.model):,} parameters on batches of --bs {t.bs} x "
-                 f"--bptt {t.bptt}", "use a smaller --hidden, --emb, --layers, --bs or --bptt")
+    try:
+        check_memory(training_memory(config, vocab_size), device,
+                     f"training {parameter_count(vocab_size, config.model):,} parameters on batches of {{bs}} {t.bs} x "
+                     f"{{bptt}} {t.bptt}", "use a smaller {hidden}, {emb}, {layers}, {bs} or {bptt}")
+    except RnnlmError as e:  # its message names the settings as placeholders
+        raise SettingError("hidden", str(e)) from None

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Callable, Sequence
+
 from rnnlm.config import RunConfig, duration_text
 from rnnlm.data.batching import StreamBatches
 from rnnlm.data.textdata import TextData
 from rnnlm.train.budget import Speed, cycle_ends
 
 
-def describe_plan(config: RunConfig, data: TextData, speed: Speed, params: int, memory: str,
-                  given: list[str] | None = None) -> str:
-    """The plan, as printed before training starts."""
+def describe_plan(config: RunConfig, data: TextData, speed: Speed, params: int, memory: str, yours: Sequence[str],
+                  spell: Callable[[str], str]) -> str:
+    """The plan, as printed before training starts; ``spell`` names the budget's setting, and
+    ``yours`` lists the user's settings as they wrote them."""
     plan, t, m = config.plan, config.train, config.model
     unit = {"char": "characters", "word": "words"}.get(data.tokenizer.level, "tokens")
     batches = StreamBatches(data.train_ids, t.bs, t.bptt)
@@ -18,8 +21,8 @@ def describe_plan(config: RunConfig, data: TextData, speed: Speed, params: int, 
     tokens = round(plan.steps * batches.tokens / n)
     validations = len(plan.valid_at)
     lines = [
-        f"plan for --budget {duration_text(plan.budget)}: {data.name}, {len(data.train_ids):,} training {unit} "
-        f"({len(data.vocab)} tokens in the vocab), {len(data.valid_ids):,} held out"
+        f"plan for {spell('budget')} {duration_text(plan.budget)}: {data.name}, {len(data.train_ids):,} training "
+        f"{unit} ({len(data.vocab)} tokens in the vocab), {len(data.valid_ids):,} held out"
         + (f", validated on the first {plan.valid_tokens:,} (a whole pass would take "
            f"{plan.valid_s * len(data.valid_ids) / plan.valid_tokens:.0f} s)" if plan.valid_tokens else ""),
         f"  model     {m.cell}, {m.layers} layer{'s' if m.layers > 1 else ''} of {m.hidden}, emb {m.emb}, dropout "
@@ -33,8 +36,8 @@ def describe_plan(config: RunConfig, data: TextData, speed: Speed, params: int, 
     ]
     if plan.chosen:
         lines.append(f"  chosen    {', '.join(plan.chosen)} from the recipe table (row: {plan.recipe})")
-    if given:
-        lines.append(f"  yours     {' '.join(given)}")
+    if yours:
+        lines.append(f"  yours     {' '.join(yours)}")
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Sequence
 
 from rnnlm.config import RunConfig
 from rnnlm.data.batching import StreamBatches
@@ -24,19 +25,18 @@ from rnnlm.train.session import Session
 from rnnlm.train.setup import check_sizes, load_data
 
 
-def load_and_plan(config: RunConfig, dist: Distributed, choose: frozenset[str], given: list[str] | None,
+def load_and_plan(config: RunConfig, dist: Distributed, yours: Sequence[str],
                   session: Session) -> tuple[RunConfig, TextData, Pacer | None]:
-    """The data, and for a --budget run its plan (printed by rank 0) and the pacer that keeps
-    the run to it."""
+    """The data, and for a --budget run its plan (printed by rank 0, listing ``yours``) and the
+    pacer that keeps the run to it."""
     budget = config.train.budget is not None
     config, data = load_data(config, check=not budget)
     if not budget:
         return config, data, None
-    check_recipe_fields(choose)
     plot_s = dist.from_main(plot_warm_up(session) if dist.is_main else 0.0)
-    config, speed = plan_budget(config, data, dist, choose, session, plot_s)
+    config, speed = plan_budget(config, data, dist, left_to_table(config), session, plot_s)
     if dist.is_main:
-        print_plan(config, data, speed, given, session)
+        print_plan(config, data, speed, yours, session)
     return config, data, make_pacer(config, data, dist, 0.0, session)
 
 
@@ -87,10 +87,18 @@ def probed_speed(config: RunConfig, data: TextData, dist: Distributed, seconds: 
     return probe_speed(config, data, dist.device, dist, seconds, session.clock, session.started)
 
 
-def print_plan(config: RunConfig, data: TextData, speed: Speed, given: list[str] | None, session: Session) -> None:
+def left_to_table(config: RunConfig) -> frozenset[str]:
+    """The settings of the recipe table the user did not give (none, where ``config.given``
+    does not say what they gave)."""
+    if config.given is None:
+        return frozenset()
+    return frozenset(name for name in RECIPE_FIELDS if name not in config.given)
+
+
+def print_plan(config: RunConfig, data: TextData, speed: Speed, yours: Sequence[str], session: Session) -> None:
     vocab = len(data.vocab)
     session.say(describe_plan(config, data, speed, parameter_count(vocab, config.model),
-                              size_text(training_memory(config, vocab)), given))
+                              size_text(training_memory(config, vocab)), yours, session.spell))
 
 
 def make_pacer(config: RunConfig, data: TextData, dist: Distributed, spent: float, session: Session) -> Pacer:
@@ -98,9 +106,3 @@ def make_pacer(config: RunConfig, data: TextData, dist: Distributed, spent: floa
     batches = StreamBatches(data.train_ids, config.train.bs, config.train.bptt).shard(dist.rank, dist.world_size)
     step_tokens = batches.tokens / max(len(batches), 1) * dist.world_size
     return Pacer(config.plan, spent, session.started, session.clock, step_tokens=step_tokens, dist=dist)
-
-
-def check_recipe_fields(choose: frozenset[str]) -> None:
-    unknown = choose - set(RECIPE_FIELDS)
-    if unknown:
-        raise ValueError(f"choose: not settings of the recipe table: {', '.join(sorted(unknown))}")

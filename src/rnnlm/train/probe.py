@@ -15,7 +15,7 @@ import torch
 from rnnlm.config import RunConfig, duration_text
 from rnnlm.data.batching import StreamBatches
 from rnnlm.data.textdata import TextData
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import SettingError
 from rnnlm.evaluation.streams import stream_batches_for_eval
 from rnnlm.models import RecurrentLM
 from rnnlm.train.budget import Clock, Speed
@@ -65,9 +65,9 @@ def probe_speed(config: RunConfig, data: TextData, device: torch.device, dist: D
         budget = config.train.budget
         if started is not None and budget is not None and dist.from_main(float(clock() - started > budget)):
             spent = dist.from_main(clock() - started)
-            raise RnnlmError(f"--budget {duration_text(budget)} is too short: reading the corpus and the first "
-                             f"batches of the probe took {spent:.1f} s already (a batch: {one:.2f} s); give at least "
-                             f"{duration_text(math.ceil(1.5 * (spent + 4 * one)))}")
+            raise SettingError("budget", f"{{budget}} {duration_text(budget)} is too short: reading the corpus and the "
+                                         f"first batches of the probe took {spent:.1f} s already (a batch: {one:.2f} "
+                                         f"s); give at least {duration_text(math.ceil(1.5 * (spent + 4 * one)))}")
         count = int(dist.from_main(min(MAX_PROBE_BATCHES, seconds // max(one, 1e-6))))
         if count:  # else the one batch took the probe's time already
             start = clock()

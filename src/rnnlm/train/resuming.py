@@ -11,7 +11,7 @@ from typing import Any
 from rnnlm.config import RunConfig, duration_text
 from rnnlm.data.corpus import is_builtin
 from rnnlm.data.textdata import TextData
-from rnnlm.errors import RnnlmError, shown
+from rnnlm.errors import RnnlmError, SettingError, shown
 from rnnlm.runfolder import STATE, load_run_tokenizer, load_vocab
 from rnnlm.train.assembly import make_learner, run_callbacks
 from rnnlm.train.checkpoint import SaveTrainingState, load_training_state, read_training_state
@@ -25,16 +25,16 @@ from rnnlm.train.setup import fingerprint, load_data
 def check_session(folder: Path, config: RunConfig, max_minutes: float | None) -> None:
     """A planned run goes on in the time its budget has left: a session takes no time of its own."""
     if config.plan is not None and max_minutes is not None:
-        raise RnnlmError(f"{folder} trains to its --budget of {duration_text(config.plan.budget)}; it takes no "
-                         "--max-minutes (its budget left carries over)")
+        raise SettingError("max_minutes", f"{folder} trains to its {{budget}} of {duration_text(config.plan.budget)}; "
+                                          "it takes no {max_minutes} (its budget left carries over)")
 
 
 def check_resumable(folder: Path, config: RunConfig, info: dict[str, Any]) -> None:
     """Refuse a run that has nothing left to do: finished, stopped early, or out of budget."""
     t, plan = config.train, config.plan
     if info.get("stop_reason") == "patience":
-        raise RnnlmError(f"{folder}: training already stopped early (--patience) after epoch {info.get('epoch')}; "
-                         "nothing to resume")
+        raise SettingError("patience", f"{folder}: training already stopped early ({{patience}}) after epoch "
+                                       f"{info.get('epoch')}; nothing to resume")
     if plan is None:
         if info.get("epoch", 0) >= t.total_epochs:
             raise RnnlmError(f"{folder}: training already finished after epoch {info.get('epoch')}; nothing to resume")
@@ -44,8 +44,8 @@ def check_resumable(folder: Path, config: RunConfig, info: dict[str, Any]) -> No
         raise RnnlmError(f"{folder}: training already finished its plan of {plan.steps:,} steps; nothing to resume")
     spent = info.get("budget_spent") or 0.0
     if plan.budget - spent <= plan.valid_s:
-        raise RnnlmError(f"{folder}: its --budget of {duration_text(plan.budget)} is spent ({duration_text(spent)} "
-                         "used); nothing to resume")
+        raise SettingError("budget", f"{folder}: its {{budget}} of {duration_text(plan.budget)} is spent "
+                                     f"({duration_text(spent)} used); nothing to resume")
 
 
 def check_world_size(folder: Path, saved: Any, world_size: int) -> None:
@@ -97,4 +97,5 @@ def announce(folder: Path, learner: Learner, config: RunConfig, session: Session
     session.say(f"resuming {folder} {learner.position.text()} ({learner.batches_per_epoch} batches an epoch)")
     if learner.pacer is not None:
         session.say(f"its plan: {learner.plan_step:,} of {config.plan.steps:,} steps done; "
-                    f"{duration_text(learner.pacer.left())} of its --budget {duration_text(config.plan.budget)} left")
+                    f"{duration_text(learner.pacer.left())} of its {session.spell('budget')} "
+                    f"{duration_text(config.plan.budget)} left")

@@ -11,12 +11,12 @@ import os
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Iterable, TextIO
+from typing import Callable, Sequence, TextIO
 
 from rnnlm.atomic import WriteFailed
 from rnnlm.config import RunConfig
 from rnnlm.data.textdata import TextData
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import SettingError
 from rnnlm.runfolder import discard_run_folder, locked_run_folder, new_run_folder, read_config, write_run_config
 from rnnlm.train.assembly import make_learner, run_callbacks
 from rnnlm.train.budget import Clock
@@ -30,7 +30,7 @@ from rnnlm.train.planning import load_and_plan
 from rnnlm.train.position import position_text
 from rnnlm.train.result import SaveFailed, TrainingInterrupted, TrainResult
 from rnnlm.train.resuming import announce, check_session, resumed_learner
-from rnnlm.train.session import Session
+from rnnlm.train.session import Session, field_name
 from rnnlm.train.setup import default_out, resolve_config, seed_everything
 
 
@@ -41,27 +41,28 @@ def train(
     callbacks: list[Callback] | None = None,
     progress: bool | None = None,
     log: TextIO | None = None,
-    choose: Iterable[str] = (),
-    given: list[str] | None = None,
+    yours: Sequence[str] = (),
+    spell: Callable[[str], str] = field_name,
     clock: Clock = time.monotonic,
 ) -> TrainResult:
     """Read the data, build the model, train it, and write the run folder; returns the result.
 
     With ``config.train.budget`` (seconds) the run is planned to fit that time, everything from
-    here included (rnnlm.train.budget): the settings named in ``choose`` (of RECIPE_FIELDS)
-    come from the recipe table, the others stay as given; the plan is printed first, naming the
-    options in ``given`` as the user's. ``clock`` measures the budget (benchmarks on a shared
+    here included (rnnlm.train.budget): the settings of the recipe table (RECIPE_FIELDS) the
+    user did not give (``config.given``) come from the table, the others stay as they are; the
+    plan is printed first, listing ``yours`` (the user's settings, as they wrote them), each
+    setting it names spelled by ``spell``. ``clock`` measures the budget (benchmarks on a shared
     machine pass ``time.process_time``).
 
     Raises TrainingInterrupted (a KeyboardInterrupt) on Ctrl-C once the state is saved,
     TrainingDiverged (an RnnlmError) when the loss stops being finite, and SaveFailed (an
     RnnlmError) when a write fails once the state was saved."""
-    session = Session.begin(callbacks, progress, log, clock)
+    session = Session.begin(callbacks, progress, log, spell, clock)
     config = resolve_config(config)
     check_batch_split(config.train.bs)
     with process_group(config.train.device) as dist:
         seed_everything(config.train.seed)
-        config, data, pacer = load_and_plan(config, dist, frozenset(choose), given, session)
+        config, data, pacer = load_and_plan(config, dist, yours, session)
         check_training_memory(config, len(data.vocab), dist.device)
         out = Path(out or default_out(data.name))
         created = not os.path.lexists(out)
@@ -79,18 +80,18 @@ def train(
     return TrainResult.of(folder, learner, data)
 
 
-def plan_run(config: RunConfig, *, choose: Iterable[str] = (), given: list[str] | None = None,
-             log: TextIO | None = None, clock: Clock = time.monotonic) -> tuple[RunConfig, TextData]:
+def plan_run(config: RunConfig, *, yours: Sequence[str] = (), log: TextIO | None = None,
+             spell: Callable[[str], str] = field_name, clock: Clock = time.monotonic) -> tuple[RunConfig, TextData]:
     """What ``train`` would do with a --budget ``config``, without training or writing
     anything: reads the corpus, probes, prints the plan and returns the planned settings."""
-    session = Session.begin(log=log, clock=clock)
+    session = Session.begin(log=log, spell=spell, clock=clock)
     config = resolve_config(config)
     if config.train.budget is None:
-        raise RnnlmError("--dry-run needs --budget: without it there is no plan to show")
+        raise SettingError("budget", "{budget} is not set: without it there is no plan to show")
     check_batch_split(config.train.bs)
     with process_group(config.train.device) as dist:
         seed_everything(config.train.seed)
-        config, data, _ = load_and_plan(config, dist, frozenset(choose), given, session)
+        config, data, _ = load_and_plan(config, dist, yours, session)
     return config, data
 
 
@@ -103,12 +104,14 @@ def resume(
     callbacks: list[Callback] | None = None,
     progress: bool | None = None,
     log: TextIO | None = None,
+    spell: Callable[[str], str] = field_name,
     clock: Clock = time.monotonic,
 ) -> TrainResult:
     """Continue a run from its saved training state, exactly where it stopped. ``max_minutes``,
     ``save_every`` and ``device`` apply to this session; every other setting is the run's own.
-    A --budget run goes on with its plan in the time its budget has left (``clock`` as in train)."""
-    session = Session.begin(callbacks, progress, log, clock)
+    A --budget run goes on with its plan in the time its budget has left (``spell`` and
+    ``clock`` as in train)."""
+    session = Session.begin(callbacks, progress, log, spell, clock)
     folder = Path(folder)
     obj, config = read_config(folder)
     check_session(folder, config, max_minutes)
@@ -130,8 +133,9 @@ def fit(learner: Learner, config: RunConfig, folder: Path, state: SaveTrainingSt
     except TrainingDiverged as e:
         kept = (f"{folder} keeps the last good state, saved {position_text(*state.saved_at)}"
                 if state.saved_at else "nothing was saved")
-        clip = f"a smaller --clip (now {learner.clip:g})" if learner.clip else "gradient clipping (--clip 1)"
-        raise TrainingDiverged(f"{e}; {kept}; try a lower --lr (now {learner.phase.lr:g}) or {clip}") from None
+        clip = f"a smaller {{clip}} (now {learner.clip:g})" if learner.clip else "gradient clipping ({clip} 1)"
+        lr = learner.phase.lr
+        raise TrainingDiverged(f"{e.message}; {kept}; try a lower {{lr}} (now {lr:g}) or {clip}") from None
     except WriteFailed as e:
         if not state.saved_at:
             raise WriteFailed(f"{e}; nothing was saved") from None

@@ -20,7 +20,7 @@ from rnnlm.data.prepare import is_prepared
 from rnnlm.data.textdata import TextData, build_text_data
 from rnnlm.data.tokenizers import Tokenizer
 from rnnlm.data.vocab import Vocab
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import SettingError
 
 
 def seed_everything(seed: int) -> None:
@@ -47,15 +47,12 @@ def resolve_config(config: RunConfig) -> RunConfig:
 def check_sizes(data: TextData, bs: int, bptt: int) -> None:
     needed = bs * bptt + 1
     if len(data.train_ids) < needed:
-        raise RnnlmError(
-            f"training split has {len(data.train_ids)} tokens, fewer than one batch "
-            f"(--bs {bs} x --bptt {bptt} + 1 = {needed}); use a longer corpus or smaller --bs/--bptt"
-        )
+        raise SettingError("bs", f"training split has {len(data.train_ids)} tokens, fewer than one batch "
+                                 f"({{bs}} {bs} x {{bptt}} {bptt} + 1 = {needed}); use a longer corpus or smaller "
+                                 "{bs}/{bptt}")
     if len(data.valid_ids) < 2:
-        raise RnnlmError(
-            f"validation split has {len(data.valid_ids)} tokens; it needs at least 2 "
-            "(raise --valid-frac or pass --valid FILE)"
-        )
+        raise SettingError("valid_frac", f"validation split has {len(data.valid_ids)} tokens; it needs at least 2 "
+                                         "(raise {valid_frac} or pass {valid} FILE)")
 
 
 def load_data(config: RunConfig, vocab: Vocab | None = None, tokenizer: Tokenizer | None = None,

@@ -15,11 +15,12 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from rnnlm.config import BudgetPlan
 from rnnlm.train.budget import SLACK, Clock
 from rnnlm.train.distributed import Distributed
+from rnnlm.train.position import Position
 
 TAIL = 0.01  # of the plan's steps, at its end, that are trained however late it runs (the rate's last fall)
 MAX_HOLD = 0.5  # of the steps, at most, that train while the schedule waits (a machine faster than the probe)
@@ -28,14 +29,6 @@ HOLD_AIM = 0.95  # of the time left that a stretched schedule aims to fill
 HOLD_UNTIL = 0.8  # of the plan's steps: the rest is never stretched (what a sync misjudges, skipping mends)
 EARLY = 0.02  # of the budget, at least, that the schedule would otherwise end early by
 UNPACED = {"held": 0, "hold_rate": 0.0, "hold_credit": 0.0, "budget_spent": None}  # the state of a run without one
-
-
-class Progress(Protocol):
-    """Where training stands, as the pacer reads it (rnnlm.train.position.Position)."""
-
-    step: int
-    plan_step: int
-    row_step: int
 
 
 @dataclass(frozen=True)
@@ -113,7 +106,7 @@ class Pacer:
             return probe, False
         return (t1 - t0) / (s1 - s0), True
 
-    def pace(self, at: Progress) -> Pace:
+    def pace(self, at: Position) -> Pace:
         """How far the schedule must move ahead for what is left of it to fit in the time left,
         or how much of the coming training it can wait (only in its first ``HOLD_UNTIL``, and
         only on a measured speed), with training at ``at``; rank 0's answer, on every rank

@@ -10,22 +10,17 @@ lessons' ``fit``, then ``set_lrs`` and ``fit`` again).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch.optim import lr_scheduler
+
+from rnnlm.train.position import Position
 
 # The keys of a phase in the resumable training state (rnnlm.train.checkpoint), in its order.
 STATE_KEYS = ("epochs", "lr", "schedule", "cycle_len", "cycle_mult", "start_epoch", "steps", "start_step",
               "cycle_steps")
 PLANNED_KEYS = ("steps", "start_step", "cycle_steps")  # absent from states of rnnlm before --budget
-
-
-class Progress(Protocol):
-    """Where training stands, as a phase reads it (rnnlm.train.position.Position)."""
-
-    epoch: int
-    plan_step: int
 
 
 @dataclass(frozen=True)
@@ -60,7 +55,7 @@ class Phase:
     def end_step(self) -> int | None:
         return None if self.planned_steps is None else self.start_step + self.planned_steps
 
-    def done_at(self, at: Progress) -> bool:
+    def done_at(self, at: Position) -> bool:
         """Whether training that stands ``at`` has trained this phase to its end."""
         return at.plan_step >= self.end_step if self.planned else at.epoch >= self.end_epoch
 

@@ -59,7 +59,8 @@ def run_level(name: str, data: str, minutes: float, cpu: bool, out: Path) -> dic
     budget = CpuBudget(left) if cpu else None
     if not cpu:
         config = replace(config, train=replace(config.train, max_minutes=left / 60))
-    _, learner, text = train(config, out, callbacks=[budget] if budget else None, log=sys.stderr, progress=False)
+    trained = train(config, out, callbacks=[budget] if budget else None, log=sys.stderr, progress=False)
+    learner, text = trained.learner, trained.data
     spent = (60 * minutes - left + budget.spent) if cpu else clock() - start
     best = min(learner.history, key=lambda r: r["valid_loss"])
     train_chars_per_token = text.train_characters / len(text.train_ids)

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_threads_option, machine, set_threads, shared_data, table  # noqa: E402
 
 from rnnlm.cli import build_parser, config_from_args  # noqa: E402
-from rnnlm.cli.train import recipe_choices  # noqa: E402
+from rnnlm.cli.train import written_settings  # noqa: E402
 from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from rnnlm.data.textdata import TextData, build_text_data  # noqa: E402
 from rnnlm.models import detach_state  # noqa: E402
@@ -95,11 +95,10 @@ def run_budget(args: argparse.Namespace, out: Path, clock) -> tuple[Result, str]
     argv = ["train", args.data, "--budget", f"{args.minutes:g}m", "--device", "cpu", "--valid-frac",
             str(args.valid_frac), "--min-freq", str(args.min_freq), "--out", str(out)] + (["--lower"] * args.lower)
     cli = build_parser().parse_args(argv)
-    choose, yours = recipe_choices(cli)
     log = io.StringIO()
     start = clock()
-    folder, learner, _ = train(config_from_args(cli), cli.out, choose=choose, given=yours, log=log, progress=False,
-                               clock=clock)
+    trained = train(config_from_args(cli), cli.out, yours=written_settings(cli), log=log, progress=False, clock=clock)
+    folder, learner = trained.folder, trained.learner
     spent = clock() - start
     m, t = learner.model.config, load_run(folder).config.train
     settings = (f"{m.cell} {m.layers}x{m.hidden} emb {m.emb} drop {m.dropout:g}, bs {t.bs} bptt {t.bptt}, "
@@ -112,8 +111,9 @@ def run_lessons(args: argparse.Namespace, out: Path, clock) -> Result:
     model, train_settings = LESSONS
     config = RunConfig(data_settings(args), model, train_settings)
     start = clock()
-    folder, learner, _ = train(config, out, callbacks=[ClockBudget(60 * args.minutes, clock, start)],
-                               log=io.StringIO(), progress=False)
+    trained = train(config, out, callbacks=[ClockBudget(60 * args.minutes, clock, start)], log=io.StringIO(),
+                    progress=False)
+    folder, learner = trained.folder, trained.learner
     spent = clock() - start
     settings = "lstm 2x512 emb 42 drop 0.5, bs 64 bptt 8, sgdr lr 0.01 wd 1e-05"
     return Result("lessons' 2-layer LSTM", settings, learner.tokens_seen, spent, load_run(folder, device="cpu"))

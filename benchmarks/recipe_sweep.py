@@ -32,10 +32,11 @@ from common import add_threads_option, machine, set_threads, table  # noqa: E402
 
 from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from rnnlm.data.textdata import build_text_data  # noqa: E402
-from rnnlm.train.budget import probe_speed  # noqa: E402
 from rnnlm.train.distributed import Distributed  # noqa: E402
+from rnnlm.train.probe import probe_speed  # noqa: E402
 from rnnlm.train.recipe import REFERENCE, REFERENCES, WORD_REFERENCE, Recipe  # noqa: E402
-from rnnlm.train.run import resolve_config, train  # noqa: E402
+from rnnlm.train.run import train  # noqa: E402
+from rnnlm.train.setup import resolve_config  # noqa: E402
 
 CANDIDATES = {
     # character level
@@ -110,8 +111,9 @@ def main() -> int:
         recipe = CANDIDATES[name]
         wall = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="rnnlm-sweep-") as tmp:
-            _, learner, data = train(run_config(args, recipe), Path(tmp) / "run", log=io.StringIO(), progress=False,
-                                     clock=clock)
+            trained = train(run_config(args, recipe), Path(tmp) / "run", log=io.StringIO(), progress=False,
+                            clock=clock)
+        learner, data = trained.learner, trained.data
         plan = learner.pacer.plan
         best = min(learner.history, key=lambda r: r["valid_loss"])
         result = {

@@ -111,8 +111,8 @@ def main() -> int:
         for name in args.only:
             start = time.monotonic()
             budget = CpuBudget(60 * args.minutes)
-            _, learner, _ = train(run_config(args.data, CONFIGS[name]), Path(tmp) / name.replace(" ", "-"),
-                                  callbacks=[budget], log=io.StringIO(), progress=False)
+            learner = train(run_config(args.data, CONFIGS[name]), Path(tmp) / name.replace(" ", "-"),
+                            callbacks=[budget], log=io.StringIO(), progress=False).learner
             best = min(learner.history, key=lambda r: r["valid_loss"])
             last = learner.history[-1]
             speed = learner.tokens_seen / budget.spent

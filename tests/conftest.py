@@ -63,5 +63,4 @@ def tiny_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tinyrun")
     data = root / "tiny.txt"
     data.write_text(TINY_TEXT, encoding="utf-8")
-    folder, _, _ = train(tiny_config(str(data)), root / "run", log=io.StringIO(), progress=False)
-    return folder
+    return train(tiny_config(str(data)), root / "run", log=io.StringIO(), progress=False).folder

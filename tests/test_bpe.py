@@ -27,7 +27,8 @@ from rnnlm.evaluation.runs import evaluate_run
 from rnnlm.generation.sampling import Sampling
 from rnnlm.generation.session import GenerationSession
 from rnnlm.runfolder import load_run
-from rnnlm.train.run import TrainingInterrupted, resume, train
+from rnnlm.train.result import TrainingInterrupted
+from rnnlm.train.run import resume, train
 
 from conftest import one_error_line
 from test_resume import InterruptAt, rows_without_time
@@ -203,10 +204,10 @@ def text_file(tmp_path_factory) -> Path:
 
 def test_a_bpe_run_resumes_exactly(text_file, tmp_path):
     config = bpe_config(text_file)
-    straight, _, _ = train(config, tmp_path / "straight", log=io.StringIO(), progress=False)
+    straight = train(config, tmp_path / "straight", log=io.StringIO(), progress=False).folder
     with pytest.raises(TrainingInterrupted):
         train(config, tmp_path / "resumed", callbacks=[InterruptAt(1, 3)], log=io.StringIO(), progress=False)
-    folder, _, _ = resume(tmp_path / "resumed", log=io.StringIO(), progress=False)
+    folder = resume(tmp_path / "resumed", log=io.StringIO(), progress=False).folder
     a, b = load_file(straight / "last.safetensors"), load_file(folder / "last.safetensors")
     assert all((a[k] == b[k]).all() for k in a)
     assert rows_without_time(folder) == rows_without_time(straight)
@@ -215,9 +216,8 @@ def test_a_bpe_run_resumes_exactly(text_file, tmp_path):
 
 @pytest.fixture(scope="module")
 def bpe_run(text_file, tmp_path_factory) -> Path:
-    folder, _, _ = train(bpe_config(text_file, epochs=3), tmp_path_factory.mktemp("bperun") / "run",
-                         log=io.StringIO(), progress=False)
-    return folder
+    return train(bpe_config(text_file, epochs=3), tmp_path_factory.mktemp("bperun") / "run", log=io.StringIO(),
+                 progress=False).folder
 
 
 def test_a_bpe_run_evaluates_in_bits_per_character(bpe_run, text_file):

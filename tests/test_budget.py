@@ -16,12 +16,16 @@ from rnnlm.cli import main
 from rnnlm.config import BudgetPlan, RunConfig, duration_text, parse_duration
 from rnnlm.errors import RnnlmError
 from rnnlm.runfolder import STATE, read_config
-from rnnlm.train.budget import Pace, Pacer, Speed, cycle_ends, make_plan, probe_speed, sgdr_cycles, spread
+from rnnlm.train.budget import Speed, cycle_ends, make_plan, sgdr_cycles, spread
+from rnnlm.train.pacing import Pace, Pacer
+from rnnlm.train.probe import probe_speed
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import read_training_state
 from rnnlm.train.distributed import Distributed
 from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCE, REFERENCES, TABLE, apply_recipe, choose_row
-from rnnlm.train.run import TrainingInterrupted, load_data, plan_run, resolve_config, resume, train
+from rnnlm.train.result import TrainingInterrupted
+from rnnlm.train.run import plan_run, resume, train
+from rnnlm.train.setup import load_data, resolve_config
 
 # What a process does once, and a --budget run counts in its time, done before the timed tests: the
 # first optimiser imports torch._dynamo (seconds on a busy machine).
@@ -32,9 +36,11 @@ torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
 def no_plot(monkeypatch):
     """The runs here draw no loss plot: drawing one takes from a tenth of a second to seconds,
     as busy as the machine is (the plan counts it, but it would swamp a budget of seconds)."""
-    import rnnlm.train.run
+    import rnnlm.train.assembly
+    import rnnlm.train.planning
 
-    monkeypatch.setattr(rnnlm.train.run, "has_matplotlib", lambda: False)
+    for module in (rnnlm.train.assembly, rnnlm.train.planning):
+        monkeypatch.setattr(module, "has_matplotlib", lambda: False)
 
 
 @pytest.mark.parametrize("text, seconds", [("90s", 90), ("10m", 600), ("1.5h", 5400), ("1h30m", 5400),
@@ -143,16 +149,8 @@ def test_a_budget_spent_before_the_probe_is_refused_at_once(tiny_file):
     assert probe_speed(config, data, torch.device("cpu"), Distributed(), 0.2, clock, started=clock()).tokens_per_s > 0
 
 
-class FakeBatches:
-    tokens = 128 * 50
-
-    def __len__(self):
-        return 50
-
-
-def fake_learner():
-    return SimpleNamespace(dist=Distributed(), step=0, plan_step=0, row_step=0, stop_reason=None,
-                           train_data=FakeBatches())
+def fake_position():
+    return SimpleNamespace(step=0, plan_step=0, row_step=0)
 
 
 class FakeClock:
@@ -165,11 +163,11 @@ class FakeClock:
 
 def paced(steps: int):
     """A plan of ``steps`` steps of 128 tokens in 100 s (0.1 s a step by its probe), its pacer on a
-    fake clock, and a learner's counters."""
+    fake clock, and where training stands."""
     plan = BudgetPlan(budget=100.0, steps=steps, phases=[(1e-2, steps)], valid_at=[steps], tokens_per_s=1280.0,
                       valid_s=1.0, setup_s=0.0)
     clock = FakeClock()
-    return plan, clock, Pacer(plan, 0.0, 0.0, clock), fake_learner()
+    return plan, clock, Pacer(plan, 0.0, 0.0, clock, step_tokens=128), fake_position()
 
 
 def test_pacer_skips_ahead_when_the_machine_is_slower_than_the_probe():
@@ -280,7 +278,8 @@ def test_dry_run_at_bpe_level_plans_in_tokens(tiny_file, tmp_path, capsys, monke
 
 
 def test_plan_run_chooses_from_the_table(tiny_file):
-    config, data = plan_run(tiny_config(str(tiny_file), budget=30.0), choose=RECIPE_FIELDS, log=io.StringIO())
+    untouched = replace(tiny_config(str(tiny_file), budget=30.0), given=frozenset())  # the table chooses all
+    config, data = plan_run(untouched, log=io.StringIO())
     row = next(r for r in TABLE if r.name == config.plan.recipe)
     assert config.plan.chosen == list(RECIPE_FIELDS) and row.level == data.tokenizer.level == "char"
     assert (config.model.cell, config.model.hidden, config.train.lr) == (row.recipe.cell, row.recipe.hidden,
@@ -298,8 +297,9 @@ class LrLog(Callback):
 def test_a_short_budget_ends_in_time_annealed(tiny_file, tmp_path):
     start = time.monotonic()
     rates = LrLog()
-    folder, learner, _ = train(tiny_config(str(tiny_file), budget=5.0, lr=1e-2), tmp_path / "run",
-                               callbacks=[rates], log=io.StringIO(), progress=False)
+    trained = train(tiny_config(str(tiny_file), budget=5.0, lr=1e-2), tmp_path / "run", callbacks=[rates],
+                    log=io.StringIO(), progress=False)
+    folder, learner = trained.folder, trained.learner
     took = time.monotonic() - start
     plan = read_config(folder)[1].plan
     assert took <= 5.0 + 2.5, took
@@ -332,9 +332,10 @@ def test_resume_carries_the_budget_left_over(tiny_file, tmp_path):
     time.sleep(0.5)  # time between sessions is not the run's
     start = time.monotonic()
     log = io.StringIO()
-    folder, learner, _ = resume(tmp_path / "run", log=log, progress=False)
+    resumed = resume(tmp_path / "run", log=log, progress=False)
+    folder, learner = resumed.folder, resumed.learner
     second = time.monotonic() - start
-    assert "of its --budget 6s left" in log.getvalue()
+    assert "of its budget 6s left" in log.getvalue()
     assert read_config(folder)[1].plan == plan  # the same plan, step for step
     assert learner.plan_step == plan.steps and learner.lr < 1e-4
     assert second <= 6.0 - spent + 1.5, (second, spent)  # the time left, not a new budget
@@ -379,8 +380,9 @@ def test_torchrun_processes_follow_one_plan(tiny_file, tmp_path):
 
 def test_sgdr_under_a_budget_ends_its_last_cycle_annealed(tiny_file, tmp_path):
     rates = LrLog()
-    folder, learner, _ = train(tiny_config(str(tiny_file), budget=5.0, schedule="sgdr", cycle_len=1, cycle_mult=2),
-                               tmp_path / "run", callbacks=[rates], log=io.StringIO(), progress=False)
+    trained = train(tiny_config(str(tiny_file), budget=5.0, schedule="sgdr", cycle_len=1, cycle_mult=2),
+                    tmp_path / "run", callbacks=[rates], log=io.StringIO(), progress=False)
+    folder, learner = trained.folder, trained.learner
     plan = read_config(folder)[1].plan
     cycles = cycle_ends(plan.cycle_steps[0], 2, plan.steps)
     assert cycles[-1] == plan.steps and learner.plan_step == plan.steps

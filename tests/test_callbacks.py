@@ -100,7 +100,7 @@ def test_early_stopping_waits_patience_epochs():
 
 def test_patience_stops_a_run_that_no_longer_improves(tiny_file, tmp_path):
     config = tiny_config(str(tiny_file), epochs=30, lr=0.3, schedule="constant", patience=1)
-    folder, learner, _ = train(config, tmp_path / "run", log=io.StringIO(), progress=False)
+    learner = train(config, tmp_path / "run", log=io.StringIO(), progress=False).learner
     assert learner.stop_reason == "patience" and len(learner.history) < 30
     assert learner.history[-1]["valid_loss"] >= min(r["valid_loss"] for r in learner.history[:-1])
 
@@ -109,7 +109,7 @@ def test_sgdr_saves_weights_at_each_cycle_end(tiny_file, tmp_path):
     assert [n for n in range(1, 16) if is_sgdr_cycle_end(n, 1, 2)] == [1, 3, 7, 15]
     assert [n for n in range(1, 10) if is_sgdr_cycle_end(n, 2, 1)] == [2, 4, 6, 8]
     config = tiny_config(str(tiny_file), epochs=3, schedule="sgdr", cycle_len=1, cycle_mult=2)
-    folder, _, _ = train(config, tmp_path / "run", log=io.StringIO(), progress=False)
+    folder = train(config, tmp_path / "run", log=io.StringIO(), progress=False).folder
     assert sorted(p.name for p in folder.glob("cycle_*")) == ["cycle_1.safetensors", "cycle_2.safetensors"]
     first, second = load_file(folder / "cycle_1.safetensors"), load_file(folder / "cycle_2.safetensors")
     last = load_file(folder / "last.safetensors")
@@ -130,8 +130,8 @@ class PlotWatcher(Callback):
 def test_loss_plot_is_redrawn_every_epoch(tiny_file, tmp_path):
     out = tmp_path / "run"
     watcher = PlotWatcher(out / "loss.png")
-    _, learner, _ = train(tiny_config(str(tiny_file), epochs=3), out, callbacks=[watcher], log=io.StringIO(),
-                          progress=False)
+    learner = train(tiny_config(str(tiny_file), epochs=3), out, callbacks=[watcher], log=io.StringIO(),
+                    progress=False).learner
     assert len(set(watcher.digests)) == 3
     assert png_size(out / "loss.png") == (880, 605)
     plot = next(cb for cb in learner.callbacks if type(cb).__name__ == "LossPlot")

@@ -57,7 +57,7 @@ def one_and_two(tmp_path_factory):
     data = root / "tiny.txt"
     data.write_text("the cat sat on the mat. the dog sat on the log. " * 60)
     args = build_parser().parse_args(["train", str(data), *SAME_AS_ONE])
-    one, _, _ = train(config_from_args(args), root / "one", log=io.StringIO(), progress=False)
+    one = train(config_from_args(args), root / "one", log=io.StringIO(), progress=False).folder
     two = torchrun("-m", "rnnlm", "train", str(data), *SAME_AS_ONE, "--out", str(root / "two"))
     return one, root / "two", two
 
@@ -101,7 +101,9 @@ INTERRUPTED = """
 import sys
 from rnnlm.cli import build_parser, config_from_args
 from rnnlm.train.callbacks import Callback
-from rnnlm.train.run import TrainingInterrupted, train
+from rnnlm.cli.train import interrupted_line
+from rnnlm.train.result import TrainingInterrupted
+from rnnlm.train.run import train
 
 class InterruptAt(Callback):  # like Ctrl-C reaching rank 0 alone, in epoch 2 at batch 5
     def on_batch_end(self, learner, loss):
@@ -112,7 +114,7 @@ config = config_from_args(build_parser().parse_args(["train", *sys.argv[2:]]))
 try:
     train(config, sys.argv[1], callbacks=[InterruptAt()], progress=False)
 except TrainingInterrupted as e:
-    print(e, file=sys.stderr)
+    print(interrupted_line(e), file=sys.stderr)
     sys.exit(130)
 """
 
@@ -197,5 +199,6 @@ def test_batches_split_into_contiguous_blocks_of_streams():
 def test_the_batch_must_split_evenly_over_the_processes():
     check_batch_split(8, 2)
     check_batch_split(7, 1)
-    with pytest.raises(RnnlmError, match="--bs 6 does not split evenly over 4 processes"):
+    with pytest.raises(RnnlmError, match="bs 6 does not split evenly over 4 processes") as error:
         check_batch_split(6, 4)
+    assert error.value.field == "bs"

@@ -15,8 +15,8 @@ from conftest import tiny_config
 
 
 def test_training_drives_loss_far_below_uniform(tiny_file):
-    folder, learner, data = train(tiny_config(str(tiny_file)), tiny_file.parent / "run",
-                                  log=io.StringIO(), progress=False)
+    trained = train(tiny_config(str(tiny_file)), tiny_file.parent / "run", log=io.StringIO(), progress=False)
+    learner, data = trained.learner, trained.data
     uniform = math.log(len(data.vocab))
     first, last = learner.history[0], learner.history[-1]
     assert last["train_loss"] < 0.5 * uniform
@@ -51,5 +51,5 @@ def test_fit_again_continues_the_same_optimiser():
 
 def test_max_minutes_stops_early(tiny_file):
     config = tiny_config(str(tiny_file), epochs=50, max_minutes=1e-6)
-    _, learner, _ = train(config, tiny_file.parent / "run", log=io.StringIO(), progress=False)
+    learner = train(config, tiny_file.parent / "run", log=io.StringIO(), progress=False).learner
     assert len(learner.history) == 1

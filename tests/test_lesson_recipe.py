@@ -6,16 +6,17 @@ import torch
 
 from rnnlm.errors import RnnlmError
 from rnnlm.lessons.fit import endless, fit
-from rnnlm.lessons.recipe import Phase, Recipe, make_optimizer, make_scheduler
+from rnnlm.lessons.recipe import LessonRecipe, make_optimizer
+from rnnlm.train.schedules import Phase
 from rnnlm.lessons.registry import LESSONS
 from rnnlm.lessons.models import CharSeqStatefulRnn
 
 
 def lrs(phase, steps_per_epoch=10):
     model = torch.nn.Linear(2, 2)
-    optimizer = make_optimizer(Recipe((phase,)), model.parameters())
+    optimizer = make_optimizer(LessonRecipe((phase,)), model.parameters())
     steps = phase.steps(steps_per_epoch)
-    scheduler = make_scheduler(phase, optimizer, steps, steps_per_epoch)
+    scheduler = phase.scheduler(optimizer, steps_per_epoch)
     seen = []
     for _ in range(steps):
         seen.append(optimizer.param_groups[0]["lr"])
@@ -83,7 +84,7 @@ def test_fractional_phases_go_on_where_the_last_stopped():
             return self.w.expand(x.shape[0], 3)
 
     batches = [(torch.full((1, 1), k), torch.zeros(1, dtype=torch.long)) for k in range(6)]
-    rows = fit(Recorder(), batches, batches[:1], Recipe((Phase(0.5, 1e-3), Phase(0.5, 1e-4))),
+    rows = fit(Recorder(), batches, batches[:1], LessonRecipe((Phase(0.5, 1e-3), Phase(0.5, 1e-4))),
                log=io.StringIO()).rows
     assert seen == [0, 1, 2, 3, 4, 5]
     assert [r["epoch"] for r in rows] == [0.5, 1.0] and [r["lr"] for r in rows] == [1e-3, 1e-4]
@@ -91,4 +92,4 @@ def test_fractional_phases_go_on_where_the_last_stopped():
 
 def test_fit_refuses_data_without_a_batch():
     with pytest.raises(RnnlmError, match="no batch"):
-        fit(torch.nn.Linear(1, 1), [], [], Recipe((Phase(1, 1e-3),)), log=io.StringIO())
+        fit(torch.nn.Linear(1, 1), [], [], LessonRecipe((Phase(1, 1e-3),)), log=io.StringIO())

@@ -60,17 +60,20 @@ def test_sweep_leaves_the_learner_as_it_found_it():
 
 
 def test_bad_sweep_settings_are_refused():
-    with pytest.raises(RnnlmError, match="--start-lr"):
+    with pytest.raises(RnnlmError, match="start must be") as error:
         lr_find(tiny_learner(), start=1.0, end=0.1)
-    with pytest.raises(RnnlmError, match="--batches"):
+    assert error.value.field == "start"
+    with pytest.raises(RnnlmError, match="batches must be") as error:
         lr_find(tiny_learner(), batches=1)
+    assert error.value.field == "batches"
 
 
 def test_find_lr_from_config_suggests_a_rate_that_trains(tiny_file):
     finding = find_lr(tiny_config(str(tiny_file)), batches=60, end=100.0)
     assert 1e-5 < finding.suggested_lr < 1.0
-    _, learner, data = train(tiny_config(str(tiny_file), lr=finding.suggested_lr, epochs=3, schedule="constant"),
-                             tiny_file.parent / "run", log=io.StringIO(), progress=False)
+    trained = train(tiny_config(str(tiny_file), lr=finding.suggested_lr, epochs=3, schedule="constant"),
+                    tiny_file.parent / "run", log=io.StringIO(), progress=False)
+    learner, data = trained.learner, trained.data
     assert learner.history[-1]["valid_loss"] < 0.5 * math.log(len(data.vocab))
 
 

@@ -185,7 +185,7 @@ def test_a_very_long_value_gives_a_short_message(text, tmp_path, capsys):
 def test_unexpected_failures_are_one_line_too(text, tmp_path, capsys, monkeypatch):
     """The safety net of the command line: a bug is one line and status 1, memory and disk
     trouble one line and status 2 (RNNLM_DEBUG=1 shows the traceback)."""
-    import rnnlm.train.run as run_module
+    import rnnlm.train.planning as run_module
 
     for error, status, message in [
         (ValueError("surprise"), 1, "internal error (ValueError: surprise); this is a bug in rnnlm"),

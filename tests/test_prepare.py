@@ -20,7 +20,8 @@ from rnnlm.errors import RnnlmError
 from rnnlm.evaluation.runs import evaluate_run
 from rnnlm.runfolder import load_run
 from rnnlm.train.callbacks import Callback
-from rnnlm.train.run import TrainingInterrupted, resume, train
+from rnnlm.train.result import TrainingInterrupted
+from rnnlm.train.run import resume, train
 
 from conftest import SHARED_DATA, tiny_config
 
@@ -132,8 +133,8 @@ def test_batches_read_slices_of_the_memory_map_not_a_copy(tmp_path, tiny_file):
 
 def test_train_and_evaluate_from_a_prepared_folder(tmp_path, tiny_file):
     prepare(DataConfig(source=str(tiny_file), lower=True), tmp_path / "p", progress=False)
-    folder, learner, data = train(tiny_config(str(tmp_path / "p"), epochs=2), tmp_path / "run",
-                                  log=io.StringIO(), progress=False)
+    trained = train(tiny_config(str(tmp_path / "p"), epochs=2), tmp_path / "run", log=io.StringIO(), progress=False)
+    folder, learner, data = trained.folder, trained.learner, trained.data
     assert isinstance(data.train_ids, np.memmap)
     run = load_run(folder)
     assert run.config.data.lower and run.config.data.level == "char"
@@ -233,10 +234,11 @@ class InterruptInEpoch2(Callback):
 def test_a_run_on_a_prepared_folder_resumes_exactly(tmp_path, tiny_file):
     prepare(DataConfig(source=str(tiny_file), lower=True), tmp_path / "p", progress=False)
     config = tiny_config(str(tmp_path / "p"), epochs=2)
-    straight, _, _ = train(config, tmp_path / "straight", log=io.StringIO(), progress=False)
+    straight = train(config, tmp_path / "straight", log=io.StringIO(), progress=False).folder
     with pytest.raises(TrainingInterrupted):
         train(config, tmp_path / "resumed", callbacks=[InterruptInEpoch2()], log=io.StringIO(), progress=False)
-    folder, _, data = resume(tmp_path / "resumed", log=io.StringIO(), progress=False)
+    resumed = resume(tmp_path / "resumed", log=io.StringIO(), progress=False)
+    folder, data = resumed.folder, resumed.data
     assert isinstance(data.train_ids, np.memmap)
     a, b = load_file(straight / "last.safetensors"), load_file(folder / "last.safetensors")
     assert all(torch.equal(a[name], b[name]) for name in a)

@@ -19,7 +19,8 @@ from rnnlm.errors import RnnlmError
 from rnnlm.runfolder import load_run
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import read_training_state
-from rnnlm.train.run import TrainingInterrupted, resume, train
+from rnnlm.train.result import TrainingInterrupted
+from rnnlm.train.run import resume, train
 
 from conftest import TINY_TEXT
 
@@ -63,13 +64,15 @@ def rows_without_time(folder):
 ])
 def test_resume_gives_bitwise_the_weights_of_a_straight_run(tiny_file, tmp_path, train_options, stop):
     config = small_config(tiny_file, **train_options)
-    straight, _, _ = train(config, tmp_path / "straight", log=io.StringIO(), progress=False)
+    straight = train(config, tmp_path / "straight", log=io.StringIO(), progress=False).folder
 
-    with pytest.raises(TrainingInterrupted, match="Resume with: rnnlm train --resume"):
+    with pytest.raises(TrainingInterrupted, match="interrupted (at|after) epoch .*; state saved in") as stopped:
         train(config, tmp_path / "resumed", callbacks=[InterruptAt(*stop)], log=io.StringIO(), progress=False)
+    assert stopped.value.folder == tmp_path / "resumed" and stopped.value.world_size == 1
     _, info, _ = read_training_state(tmp_path / "resumed" / "train_state.safetensors")
     assert (info["epoch"], info["batch"]) == stop
-    folder, learner, _ = resume(tmp_path / "resumed", log=io.StringIO(), progress=False)
+    resumed = resume(tmp_path / "resumed", log=io.StringIO(), progress=False)
+    folder, learner = resumed.folder, resumed.learner
 
     a, b = load_file(straight / "last.safetensors"), load_file(folder / "last.safetensors")
     assert a.keys() == b.keys()
@@ -166,7 +169,7 @@ def test_sigkill_mid_run_loses_at_most_save_every_batches(tiny_file, tmp_path):
     straight_config = RunConfig(
         DataConfig(str(tiny_file)), ModelConfig(cell="gru", layers=1, emb=16, hidden=32, dropout=0.2),
         TrainConfig(bs=8, bptt=16, epochs=epochs, lr=1e-2, seed=5, device="cpu"))
-    straight, _, _ = train(straight_config, tmp_path / "straight", log=io.StringIO(), progress=False)
+    straight = train(straight_config, tmp_path / "straight", log=io.StringIO(), progress=False).folder
     a, b = load_file(straight / "last.safetensors"), load_file(out / "last.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
 

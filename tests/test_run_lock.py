@@ -12,7 +12,8 @@ import pytest
 from rnnlm.cli import main
 from rnnlm.errors import RnnlmError
 from rnnlm.runfolder import locked_run_folder
-from rnnlm.train.run import TrainingInterrupted, train
+from rnnlm.train.result import TrainingInterrupted
+from rnnlm.train.run import train
 
 from conftest import tiny_config
 from test_resume import CHILD_ENV, InterruptAt

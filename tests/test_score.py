@@ -56,7 +56,7 @@ def lstm_run(tmp_path_factory) -> Path:
     data.write_text(QUOTED * 4, encoding="utf-8")
     config = tiny_config(str(data), epochs=1)
     config = replace(config, model=ModelConfig(cell="lstm", layers=2, emb=8, hidden=12, dropout=0.0))
-    folder, _, _ = train(config, root / "run", log=io.StringIO(), progress=False)
+    folder = train(config, root / "run", log=io.StringIO(), progress=False).folder
     return folder
 
 
@@ -67,7 +67,7 @@ def word_run(tmp_path_factory) -> Path:
     data.write_text(TINY_TEXT, encoding="utf-8")
     config = tiny_config(str(data), epochs=1)
     config = replace(config, data=replace(config.data, level="word"))
-    folder, _, _ = train(config, root / "run", log=io.StringIO(), progress=False)
+    folder = train(config, root / "run", log=io.StringIO(), progress=False).folder
     return folder
 
 
@@ -374,7 +374,7 @@ def bpe_run(tmp_path_factory) -> Path:
     data.write_text(TINY_TEXT.replace("cat", "café") + "naïve “quotes” ", encoding="utf-8")
     config = tiny_config(str(data), epochs=1)
     config = replace(config, data=replace(config.data, level="bpe", vocab_size=300))
-    folder, _, _ = train(config, root / "run", log=io.StringIO(), progress=False)
+    folder = train(config, root / "run", log=io.StringIO(), progress=False).folder
     return folder
 
 

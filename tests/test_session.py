@@ -135,7 +135,7 @@ def test_a_word_level_sample_ends_at_the_end_of_a_document(tmp_path):
         (docs / f"{i:02}.txt").write_text("one two three four five . " * (1 + i % 3))
     config = tiny_config(str(docs), epochs=8)
     config.data.level = "word"
-    folder, _, _ = train(config, tmp_path / "run", log=None, progress=False)
+    folder = train(config, tmp_path / "run", log=None, progress=False).folder
     session = GenerationSession.load(folder, device="cpu")
     streams = session.start("", n=20, max_tokens=200, seed=0)
     for _ in session.run_streams(streams):

@@ -20,7 +20,8 @@ from safetensors.torch import load_file, save_file
 from rnnlm.errors import RnnlmError
 from rnnlm.runfolder import LAST, load_run
 from rnnlm.train.checkpoint import STATE_FORMAT, read_training_state
-from rnnlm.train.run import TrainingInterrupted, resume, train
+from rnnlm.train.result import TrainingInterrupted
+from rnnlm.train.run import resume, train
 
 from conftest import one_error_line, tiny_config
 from test_resume import InterruptAt

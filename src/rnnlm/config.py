@@ -7,7 +7,7 @@ import math
 import re
 import types
 import typing
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from rnnlm.errors import RnnlmError, SettingError, in_context, invalid, shown
@@ -287,17 +287,33 @@ class BudgetPlan:
 
 @dataclass
 class RunConfig:
+    """A run's settings. ``given`` names (by field) the settings the user gave, where that is
+    known (the command line: a setting left at its default counts as not given); the rest are
+    defaults that a --budget run's recipe table may choose. None: every setting is the caller's,
+    as in a config built in code. config.json does not keep it."""
+
     data: DataConfig
     model: ModelConfig
     train: TrainConfig
     plan: BudgetPlan | None = None  # a --budget run's plan, made once when it starts
+    given: frozenset[str] | None = field(default=None, compare=False)
 
     def validate(self) -> None:
+        self.check_given()
         self.data.validate()
         self.model.validate()
         self.train.validate()
         if self.plan is not None:
             self.plan.validate()
+
+    def check_given(self) -> None:
+        """The epochs come from the phases, or from the budget's plan: the user gives none."""
+        if self.given is None or "epochs" not in self.given:
+            return
+        _require(not self.train.phases, SettingError(
+            "epochs", "{epochs} conflicts with {lr} phases, which give the epochs of each phase"))
+        _require(self.train.budget is None, SettingError(
+            "epochs", "{budget} sets the epochs to what fits in the time; drop {epochs} (or {budget})"))
 
     def to_dict(self) -> dict[str, Any]:
         sections = {"data": asdict(self.data), "model": asdict(self.model), "train": asdict(self.train)}

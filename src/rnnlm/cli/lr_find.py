@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--batches", type=int, default=100, help="batches in the sweep (at most)")
     g.add_argument("--plot", metavar="FILE", default=None, help="write a PNG of loss against rate")
     add_threads_option(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, fields={"start": "start_lr", "end": "end_lr"})
 
 
 def run(args: argparse.Namespace) -> None:

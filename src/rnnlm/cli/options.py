@@ -4,7 +4,7 @@ the option groups that several commands share (data, model, training, schedule).
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+from dataclasses import asdict, fields
 
 from rnnlm.config import (
     BPE_DEFAULT_VOCAB,
@@ -22,7 +22,6 @@ from rnnlm.config import (
     parse_duration,
 )
 from rnnlm.data.datasets import DATASETS
-from rnnlm.errors import RnnlmError
 
 EXIT_USAGE = 2
 EXIT_BUG = 1
@@ -181,21 +180,32 @@ def add_schedule_options(p: argparse.ArgumentParser) -> None:
                         "(--max-minutes, --save-every and --device may be given)")
 
 
+def option_defaults() -> dict[str, object]:
+    """What each option of a run's settings defaults to, by dest: its config field's default (the
+    options take theirs from the configs), and None, "unset", for --epochs and --out."""
+    data = DataConfig()
+    return {**asdict(data), "data": data.source, **asdict(ModelConfig()), **asdict(TrainConfig()), "epochs": None,
+            "out": None}
+
+
+def settings_given(args: argparse.Namespace) -> list[str]:
+    """The dests of the run's settings the user gave, in the parser's order: those that are not
+    at their default (one given at its default counts as not given)."""
+    defaults = option_defaults()
+    return [dest for dest, value in vars(args).items() if dest in defaults and value != defaults[dest]]
+
+
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The run's settings as the options set them, with the settings the user gave (``given``)."""
     data = DataConfig(**{**pick(args, DataConfig), "source": args.data})
     train = pick(args, TrainConfig)
     lr = getattr(args, "lr", None)
     if isinstance(lr, list):
-        if args.epochs is not None:
-            raise RnnlmError("--epochs conflicts with --lr phases, which give the epochs of each phase")
-        train.update(lr=lr[0][0], phases=lr, epochs=sum(n for _, n in lr))
-    elif train.get("epochs") is None:
+        train.update(lr=lr[0][0], phases=lr)
+    if train.get("epochs") is None:
         train.pop("epochs", None)
     budget = getattr(args, "budget", None)
     if budget is not None:
         train["budget"] = parse_duration(budget)
-        if args.epochs is not None:
-            raise RnnlmError("--budget sets the epochs to what fits in the time; drop --epochs (or --budget)")
-        if args.max_minutes is not None:
-            raise RnnlmError("--budget and --max-minutes both set the time: give one of them")
-    return RunConfig(data, ModelConfig(**pick(args, ModelConfig)), TrainConfig(**train))
+    given = frozenset("source" if dest == "data" else dest for dest in settings_given(args) if dest != "out")
+    return RunConfig(data, ModelConfig(**pick(args, ModelConfig)), TrainConfig(**train), given=given)

@@ -23,7 +23,8 @@ from tqdm import tqdm
 
 from rnnlm.errors import RnnlmError
 from rnnlm.lessons.models import Stateful
-from rnnlm.lessons.recipe import Recipe, make_optimizer, make_scheduler
+from rnnlm.lessons.recipe import LessonRecipe, make_optimizer
+from rnnlm.train.schedules import Phase
 
 SMOOTHING = 0.98  # the running train loss, as fastai prints it: a debiased moving average
 
@@ -90,11 +91,54 @@ def format_header() -> str:
     return "  ".join(f"{name:>{width}}" for name, width, _ in COLUMNS)
 
 
+@dataclass
+class Fitting:
+    """A fit under way: the model, its optimiser, the endless stream of training batches, the
+    running train loss (as fastai prints it: a debiased moving average) and the log."""
+
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    stream: Iterator[tuple[torch.Tensor, torch.Tensor]]
+    device: torch.device
+    on_cycle_end: Callable[[int], None] | None
+    progress: bool
+    log: FitLog = field(default_factory=FitLog)
+    smooth: float = 0.0
+    seen: int = 0  # batches trained
+
+    @property
+    def train_loss(self) -> float:
+        return self.smooth / (1 - SMOOTHING**self.seen)
+
+    def train(self, phase: Phase, scheduler: torch.optim.lr_scheduler.LRScheduler, batches: int) -> float:
+        """Train the next ``batches`` batches of the stream in ``phase``; returns the rate of the last."""
+        for _ in tqdm(range(batches), leave=False, disable=not self.progress, unit="batch"):
+            x, y = next(self.stream)
+            loss = flat_cross_entropy(self.model(x.to(self.device)), y.to(self.device))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.optimizer.step()
+            scheduler.step()
+            value = loss.item()
+            if not math.isfinite(value):
+                raise RnnlmError(f"loss became {value} at batch {self.seen + 1}: training diverged")
+            if self.seen == 0:
+                self.log.first_loss = value
+            self.seen += 1
+            self.smooth = SMOOTHING * self.smooth + (1 - SMOOTHING) * value
+            if phase.schedule == "sgdr" and scheduler.T_cur == 0:
+                self.log.cycles += 1
+                if phase.save_cycles and self.on_cycle_end:
+                    self.on_cycle_end(self.log.cycles)
+        return lr
+
+
 def fit(
     model: torch.nn.Module,
     train: Batches,
     valid: Batches,
-    recipe: Recipe,
+    recipe: LessonRecipe,
     *,
     device: torch.device | str = "cpu",
     on_cycle_end: Callable[[int], None] | None = None,
@@ -112,42 +156,21 @@ def fit(
     per_epoch = len(train)
     if per_epoch == 0:
         raise RnnlmError("the training data holds no batch")
-    stream = endless(train, model)
-    result = FitLog()
-    smooth, seen, done = 0.0, 0, 0
+    fitting = Fitting(model, optimizer, endless(train, model), device, on_cycle_end, progress)
+    done = 0
     print(format_header(), file=out, flush=True)
     for phase in recipe.phases:
-        steps = phase.steps(per_epoch)
-        scheduler = make_scheduler(phase, optimizer, steps, per_epoch)
-        left = steps
+        scheduler = phase.scheduler(optimizer, per_epoch)
+        left = phase.steps(per_epoch)
         while left:
             chunk = min(left, per_epoch)
             start = time.monotonic()
-            for _ in tqdm(range(chunk), leave=False, disable=not progress, unit="batch"):
-                x, y = next(stream)
-                loss = flat_cross_entropy(model(x.to(device)), y.to(device))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                lr = optimizer.param_groups[0]["lr"]
-                optimizer.step()
-                scheduler.step()
-                value = loss.item()
-                if not math.isfinite(value):
-                    raise RnnlmError(f"loss became {value} at batch {seen + 1}: training diverged")
-                if seen == 0:
-                    result.first_loss = value
-                seen += 1
-                smooth = SMOOTHING * smooth + (1 - SMOOTHING) * value
-                if phase.schedule == "sgdr" and scheduler.T_cur == 0:
-                    result.cycles += 1
-                    if phase.save_cycles and on_cycle_end:
-                        on_cycle_end(result.cycles)
+            lr = fitting.train(phase, scheduler, chunk)
             left -= chunk
             done += chunk
             valid_loss, accuracy = evaluate(model, valid, device)
-            row = {"epoch": done / per_epoch, "lr": lr,
-                   "train_loss": smooth / (1 - SMOOTHING**seen), "valid_loss": valid_loss,
+            row = {"epoch": done / per_epoch, "lr": lr, "train_loss": fitting.train_loss, "valid_loss": valid_loss,
                    "accuracy": accuracy, "time": time.monotonic() - start}
-            result.rows.append(row)
+            fitting.log.rows.append(row)
             print(format_row(row), file=out, flush=True)
-    return result
+    return fitting.log

@@ -16,7 +16,8 @@ from torch import nn
 
 import rnnlm.lessons.models as m
 from rnnlm.errors import SettingError, literal
-from rnnlm.lessons.recipe import Phase, Recipe
+from rnnlm.lessons.recipe import LessonRecipe
+from rnnlm.train.schedules import Phase
 
 SEED_DOCS = {
     "000": "lesson notes: Nietzsche, one character at a time",
@@ -42,7 +43,7 @@ class Lesson:
     seq: int = 0  # window length or bptt
     model: type[nn.Module] | None = None
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    recipe: Recipe | None = None
+    recipe: LessonRecipe | None = None
     scalable: bool = False  # LessonContext.scale applies (the long Nietzsche recipes)
     prime: str = "for thos"  # after training, sample the lesson way from this window
     sample_n: int = 0
@@ -55,9 +56,9 @@ def phases(*steps: tuple[float, float]) -> tuple[Phase, ...]:
     return tuple(Phase(epochs, lr) for epochs, lr in steps)
 
 
-def one_cycle(epochs: int, lr: float, pct_start: float = 0.3) -> Recipe:
+def one_cycle(epochs: int, lr: float, pct_start: float = 0.3) -> LessonRecipe:
     """fastai v1's ``fit_one_cycle`` with its default optimiser (AdamW, betas 0.9/0.99, wd 0.01)."""
-    return Recipe((Phase(epochs, lr, "onecycle", pct_start=pct_start),), optimizer="adamw", wd=1e-2)
+    return LessonRecipe((Phase(epochs, lr, "onecycle", pct_start=pct_start),), optimizer="adamw", wd=1e-2)
 
 
 LSTM_PHASES = (Phase(2, 1e-2), Phase(15, 1e-2, "sgdr", cycle_mult=2, save_cycles=True))
@@ -69,44 +70,44 @@ LESSONS_LIST = [
     Lesson("Char3Model", "000, 003", "three characters predict the fourth: green, orange and blue "
            "arrows, the loop unrolled by hand", "train_loss", 1.84,
            data="nietzsche-triples", seq=3, model=m.Char3Model, prime=" th",
-           recipe=Recipe(phases((1, 1e-2), (1, 1e-3))), **NIETZSCHE_WINDOWS,
+           recipe=LessonRecipe(phases((1, 1e-2), (1, 1e-3))), **NIETZSCHE_WINDOWS,
            note="the seed reports a train loss only: it validates on one window and "
                 "trains on all the others, rnnlm holds out 20%"),
     Lesson("CharLoopModel", "000, 003", "the same with a for loop: an RNN over 8 characters "
            "(input added to the hidden state)", "valid_loss", 1.75,
            data="nietzsche-windows", seq=8, model=m.CharLoopModel,
-           recipe=Recipe(phases((1, 1e-2), (1, 1e-3))), **NIETZSCHE_WINDOWS),
+           recipe=LessonRecipe(phases((1, 1e-2), (1, 1e-3))), **NIETZSCHE_WINDOWS),
     Lesson("CharLoopConcatModel", "000, 003", "concatenate input and hidden state instead of "
            "adding them", "valid_loss", 1.70,
            data="nietzsche-windows", seq=8, model=m.CharLoopConcatModel,
-           recipe=Recipe(phases((1, 1e-3), (1, 1e-4))), **NIETZSCHE_WINDOWS),
+           recipe=LessonRecipe(phases((1, 1e-3), (1, 1e-4))), **NIETZSCHE_WINDOWS),
     Lesson("CharRnn", "000, 003", "nn.RNN writes the loop; keep the last output", "valid_loss", 1.50,
            data="nietzsche-windows", seq=8, model=m.CharRnn,
-           recipe=Recipe(phases((4, 1e-3), (2, 1e-4))), **NIETZSCHE_WINDOWS),
+           recipe=LessonRecipe(phases((4, 1e-3), (2, 1e-4))), **NIETZSCHE_WINDOWS),
     Lesson("CharSeqRnn", "000, 003", "multi-output: non-overlapping windows, a prediction after "
            "every character (nll_loss_seq)", "valid_loss", 2.00,
            data="nietzsche-sequences", seq=8, model=m.CharSeqRnn,
-           recipe=Recipe(phases((4, 1e-3), (1, 1e-4))), **NIETZSCHE_WINDOWS),
+           recipe=LessonRecipe(phases((4, 1e-3), (1, 1e-4))), **NIETZSCHE_WINDOWS),
     Lesson("CharSeqRnn-identity", "000, 003", "identity initialisation of the hidden-to-hidden "
            "weights allows a 10x higher rate", "valid_loss", 1.84,
            data="nietzsche-sequences", seq=8, model=m.CharSeqRnn, model_kwargs={"identity_init": True},
-           recipe=Recipe(phases((4, 1e-2), (4, 1e-3))), **NIETZSCHE_WINDOWS),
+           recipe=LessonRecipe(phases((4, 1e-2), (4, 1e-3))), **NIETZSCHE_WINDOWS),
     Lesson("CharSeqStatefulRnn", "000, 001, 003", "keep the hidden state between batches of "
            "contiguous streams; detach it (bptt)", "valid_loss", (1.49, 1.54),
-           model=m.CharSeqStatefulRnn, recipe=Recipe(phases((4, 1e-3), (4, 1e-4))), **NIETZSCHE_STREAMS),
+           model=m.CharSeqStatefulRnn, recipe=LessonRecipe(phases((4, 1e-3), (4, 1e-4))), **NIETZSCHE_STREAMS),
     Lesson("CharSeqStatefulRnn2", "000, 001, 003", "the stateful RNN as a loop over a "
            "hand-written RNNCell", "valid_loss", (1.54, 1.60),
-           model=m.CharSeqStatefulRnn2, recipe=Recipe(phases((4, 1e-3),)), **NIETZSCHE_STREAMS),
+           model=m.CharSeqStatefulRnn2, recipe=LessonRecipe(phases((4, 1e-3),)), **NIETZSCHE_STREAMS),
     Lesson("CharSeqStatefulGRU", "000, 001, 003", "a GRU: reset and update gates", "valid_loss",
            (1.37, 1.43),
-           model=m.CharSeqStatefulGRU, recipe=Recipe(phases((6, 1e-3), (3, 1e-4))), **NIETZSCHE_STREAMS),
+           model=m.CharSeqStatefulGRU, recipe=LessonRecipe(phases((6, 1e-3), (3, 1e-4))), **NIETZSCHE_STREAMS),
     Lesson("CharSeqStatefulLSTM", "000, 001, 003", "2-layer LSTM, 512 hidden, dropout 0.5; "
            "2 epochs, then SGDR (cycle_mult 2) saving at each cycle end", "valid_loss", (1.32, 1.35),
-           model=m.CharSeqStatefulLSTM, recipe=Recipe(LSTM_PHASES, wd=1e-5), **NIETZSCHE_STREAMS),
+           model=m.CharSeqStatefulLSTM, recipe=LessonRecipe(LSTM_PHASES, wd=1e-5), **NIETZSCHE_STREAMS),
     Lesson("CharSeqStatefulLSTM-long", "000, 001", "the LSTM recipe, then 63 more epochs of SGDR",
            "valid_loss", 1.29,
            model=m.CharSeqStatefulLSTM,
-           recipe=Recipe(LSTM_PHASES + (Phase(63, 1e-2, "sgdr", cycle_mult=2, save_cycles=True),), wd=1e-5),
+           recipe=LessonRecipe(LSTM_PHASES + (Phase(63, 1e-2, "sgdr", cycle_mult=2, save_cycles=True),), wd=1e-5),
            note="000 reaches 1.29 (and says 'get down to 1.25'); 001's long run ends at 1.37",
            **NIETZSCHE_STREAMS),
     Lesson("Model0", "002", "three words predict the fourth: one matrix per arrow colour, with "
@@ -124,7 +125,7 @@ LESSONS_LIST = [
     Lesson("Model5", "002", "a 2-layer GRU", "accuracy", 0.83,
            data="human-numbers-streams", bs=64, seq=20, model=m.Model5, recipe=one_cycle(10, 1e-2)),
     Lesson("hihell", "004", "one-hot letters into nn.RNN; prints its guess as it learns",
-           "prediction", "ihello", kind="hihell", data="hihell", recipe=Recipe(phases((100, 0.1),))),
+           "prediction", "ihello", kind="hihell", data="hihell", recipe=LessonRecipe(phases((100, 0.1),))),
     Lesson("rnn-shapes", "004, 000", "nn.RNN input, output and hidden shapes: layers, "
            "bidirectional, batch_first", "shapes as the seed", "4/4", kind="shapes"),
     Lesson("cells", "000, 001, 003", "RNNCell, GRUCell, LSTMCell written out, checked against "

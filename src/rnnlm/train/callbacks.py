@@ -2,8 +2,10 @@
 
 Subclass :class:`Callback` and override what you need. Every hook receives the learner, whose
 ``epoch`` (epochs completed), ``batch`` (batches done in the epoch under way), ``step``,
-``tokens_seen``, ``lr``, ``history``, ``phase`` and ``model`` describe where training stands.
-A callback can stop training: ``learner.request_stop(reason)`` ends it after the current epoch.
+``tokens_seen``, ``lr``, ``history``, ``phase`` and ``model`` describe where training stands
+(``learner.position`` holds every counter). The epoch hooks mark the learner's rounds: an epoch,
+or in a planned run (``--budget``) the steps between two validations. A callback can stop
+training: ``learner.request_stop(reason)`` ends it after the current round.
 
 ``on_train_begin`` and ``on_train_end`` run once per phase (each call of ``fit``). A callback
 that keeps its own state across epochs returns it from ``state_dict`` as JSON-able data; it is
@@ -154,10 +156,10 @@ class SaveCycleEnds(Callback):
 
     def on_epoch_end(self, learner: "Learner", row: dict[str, Any]) -> None:
         phase = learner.phase
-        if phase.steps is None:
+        if not phase.planned:
             done, first = learner.epoch - phase.start_epoch, phase.cycle_len
         else:  # a planned run (--budget): cycles of steps
-            done, first = learner.plan_step - phase.start_step, phase.cycle_steps or phase.steps
+            done, first = learner.plan_step - phase.start_step, phase.cycle_steps or phase.planned_steps
         if phase.schedule == "sgdr" and is_sgdr_cycle_end(done, first, phase.cycle_mult):
             self.cycles += 1
             save_weights(self.folder / f"cycle_{self.cycles}.safetensors", learner.model)
@@ -208,14 +210,14 @@ class LossPlot(Callback):
         self.last = (0, 0.0)  # (batch, running loss) at the previous point of this epoch
 
     def on_epoch_begin(self, learner: "Learner") -> None:
-        if learner.round_batches == 0:
+        if learner.position.round_batches == 0:
             self.last = (0, 0.0)
 
     def on_batch_end(self, learner: "Learner", loss: float | None) -> None:
         if loss is None:
             return
         batch, running = self.last
-        done = learner.round_batches
+        done = learner.position.round_batches
         mean = (loss * done - running * batch) / max(done - batch, 1)
         self.train.append((learner.tokens_seen, mean))
         self.lrs.append((learner.tokens_seen, learner.lr))

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,9 @@ from rnnlm.config import SCHEDULES
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.reading import parse_json, regular_file_size
 from rnnlm.train.callbacks import Callback
-from rnnlm.train.learner import Learner, Phase, phase_scheduler
+from rnnlm.train.learner import Learner
+from rnnlm.train.schedules import PLANNED_KEYS, STATE_KEYS, Phase
+from rnnlm.train.state import capture_state, restore_state
 
 STATE_FORMAT = "rnnlm-train-state"
 STATE_VERSION = "1"
@@ -35,9 +36,10 @@ ROW_NUMBERS = ("epoch", "train_loss", "valid_loss", "accuracy")  # what a histor
 
 
 def save_training_state(path: str | Path, learner: "Learner", extra: dict[str, Any] | None = None) -> None:
-    """Write ``learner.training_state()`` (plus ``extra`` JSON data) to ``path`` atomically. Under
-    torchrun every rank calls this (the state gathers every rank's share) and rank 0 writes."""
-    tensors, info = learner.training_state()
+    """Write the learner's training state (rnnlm.train.state, plus ``extra`` JSON data) to ``path``
+    atomically. Under torchrun every rank calls this (the state gathers every rank's share) and
+    rank 0 writes."""
+    tensors, info = capture_state(learner)
     if not learner.dist.is_main:
         return
     metadata = {"format": STATE_FORMAT, "version": STATE_VERSION,
@@ -75,12 +77,12 @@ def read_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict
 
 def load_training_state(learner: "Learner", tensors: dict[str, torch.Tensor], info: dict[str, Any],
                         path: str | Path) -> None:
-    """``learner.load_training_state`` after checking that the state fits the learner; a damaged
-    or mismatched state is refused with RnnlmError."""
+    """Put the state back into ``learner`` (rnnlm.train.state.restore_state) after checking that
+    it fits; a damaged or mismatched state is refused with RnnlmError."""
     try:
         check_tensors(learner, tensors)
         check_info(learner, info)
-        learner.load_training_state(tensors, info)
+        restore_state(learner, tensors, info)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
         reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise RnnlmError(f"{path}: training state does not fit this run ({reason})") from None
@@ -159,17 +161,14 @@ def check_info(learner: "Learner", info: dict[str, Any]) -> None:
             raise ValueError("a scheduler without a phase")
     else:
         check_phase(phase)
-        scheduler = phase_scheduler(optimizer, Phase(**phase), learner.batches_per_epoch)
+        scheduler = Phase.from_state(phase).scheduler(optimizer, learner.batches_per_epoch)
         check_like(info.get("scheduler"), scheduler.state_dict(), "scheduler")
     check_like(info.get("optimizer_groups"), optimizer.state_dict()["param_groups"], "optimizer_groups")
 
 
-PLANNED = {"steps", "start_step", "cycle_steps"}  # phase keys of planned runs, absent from older states
-
-
 def check_phase(phase: Any) -> None:
-    names = {f.name for f in fields(Phase)}
-    if not isinstance(phase, dict) or not names - PLANNED <= set(phase) <= names:
+    names = set(STATE_KEYS)
+    if not isinstance(phase, dict) or not names - set(PLANNED_KEYS) <= set(phase) <= names:
         raise ValueError(f"phase must be an object with {', '.join(sorted(names))}")
     counts = ("epochs", "cycle_len", "cycle_mult")
     if not all(_whole(phase[k]) and phase[k] >= 1 for k in counts) or not _whole(phase["start_epoch"]):

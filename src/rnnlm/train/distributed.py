@@ -22,7 +22,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from rnnlm.device import resolve_device
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import RnnlmError, SettingError
 from rnnlm.launch import env_int, launched_world_size
 
 T = TypeVar("T")
@@ -44,7 +44,7 @@ def check_batch_split(bs: int, world_size: int | None = None) -> None:
     """Each rank trains an equal block of the streams, so ``bs`` must split evenly over them."""
     world = launched_world_size() if world_size is None else world_size
     if bs % world:
-        raise RnnlmError(f"--bs {bs} does not split evenly over {world} processes; use a multiple of {world}")
+        raise SettingError("bs", f"{{bs}} {bs} does not split evenly over {world} processes; use a multiple of {world}")
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,27 @@ class Distributed:
             yield value
 
 
+# Why training stops. Where the ranks under torchrun differ, the reason later in this list wins;
+# one a callback gives that is not here outranks them all, and the other ranks know it as "requested".
+STOP_REASONS = (None, "time", "interrupt", "patience")
+
+
+def stop_rank(reason: str | None) -> int:
+    return STOP_REASONS.index(reason) if reason in STOP_REASONS else len(STOP_REASONS)
+
+
+def agree_stop(dist: Distributed, reason: str | None, interrupted: bool = False) -> str | None:
+    """The reason every rank stops for: the latest in STOP_REASONS among the ranks' own (``reason``,
+    or "interrupt" where a Ctrl-C came, ``interrupted``). All ranks call this at the same batches,
+    so they all stop at the same one."""
+    if interrupted and stop_rank(reason) < stop_rank("interrupt"):
+        reason = "interrupt"
+    agreed = dist.max(stop_rank(reason))
+    if agreed == stop_rank(reason):
+        return reason
+    return STOP_REASONS[agreed] if agreed < len(STOP_REASONS) else "requested"
+
+
 @contextmanager
 def process_group(device: str = "auto") -> Iterator[Distributed]:
     """Under torchrun, join the job's process group and leave it at the end, errors included:
@@ -137,8 +158,8 @@ def process_group(device: str = "auto") -> Iterator[Distributed]:
     if target.type == "cuda":
         local, count = env_int("LOCAL_RANK", 0), torch.cuda.device_count()
         if local >= count:
-            raise RnnlmError(f"LOCAL_RANK {local}: this node has {count} CUDA device(s); start at most "
-                             f"{count} processes on it (--nproc_per_node), or use --device cpu")
+            raise SettingError("device", f"LOCAL_RANK {local}: this node has {count} CUDA device(s); start at most "
+                                         f"{count} processes on it (--nproc_per_node), or use {{device}} cpu")
         target = torch.device("cuda", local)
         torch.cuda.set_device(target)
     owner = not dist.is_initialized()

@@ -18,9 +18,10 @@ from tqdm import tqdm
 
 from rnnlm.config import RunConfig
 from rnnlm.device import resolve_device
-from rnnlm.errors import RnnlmError
+from rnnlm.errors import SettingError, invalid
 from rnnlm.train.learner import Learner
-from rnnlm.train.run import load_data, make_learner, resolve_config, seed_everything
+from rnnlm.train.assembly import make_learner
+from rnnlm.train.setup import load_data, resolve_config, seed_everything
 
 MAX_BATCHES = 100_000
 
@@ -97,15 +98,16 @@ def lr_find(
         optimizer.load_state_dict(saved_optimizer)
         model.train(was_training)
     if len(finding.lrs) < 2:
-        raise RnnlmError(f"the loss was not finite from the first batches; try a lower --start-lr (now {start:g})")
+        raise SettingError("start", f"the loss was not finite from the first batches; try a lower {{start}} "
+                                    f"(now {start:g})")
     return finding
 
 
 def check_sweep(start: float, end: float, batches: int) -> None:
     if not (0 < start < end and math.isfinite(end)):
-        raise RnnlmError(f"--start-lr must be > 0 and below --end-lr, a finite number (got {start} and {end})")
+        raise SettingError("start", f"{{start}} must be > 0 and below {{end}}, a finite number (got {start} and {end})")
     if not 2 <= batches <= MAX_BATCHES:
-        raise RnnlmError(f"--batches must be in 2..{MAX_BATCHES} (got {batches})")
+        raise invalid("batches", f"must be in 2..{MAX_BATCHES} (got {batches})")
 
 
 def _sweep(learner: Learner, start: float, end: float, batches: int, smoothing: float, diverge: float,

@@ -49,7 +49,7 @@ def _save(fig, path: str | Path | None) -> None:
 
 def warm_up() -> None:
     """Draw a loss curve and throw it away: the first drawing of a process loads fonts and
-    caches (a second or more on a busy machine), which a --budget run pays before its plan
+    caches (benchmarks/README.md says how long), which a --budget run pays before its plan
     counts the time, not in its first validation."""
     plot_loss_curve(None, [(0, 2.0), (1, 1.0)], [(1, 1.0)], [(0, 1e-3), (1, 1e-3)], [1], "warm-up")
 

@@ -1,0 +1,108 @@
+"""Planning a ``--budget`` run: the recipe of the table for the settings left to it, a probe of
+the model and batch that will train, the plan of the steps that fit (rnnlm.train.budget), and
+the pacer that keeps the run to it (rnnlm.train.pacing)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Sequence
+
+from rnnlm.config import RunConfig
+from rnnlm.data.batching import StreamBatches
+from rnnlm.data.textdata import TextData
+from rnnlm.device import size_text
+from rnnlm.models.recurrent import parameter_count
+from rnnlm.train.budget import Speed, make_plan
+from rnnlm.train.distributed import Distributed
+from rnnlm.train.memory import check_training_memory, training_memory
+from rnnlm.train.pacing import Pacer
+from rnnlm.train.plan_text import describe_plan
+from rnnlm.train.plots import has_matplotlib
+from rnnlm.train.probe import probe_speed, probe_time
+from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCES, apply_recipe, choose_row
+from rnnlm.train.session import Session
+from rnnlm.train.setup import check_sizes, load_data
+
+
+def load_and_plan(config: RunConfig, dist: Distributed, yours: Sequence[str],
+                  session: Session) -> tuple[RunConfig, TextData, Pacer | None]:
+    """The data, and for a --budget run its plan (printed by rank 0, listing ``yours``) and the
+    pacer that keeps the run to it."""
+    budget = config.train.budget is not None
+    config, data = load_data(config, check=not budget)
+    if not budget:
+        return config, data, None
+    plot_s = dist.from_main(plot_warm_up(session) if dist.is_main else 0.0)
+    config, speed = plan_budget(config, data, dist, left_to_table(config), session, plot_s)
+    if dist.is_main:
+        print_plan(config, data, speed, yours, session)
+    return config, data, make_pacer(config, data, dist, 0.0, session)
+
+
+def plot_warm_up(session: Session) -> float:
+    """Seconds the loss plot's first drawing takes, in the time the plan counts (none without
+    matplotlib): more than the next drawings take (no fonts to load), a safe guess for each."""
+    if not has_matplotlib():
+        return 0.0
+    from rnnlm.train.plots import warm_up
+
+    start = session.clock()
+    warm_up()
+    return session.clock() - start
+
+
+def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: frozenset[str], session: Session,
+                plot_s: float = 0.0) -> tuple[RunConfig, Speed]:
+    """The plan of a --budget run: the recipe of the table for the settings in ``choose`` (the
+    machine's speed measured on the reference recipe), then a probe of the model and batch that
+    will train, and the steps that fit (rnnlm.train.budget), each validation followed by a
+    drawing of the loss plot that takes ``plot_s``."""
+    clock, started = session.clock, session.started
+    seconds = probe_time(config.train.budget)
+    row = None
+    if choose:
+        yardstick = REFERENCES[data.tokenizer.level]
+        reference = apply_recipe(config, yardstick, choose, len(data.train_ids), dist.world_size)
+        speed = probed_speed(reference, data, dist, seconds, session)
+        reach = (config.train.budget - (clock() - started)) * speed.tokens_per_s / max(len(data.train_ids), 1)
+        row = choose_row(data.tokenizer.level, len(data.train_ids), dist.from_main(reach))
+        config = apply_recipe(config, row.recipe, choose, len(data.train_ids), dist.world_size)
+        if (config.model, config.train) != (reference.model, reference.train):
+            speed = probed_speed(config, data, dist, seconds, session)
+    else:
+        speed = probed_speed(config, data, dist, seconds, session)
+    setup = dist.from_main(clock() - started)
+    plan = make_plan(config, data, speed, setup, sorted(choose, key=RECIPE_FIELDS.index) or None,
+                     row.name if row else None, plot_s)
+    n = len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
+    train_settings = replace(config.train, epochs=max(1, math.ceil(plan.steps / n)))
+    return replace(config, train=train_settings, plan=plan), speed
+
+
+def probed_speed(config: RunConfig, data: TextData, dist: Distributed, seconds: float, session: Session) -> Speed:
+    """The speed of ``config``'s model and batch, once they are known to fit the data and memory."""
+    check_sizes(data, config.train.bs, config.train.bptt)
+    check_training_memory(config, len(data.vocab), dist.device)
+    return probe_speed(config, data, dist.device, dist, seconds, session.clock, session.started)
+
+
+def left_to_table(config: RunConfig) -> frozenset[str]:
+    """The settings of the recipe table the user did not give (none, where ``config.given``
+    does not say what they gave)."""
+    if config.given is None:
+        return frozenset()
+    return frozenset(name for name in RECIPE_FIELDS if name not in config.given)
+
+
+def print_plan(config: RunConfig, data: TextData, speed: Speed, yours: Sequence[str], session: Session) -> None:
+    vocab = len(data.vocab)
+    session.say(describe_plan(config, data, speed, parameter_count(vocab, config.model),
+                              size_text(training_memory(config, vocab)), yours, session.spell))
+
+
+def make_pacer(config: RunConfig, data: TextData, dist: Distributed, spent: float, session: Session) -> Pacer:
+    """The pacer of a planned run, ``spent`` seconds of its budget used before this session."""
+    batches = StreamBatches(data.train_ids, config.train.bs, config.train.bptt).shard(dist.rank, dist.world_size)
+    step_tokens = batches.tokens / max(len(batches), 1) * dist.world_size
+    return Pacer(config.plan, spent, session.started, session.clock, step_tokens=step_tokens, dist=dist)

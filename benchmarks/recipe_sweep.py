@@ -32,7 +32,7 @@ from common import add_threads_option, machine, set_threads, table  # noqa: E402
 
 from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from rnnlm.data.textdata import build_text_data  # noqa: E402
-from rnnlm.train.distributed import Distributed  # noqa: E402
+from rnnlm.distributed import Distributed  # noqa: E402
 from rnnlm.train.probe import probe_speed  # noqa: E402
 from rnnlm.train.recipe import REFERENCE, REFERENCES, WORD_REFERENCE, Recipe  # noqa: E402
 from rnnlm.train.run import train  # noqa: E402

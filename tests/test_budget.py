@@ -21,7 +21,7 @@ from rnnlm.train.pacing import Pace, Pacer
 from rnnlm.train.probe import probe_speed
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import read_training_state
-from rnnlm.train.distributed import Distributed
+from rnnlm.distributed import Distributed
 from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCE, REFERENCES, TABLE, apply_recipe, choose_row
 from rnnlm.train.result import TrainingInterrupted
 from rnnlm.train.run import plan_run, resume, train

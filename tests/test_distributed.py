@@ -21,7 +21,7 @@ from rnnlm.data.batching import StreamBatches
 from rnnlm.errors import RnnlmError
 from rnnlm.runfolder import load_run
 from rnnlm.train.checkpoint import read_training_state
-from rnnlm.train.distributed import check_batch_split
+from rnnlm.distributed import check_batch_split
 from rnnlm.train.run import resume, train
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -133,7 +133,7 @@ def test_a_run_in_two_processes_resumes_exactly(tmp_path):
     assert tensors["hidden.0"].shape == (2, 8, 24)  # the hidden state of all 8 streams
     assert "rng.rank1.torch" in tensors
 
-    with pytest.raises(RnnlmError, match="trained in 2 processes.*torchrun --nproc_per_node=2"):
+    with pytest.raises(RnnlmError, match="trained in 2 processes.*torchrun nproc_per_node=2"):
         resume(tmp_path / "resumed")
 
     resumed = torchrun("-m", "rnnlm", "train", "--resume", str(tmp_path / "resumed"))

@@ -126,8 +126,8 @@ def locked_run_folder(folder: Path) -> Iterator[None]:
         if not same:  # held, or removed by its holder between our open and our lock
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
             pid = f" (pid {holder})" if holder.isdigit() else ""
-            raise SettingError("out", f"{literal(folder)}: another rnnlm process{pid} is training in this folder; wait for "
-                                      "it to finish, or choose another {out}")
+            raise SettingError("out", f"{literal(folder)}: another rnnlm process{pid} is training in this folder; "
+                                      "wait for it to finish, or choose another {out}")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
         yield

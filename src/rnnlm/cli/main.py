@@ -100,7 +100,7 @@ class Report:
         memory or disk, or a bug."""
         rank = self.rank
         if world > 1:
-            from rnnlm.train.distributed import lost_a_peer
+            from rnnlm.distributed import lost_a_peer
 
             if lost_a_peer(e):
                 reason = str(e).splitlines()[0][:200]

@@ -31,6 +31,7 @@ def for_terminal(text: str) -> str:
 
 
 COMMON_FIELDS = {"source": "data"}  # library field -> the dest of the option that sets it, where they differ
+LAUNCHER_OPTIONS = {"nproc_per_node": "--nproc_per_node"}  # settings of torchrun, which starts rnnlm train
 
 
 def option_spellings(parser: argparse.ArgumentParser) -> dict[str, str]:
@@ -55,7 +56,8 @@ def flag_speller(parser: argparse.ArgumentParser, fields: Mapping[str, str] = {}
     aliases = {**COMMON_FIELDS, **fields}
 
     def spell(field: str) -> str:
-        return spellings.get(aliases.get(field, field), "--" + field.replace("_", "-"))
+        dest = aliases.get(field, field)
+        return spellings.get(dest) or LAUNCHER_OPTIONS.get(field) or "--" + field.replace("_", "-")
 
     return spell
 

@@ -10,14 +10,14 @@ token), except the literal text "xxbos" where merges learnt it as one token: a s
 is written out as its own text, so decoding stays exact.
 
 Speed. Through the library alone, encoding is slow (the pre-tokenizer and the per-byte
-alignments it keeps cost most; benchmarks/README.md, "Data preparation"). So text is cut into *segments*, a run of whitespace and the run of
-other characters after it (" word,", "\\n\\nThe"): the pre-tokenizer's regex never joins the
-characters on the two sides of such a cut, and it looks at no character before where it
-starts, so the encoding of a text is the concatenation of its segments' encodings. Each
-distinct segment is encoded once by the library's batch encoder and remembered; the segments of
-a block of text are found, hashed and looked up with numpy (a hash is only a shortcut: every
-segment is compared character by character with the one it was matched to, and a block where
-two differ goes through the library whole).
+alignments it keeps cost most; benchmarks/README.md, "Data preparation"). So text is cut into
+*segments*, a run of whitespace and the run of other characters after it (" word,",
+"\\n\\nThe"): the pre-tokenizer's regex never joins the characters on the two sides of such a
+cut, and it looks at no character before where it starts, so the encoding of a text is the
+concatenation of its segments' encodings. Each distinct segment is encoded once by the library's
+batch encoder and remembered; the segments of a block of text are found, hashed and looked up
+with numpy (a hash is only a shortcut: every segment is compared character by character with the
+one it was matched to, and a block where two differ goes through the library whole).
 
 Training. The library's trainer counts words through the same slow pre-tokenizer, so rnnlm
 counts them itself: the distinct segments of the text (Python's regex and a ``Counter``), each

@@ -54,8 +54,8 @@ def binary_error(path: Path) -> RnnlmError:
 
 def utf8_error(path: Path, offset: int, encoding: str = "utf-8") -> RnnlmError:
     name = "UTF-8" if codecs.lookup(encoding).name == "utf-8" else encoding
-    return SettingError("encoding", f"{literal(path)}: not {name} text (invalid byte at offset {offset}); convert it to "
-                                    "UTF-8, or pass {encoding} (e.g. latin-1) or {errors} replace")
+    return SettingError("encoding", f"{literal(path)}: not {name} text (invalid byte at offset {offset}); convert "
+                                    "it to UTF-8, or pass {encoding} (e.g. latin-1) or {errors} replace")
 
 
 def text_codec(data: bytes, encoding: str) -> str:

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 
 from rnnlm.data.batching import StreamBatches
+from rnnlm.distributed import Distributed
 from rnnlm.models import detach_state
-from rnnlm.train.distributed import Distributed
 
 
 @dataclass(frozen=True)

@@ -107,8 +107,9 @@ class GenerationSession:
         base = random.SystemRandom().getrandbits(63) if seed is None else seed
         streams = []
         for i in range(n):
-            stream = Stream(sampling, (base + i) % (MAX_SAMPLING_SEED + 1), max_tokens, tuple(stop), max_chars, logprobs,
-                            prompt_tokens=len(ids), logits=last, state=state,
+            seed_i = (base + i) % (MAX_SAMPLING_SEED + 1)
+            stream = Stream(sampling, seed_i, max_tokens, tuple(stop), max_chars, logprobs, prompt_tokens=len(ids),
+                            logits=last, state=state,
                             decoder=self.tokenizer.stream_decoder(self.vocab))
             stream.rng.seed(stream.seed)
             for token in ids:

@@ -105,7 +105,8 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except (socket.gaierror, UnicodeError) as e:
         sock.close()
-        raise SettingError("host", f"{{host}} {literal(repr(host))}: not an address this machine has ({literal(e)})") from None
+        reason = f"{literal(repr(host))}: not an address this machine has ({literal(e)})"
+        raise SettingError("host", f"{{host}} {reason}") from None
     except OSError as e:
         sock.close()
         raise RnnlmError(f"cannot listen on {host}:{port} ({e.strerror})") from None

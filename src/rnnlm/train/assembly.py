@@ -10,6 +10,7 @@ import torch
 from rnnlm.config import RunConfig
 from rnnlm.data.batching import StreamBatches
 from rnnlm.data.textdata import TextData
+from rnnlm.distributed import Distributed
 from rnnlm.evaluation.streams import stream_batches_for_eval, text_size
 from rnnlm.models import RecurrentLM
 from rnnlm.runfolder import BEST, LAST, METRICS, PLOT, STATE
@@ -24,7 +25,6 @@ from rnnlm.train.callbacks import (
     SaveCycleEnds,
 )
 from rnnlm.train.checkpoint import SaveTrainingState
-from rnnlm.train.distributed import Distributed
 from rnnlm.train.learner import Learner
 from rnnlm.train.memory import check_training_memory
 from rnnlm.train.pacing import Pacer

@@ -21,7 +21,7 @@ the step moves the schedule on; so that it ends, annealed, when the time is up. 
 
 Under torchrun (``dist``) each rank trains its own block of the streams through
 DistributedDataParallel; the train and valid losses are averaged over the ranks, and the ranks
-agree on when to stop (rnnlm.train.distributed.agree_stop).
+agree on when to stop (rnnlm.distributed.agree_stop).
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ import torch
 import torch.nn.functional as F
 
 from rnnlm.data.batching import StreamBatches
+from rnnlm.distributed import Distributed, agree_stop
 from rnnlm.errors import SettingError
 from rnnlm.evaluation.streams import TextSize, evaluate_stream
 from rnnlm.models import detach_state
 from rnnlm.train.callbacks import Callback
-from rnnlm.train.distributed import Distributed, agree_stop
 from rnnlm.train.position import Position
 from rnnlm.train.schedules import Phase
 

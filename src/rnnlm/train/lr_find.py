@@ -19,8 +19,8 @@ from tqdm import tqdm
 from rnnlm.config import RunConfig
 from rnnlm.device import resolve_device
 from rnnlm.errors import SettingError, invalid
-from rnnlm.train.learner import Learner
 from rnnlm.train.assembly import make_learner
+from rnnlm.train.learner import Learner
 from rnnlm.train.setup import load_data, resolve_config, seed_everything
 
 MAX_BATCHES = 100_000

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rnnlm.config import BudgetPlan
+from rnnlm.distributed import Distributed
 from rnnlm.train.budget import SLACK, Clock
-from rnnlm.train.distributed import Distributed
 from rnnlm.train.position import Position
 
 TAIL = 0.01  # of the plan's steps, at its end, that are trained however late it runs (the rate's last fall)

@@ -12,9 +12,9 @@ from rnnlm.config import RunConfig
 from rnnlm.data.batching import StreamBatches
 from rnnlm.data.textdata import TextData
 from rnnlm.device import size_text
+from rnnlm.distributed import Distributed
 from rnnlm.models.recurrent import parameter_count
 from rnnlm.train.budget import Speed, make_plan
-from rnnlm.train.distributed import Distributed
 from rnnlm.train.memory import check_training_memory, training_memory
 from rnnlm.train.pacing import Pacer
 from rnnlm.train.plan_text import describe_plan

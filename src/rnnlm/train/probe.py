@@ -15,11 +15,11 @@ import torch
 from rnnlm.config import RunConfig, duration_text
 from rnnlm.data.batching import StreamBatches
 from rnnlm.data.textdata import TextData
+from rnnlm.distributed import Distributed
 from rnnlm.errors import SettingError
 from rnnlm.evaluation.streams import stream_batches_for_eval
 from rnnlm.models import RecurrentLM
 from rnnlm.train.budget import Clock, Speed
-from rnnlm.train.distributed import Distributed
 from rnnlm.train.learner import Learner
 
 WARM_UP = 1  # batches run before the probe times one (the first builds the kernels)

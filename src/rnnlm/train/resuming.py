@@ -11,11 +11,11 @@ from typing import Any
 from rnnlm.config import RunConfig, duration_text
 from rnnlm.data.corpus import is_builtin
 from rnnlm.data.textdata import TextData
-from rnnlm.errors import RnnlmError, SettingError, shown
+from rnnlm.distributed import Distributed, check_batch_split
+from rnnlm.errors import RnnlmError, SettingError, literal, shown
 from rnnlm.runfolder import STATE, load_run_tokenizer, load_vocab
 from rnnlm.train.assembly import make_learner, run_callbacks
 from rnnlm.train.checkpoint import SaveTrainingState, load_training_state, read_training_state
-from rnnlm.train.distributed import Distributed, check_batch_split
 from rnnlm.train.learner import Learner
 from rnnlm.train.planning import make_pacer
 from rnnlm.train.session import Session
@@ -25,15 +25,16 @@ from rnnlm.train.setup import fingerprint, load_data
 def check_session(folder: Path, config: RunConfig, max_minutes: float | None) -> None:
     """A planned run goes on in the time its budget has left: a session takes no time of its own."""
     if config.plan is not None and max_minutes is not None:
-        raise SettingError("max_minutes", f"{folder} trains to its {{budget}} of {duration_text(config.plan.budget)}; "
-                                          "it takes no {max_minutes} (its budget left carries over)")
+        budget = duration_text(config.plan.budget)
+        raise SettingError("max_minutes", f"{literal(folder)} trains to its {{budget}} of {budget}; it takes no "
+                                          "{max_minutes} (its budget left carries over)")
 
 
 def check_resumable(folder: Path, config: RunConfig, info: dict[str, Any]) -> None:
     """Refuse a run that has nothing left to do: finished, stopped early, or out of budget."""
     t, plan = config.train, config.plan
     if info.get("stop_reason") == "patience":
-        raise SettingError("patience", f"{folder}: training already stopped early ({{patience}}) after epoch "
+        raise SettingError("patience", f"{literal(folder)}: training already stopped early ({{patience}}) after epoch "
                                        f"{info.get('epoch')}; nothing to resume")
     if plan is None:
         if info.get("epoch", 0) >= t.total_epochs:
@@ -44,7 +45,7 @@ def check_resumable(folder: Path, config: RunConfig, info: dict[str, Any]) -> No
         raise RnnlmError(f"{folder}: training already finished its plan of {plan.steps:,} steps; nothing to resume")
     spent = info.get("budget_spent") or 0.0
     if plan.budget - spent <= plan.valid_s:
-        raise SettingError("budget", f"{folder}: its {{budget}} of {duration_text(plan.budget)} is spent "
+        raise SettingError("budget", f"{literal(folder)}: its {{budget}} of {duration_text(plan.budget)} is spent "
                                      f"({duration_text(spent)} used); nothing to resume")
 
 
@@ -52,9 +53,10 @@ def check_world_size(folder: Path, saved: Any, world_size: int) -> None:
     """A run resumes exactly only with as many processes as it trained in (each has its own
     streams and random numbers)."""
     if isinstance(saved, int) and not isinstance(saved, bool) and saved >= 1 and saved != world_size:
-        how = "without torchrun" if saved == 1 else f"with torchrun --nproc_per_node={saved}"
-        raise RnnlmError(f"{folder}: trained in {saved} process{'es' if saved > 1 else ''}, this is "
-                         f"{world_size}; it resumes exactly only in as many: run it {how}")
+        how = "without torchrun" if saved == 1 else f"with torchrun {{nproc_per_node}}={saved}"
+        processes = f"{saved} process{'es' if saved > 1 else ''}"
+        raise SettingError("nproc_per_node", f"{literal(folder)}: trained in {processes}, this is {world_size}; it "
+                                             f"resumes exactly only in as many: run it {how}")
 
 
 def read_state(folder: Path, config: RunConfig, dist: Distributed) -> tuple[dict, dict[str, Any], dict[str, Any]]:

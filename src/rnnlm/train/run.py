@@ -1,7 +1,7 @@
 """Train a model from settings into a run folder, or resume one: the work behind ``rnnlm train``.
 
 Under torchrun (``torchrun --nproc_per_node=N -m rnnlm train ...``) every process runs this: each
-reads the data and trains its block of the streams (``rnnlm.train.distributed``); rank 0 alone
+reads the data and trains its block of the streams (``rnnlm.distributed``); rank 0 alone
 takes the run folder, writes in it and prints.
 """
 
@@ -16,13 +16,13 @@ from typing import Callable, Sequence, TextIO
 from rnnlm.atomic import WriteFailed
 from rnnlm.config import RunConfig
 from rnnlm.data.textdata import TextData
-from rnnlm.errors import SettingError
+from rnnlm.distributed import check_batch_split, process_group
+from rnnlm.errors import SettingError, literal
 from rnnlm.runfolder import discard_run_folder, locked_run_folder, new_run_folder, read_config, write_run_config
 from rnnlm.train.assembly import make_learner, run_callbacks
 from rnnlm.train.budget import Clock
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import SaveTrainingState
-from rnnlm.train.distributed import check_batch_split, process_group
 from rnnlm.train.learner import Learner, TrainingDiverged
 from rnnlm.train.memory import check_training_memory
 from rnnlm.train.phases import run_phases, train_phases
@@ -131,7 +131,7 @@ def fit(learner: Learner, config: RunConfig, folder: Path, state: SaveTrainingSt
     try:
         train_phases(learner, run_phases(config, learner.batches_per_epoch), max_minutes)
     except TrainingDiverged as e:
-        kept = (f"{folder} keeps the last good state, saved {position_text(*state.saved_at)}"
+        kept = (f"{literal(folder)} keeps the last good state, saved {position_text(*state.saved_at)}"
                 if state.saved_at else "nothing was saved")
         clip = f"a smaller {{clip}} (now {learner.clip:g})" if learner.clip else "gradient clipping ({clip} 1)"
         lr = learner.phase.lr

@@ -159,7 +159,7 @@ def process_group(device: str = "auto") -> Iterator[Distributed]:
         local, count = env_int("LOCAL_RANK", 0), torch.cuda.device_count()
         if local >= count:
             raise SettingError("device", f"LOCAL_RANK {local}: this node has {count} CUDA device(s); start at most "
-                                         f"{count} processes on it (--nproc_per_node), or use {{device}} cpu")
+                                         f"{count} processes on it ({{nproc_per_node}}), or use {{device}} cpu")
         target = torch.device("cuda", local)
         torch.cuda.set_device(target)
     owner = not dist.is_initialized()

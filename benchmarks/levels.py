@@ -33,13 +33,16 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, table  # noqa: E402
-from quality import SHARED, epochs_that_fit  # noqa: E402
 from regularisation import CpuBudget  # noqa: E402
 
 from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
+from rnnlm.data.batching import StreamBatches  # noqa: E402
 from rnnlm.data.textdata import build_text_data  # noqa: E402
+from rnnlm.models import RecurrentLM  # noqa: E402
+from rnnlm.train.learner import Learner  # noqa: E402
 from rnnlm.train.run import train  # noqa: E402
 
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "nietzsche.txt"
 RECIPE = RunConfig(  # the recipe this comparison was made with (the README's hand recipe of the time)
     DataConfig(),
     ModelConfig(cell="lstm", layers=2, emb=64, hidden=512, dropout=0.2),
@@ -51,6 +54,25 @@ LEVELS = {  # name: data settings
     "bpe 2048": dict(level="bpe", vocab_size=2048),
     "word": dict(level="word"),
 }
+
+
+def epochs_that_fit(config: RunConfig, seconds: float, clock, count_validation: bool, probe_batches: int = 6) -> int:
+    """Time a few training batches of a throwaway model of the recipe; whole epochs that fit."""
+    data = build_text_data(config.data)
+    t = config.train
+    torch.manual_seed(t.seed)
+    model = RecurrentLM(len(data.vocab), config.model)
+    train_batches = StreamBatches(data.train_ids, t.bs, t.bptt)
+    warm_up = StreamBatches(data.train_ids[: 2 * t.bs * t.bptt + 1], t.bs, t.bptt)
+    probe = StreamBatches(data.train_ids[: probe_batches * t.bs * t.bptt + 1], t.bs, t.bptt)
+    Learner(model, warm_up, None, lr=t.lr, clip=t.clip).fit(1, t.lr)
+    learner = Learner(model, probe, None, lr=t.lr, clip=t.clip)
+    start = clock()
+    learner.fit(1, t.lr)
+    per_token = (clock() - start) / probe.tokens
+    valid_cost = len(data.valid_ids) / 3 if count_validation else 0  # forward only: about a third
+    epoch_s = per_token * (train_batches.tokens + valid_cost)
+    return max(1, math.floor(seconds / epoch_s))
 
 
 def run_level(name: str, data: str, minutes: float, cpu: bool, out: Path) -> dict:

@@ -105,7 +105,8 @@ def add_error_handlers(app: FastAPI) -> None:
         return route_error(request, e).response()
 
     async def bug(request: Request, e: Exception) -> JSONResponse:
-        return ApiError(500, f"internal error ({type(e).__name__}); this is a bug in rnnlm", type="server_error").response()
+        message = f"internal error ({type(e).__name__}); this is a bug in rnnlm"
+        return ApiError(500, message, type="server_error").response()
 
     for kind in (RnnlmError, Busy, Failure):
         app.add_exception_handler(kind, outcome)

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: venv demo serve test bench clean docs-check
+.PHONY: venv demo serve lab test bench clean docs-check
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: venv  # runs/demo is the demo's own: each `make demo` trains it afresh
 serve: venv  # the demo model (make demo trains it) on http://127.0.0.1:8000/
 	@test -f runs/demo/model.safetensors || $(MAKE) demo
 	$(BIN)/rnnlm serve runs/demo
+
+lab: venv  # JupyterLab on the notebooks (installs the notebook extra: JupyterLab, widgets, TensorBoard)
+	$(BIN)/pip install --quiet -e '.[notebook]'
+	$(BIN)/jupyter lab notebooks/
 
 test: venv
 	$(BIN)/python -m pytest

@@ -38,6 +38,7 @@ from safetensors.torch import save as save_safetensors
 
 from rnnlm import __version__
 from rnnlm.atomic import write_bytes, write_json
+from rnnlm.card import MetricsFile, card_html, model_card
 from rnnlm.config import RunConfig
 from rnnlm.data.tokenizers import Tokenizer, load_tokenizer, save_tokenizer
 from rnnlm.data.vocab import SPECIALS, Vocab
@@ -193,6 +194,8 @@ def load_weights(path: Path, model: torch.nn.Module) -> None:
 
 @dataclass
 class Run:
+    """A run folder loaded: its settings, vocab, tokenizer and model, on ``device``."""
+
     folder: Path
     name: str
     config: RunConfig
@@ -200,6 +203,14 @@ class Run:
     tokenizer: Tokenizer
     model: RecurrentLM
     device: torch.device
+
+    def card(self) -> dict:
+        """The run's card (``rnnlm.card``): data, level, sizes, its best validation."""
+        return model_card(self, MetricsFile(self.folder / METRICS).read())
+
+    def _repr_html_(self) -> str:
+        """The card and the loss curve, as a notebook shows a run."""
+        return card_html(self.card(), self.folder / PLOT)
 
 
 def read_run_config(folder: Path) -> dict:

@@ -177,7 +177,7 @@ def add_schedule_options(p: argparse.ArgumentParser) -> None:
                    help="also save the resumable state every N batches (it is saved at each epoch end)")
     g.add_argument("--resume", metavar="RUN", default=None,
                    help="continue RUN exactly where it stopped, with its own settings "
-                        "(--max-minutes, --save-every and --device may be given)")
+                        "(--max-minutes, --save-every, --device and --tensorboard may be given)")
 
 
 def option_defaults() -> dict[str, object]:

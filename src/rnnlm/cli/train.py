@@ -23,7 +23,7 @@ from rnnlm.errors import RnnlmError
 if TYPE_CHECKING:
     from rnnlm.train.result import TrainingInterrupted, TrainResult
 
-SESSION_OPTIONS = {"max_minutes", "save_every", "device"}  # may change when a run is resumed
+SESSION_OPTIONS = {"max_minutes", "save_every", "device", "tensorboard"}  # may change when a run is resumed
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_train_options(p)
     add_threads_option(p)
     p.add_argument("--out", metavar="DIR", default=None, help="run folder (default: runs/<data>-<time>)")
+    p.add_argument("--tensorboard", metavar="DIR", default=None,
+                   help="also write TensorBoard's event files here: losses, bits/char, rate, speed and a sample "
+                        "at each validation (needs: pip install 'rnnlm[tensorboard]')")
     add_regularisation_options(p)
     add_schedule_options(p)
     p.set_defaults(func=run, spell=flag_speller(p))
@@ -85,8 +88,10 @@ def train_or_resume(args: argparse.Namespace) -> "TrainResult":
         if args.resume:
             check_resume_options(args)
             return resume(args.resume, max_minutes=args.max_minutes, save_every=args.save_every,
-                          device=None if args.device == "auto" else args.device, spell=args.spell)
-        return train(config_from_args(args), args.out, yours=written_settings(args), spell=args.spell)
+                          device=None if args.device == "auto" else args.device, spell=args.spell,
+                          tensorboard=args.tensorboard)
+        return train(config_from_args(args), args.out, yours=written_settings(args), spell=args.spell,
+                     tensorboard=args.tensorboard)
     except TrainingInterrupted as e:
         raise KeyboardInterrupt(interrupted_line(e)) from None
     except SaveFailed as e:
@@ -101,7 +106,7 @@ def check_resume_options(args: argparse.Namespace) -> None:
         given.append("--dry-run")
     if given:
         raise RnnlmError(f"--resume continues {args.resume} with its own settings; drop {', '.join(given)} "
-                         "(only --max-minutes, --save-every and --device apply to a resumed session)")
+                         "(only --max-minutes, --save-every, --device and --tensorboard apply to a resumed session)")
 
 
 def resume_command(folder: Path, world_size: int) -> str:

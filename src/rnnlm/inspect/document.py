@@ -13,10 +13,11 @@ Token 0 has ``logprob`` null and no ``top``: nothing precedes it (see rnnlm.insp
 from __future__ import annotations
 
 import json
-from typing import Iterator, TextIO
+from typing import TYPE_CHECKING, Iterator, TextIO
 
-from rnnlm.inspect.feature import FeatureRanking
-from rnnlm.inspect.score import Scoring
+if TYPE_CHECKING:  # a scoring shows itself as this page (Scoring._repr_html_)
+    from rnnlm.inspect.feature import FeatureRanking
+    from rnnlm.inspect.score import Scoring
 
 BEST_UNITS = 5  # units of a feature ranking whose traces a document carries
 

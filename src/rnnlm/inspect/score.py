@@ -147,6 +147,15 @@ class Scoring:
                  for a, b in bounds]
         return sorted(spans, key=lambda sp: -sp.nats)[:count]
 
+    def _repr_html_(self) -> str:
+        """The page of ``rnnlm score --html``: every character coloured by its surprisal (by the
+        traced unit when there is one), the top predictions on hover; as a notebook shows it."""
+        from rnnlm.inspect.document import document
+        from rnnlm.inspect.page import render_page
+        from rnnlm.notebook import page_frame
+
+        return page_frame(render_page(document(self, unit=self.trace.units[0] if self.trace else None)))
+
 
 def utf8_lengths(text: str) -> np.ndarray:
     """The bytes each character of ``text`` takes in UTF-8 (N,)."""

@@ -6,20 +6,15 @@ folders are fixed when the server starts, so no request can point the server at 
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from rnnlm.card import MetricsFile, model_card
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.generation.session import GenerationSession
-from rnnlm.models.recurrent import parameter_count
-from rnnlm.reading import read_file
 from rnnlm.runfolder import CONFIG, METRICS
-
-METRICS_LIMIT = 16 << 20  # bytes of metrics.jsonl read at most (one line per epoch: far more than any run needs)
 
 
 def find_runs(paths: Sequence[str | os.PathLike]) -> list[Path]:
@@ -46,50 +41,6 @@ def find_runs(paths: Sequence[str | os.PathLike]) -> list[Path]:
 
 
 @dataclass
-class MetricsFile:
-    """A run's metrics.jsonl, read again only when it has changed (a run may still be training)."""
-
-    path: Path
-    stamp: tuple[int, int] | None = None  # (mtime_ns, size) of the version read
-    rows: list[dict] = field(default_factory=list)
-
-    def read(self) -> list[dict]:
-        try:
-            info = os.stat(self.path)
-        except OSError:
-            self.stamp, self.rows = None, []
-            return self.rows
-        stamp = (info.st_mtime_ns, info.st_size)
-        if stamp != self.stamp:
-            try:
-                data = read_file(self.path, METRICS_LIMIT, "metrics file")
-            except RnnlmError:
-                data = b""
-            self.rows = parse_metrics(data)
-            self.stamp = stamp
-        return self.rows
-
-    @property
-    def updated(self) -> float | None:
-        return None if self.stamp is None else self.stamp[0] / 1e9
-
-
-def parse_metrics(data: bytes) -> list[dict]:
-    """The epochs of a metrics.jsonl: numbers only (anything else in a line is dropped), lines that
-    are not JSON objects skipped (the last one may be half written while a run trains)."""
-    rows = []
-    for line in data.decode("utf-8", "replace").splitlines():
-        try:
-            obj = json.loads(line)
-        except (ValueError, RecursionError):
-            continue
-        if isinstance(obj, dict):
-            rows.append({k: v for k, v in obj.items() if isinstance(k, str) and len(k) <= 40
-                         and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)})
-    return rows
-
-
-@dataclass
 class ServedModel:
     """One loaded run: its id, its generation session and what the page shows about it."""
 
@@ -111,32 +62,9 @@ class ServedModel:
         return f"{self.id} ({run.tokenizer.level}, {run.config.model.cell})"
 
     def card(self) -> dict:
-        """The model card: data, level, sizes, the best validation loss (from metrics.jsonl)."""
+        """The model card (``rnnlm.card``), and the device that serves it."""
         run = self.session.run
-        config, vocab_size = run.config, len(run.vocab)
-        rows = self.metrics.read()
-        scored = [r for r in rows if "valid_loss" in r]
-        best = min(scored, key=lambda r: r["valid_loss"]) if scored else None
-        # "bpc" is bits per character in rows that also hold "bits_per_token"; before that it was
-        # bits per token, the same number at character level only
-        per_char = best is not None and ("bits_per_token" in best or run.tokenizer.level == "char")
-        source = config.data.source
-        return {
-            "name": run.name,
-            "data": Path(source).name if os.sep in source or Path(source).suffix else source,
-            "level": run.tokenizer.level,
-            "vocab_size": vocab_size,
-            "parameters": parameter_count(vocab_size, config.model),
-            "cell": config.model.cell,
-            "layers": config.model.layers,
-            "emb": config.model.emb,
-            "hidden": config.model.hidden,
-            "epochs": len(rows),
-            "best_valid_loss": None if best is None else best["valid_loss"],
-            "best_bits_per_char": best.get("bpc") if per_char else None,
-            "best_epoch": None if best is None else best.get("epoch"),
-            "device": str(run.device),
-        }
+        return {**model_card(run, self.metrics.read()), "device": str(run.device)}
 
 
 def load_models(paths: Sequence[str | os.PathLike], device: str = "auto") -> dict[str, ServedModel]:

@@ -13,7 +13,7 @@ from rnnlm.data.textdata import TextData
 from rnnlm.distributed import Distributed
 from rnnlm.evaluation.streams import stream_batches_for_eval, text_size
 from rnnlm.models import RecurrentLM
-from rnnlm.runfolder import BEST, LAST, METRICS, PLOT, STATE
+from rnnlm.runfolder import BEST, LAST, METRICS, PLOT, STATE, Run
 from rnnlm.train.callbacks import (
     Callback,
     EarlyStopping,
@@ -28,6 +28,7 @@ from rnnlm.train.checkpoint import SaveTrainingState
 from rnnlm.train.learner import Learner
 from rnnlm.train.memory import check_training_memory
 from rnnlm.train.pacing import Pacer
+from rnnlm.train.tensorboard import TensorBoardLog, run_sampler
 from rnnlm.train.plots import has_matplotlib
 from rnnlm.train.session import Session
 from rnnlm.train.setup import fingerprint
@@ -82,7 +83,11 @@ def run_callbacks(config: RunConfig, folder: Path, data: TextData, save_every: i
         chosen.append(EarlyStopping(t.patience))
     if has_matplotlib():
         chosen.append(LossPlot(folder / PLOT, title=plot_title(folder, config, data)))
-    return [*chosen, *session.callbacks, state], weights, state
+    events: list[Callback] = []  # last but the state saver: the others' states keep their keys
+    if session.tensorboard is not None:
+        run = Run(folder, folder.name, config, data.vocab, data.tokenizer, None, dist.device)
+        events.append(TensorBoardLog(session.tensorboard, run_sampler(run, t.seed)))
+    return [*chosen, *session.callbacks, *events, state], weights, state
 
 
 def plot_title(folder: Path, config: RunConfig, data: TextData) -> str:

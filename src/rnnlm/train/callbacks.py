@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from rnnlm.atomic import append_line, write_text
+from rnnlm.notebook import LiveTable, in_notebook
 from rnnlm.runfolder import save_weights
 from rnnlm.train.schedules import is_sgdr_cycle_end
 
@@ -46,10 +47,12 @@ class Callback:
 
 
 class ProgressBar(Callback):
-    """A tqdm bar over the batches of each epoch with the running loss; off when stderr is no terminal."""
+    """A tqdm bar over the batches of each epoch with the running loss: tqdm's notebook bar in a
+    notebook, its terminal bar on a terminal, none when stderr goes elsewhere (a file, a pipe)."""
 
     def __init__(self, enabled: bool | None = None):
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.notebook = in_notebook()
+        self.enabled = (sys.stderr.isatty() or self.notebook) if enabled is None else enabled
         self.bar: tqdm | None = None
 
     def on_epoch_begin(self, learner: "Learner") -> None:
@@ -59,7 +62,8 @@ class ProgressBar(Callback):
             total, initial, desc = learner.valid_at[-1], learner.plan_step, "plan"
         else:
             total, initial, desc = learner.batches_per_epoch, learner.batch, f"epoch {learner.epoch + 1}"
-        self.bar = tqdm(total=total, initial=initial, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
+        bar = notebook_bar() if self.notebook else tqdm
+        self.bar = bar(total=total, initial=initial, desc=desc, leave=False, unit="batch", dynamic_ncols=True)
 
     def on_batch_end(self, learner: "Learner", loss: float | None) -> None:
         if self.bar is not None:
@@ -77,6 +81,18 @@ class ProgressBar(Callback):
             self.bar = None
 
 
+def notebook_bar() -> type[tqdm]:
+    """tqdm's notebook bar where its widgets are installed, else its terminal bar (which a
+    notebook shows too)."""
+    try:
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return tqdm
+    from tqdm.notebook import tqdm as bar
+
+    return bar
+
+
 COLUMNS = (("epoch", 5, "d"), ("train_loss", 10, ".4f"), ("valid_loss", 10, ".4f"),
            ("accuracy", 8, ".4f"), ("bpc", 7, ".4f"), ("time", 7, ""))
 
@@ -88,24 +104,34 @@ def format_time(seconds: float) -> str:
 
 class EpochTable(Callback):
     """One table row an epoch: epoch, train_loss and valid_loss (nats per token), accuracy, bpc
-    (bits per character of the validation text, at every level), time."""
+    (bits per character of the validation text, at every level), time. Printed to ``file``
+    (None: stdout), or in a notebook (``file`` None) an HTML table that grows in place."""
 
     def __init__(self, file=None):
         self.file = file
+        self.table: LiveTable | None = None
         self.header_written = False
 
     def write(self, line: str) -> None:
         print(line, file=self.file or sys.stdout, flush=True)
 
     def on_train_begin(self, learner: "Learner") -> None:
-        if not self.header_written:
+        if self.header_written:
+            return
+        self.header_written = True
+        if self.file is None and in_notebook():
+            self.table = LiveTable([name for name, _, _ in COLUMNS])
+        else:
             self.write("  ".join(f"{name:>{width}}" for name, width, _ in COLUMNS))
-            self.header_written = True
 
     def on_epoch_end(self, learner: "Learner", row: dict[str, Any]) -> None:
         values = {**row, "time": format_time(row["time"])}
         specs = {"epoch": ".2f"} if isinstance(row["epoch"], float) else {}  # planned runs validate mid-epoch
-        self.write("  ".join(f"{values[name]:>{width}{specs.get(name, spec)}}" for name, width, spec in COLUMNS))
+        cells = [f"{values[name]:{specs.get(name, spec)}}" for name, _, spec in COLUMNS]
+        if self.table is not None:
+            self.table.add(cells)
+        else:
+            self.write("  ".join(f"{cell:>{width}}" for cell, (_, width, _) in zip(cells, COLUMNS)))
 
 
 class MetricsLog(Callback):

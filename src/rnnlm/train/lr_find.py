@@ -61,10 +61,15 @@ class LRFinding:
         """A tenth of ``best_lr``: the loss still falls fast there, well short of the blow-up."""
         return self.best_lr / 10
 
-    def plot(self, path: str | Path, title: str = "") -> None:
+    def plot(self, path: str | Path | None, title: str = "") -> bytes:
+        """The sweep drawn as PNG, written to ``path`` (None: not written); its bytes."""
         from rnnlm.train.plots import plot_lr_find
 
-        plot_lr_find(path, self.lrs, self.losses, self.smoothed, self.best_lr, self.suggested_lr, title)
+        return plot_lr_find(path, self.lrs, self.losses, self.smoothed, self.best_lr, self.suggested_lr, title)
+
+    def _repr_png_(self) -> bytes:
+        """The sweep, as a notebook shows it."""
+        return self.plot(None)
 
 
 def lr_find(

@@ -37,14 +37,15 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str | Path | None) -> None:
-    """The figure as PNG in ``path`` (None: drawn, and thrown away)."""
+def _save(fig, path: str | Path | None) -> bytes:
+    """The figure as PNG, written to ``path`` (None: not written); its bytes."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():  # a title in a script the font lacks (a CJK file name) shows as boxes
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
         fig.savefig(buffer, format="png", dpi=110)
     if path is not None:
         write_bytes(path, buffer.getvalue())
+    return buffer.getvalue()
 
 
 def warm_up() -> None:
@@ -119,15 +120,16 @@ def plot_loss_curve(
 
 
 def plot_lr_find(
-    path: str | Path,
+    path: str | Path | None,
     lrs: Sequence[float],
     losses: Sequence[float],
     smoothed: Sequence[float],
     best_lr: float,
     suggested_lr: float,
     title: str = "",
-) -> None:
-    """Loss against learning rate (log scale): raw and smoothed, the minimum and the suggestion."""
+) -> bytes:
+    """Loss against learning rate (log scale): raw and smoothed, the minimum and the suggestion;
+    written to ``path`` (None: not written), its PNG returned."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
     ax.plot(lrs, losses, color=TRAIN_COLOUR, linewidth=0.8, alpha=0.5, label="loss")
@@ -145,5 +147,6 @@ def plot_lr_find(
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=9)
     ax.set_title(title or "learning-rate finder", fontsize=11)
-    _save(fig, path)
+    png = _save(fig, path)
     plt.close(fig)
+    return png

@@ -3,11 +3,14 @@ kept and where (so that the caller can tell the user how to go on)."""
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rnnlm.atomic import WriteFailed
+from rnnlm.notebook import png_html
+from rnnlm.runfolder import PLOT
 from rnnlm.data.textdata import TextData
 from rnnlm.train.learner import Learner
 
@@ -45,6 +48,16 @@ class TrainResult:
     def best(self) -> dict[str, Any]:
         """The row with the lowest validation loss."""
         return min(self.history, key=lambda r: r["valid_loss"])
+
+    def _repr_html_(self) -> str:
+        """How it ended, and the loss curve, as a notebook shows a training's result."""
+        best = self.best
+        line = (f"best valid_loss {best['valid_loss']:.4f} (epoch {best['epoch']}), accuracy {best['accuracy']:.4f}, "
+                f"bits/char {best['bpc']:.4f}; run saved in {self.folder}")
+        if self.stop_reason is not None:
+            line += f"; stopped by {self.stop_reason}"
+        plot = self.folder / PLOT
+        return f"<div><p>{html.escape(line)}</p>{png_html(plot, 'loss curve') if plot.is_file() else ''}</div>"
 
     @property
     def level(self) -> str:

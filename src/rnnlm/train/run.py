@@ -44,6 +44,7 @@ def train(
     yours: Sequence[str] = (),
     spell: Callable[[str], str] = field_name,
     clock: Clock = time.monotonic,
+    tensorboard: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Read the data, build the model, train it, and write the run folder; returns the result.
 
@@ -52,12 +53,13 @@ def train(
     user did not give (``config.given``) come from the table, the others stay as they are; the
     plan is printed first, listing ``yours`` (the user's settings, as they wrote them), each
     setting it names spelled by ``spell``. ``clock`` measures the budget (benchmarks on a shared
-    machine pass ``time.process_time``).
+    machine pass ``time.process_time``). With ``tensorboard`` (a folder) TensorBoard's event files
+    are written there too (rnnlm.train.tensorboard).
 
     Raises TrainingInterrupted (a KeyboardInterrupt) on Ctrl-C once the state is saved,
     TrainingDiverged (an RnnlmError) when the loss stops being finite, and SaveFailed (an
     RnnlmError) when a write fails once the state was saved."""
-    session = Session.begin(callbacks, progress, log, spell, clock)
+    session = Session.begin(callbacks, progress, log, spell, clock, tensorboard)
     config = resolve_config(config)
     check_batch_split(config.train.bs)
     with process_group(config.train.device) as dist:
@@ -106,12 +108,13 @@ def resume(
     log: TextIO | None = None,
     spell: Callable[[str], str] = field_name,
     clock: Clock = time.monotonic,
+    tensorboard: str | os.PathLike | None = None,
 ) -> TrainResult:
     """Continue a run from its saved training state, exactly where it stopped. ``max_minutes``,
     ``save_every`` and ``device`` apply to this session; every other setting is the run's own.
     A --budget run goes on with its plan in the time its budget has left (``spell`` and
-    ``clock`` as in train)."""
-    session = Session.begin(callbacks, progress, log, spell, clock)
+    ``clock``, ``tensorboard`` as in train)."""
+    session = Session.begin(callbacks, progress, log, spell, clock, tensorboard)
     folder = Path(folder)
     obj, config = read_config(folder)
     check_session(folder, config, max_minutes)

@@ -159,7 +159,7 @@ def export_onnx(run: Run, out: str | Path) -> OnnxExport:
         raise RnnlmError("exporting to ONNX needs the onnx and onnxruntime packages: pip install 'rnnlm[onnx]'") \
             from None
     model = without_dropout(run.model)
-    tokens = tokenizer_spec(run)
+    tokens = tokenizer_spec(run.tokenizer, run.vocab)
     step = graph_bytes(StepGraph(model), torch.zeros(1, dtype=torch.long), model.config.cell)
     prompt = graph_bytes(PromptGraph(model), torch.zeros(1, 2, dtype=torch.long), model.config.cell)
     difference = largest_difference(model, step, prompt, tokens["banned"])

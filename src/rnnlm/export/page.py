@@ -52,7 +52,7 @@ def check_page_output(run: Run, path: str | os.PathLike, fmt: str) -> Path:
 
 def page_data(run: Run, fmt: str, cost: Cost) -> dict:
     """Everything the page's script reads."""
-    return {"card": model_card(run), "model": model_spec(run), "tokenizer": tokenizer_spec(run),
+    return {"card": model_card(run), "model": model_spec(run), "tokenizer": tokenizer_spec(run.tokenizer, run.vocab),
             "weights": {"format": fmt, "bytes": weight_bytes(run.model, fmt),
                         "fp32_bytes": weight_bytes(run.model, "fp32"), "tensors": encoded_weights(run.model, fmt)},
             "cost": {"bits_per_char": cost.bits_per_char, "compressed_bits_per_char": cost.compressed_bits_per_char,

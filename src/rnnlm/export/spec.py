@@ -20,7 +20,8 @@ from __future__ import annotations
 import json
 
 from rnnlm.data.bpe import BYTE_CHARS, SPACE_CHARS, BpeTokenizer
-from rnnlm.data.vocab import SPECIALS
+from rnnlm.data.tokenizers import Tokenizer
+from rnnlm.data.vocab import SPECIALS, Vocab
 from rnnlm.generation.prompt import encode_prompt
 from rnnlm.models.recurrent import parameter_count
 from rnnlm.runfolder import Run
@@ -42,9 +43,8 @@ def bpe_merges(model: dict) -> list[list[str]]:
     return [m.split(" ") if isinstance(m, str) else list(m) for m in merges]
 
 
-def tokenizer_spec(run: Run) -> dict:
-    """The tokenizer, vocab and draw rules of ``run`` as JSON (see the module's docstring)."""
-    tokenizer, vocab = run.tokenizer, run.vocab
+def tokenizer_spec(tokenizer: Tokenizer, vocab: Vocab) -> dict:
+    """The tokenizer, vocab and draw rules of a run as JSON (see the module's docstring)."""
     banned = [vocab.unk_id, vocab.pad_id] + ([] if tokenizer.adds_bos else [vocab.bos_id])
     empty, _ = encode_prompt("", tokenizer, vocab)
     spec = {

@@ -297,8 +297,9 @@
   }
 
   // options: {prime, length, temperature, topK, greedy, seed}; onText(text) gets each new piece
-  async function generate(options, onText = () => {}, stopped = () => false) {
-    const ids = tokenizer.promptIds(options.prime || ""), decoder = tokenizer.decoder();
+  async function generate(given, onText = () => {}, stopped = () => false) {
+    const options = {prime: "", length: 200, temperature: 1, topK: null, greedy: false, seed: null, ...given};
+    const ids = tokenizer.promptIds(options.prime), decoder = tokenizer.decoder();
     ids.forEach((id) => decoder.feed(id));
     const start = performance.now();
     let state = model.initState(), logits = null;

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from rnnlm.runfolder import load_run
 from rnnlm.train.run import train
 from tests.conftest import TINY_TEXT
 
@@ -33,6 +34,13 @@ def trained_run(name: str, root: Path) -> Path:
         config = RunConfig(data, model, TrainConfig(bs=8, bptt=16, epochs=3, lr=1e-2, seed=0, device="cpu"))
         _trained[name] = train(config, root / name, log=io.StringIO(), progress=False).folder
     return _trained[name]
+
+
+def loaded_runs(tmp_path_factory) -> dict:
+    """Every run of ``RUNS``, trained (once a session) and loaded on the CPU, by name."""
+    root = tmp_path_factory.getbasetemp() / "export-runs"
+    root.mkdir(exist_ok=True)
+    return {name: load_run(trained_run(name, root), device="cpu") for name in RUNS}
 
 
 def chromium_or_skip():

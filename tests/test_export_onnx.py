@@ -15,13 +15,13 @@ import pytest
 import torch
 
 from rnnlm.cli import main
+from rnnlm.cli.export import megabytes
 from rnnlm.data.bpe import train_bpe
 from rnnlm.export.onnx_graphs import MODEL, PROMPT, STEP, TOKENIZER, export_onnx
 from rnnlm.export.spec import tokenizer_spec
 from rnnlm.generation.session import GenerationSession
-from rnnlm.runfolder import load_run
 from tests.conftest import SHARED_DATA, one_error_line
-from tests.exporting import MIXED_TEXT, RUNS, trained_run
+from tests.exporting import MIXED_TEXT, RUNS, loaded_runs
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
@@ -51,14 +51,8 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory) -> dict:
-    root = tmp_path_factory.getbasetemp() / "export-runs"
-    root.mkdir(exist_ok=True)
     out = tmp_path_factory.mktemp("onnx")
-    done = {}
-    for name in RUNS:
-        run = load_run(trained_run(name, root), device="cpu")
-        done[name] = (run, export_onnx(run, out / name))
-    return done
+    return {name: (run, export_onnx(run, out / name)) for name, run in loaded_runs(tmp_path_factory).items()}
 
 
 def rnnlm_text(run, case: dict) -> str:
@@ -166,5 +160,5 @@ def test_the_command_writes_both_and_says_what_it_wrote(exported, tmp_path, caps
     out = capsys.readouterr().out
     assert sorted(p.name for p in (tmp_path / "empty").iterdir()) == sorted([STEP, PROMPT, TOKENIZER, MODEL])
     size = (tmp_path / "p.html").stat().st_size
-    assert f"{size / 1e6:.2f} MB page, int8 weights" in out and "bits/char on the validation split" in out
+    assert f"{megabytes(size)} page, int8 weights" in out and "bits/char on the validation split" in out
     assert "checked  onnxruntime's logits within" in out and "greedy text (empty prime) follows fp32's" in out

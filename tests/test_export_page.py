@@ -8,8 +8,7 @@ import pytest
 
 from rnnlm.export.page import export_page
 from rnnlm.generation.session import GenerationSession
-from rnnlm.runfolder import load_run
-from tests.exporting import MIXED_TEXT, RUNS, chromium_or_skip, trained_run
+from tests.exporting import MIXED_TEXT, RUNS, chromium_or_skip, loaded_runs
 
 TRICKY = "don't  two  spaces\n\n\ttabs 123 ½ café 日本語 😀 \u00a0nbsp\u3000 \x1c sep xxbos IT'S 'll\r\n"
 PRIMES = {"lstm-char": "the cat ", "gru-word": "the dog sat", "rnn-bpe": "Don't stop: 42"}
@@ -17,13 +16,9 @@ PRIMES = {"lstm-char": "the cat ", "gru-word": "the dog sat", "rnn-bpe": "Don't 
 
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory) -> dict:
-    root = tmp_path_factory.getbasetemp() / "export-runs"
-    root.mkdir(exist_ok=True)
     out = tmp_path_factory.mktemp("pages")
-    done = {}
-    for name in RUNS:
-        run = load_run(trained_run(name, root), device="cpu")
-        done[name] = (run, export_page(run, out / f"{name}.html", "fp32"))
+    done = {name: (run, export_page(run, out / f"{name}.html", "fp32"))
+            for name, run in loaded_runs(tmp_path_factory).items()}
     run = done["lstm-char"][0]
     done["int8"] = (run, export_page(run, out / "int8.html", "int8"))
     return done

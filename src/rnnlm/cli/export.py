@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def megabytes(n: int) -> str:
-    return f"{n / 1e6:.2f} MB"
+    return f"{n / 1e6:.2f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
 
 
 def print_onnx(done: OnnxExport, run: str) -> None:

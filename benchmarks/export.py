@@ -102,9 +102,9 @@ def main() -> None:
             sizes.append(row + [f"{base:.4f}" if base is not None else "-"])
             onnx = export_onnx(run, Path(tmp) / f"{folder.name}-onnx").folder
             page = pages["fp32"].path
+            served = server_speed(folder.resolve(), args.prime, args.tokens, args.repeats, args.threads)
             speeds.append([folder.name, f"{page_speed(page, args.prime, args.tokens, args.repeats):.0f}",
-                           f"{onnx_speed(onnx, args.prime, args.tokens, args.repeats):.0f}",
-                           f"{server_speed(folder.resolve(), args.prime, args.tokens, args.repeats, args.threads):.0f}"])
+                           f"{onnx_speed(onnx, args.prime, args.tokens, args.repeats):.0f}", f"{served:.0f}"])
     print(f"# Exported pages ({machine()})\n")
     print(table(["run", "model", "fp32 page", "fp16 page (bits/char cost)", "int8 page (bits/char cost)",
                  "bits/char fp32"], sizes))

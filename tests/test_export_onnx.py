@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from rnnlm.cli.export import megabytes
 from rnnlm.data.bpe import train_bpe
 from rnnlm.export.onnx_graphs import MODEL, PROMPT, STEP, TOKENIZER, export_onnx
 from rnnlm.export.spec import tokenizer_spec
+from rnnlm.export.weights import compression_cost, dequantized, page_tensors, row_scales
 from rnnlm.generation.session import GenerationSession
 from tests.conftest import SHARED_DATA, one_error_line
 from tests.exporting import MIXED_TEXT, RUNS, loaded_runs
@@ -162,3 +164,18 @@ def test_the_command_writes_both_and_says_what_it_wrote(exported, tmp_path, caps
     size = (tmp_path / "p.html").stat().st_size
     assert f"{megabytes(size)} page, int8 weights" in out and "bits/char on the validation split" in out
     assert "checked  onnxruntime's logits within" in out and "greedy text (empty prime) follows fp32's" in out
+
+
+def test_compressed_weights_are_within_their_rounding_and_their_cost_is_measured(exported, tmp_path):
+    run = exported["lstm-char"][0]
+    w = page_tensors(run.model)["l0.w_hh"]  # (4H, H)
+    assert ((dequantized(w, "int8") - w).abs() <= row_scales(w)[:, None] / 2 + 1e-7).all()
+    assert ((dequantized(w, "fp16") - w).abs() <= w.abs() * 2**-11 + 1e-7).all()
+    assert not torch.equal(dequantized(w, "int8"), w) and torch.equal(dequantized(w, "fp32"), w)
+    assert "head.w" not in page_tensors(exported["gru-word"][0].model)  # tied: the embedding is the head
+    cost = compression_cost(run, "int8")
+    assert 0 < cost.bits_per_char < 10 and abs(cost.compressed_bits_per_char - cost.bits_per_char) < 0.05
+    assert 0 <= cost.greedy_agree <= cost.greedy_tokens == 200
+    data = replace(run.config.data, source=str(tmp_path / "gone.txt"))
+    gone = compression_cost(replace(run, config=replace(run.config, data=data)), "fp16")
+    assert gone.bits_per_char is None and "is gone" in gone.why_not_measured

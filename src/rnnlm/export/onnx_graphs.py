@@ -70,9 +70,10 @@ def state_names(cell: str) -> tuple[list[str], list[str]]:
 
 
 def without_dropout(model: RecurrentLM) -> RecurrentLM:
-    """A copy of ``model`` for inference with every dropout's rate 0: the exporter writes the
-    dropout between the layers of a fused recurrent module into the graph as if it trained."""
-    copy = deepcopy(model).eval()
+    """A copy of ``model`` on the CPU, for inference, with every dropout's rate 0: the exporter
+    writes the dropout between the layers of a fused recurrent module into the graph as if it
+    trained."""
+    copy = deepcopy(model).cpu().eval()
     for module in copy.modules():
         if isinstance(module, (nn.RNNBase, nn.Dropout, LockedDropout)):
             setattr(module, "dropout" if isinstance(module, nn.RNNBase) else "p", 0.0)

@@ -45,8 +45,9 @@ def check_page_output(run: Run, path: str | os.PathLike, fmt: str) -> Path:
     if size > MAX_PAGE_BYTES:
         smaller = [f for f in FORMATS if weight_bytes(run.model, f) * BASE64 <= MAX_PAGE_BYTES]
         hint = f"; try {{weights}} {smaller[-1]}" if smaller else "; export it with {onnx} instead"
-        raise SettingError("html", f"{{html}} {literal(run.folder)}: the model's {fmt} weights take {size / 1e6:.1f} MB "
-                                   f"in a page, more than its limit of {MAX_PAGE_BYTES / 1e6:.0f} MB{hint}")
+        raise SettingError("html", f"{{html}} {literal(run.folder)}: the model's {fmt} weights take "
+                                   f"{size / 1e6:.1f} MB in a page, more than its limit of "
+                                   f"{MAX_PAGE_BYTES / 1e6:.0f} MB{hint}")
     return path
 
 

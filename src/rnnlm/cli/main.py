@@ -13,13 +13,13 @@ import time
 from typing import Callable, Sequence
 
 from rnnlm import __version__
-from rnnlm.cli import datasets, evaluate, generate, lesson, lr_find, novelty, prepare, score, serve, train
+from rnnlm.cli import datasets, evaluate, export, generate, lesson, lr_find, novelty, prepare, score, serve, train
 from rnnlm.cli.options import EXIT_BUG, EXIT_USAGE, Formatter, Parser
 from rnnlm.cli.output import command_parser, error_text, flag_speller, one_line
 from rnnlm.errors import RnnlmError
 from rnnlm.launch import launched_rank, launched_world_size
 
-COMMANDS = (train, lr_find, generate, evaluate, score, novelty, prepare, datasets, lesson, serve)
+COMMANDS = (train, lr_find, generate, evaluate, score, novelty, prepare, datasets, lesson, serve, export)
 QUIET_EXIT_DELAY = 1.0  # seconds the ranks other than 0 wait before they fail (see main)
 
 

@@ -27,7 +27,6 @@ from torch import nn
 
 from rnnlm.atomic import write_bytes, write_json
 from rnnlm.errors import RnnlmError
-from rnnlm.export.card import model_card
 from rnnlm.export.outputs import check_new_folder, folder_into_place
 from rnnlm.export.spec import model_spec, tokenizer_spec
 from rnnlm.models.recurrent import LockedDropout, RecurrentLM
@@ -174,6 +173,6 @@ def export_onnx(run: Run, out: str | Path) -> OnnxExport:
             write_bytes(tmp / name, data)
         write_json(tmp / TOKENIZER, tokens)
         write_json(tmp / MODEL, {**model_spec(run), "graphs": {"step": STEP, "prompt": PROMPT},
-                                 "tokenizer": TOKENIZER, "card": model_card(run)})
+                                 "tokenizer": TOKENIZER, "card": run.card()})
         sizes = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
     return OnnxExport(out, sizes, difference)

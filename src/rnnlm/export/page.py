@@ -19,7 +19,6 @@ from pathlib import Path
 
 from rnnlm.atomic import write_text
 from rnnlm.errors import SettingError, invalid, literal
-from rnnlm.export.card import model_card
 from rnnlm.export.outputs import check_new_file
 from rnnlm.export.spec import model_spec, tokenizer_spec
 from rnnlm.export.weights import FORMATS, Cost, compression_cost, encoded_weights, weight_bytes
@@ -53,7 +52,7 @@ def check_page_output(run: Run, path: str | os.PathLike, fmt: str) -> Path:
 
 def page_data(run: Run, fmt: str, cost: Cost) -> dict:
     """Everything the page's script reads."""
-    return {"card": model_card(run), "model": model_spec(run), "tokenizer": tokenizer_spec(run.tokenizer, run.vocab),
+    return {"card": run.card(), "model": model_spec(run), "tokenizer": tokenizer_spec(run.tokenizer, run.vocab),
             "weights": {"format": fmt, "bytes": weight_bytes(run.model, fmt),
                         "fp32_bytes": weight_bytes(run.model, "fp32"), "tensors": encoded_weights(run.model, fmt)},
             "cost": {"bits_per_char": cost.bits_per_char, "compressed_bits_per_char": cost.compressed_bits_per_char,

@@ -34,7 +34,9 @@ def create_app(service: Service) -> FastAPI:
     add_error_handlers(app)
     add_routes(app, service)
     options = service.options
-    app.add_middleware(Guard, api_key=options.api_key, max_body=options.max_body, requests=service.metrics.requests)
+    json_paths = tuple(route.path for route in app.routes if "POST" in getattr(route, "methods", ()))
+    app.add_middleware(Guard, api_key=options.api_key, max_body=options.max_body, requests=service.metrics.requests,
+                       json_paths=json_paths)
     if options.cors:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -1,6 +1,7 @@
-"""The middleware in front of every route: the API key, the request body's size and time limits,
-and the request counter. Pure ASGI: it sees each response's status without wrapping its body,
-so streamed answers pass through as they are sent."""
+"""The middleware in front of every route: the API key, the request body's
+size and time limits, the one rule for a JSON body's text (``jsonbody``), HEAD wherever GET is
+served, and the request counter. Pure ASGI: it sees each response's status without wrapping its
+body, so streamed answers pass through as they are sent."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rnnlm.serve.errors import ApiError
+from rnnlm.serve.jsonbody import check_json_body
 
 BODY_TIMEOUT = 10.0  # seconds a client may take to send its request body
 PUBLIC = ("/health", "/", "/favicon.ico", "/docs", "/openapi.json")  # no API key: they hold no data
@@ -22,9 +24,12 @@ CLIENT_GONE = 499  # the status counted for a request whose client left before i
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, api_key: str | None, max_body: int, requests: Counter):
+    def __init__(self, app: ASGIApp, api_key: str | None, max_body: int, requests: Counter,
+                 json_paths: tuple[str, ...] = ()):
+        """``json_paths``: where a POST's body is JSON (the text rule applies there)."""
         self.app, self.max_body, self.requests = app, max_body, requests
         self.key = None if api_key is None else api_key.encode()
+        self.json_paths = json_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,8 +50,12 @@ class Guard:
                     problem = body
                 else:
                     receive = replay(body, receive)
+                    if method == "POST" and path in self.json_paths:
+                        problem = check_json_body(body, header(scope, b"content-type").decode("latin-1"))
             if problem is not None:
                 await problem.response()(scope, receive, counted_send)
+            elif method == "HEAD":  # the GET route's answer, without its body
+                await self.app({**scope, "method": "GET"}, receive, without_body(counted_send))
             else:
                 await self.app(scope, receive, counted_send)
         finally:
@@ -58,7 +67,7 @@ class Guard:
         path = scope["path"]
         if self.key is None or path in PUBLIC or path.startswith(PUBLIC_PREFIXES) or scope["method"] == "OPTIONS":
             return None
-        given = dict(scope["headers"]).get(b"authorization", b"")
+        given = header(scope, b"authorization")
         scheme, _, token = given.partition(b" ")
         if scheme.lower() == b"bearer" and hmac.compare_digest(token.strip(), self.key):
             return None
@@ -87,6 +96,22 @@ class Guard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+def header(scope: Scope, name: bytes) -> bytes:
+    """A request header's value (the last, if sent twice), b"" when it was not sent."""
+    return dict(scope["headers"]).get(name, b"")
+
+
+def without_body(send: Send) -> Send:
+    """A send that drops the response's body (HEAD: the headers of GET, Content-Length included)."""
+
+    async def head(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return head
 
 
 def replay(body: bytes, receive: Receive) -> Receive:

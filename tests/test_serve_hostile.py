@@ -1,15 +1,21 @@
 """``rnnlm serve`` as a hostile client meets it, from another process, two models served: text
 that is not Unicode, bodies that are not JSON or not UTF-8, generated bodies of every wrong kind
-(hypothesis), HEAD. Whatever a client sends, the answer is a 2xx or a 4xx with an error object,
-and the server's log holds no traceback."""
+(hypothesis), HEAD, a burst of connections beyond what the workers admit, and more connections
+than the open-files limit allows. Whatever a client sends, the answer is a 2xx or a 4xx with an
+error object (a 503 from rnnlm, a JSON error with Retry-After, under load), and the server's log
+holds no traceback."""
 
+import asyncio
 import json
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.serving import ServerProcess, copy_run, post, request
+from tests.serving import ServerProcess, copy_run, http_request, post, read_response, request
 
 MODELS = ("tiny", "other")
 OK_BODY = {"model": "tiny", "prompt": "the ", "max_tokens": 5, "seed": 1}
@@ -185,3 +191,102 @@ def test_after_all_of_it_a_completion_and_a_clean_log(server):
     status, body = post(server.port, "/v1/completions", OK_BODY)
     assert status == 200 and len(body["choices"][0]["text"]) == 5
     assert_no_traceback(server)
+
+
+# A burst: more connections than uvicorn's old limit (4 x max_streams + queue + 64 = 74), each
+# sending a request at once, as a keep-alive pool does. Under an open-files limit of its own:
+# FILES_RESERVED (64) + 120 allows 120 connections.
+BURST_OPEN_FILES = 184
+BURST_MOST = 120
+
+
+@pytest.fixture(scope="module")
+def busy_server(served):
+    process = ServerProcess(str(served), "--max-streams", "2", "--queue", "2", "--threads", "1",
+                            open_files=BURST_OPEN_FILES)
+    yield process
+    process.stop()
+
+
+async def burst(port: int, clients: int, data: bytes, head: bool = False) -> list:
+    """``clients`` connections opened (and idle) first, then one request sent on each at once; each answer
+    (None: the server closed the connection without one)."""
+    opened = await asyncio.gather(*(asyncio.open_connection("127.0.0.1", port) for _ in range(clients)),
+                                  return_exceptions=True)
+    connections = [c for c in opened if not isinstance(c, BaseException)]
+    await asyncio.sleep(1.0)  # the server accepts every connection the kernel holds for it
+
+    async def exchange(reader, writer):
+        try:
+            writer.write(data)
+            await writer.drain()
+        except ConnectionError:
+            return None
+        return await read_response(reader, head)
+
+    answers = await asyncio.wait_for(asyncio.gather(*(exchange(r, w) for r, w in connections)), 120)
+    for _, writer in connections:  # kept open until every answer is in, as a pool keeps them
+        writer.close()
+    return answers + [None] * (clients - len(connections))
+
+
+def test_a_burst_of_connections_is_refused_by_rnnlm_as_json(busy_server):
+    body = json.dumps({"model": "tiny", "prompt": "the ", "max_tokens": 3000}).encode()
+    answers = asyncio.run(burst(busy_server.port, 100, http_request("POST", "/v1/completions", body)))
+    done = [a for a in answers if a and a[0] == 200]
+    refused = [a for a in answers if a and a[0] != 200]
+    assert len(done) >= 4, [a[:2] for a in answers[:10]]  # two streams run, two requests wait
+    assert len(done) + len(refused) == 100
+    for status, headers, data in refused:
+        assert status == 503 and headers["content-type"] == "application/json" and headers["retry-after"] == "1"
+        assert json.loads(data)["error"]["code"] == "busy"
+    assert all(len(json.loads(d)["choices"][0]["text"]) == 3000 for _, _, d in done)
+    assert_no_traceback(busy_server)
+
+
+def test_connections_beyond_the_limit_get_a_json_503_and_are_closed(busy_server):
+    """Past the limit, requests are refused and their connections closed (the descriptors left
+    are kept for the server's own files) until the count is back under it: those beyond it,
+    not every one."""
+    answers = asyncio.run(burst(busy_server.port, BURST_MOST + 40, http_request("GET", "/health")))
+    kinds = [None if a is None else (a[0], a[1].get("content-type"), a[1].get("retry-after"), a[1].get("connection"))
+             for a in answers]
+    refused = [k for k in kinds if k and k[0] != 200]
+    assert 1 <= len(refused) <= 40 and set(refused) == {(503, "application/json", "1", "close")}, set(kinds)
+    assert all(json.loads(a[2])["error"]["code"] == "too_many_connections" for a in answers if a and a[0] == 503)
+    assert None not in kinds  # every connection answered: the limit is below the open-files limit
+    assert sum(1 for k in kinds if k and k[0] == 200) == BURST_MOST + 40 - len(refused)
+    assert request(busy_server.port, "GET", "/health")[0] == 200
+    assert_no_traceback(busy_server)
+
+
+def test_more_connections_than_open_files_leave_it_answering(busy_server):
+    answers = asyncio.run(burst(busy_server.port, BURST_OPEN_FILES + 60, http_request("GET", "/health")))
+    statuses = {a[0] for a in answers if a is not None}
+    assert statuses <= {200, 503} and None in answers  # past the last descriptor: closed unanswered
+    status, body = post(busy_server.port, "/v1/completions", OK_BODY)
+    assert status == 200 and len(body["choices"][0]["text"]) == 5
+    assert_no_traceback(busy_server)
+
+
+def test_a_low_open_files_limit_is_a_warning_at_start(capsys):
+    from rnnlm.cli.serve import print_listening
+    from rnnlm.serve.server import Listening
+
+    models = [SimpleNamespace(description="tiny (char, gru)")] * 2
+    print_listening(Listening(models, "http://127.0.0.1:8000/", False, 700), 128 + 256)
+    err = capsys.readouterr().err
+    assert "700 connections" in err and "768 requests" in err and "ulimit -n" in err
+    print_listening(Listening(models, "http://127.0.0.1:8000/", False, 20_000), 128 + 256)
+    assert capsys.readouterr().err == ""
+
+
+def test_the_server_raises_its_open_files_limit_to_the_hard_one():
+    """From a shell's soft limit of 256 up to the hard limit (65,536 where that is unlimited)."""
+    script = ("import resource; from rnnlm.serve.server import connection_limit, FILES_RESERVED, OPEN_FILES_WANTED; "
+              "most = connection_limit(); soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE); "
+              "print(most, soft, OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else hard, FILES_RESERVED)")
+    done = subprocess.run(["/bin/sh", "-c", 'ulimit -Sn 256 && exec "$0" "$@"', sys.executable, "-c", script],
+                          capture_output=True, text=True, timeout=120)
+    most, soft, wanted, reserved = map(int, done.stdout.split())
+    assert soft == wanted > 256 and most == wanted - reserved, done.stderr

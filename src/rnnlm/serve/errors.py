@@ -6,8 +6,8 @@ setting refused, an unknown model, no room, the server stopping, a fault in a jo
         JSON in UTF-8 with Unicode text            422 a field of the wrong type, missing or out of
         (``invalid_json``, see ``jsonbody``)           range (``param`` names it)
     401 a missing or wrong API key                 500 a bug, or a fault in a job
-    404 an unknown model or route                  503 no room, or the server stopping (Retry-After)
-    405 a method the route does not take
+    404 an unknown model or route                  503 no room, every connection taken, or the
+    405 a method the route does not take               server stopping (Retry-After)
     408 a body that does not arrive
 """
 

@@ -23,6 +23,7 @@ BENCHMARKS = {  # name: (full options, quick options)
     "distributed": ([], ["--kb", "30"]),
     "novelty": ([], ["--sizes", "20", "--word-sizes", "20", "--prepared", "20"]),
     "serving": ([], ["--quick"]),
+    "burst": ([], ["--connections", "200", "--rounds", "1"]),
     "startup": ([], ["--rounds", "3"]),
 }
 

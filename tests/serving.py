@@ -3,6 +3,7 @@ raw HTTP to it (http.client and sockets: nothing here can reach beyond 127.0.0.1
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -11,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -19,11 +21,16 @@ LISTENING = re.compile(r"listening on http://127\.0\.0\.1:(\d+)/")
 
 
 class ServerProcess:
-    """``python -m rnnlm serve ARGS --port 0`` until ``stop``; ``port`` is the one it chose."""
+    """``python -m rnnlm serve ARGS --port 0`` until ``stop``; ``port`` is the one it chose.
+    Its stderr (the server's log) goes to a file that ``log`` reads at any time; ``open_files``
+    sets its open-files limit (soft and hard, as ``ulimit -n`` does)."""
 
-    def __init__(self, *args: str, env: dict | None = None):
+    def __init__(self, *args: str, env: dict | None = None, open_files: int | None = None):
         command = [sys.executable, "-m", "rnnlm", "serve", *args, "--port", "0", "--device", "cpu"]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        if open_files is not None:  # the shell sets the limit, then becomes the server (same process)
+            command = ["/bin/sh", "-c", f'ulimit -n {int(open_files)} && exec "$0" "$@"', *command]
+        self.stderr = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
                                         env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         self.lines: list[str] = []
         deadline = time.monotonic() + STARTUP_TIMEOUT
@@ -39,23 +46,29 @@ class ServerProcess:
                 break
         if self.port is None:
             self.process.kill()
-            out, err = self.process.communicate(timeout=10)
-            raise AssertionError(f"the server did not start: {''.join(self.lines)}{out}{err}")
+            out, _ = self.process.communicate(timeout=10)
+            raise AssertionError(f"the server did not start: {''.join(self.lines)}{out}{self.log()}")
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def log(self) -> str:
+        """What the server wrote to stderr so far (read without moving the file's offset)."""
+        fd = self.stderr.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode("utf-8", "replace")
+
     def signal(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> tuple[int, str, str]:
-        """Send ``sig``; the exit status and the rest of stdout and stderr."""
+        """Send ``sig``; the exit status, the rest of stdout and the whole of stderr."""
         self.process.send_signal(sig)
-        out, err = self.process.communicate(timeout=timeout)
-        return self.process.returncode, out, err
+        out, _ = self.process.communicate(timeout=timeout)
+        return self.process.returncode, out, self.log()
 
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
             self.process.communicate(timeout=10)
+        self.stderr.close()
 
 
 def request(port: int, method: str, path: str, body=None, headers: dict | None = None, raw: bytes | None = None,
@@ -148,3 +161,35 @@ def copy_run(source: Path, target: Path) -> Path:
 
     shutil.copytree(source, target, ignore=shutil.ignore_patterns(".lock"))
     return target
+
+
+async def read_response(reader: asyncio.StreamReader, head: bool = False) -> tuple[int, dict, bytes] | None:
+    """One HTTP/1.1 response from an asyncio stream (Content-Length or chunked; the answer to a
+    HEAD, ``head``, has no body); None when the server closed the connection (or reset it)
+    before answering."""
+    try:
+        header_block = await reader.readuntil(b"\r\n\r\n")
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+    status_line, *lines = header_block.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
+    if head:
+        body = b""
+    elif "content-length" in headers:
+        body = await reader.readexactly(int(headers["content-length"]))
+    elif headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while size := int((await reader.readuntil(b"\r\n")).strip(), 16):
+            body += (await reader.readexactly(size + 2))[:-2]
+        await reader.readuntil(b"\r\n")
+    else:
+        body = b""
+    return int(status_line.split()[1]), headers, body
+
+
+def http_request(method: str, path: str, body: bytes = b"", headers: dict | None = None) -> bytes:
+    """The bytes of one HTTP/1.1 request (keep-alive), JSON unless ``headers`` say otherwise."""
+    heads = {"Host": "127.0.0.1", "Content-Type": "application/json", "Content-Length": str(len(body)),
+             **(headers or {})}
+    return f"{method} {path} HTTP/1.1\r\n".encode() + "".join(f"{k}: {v}\r\n" for k, v in heads.items()).encode() \
+        + b"\r\n" + body

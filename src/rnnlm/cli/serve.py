@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import TYPE_CHECKING
 
 from rnnlm.cli.options import add_command, add_device_option, add_threads_option
@@ -52,13 +53,21 @@ def run(args: argparse.Namespace) -> None:
     api_key = args.api_key if args.api_key is not None else os.environ.get(API_KEY_VARIABLE) or None
     options = ServeOptions(args.max_streams, args.queue, args.max_tokens, args.max_prompt, api_key=api_key,
                            cors=tuple(args.cors))
-    serve(args.runs, options, args.host, args.port, device=args.device, ready=print_listening)
+    serve(args.runs, options, args.host, args.port, device=args.device,
+          ready=lambda listening: print_listening(listening, args.max_streams + args.queue))
     print("rnnlm serve: stopped", flush=True)
 
 
-def print_listening(listening: Listening) -> None:
+def print_listening(listening: Listening, requests_per_model: int) -> None:
+    """Where it listens; a warning when the open-files limit leaves fewer connections than the
+    requests the models may hold (running and waiting: ``requests_per_model`` each)."""
     models = listening.models
     print(f"rnnlm serve: {len(models)} model{'s' if len(models) != 1 else ''}: "
           + ", ".join(m.description for m in models), flush=True)
     print(f"rnnlm serve: listening on {listening.url} (API: /v1, docs: /docs"
           + (", API key required" if listening.api_key_required else "") + "); Ctrl-C stops", flush=True)
+    held, most = len(models) * requests_per_model, listening.max_connections
+    if most is not None and most < held:
+        print(f"rnnlm serve: warning: the open-files limit allows {most:,} connections, fewer than the {held:,} "
+              "requests --max-streams and --queue let the models hold; raise it (ulimit -n) or lower them",
+              file=sys.stderr, flush=True)

@@ -3,7 +3,8 @@ batching (one worker thread per model) and a web playground (``static/``).
 
 Thin layers, each a module; a request's route through them:
 
-    guard        the middleware: API key, body limits, the request counter
+    guard        the middleware: the connection limit, API key, body limits, the one rule for
+                 a body's text (``jsonbody``: JSON in UTF-8, Unicode strings), HEAD, the counter
     routes       a route awaits its handler and makes the HTTP answer of what it gives
     requests     the request model (pydantic) turns itself into a job (``to_job``), within the
                  server's limits, its generation settings checked by the library

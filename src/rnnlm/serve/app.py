@@ -12,12 +12,14 @@ from fastapi import FastAPI
 
 from rnnlm import __version__
 from rnnlm.serve.errors import add_error_handlers
-from rnnlm.serve.guard import Guard
+from rnnlm.serve.guard import ConnectionLimit, Guard
 from rnnlm.serve.routes import add_routes
 from rnnlm.serve.service import Service
 
 
-def create_app(service: Service) -> FastAPI:
+def create_app(service: Service, connections: ConnectionLimit | None = None) -> FastAPI:
+    """The app over ``service``; past ``connections`` (when given) a request is refused."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.start(asyncio.get_running_loop())
@@ -34,7 +36,9 @@ def create_app(service: Service) -> FastAPI:
     add_error_handlers(app)
     add_routes(app, service)
     options = service.options
-    app.add_middleware(Guard, api_key=options.api_key, max_body=options.max_body, requests=service.metrics.requests)
+    json_paths = tuple(route.path for route in app.routes if "POST" in getattr(route, "methods", ()))
+    app.add_middleware(Guard, api_key=options.api_key, max_body=options.max_body, requests=service.metrics.requests,
+                       json_paths=json_paths, connections=connections)
     if options.cors:
         from fastapi.middleware.cors import CORSMiddleware
 

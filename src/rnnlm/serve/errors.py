@@ -2,11 +2,13 @@
 "code"}}`` with its HTTP status, and the one mapping from what went wrong below the routes (a
 setting refused, an unknown model, no room, the server stopping, a fault in a job) to it.
 
-    400 a body that is not a JSON object          413 a body too large
-    401 a missing or wrong API key                422 a field of the wrong type, missing or out of
-    404 an unknown model or route                     range (``param`` names it)
-    405 a method the route does not take          500 a bug, or a fault in a job
-    408 a body that does not arrive               503 no room, or the server stopping (Retry-After)
+    400 a body that is not a JSON object, or not   413 a body too large
+        JSON in UTF-8 with Unicode text            422 a field of the wrong type, missing or out of
+        (``invalid_json``, see ``jsonbody``)           range (``param`` names it)
+    401 a missing or wrong API key                 500 a bug, or a fault in a job
+    404 an unknown model or route                  503 no room, every connection taken, or the
+    405 a method the route does not take               server stopping (Retry-After)
+    408 a body that does not arrive
 """
 
 from __future__ import annotations
@@ -85,11 +87,12 @@ def validation_error(errors: list[dict], content_type: str = "application/json")
 
 
 def route_error(request: Request, e: StarletteHTTPException) -> ApiError:
-    """A path no route has, or a method the route does not take."""
+    """A path no route has, a method the route does not take, or a body FastAPI could not parse
+    (the guard refuses such bodies first; this is the backstop)."""
     message = {404: f"no route {request.method} {request.url.path}; see /docs",
                405: f"{request.method} is not allowed on {request.url.path}"}.get(e.status_code, str(e.detail))
-    return ApiError(e.status_code, message, code="not_found" if e.status_code == 404 else None,
-                    headers=getattr(e, "headers", None))
+    code = {404: "not_found", 400: "invalid_json"}.get(e.status_code)  # 400: a body FastAPI could not parse
+    return ApiError(e.status_code, message, code=code, headers=getattr(e, "headers", None))
 
 
 def add_error_handlers(app: FastAPI) -> None:

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from rnnlm.errors import RnnlmError, SettingError, invalid, literal
 from rnnlm.serve.app import create_app
+from rnnlm.serve.guard import ConnectionLimit
 from rnnlm.serve.models import ServedModel, load_models
 from rnnlm.serve.options import ServeOptions
 from rnnlm.serve.service import Service
@@ -31,6 +32,11 @@ MAX_PORT = 65535
 # a short interval keeps it from waiting a whole default interval every step (benchmarks/README.md,
 # "The GIL", measures the difference).
 SWITCH_INTERVAL = 0.0005
+# File descriptors kept for the server's own use beyond its connections: the listening socket,
+# the event loop's, logs, the page's files and metrics.jsonl as they are read (16 are open idle).
+FILES_RESERVED = 64
+OPEN_FILES_WANTED = 65_536  # the soft limit asked for where the hard limit is unlimited
+OPEN_FILES_CAPPED = 10_240  # and where that is refused (macOS's usual cap per process)
 
 
 @dataclass(frozen=True)
@@ -40,34 +46,62 @@ class Listening:
     models: list[ServedModel]
     url: str
     api_key_required: bool
+    max_connections: int | None  # None: no limit of rnnlm's own (no open-files limit to size it by)
 
 
 def serve(runs: Sequence[str | os.PathLike], options: ServeOptions, host: str = "127.0.0.1", port: int = 8000,
           device: str = "auto", ready: Callable[[Listening], None] = lambda listening: None) -> None:
     """Serve the run folders ``runs`` name (each a run, or a folder of runs) on ``host``:``port``
     (0: any free port) until SIGINT or SIGTERM; ``ready`` hears where, before the first request.
-    Sets this process's thread switch interval (``SWITCH_INTERVAL``)."""
+    Sets this process's thread switch interval (``SWITCH_INTERVAL``) and raises its open-files
+    limit (``connection_limit``)."""
     if not 0 <= port <= MAX_PORT:
         raise invalid("port", f"must be in 0..{MAX_PORT} (got {port})")
     sys.setswitchinterval(SWITCH_INTERVAL)
     models = load_models(runs, device=device)
     sock = bind(host, port)
     service = Service(models, options)
-    server = Server(uvicorn_config(create_app(service), options), service)
-    ready(Listening(list(models.values()), address_url(sock), options.api_key is not None))
+    most = connection_limit()
+    # the server's connections, as uvicorn holds them once the server below is made
+    connections = None if most is None else ConnectionLimit(
+        most, lambda: len(server.server_state.connections), lambda: {c.client for c in server.server_state.connections})
+    server = Server(uvicorn_config(create_app(service, connections)), service)
+    ready(Listening(list(models.values()), address_url(sock), options.api_key is not None, most))
     server.run(sockets=[sock])
     if server.started_failed:
         raise RnnlmError("the server failed to start")
 
 
-def uvicorn_config(app: FastAPI, options: ServeOptions) -> uvicorn.Config:
-    """uvicorn's settings: quiet (rnnlm has its own metrics), and a connection limit (uvicorn
-    answers 503 beyond it) well above what the workers admit (``max_streams`` running and
-    ``queue`` waiting per model), so that the batcher, which says why and when to come back,
-    is what turns requests away; the 64 leave room for /health, /metrics and the page."""
+def uvicorn_config(app: FastAPI) -> uvicorn.Config:
+    """uvicorn's settings: quiet (rnnlm has its own metrics), and no connection limit of its own
+    (uvicorn would answer a plain-text 503 beyond it, before the app): the app's guard holds the
+    limit on connections, sized by the open-files limit (idle keep-alive connections count), and
+    each model's worker decides which requests run, wait or are refused with a reason."""
     return uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5,
-                          limit_concurrency=4 * options.max_streams + options.queue + 64, timeout_keep_alive=30,
-                          loop="auto", http="auto", lifespan="on")
+                          limit_concurrency=None, timeout_keep_alive=30, loop="auto", http="auto", lifespan="on")
+
+
+def connection_limit() -> int | None:
+    """The most connections this process serves: its open-files limit less FILES_RESERVED,
+    after raising the soft limit to the hard one (as Go's runtime does at start; a shell's
+    ``ulimit -n`` is often 1,024 where the hard limit is far higher). None where there is no
+    such limit to read (Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = OPEN_FILES_WANTED if hard == resource.RLIM_INFINITY else hard
+    for asked in (wanted, OPEN_FILES_CAPPED):  # macOS caps the soft limit below an unlimited hard one
+        if soft == resource.RLIM_INFINITY or soft >= asked:
+            break
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (asked, hard))
+            soft = asked
+            break
+        except (ValueError, OSError):
+            continue
+    return max(1, (OPEN_FILES_WANTED if soft == resource.RLIM_INFINITY else soft) - FILES_RESERVED)
 
 
 class Server(uvicorn.Server):

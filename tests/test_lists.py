@@ -11,6 +11,7 @@ import pytest
 from rnnlm.cli import main
 from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from rnnlm.data.items import VERDICTS
+from rnnlm.generation.session import GenerationSession
 from rnnlm.train.run import train
 
 from conftest import TINY, one_error_line
@@ -151,3 +152,64 @@ def test_list_mistakes_are_one_line_and_leave_nothing(tmp_path, capsys, content,
 def test_new_only_needs_a_list(tiny_run, capsys):
     assert "--new-only needs a run trained on a list" in one_error_line(
         ["generate", str(tiny_run), "--new-only"], capsys)
+
+
+def test_served_a_completion_is_one_item_and_the_playground_lists_verdicts(list_run):
+    from tests.serving import ServerProcess, get_json, post
+
+    server = ServerProcess(str(list_run), "--threads", "1")
+    try:
+        _, models = get_json(server.port, "/v1/models")
+        assert models["data"][0]["card"]["documents"] is True
+        status, done = post(server.port, "/v1/completions", {"model": "run", "prompt": "", "n": 8, "seed": 4,
+                                                             "max_tokens": 100})
+        assert status == 200
+        session = GenerationSession.load(list_run, device="cpu")
+        alone = session.start("", n=8, max_tokens=100, seed=4)
+        for _ in session.run_streams(alone):
+            pass
+        assert [c["text"] for c in done["choices"]] == [s.text for s in alone]
+        assert all(c["finish_reason"] == "stop" and c["verdict"] in VERDICTS for c in done["choices"])
+        assert [c["verdict"] for c in done["choices"]] == [session.verdict(s.text) for s in alone]
+        playground_lists_items(server)
+    finally:
+        server.stop()
+
+
+def playground_lists_items(server) -> None:
+    """The page, in a headless Chromium when there is one, shows a list's samples with verdicts."""
+    import os
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.access("/usr/bin/chromium", os.X_OK):
+        pytest.skip("no Chromium at /usr/bin/chromium")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True,
+                                    args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.url + "/")
+            page.wait_for_function("document.querySelectorAll('#model option').length > 0", timeout=20000)
+            page.fill("#seed", "4")
+            page.click("#go")
+            page.wait_for_function("document.getElementById('gen-status').textContent.includes('samples:')",
+                                   timeout=30000)
+            verdicts = page.eval_on_selector_all(".items .verdict", "els => els.map(e => e.textContent)")
+            assert len(verdicts) == 10 and set(verdicts) <= set(VERDICTS) and not errors
+        finally:
+            browser.close()
+
+
+def test_score_reads_a_text_as_an_item(list_run, capsys):
+    from rnnlm.evaluation.documents import evaluate_documents
+    from rnnlm.runfolder import load_run
+
+    (scored,) = run_json(capsys, "score", str(list_run), "--text", "kone", "--json")
+    assert [t["text"] for t in scored["tokens"]] == ["", "k", "o", "n", "e"] and scored["predicted"] == 4
+    run = load_run(list_run, device="cpu")
+    ids = np.concatenate([[run.vocab.bos_id], run.tokenizer.encode("kone", run.vocab), [run.vocab.bos_id]])
+    alone = evaluate_documents(run.model, ids, run.vocab, run.device)  # the same start; it scores the end too
+    end = alone.loss * alone.tokens - scored["loss"] * 4
+    assert 0 < end < 5  # what is left is the end's surprisal: a name may well end after "kone"

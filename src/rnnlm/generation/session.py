@@ -20,6 +20,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from rnnlm.data.items import ItemRecord, load_items
 from rnnlm.errors import RnnlmError, SettingError, invalid
 from rnnlm.evaluation.documents import boundary_state
 from rnnlm.generation.batched_step import BatchedStep
@@ -46,6 +47,7 @@ class GenerationSession:
         self.stepper: BatchedStep | None = None
         self.single: SingleStreamStep | None = None
         self.boundary: State | None = None  # where a list's documents start (document_start)
+        self.items: ItemRecord | None = None  # a list's training and validation items (verdict), once read
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str = "auto") -> "GenerationSession":
@@ -76,6 +78,15 @@ class GenerationSession:
         if self.tokenizer.documents:
             reading.state = self.document_start()
         return reading
+
+    def verdict(self, text: str) -> str | None:
+        """A run on a list: whether ``text`` is a whole item of its training list, of its
+        validation list, or new (``rnnlm.data.items``); None for other runs."""
+        if not self.tokenizer.documents:
+            return None
+        if self.items is None:
+            self.items = load_items(self.run.folder)
+        return None if self.items is None else self.items.verdict(self.tokenizer, text)
 
     def document_start(self) -> State:
         """The state a document of a list starts from (``rnnlm.evaluation.documents.boundary_state``),

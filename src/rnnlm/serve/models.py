@@ -136,6 +136,7 @@ class ServedModel:
             "best_bits_per_char": best.get("bpc") if per_char else None,
             "best_epoch": None if best is None else best.get("epoch"),
             "device": str(run.device),
+            "documents": run.tokenizer.documents,  # a list: a completion is one item, with its verdict
         }
 
 

@@ -91,6 +91,7 @@ def model_card(run: Run, rows: list[dict]) -> dict[str, Any]:
         "best_valid_loss": None if best is None else best["valid_loss"],
         "best_bits_per_char": best.get("bpc") if per_char else None,
         "best_epoch": None if best is None else best.get("epoch"),
+        "documents": run.tokenizer.documents,  # a list: a completion is one item, with its verdict
     }
 
 

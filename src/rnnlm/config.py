@@ -20,6 +20,8 @@ MAX_TRAINING_SEED = 2**32 - 1  # numpy's seeds stop there (training seeds numpy 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
 LEVELS = ("char", "word", "bpe")
 BPE_MIN_VOCAB, BPE_MAX_VOCAB = 259, 1 << 16  # the 256 bytes and 3 specials; ids that fit uint16
+MAX_DOC_SEP = 200  # characters of a --doc-sep line
+MAX_VALID_DOCS = 1000  # documents of a list held out by default, at most (as makemore holds out its test set)
 BPE_DEFAULT_VOCAB = 512  # the best of 512 and 2048 on Nietzsche in 5 CPU minutes (benchmarks/levels.py)
 
 
@@ -99,12 +101,23 @@ class DataConfig:
     encoding: str = "utf-8"  # of the text files; utf-8 also reads UTF-16/32 files that start with a BOM
     errors: str = "strict"  # what bytes the encoding cannot read become: strict (an error), replace, ignore
     vocab_size: int | None = None  # bpe level: tokens to learn, specials and the 256 bytes included
+    # Documents (docs/lists.md): every non-empty line is one (lines), or the pieces between lines
+    # equal to doc_sep; each is framed by xxbos, and validation is documents drawn at random.
+    lines: bool = False
+    doc_sep: str | None = None
+    valid_docs: int | None = None  # documents held out (default: valid_frac of them, at most MAX_VALID_DOCS)
+
+    @property
+    def documents(self) -> bool:
+        """Whether the corpus is read as documents framed by a boundary token (a list)."""
+        return self.lines or self.doc_sep is not None
 
     def validate(self) -> None:
         _check_types(self)
         check_path("source", self.source)
         if self.valid is not None:
             check_path("valid", self.valid)
+        self.validate_documents()
         _check(self.level in (None, *LEVELS), "level", f"must be one of {', '.join(LEVELS)} (got {shown(self.level)})")
         _check(self.min_freq >= 1, "min_freq", f"must be >= 1 (got {self.min_freq})")
         _check(self.max_size is None or self.max_size >= 1, "max_size", f"must be >= 1 (got {self.max_size})")
@@ -121,6 +134,22 @@ class DataConfig:
         check_encoding(self.encoding)
         _check(self.errors in DECODE_ERRORS, "errors",
                f"must be one of {', '.join(DECODE_ERRORS)} (got {shown(self.errors)})")
+
+    def validate_documents(self) -> None:
+        _require(not (self.lines and self.doc_sep is not None), SettingError(
+            "doc_sep", "{lines} and {doc_sep} both say what a document is: give one of them"))
+        if self.doc_sep is not None:
+            _check(self.doc_sep.strip() != "", "doc_sep", "must not be empty or blank: a blank line cannot be told "
+                                                          "from a document's own empty lines")
+            _check(not any(c in self.doc_sep for c in "\n\r\0"), "doc_sep",
+                   f"must be one line, without a newline or NUL (got {shown(self.doc_sep)})")
+            _check(len(self.doc_sep) <= MAX_DOC_SEP, "doc_sep", f"must be at most {MAX_DOC_SEP} characters")
+        if self.valid_docs is not None:
+            _require(self.documents, SettingError(
+                "valid_docs", "{valid_docs} needs documents: {lines} or {doc_sep} (other corpora split by position)"))
+            _check(self.valid_docs >= 1, "valid_docs", f"must be >= 1 (got {self.valid_docs})")
+            _require(self.valid is None, SettingError(
+                "valid_docs", "{valid_docs} and {valid} both give the validation split: give one of them"))
 
 
 @dataclass

@@ -3,6 +3,7 @@
     runs/NAME/config.json              settings to rebuild data, vocab and model (JSON)
     runs/NAME/vocab.json               the vocab (JSON)
     runs/NAME/tokenizer.json           at BPE level: the tokenizer (Hugging Face tokenizers' JSON)
+    runs/NAME/documents.safetensors    a list's documents: hashes of its training and validation items
     runs/NAME/model.safetensors        weights with the best validation loss
     runs/NAME/last.safetensors         weights after the last epoch
     runs/NAME/metrics.jsonl            one JSON object per epoch
@@ -40,6 +41,7 @@ from rnnlm import __version__
 from rnnlm.atomic import write_bytes, write_json
 from rnnlm.card import MetricsFile, card_html, model_card
 from rnnlm.config import RunConfig
+from rnnlm.data.items import ItemRecord
 from rnnlm.data.tokenizers import Tokenizer, load_tokenizer, save_tokenizer
 from rnnlm.data.vocab import SPECIALS, Vocab
 from rnnlm.device import check_memory, resolve_device
@@ -136,9 +138,14 @@ def locked_run_folder(folder: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def write_run_config(folder: Path, config: RunConfig, vocab: Vocab, name: str, tokenizer: Tokenizer) -> None:
+def write_run_config(folder: Path, config: RunConfig, vocab: Vocab, name: str, tokenizer: Tokenizer,
+                     items: ItemRecord | None = None) -> None:
+    """config.json, vocab.json, the tokenizer (BPE) and, for a list's documents, the record of
+    which items are training and validation ones (``rnnlm.data.items``)."""
     vocab.save(folder / VOCAB)
     save_tokenizer(tokenizer, folder)
+    if items is not None:
+        items.save(folder)
     write_json(folder / CONFIG, {
         "format": RUN_FORMAT,
         "version": RUN_VERSION,
@@ -266,7 +273,7 @@ def load_run(
 
 def load_run_tokenizer(folder: Path, config: RunConfig, vocab: Vocab) -> Tokenizer:
     """The run's tokenizer; at BPE level its tokenizer.json, checked against ``vocab``."""
-    return load_tokenizer(folder, config.data.level or "char", config.data.lower, vocab)
+    return load_tokenizer(folder, config.data.level or "char", config.data.lower, vocab, config.data.documents)
 
 
 def load_vocab(folder: Path, size: int, config: RunConfig) -> Vocab:

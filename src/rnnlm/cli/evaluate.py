@@ -10,13 +10,16 @@ from rnnlm.cli.options import add_command, add_device_option, add_encoding_optio
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = add_command(sub, "evaluate", help="measure a trained model",
                     description="Loss (nats/token), perplexity, bits per token and per character of "
-                                "the text (comparable across levels), next-token accuracy.")
+                                "the text (comparable across levels), next-token accuracy. A run on a list "
+                                "(--lines, --doc-sep) reads each document alone, its end counted, and adds "
+                                "nats per character and per document.")
     p.add_argument("run", metavar="RUN", help="run folder")
     p.add_argument("data", nargs="?", default=None, metavar="DATA",
                    help="text file, folder or built-in (default: the run's validation split)")
     p.add_argument("--streams", type=int, default=None, metavar="N",
                    help="parallel streams the text is cut into (default: the run's --bs); 1 reads it as one "
-                        "stream, no token dropped, as rnnlm score does")
+                        "stream, no token dropped, as rnnlm score does (a list's documents: read as streams, "
+                        "state carried from one document to the next, instead of each alone)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     add_device_option(p)
     add_encoding_options(p, None, None)
@@ -37,6 +40,9 @@ def run(args: argparse.Namespace) -> None:
         return
     text = scores.text
     print(f"level       {trained.tokenizer.level}")
+    if scores.documents is not None:
+        print(f"documents   {scores.documents:,}, each read alone from a fresh state; its end is a token and a "
+              "character")
     print(f"tokens      {scores.tokens:,} predicted")
     if text is not None:
         print(f"characters  {text.characters:,} ({text.characters / text.tokens:.3f} a token)")
@@ -45,4 +51,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"bits        {scores.bits:.4f} bits/token")
     if text is not None:
         print(f"            {scores.bits_per_char:.4f} bits/char")
+    if scores.documents is not None and text is not None:
+        print(f"per char    {scores.nats_per_char:.4f} nats/char (each end counted as one, as makemore counts it)")
+    if scores.documents is not None:
+        print(f"per item    {scores.loss_per_document:.4f} nats/document (mean)")
     print(f"accuracy    {scores.accuracy:.4f} (next token)")

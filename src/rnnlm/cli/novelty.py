@@ -22,7 +22,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                 "(its training split, read as the run read it), and the share of the text's\n"
                                 "n-grams that occur there: 10, 20 and 50 characters at character level,\n"
                                 "3, 5 and 8 words at word level. One pass over the training text, in memory\n"
-                                "that does not grow with it.")
+                                "that does not grow with it. For a run on a list (--lines, --doc-sep), the\n"
+                                "text is a list read the same way, and each item is judged: new, in training\n"
+                                "or in validation as a whole, and its longest span copied from one training item.")
     p.add_argument("run", metavar="RUN", help="run folder")
     p.add_argument("text", nargs="?", default="-", metavar="TEXT_FILE",
                    help="the text to check; - or nothing: read it from stdin")
@@ -55,9 +57,37 @@ def run(args: argparse.Namespace) -> None:
         return RnnlmError(f"{name}: {limit}" if size is None else f"{name}: {size:,} bytes, {limit}")
 
     text = read_text_input(args.text, reading.encoding, reading.errors, MAX_TEXT_BYTES, too_large)
+    if data.documents:
+        return item_novelty(args, folder, training, text, name)
     report = novelty(text, training, ns=args.ngrams, name=name)
     if args.json:
         print(json.dumps({"run": str(folder), "text_file": name, **report.as_dict()}))
         return
     print(f"novelty of {name} against the training text of {folder}")
     print(report.summary())
+
+
+def item_novelty(args: argparse.Namespace, folder, training, text: str, name: str) -> None:
+    """A run on a list: the text's items, each judged whole and searched for copied spans."""
+    from collections import Counter
+
+    from rnnlm.cli.output import for_terminal
+    from rnnlm.data.documents import split_items
+    from rnnlm.data.items import VERDICTS
+    from rnnlm.errors import shown
+    from rnnlm.inspect.novelty import judge_items, run_data, scan
+
+    data = run_data(folder)[1]
+    items = split_items([(name, text)], data.lines, data.doc_sep)
+    reports = judge_items(folder, items, scan(training, items, args.ngrams))
+    if args.json:
+        print(json.dumps({"run": str(folder), "text_file": name,
+                          "items": [{"text": item, **r.as_dict()} for item, r in zip(items, reports)]}))
+        return
+    print(f"novelty of the items of {name} against the training items of {folder}")
+    for item, r in zip(items, reports):
+        copied = "whole item" if r.verdict != "new" else (
+            f"longest copied {r.longest.length if r.longest else 0} of {r.unit(r.length)}")
+        print(f"{r.verdict or '-':<14} {copied:<36} {for_terminal(shown(item, 200))}")
+    counts = Counter(r.verdict for r in reports)
+    print(f"{len(items)} item{'s' if len(items) != 1 else ''}: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS))

@@ -14,6 +14,7 @@ from rnnlm.config import (
     DECODE_ERRORS,
     DEVICES,
     LEVELS,
+    MAX_VALID_DOCS,
     SCHEDULES,
     DataConfig,
     ModelConfig,
@@ -68,9 +69,23 @@ def add_data_options(p: argparse.ArgumentParser, prepared: bool = True) -> None:
     g.add_argument("--max-size", type=int, default=None, help="keep at most this many tokens (plus specials)")
     split = g.add_mutually_exclusive_group()
     split.add_argument("--valid-frac", type=float, default=d.valid_frac,
-                       help="last fraction of the text held out for validation")
+                       help="last fraction of the text held out for validation (documents: that fraction of "
+                            f"them, drawn at random, at most {MAX_VALID_DOCS:,})")
     split.add_argument("--valid", metavar="FILE", default=None, help="validation text instead of a split")
+    split.add_argument("--valid-docs", type=int, default=None, metavar="N",
+                       help="with --lines or --doc-sep: hold out N documents, drawn at random")
     add_encoding_options(g, d.encoding, d.errors)
+    add_document_options(g)
+
+
+def add_document_options(g: argparse._ActionsContainer) -> None:
+    """``--lines`` and ``--doc-sep``: the corpus is a list of documents (docs/lists.md)."""
+    docs = g.add_mutually_exclusive_group()
+    docs.add_argument("--lines", action="store_true",
+                      help="a list: every non-empty line is a document (a name, a title), framed by a "
+                           "boundary token the model learns to predict; validation: documents drawn at random")
+    docs.add_argument("--doc-sep", metavar="LINE", default=None,
+                      help="a list whose documents are separated by lines equal to LINE (%% for fortune files)")
 
 
 def add_encoding_options(g: argparse._ActionsContainer, encoding: str | None, errors: str | None) -> None:

@@ -153,4 +153,5 @@ def show_sample(result: "TrainResult", args: argparse.Namespace) -> None:
     n = {"char": 200, "bpe": 60}.get(result.level, 40)
     text = session.sample_texts("", n, seed=args.seed, sampling=Sampling(temperature=0.8))[0]
     print(f"sample: {for_terminal(text)}")
-    print(f"\nnext: rnnlm generate {result.folder} --prime '...'   |   rnnlm evaluate {result.folder}")
+    more = "--samples 20" if session.tokenizer.documents else "--prime '...'"
+    print(f"\nnext: rnnlm generate {result.folder} {more}   |   rnnlm evaluate {result.folder}")

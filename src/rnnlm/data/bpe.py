@@ -280,7 +280,8 @@ class SegmentCache:
 
 class BpeTokenizer:
     level = "bpe"
-    adds_bos = False
+    adds_bos = False  # and documents: as the other levels (rnnlm.data.tokenizers.frame_documents)
+    documents = False
 
     def __init__(self, hf, lower: bool = False):
         self.hf = hf

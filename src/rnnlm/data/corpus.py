@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from rnnlm.data.datasets import DATASETS, fetch
+from rnnlm.data.documents import held_out_count, random_split, shuffled, split_items
 from rnnlm.data.human_numbers import human_numbers
 from rnnlm.device import machine_memory, size_text
 from rnnlm.errors import RnnlmError, SettingError, literal
@@ -28,6 +29,7 @@ class Corpus:
     train: list[str]
     valid: list[str]
     level: str
+    documents: bool = False  # documents of a list (--lines, --doc-sep): framed, split at random
 
 
 BINARY_PROBE = 8192  # characters at the start of a file checked for NUL
@@ -148,16 +150,21 @@ def read_documents(path: Path, encoding: str = "utf-8", errors: str = "strict") 
 
     The text is held in memory, as bytes and then as text at least: a corpus larger than half
     the machine's memory is refused before it is read."""
+    return [text for _, text in read_named_texts(path, encoding, errors)]
+
+
+def read_named_texts(path: Path, encoding: str = "utf-8", errors: str = "strict") -> list[tuple[str, str]]:
+    """``(name, text)`` of every non-empty file of ``path`` (as ``read_documents`` reads them)."""
     files = text_files(path)
     size = sum(regular_file_size(p) for p in files)
     memory = machine_memory()
     if 2 * size > memory:
         raise RnnlmError(f"{path}: {size_text(size)} of text, more than half of this machine's {size_text(memory)} "
                          "of memory; reading it whole would not fit (rnnlm prepare reads it in pieces)")
-    docs = [d for d in (read_text_file(p, encoding, errors) for p in files) if d]
-    if not docs:
+    texts = [(str(p), t) for p, t in ((p, read_text_file(p, encoding, errors)) for p in files) if t]
+    if not texts:
         raise RnnlmError(f"{path}: is empty")
-    return docs
+    return texts
 
 
 def split_by_position(docs: list[str], valid_frac: float, level: str) -> tuple[list[str], list[str]]:
@@ -191,28 +198,58 @@ def is_builtin(source: str) -> bool:
 
 
 def load_corpus(source: str, valid_frac: float = 0.2, valid: str | None = None, level: str | None = None,
-                encoding: str = "utf-8", errors: str = "strict") -> Corpus:
+                encoding: str = "utf-8", errors: str = "strict", *, lines: bool = False, doc_sep: str | None = None,
+                valid_docs: int | None = None) -> Corpus:
     """Read ``source`` (a built-in name, a file or a folder) and split it.
 
     ``valid`` names a file or folder used whole as the validation split instead of a positional cut.
     ``encoding`` and ``errors`` say how to read the bytes of files (see ``decode_text``).
+    ``lines`` or ``doc_sep``: the corpus is a list of documents (``load_documents``).
     """
-    if is_builtin(source):
-        dataset = DATASETS[source]
-        natural = dataset.level
-        if source == "human-numbers":
-            train_text, valid_text = human_numbers()
-            docs, fixed_valid = [train_text], [valid_text]
-        else:
-            docs, fixed_valid = read_documents(fetch(source)), None
-    else:
-        natural = "char"
-        docs, fixed_valid = read_documents(Path(source), encoding, errors), None
+    if lines or doc_sep is not None:
+        return load_documents(source, valid_frac, valid, level, encoding, errors, lines, doc_sep, valid_docs)
+    natural, docs, fixed_valid = source_texts(source, encoding, errors)
     level = level or natural
-    name = source if is_builtin(source) else Path(os.path.abspath(source)).name
+    name = corpus_name(source)
     if valid is not None:
         return Corpus(name, docs, read_documents(Path(valid), encoding, errors), level)
     if fixed_valid is not None:
         return Corpus(name, docs, fixed_valid, level)
     train_docs, valid_docs = split_by_position(docs, valid_frac, level)
     return Corpus(name, train_docs, valid_docs, level)
+
+
+def corpus_name(source: str) -> str:
+    return source if is_builtin(source) else Path(os.path.abspath(source)).name
+
+
+def source_texts(source: str, encoding: str, errors: str) -> tuple[str, list[str], list[str] | None]:
+    """The natural level of ``source``, its documents and its own validation documents (a
+    built-in's fixed split; None: none)."""
+    if not is_builtin(source):
+        return "char", read_documents(Path(source), encoding, errors), None
+    if source == "human-numbers":
+        train_text, valid_text = human_numbers()
+        return DATASETS[source].level, [train_text], [valid_text]
+    return DATASETS[source].level, read_documents(fetch(source)), None
+
+
+def load_documents(source: str, valid_frac: float, valid: str | None, level: str | None, encoding: str, errors: str,
+                   lines: bool, doc_sep: str | None, valid_docs: int | None) -> Corpus:
+    """A list: every non-empty line of ``source`` a document (``lines``), or every piece between
+    lines equal to ``doc_sep``. Validation: ``valid`` (its documents, read the same way), or
+    documents drawn at random with a fixed seed (``rnnlm.data.documents``); both splits shuffled."""
+    if is_builtin(source):
+        natural, texts, fixed = source_texts(source, encoding, errors)
+        named = [(source, text) for text in texts]
+        fixed_named = None if fixed is None else [(f"{source} (valid)", text) for text in fixed]
+    else:
+        natural, named, fixed_named = "char", read_named_texts(Path(source), encoding, errors), None
+    if valid is not None:
+        fixed_named = read_named_texts(Path(valid), encoding, errors)
+    items = split_items(named, lines, doc_sep)
+    if fixed_named is not None:
+        train, held = shuffled(items), shuffled(split_items(fixed_named, lines, doc_sep))
+    else:
+        train, held = random_split(items, held_out_count(len(items), valid_frac, valid_docs))
+    return Corpus(corpus_name(source), train, held, level or natural, documents=True)

@@ -21,6 +21,10 @@ at the end: it is complete or absent.
     DIR/vocab.json      the vocab (built on the training split)
     DIR/tokenizer.json  at BPE level: the tokenizer (Hugging Face tokenizers' JSON)
     DIR/ids.bin         train ids then valid ids, flat, of the smallest unsigned type that fits
+    DIR/documents.safetensors  a list's documents (--lines, --doc-sep): which items are which
+
+A list's documents are read whole instead (a list of short items fits in memory), split at random
+and encoded as in memory (``prepare_documents``); the ids are memory-mapped when training all the same.
 """
 
 from __future__ import annotations
@@ -46,8 +50,10 @@ from rnnlm.atomic import write_json
 from rnnlm.config import BPE_DEFAULT_VOCAB, DataConfig
 from rnnlm.data.bpe import safe_pieces, train_bpe
 from rnnlm.data.chunks import CHUNK_BYTES, read_chunks
-from rnnlm.data.corpus import is_builtin, text_files
+from rnnlm.data.corpus import is_builtin, load_corpus, text_files
 from rnnlm.data.datasets import DATASETS, fetch
+from rnnlm.data.encoding import encode_corpus
+from rnnlm.data.items import ItemRecord, load_items
 from rnnlm.data.human_numbers import human_numbers
 from rnnlm.data.tokenizers import (
     LEVELS,
@@ -88,6 +94,9 @@ class PreparedCorpus:
     valid_ids: np.ndarray
     characters: tuple[int | None, int | None]  # of the train and valid text; None: prepared before they were counted
     meta: dict[str, Any]
+    lines: bool = False  # a list's documents, one a line
+    doc_sep: str | None = None  # a list's documents, between lines equal to this one
+    items: ItemRecord | None = None  # a list's documents: which items are training and validation ones
 
 
 def is_prepared(source: str | os.PathLike) -> bool:
@@ -296,15 +305,16 @@ def prepare(
     if chunk_bytes < 1:
         raise RnnlmError(f"chunk size must be >= 1 byte (got {chunk_bytes})")
     start = time.monotonic()
+    if data.documents:
+        return prepare_documents(data, Path(out), start)
     name, natural, docs, fixed = source_documents(data, chunk_bytes)
     level = data.level or natural
     passes = Passes(docs, fixed, data.valid_frac, level, sys.stderr.isatty() if progress is None else progress)
     passes.count_characters()
     if passes.characters == 0:
         raise RnnlmError(f"{data.source}: is empty")
-    out = Path(out)
-    tmp = new_folder_beside(out)
-    try:
+
+    def fill(tmp: Path) -> dict[str, Any]:
         tokenizer, vocab = learn_vocab(data, level, passes, tmp)
         with open(tmp / IDS, "wb") as f:
             tokens, characters = passes.encode(tokenizer, vocab, f)
@@ -314,10 +324,20 @@ def prepare(
             raise RnnlmError(
                 f"{data.source}: the training split has {tokens[TRAIN]} tokens; it needs at least 2"
             )
-        meta = prepared_meta(data, name, tokenizer, vocab, passes, fixed is not None, tokens, characters,
-                             time.monotonic() - start)
         vocab.save(tmp / VOCAB)
         save_tokenizer(tokenizer, tmp)
+        return prepared_meta(data, name, tokenizer, vocab, (passes.documents, passes.characters), fixed is not None,
+                             tokens, characters, time.monotonic() - start)
+
+    return write_folder(Path(out), fill)
+
+
+def write_folder(out: Path, fill: Callable[[Path], dict[str, Any]]) -> dict[str, Any]:
+    """A new folder beside ``out`` that ``fill`` writes (returning what ``prepared.json`` is to
+    hold), renamed into place once it is complete; removed on any failure."""
+    tmp = new_folder_beside(out)
+    try:
+        meta = fill(tmp)
         write_json(tmp / META, meta)
         if out.is_dir():
             out.rmdir()
@@ -329,6 +349,35 @@ def prepare(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
+
+
+def prepare_documents(data: DataConfig, out: Path, start: float) -> dict[str, Any]:
+    """A list's documents (``lines`` or ``doc_sep``): read whole (a list of short items fits in
+    memory), split at random and encoded as training encodes them in memory
+    (``rnnlm.data.encoding``), so the folder holds the same ids; with them, the record of which
+    items are training and validation ones (``rnnlm.data.items``)."""
+    corpus = load_corpus(data.source, data.valid_frac, data.valid, data.level, data.encoding, data.errors,
+                         lines=data.lines, doc_sep=data.doc_sep, valid_docs=data.valid_docs)
+    text = encode_corpus(corpus, data)
+
+    def fill(tmp: Path) -> dict[str, Any]:
+        with open(tmp / IDS, "wb") as f:
+            for ids in (text.train_ids, text.valid_ids):
+                f.write(memoryview(np.ascontiguousarray(ids)))
+            f.flush()
+            os.fsync(f.fileno())
+        text.vocab.save(tmp / VOCAB)
+        save_tokenizer(text.tokenizer, tmp)
+        text.items.save(tmp)
+        tokens = {TRAIN: len(text.train_ids), VALID: len(text.valid_ids)}
+        split_characters = {TRAIN: text.train_characters, VALID: text.valid_characters}
+        documents = len(corpus.train) + len(corpus.valid)
+        meta = prepared_meta(data, corpus.name, text.tokenizer, text.vocab, (documents, sum(split_characters.values())),
+                             data.valid is not None, tokens, split_characters, time.monotonic() - start)
+        return {**meta, "lines": data.lines, "doc_sep": data.doc_sep,
+                "valid_docs": None if data.valid is not None else len(corpus.valid)}
+
+    return write_folder(out, fill)
 
 
 def learn_vocab(data: DataConfig, level: str, passes: Passes, scratch: Path) -> tuple[Tokenizer, Vocab]:
@@ -349,9 +398,11 @@ def bpe_vocab_size(data: DataConfig) -> int:
     return data.vocab_size or BPE_DEFAULT_VOCAB
 
 
-def prepared_meta(data: DataConfig, name: str, tokenizer: Tokenizer, vocab: Vocab, passes: Passes, fixed_split: bool,
-                  tokens: dict[str, int], characters: dict[str, int], seconds: float) -> dict[str, Any]:
-    """What ``prepared.json`` holds: where the ids came from, how they were made, where each split lies."""
+def prepared_meta(data: DataConfig, name: str, tokenizer: Tokenizer, vocab: Vocab, read: tuple[int, int],
+                  fixed_split: bool, tokens: dict[str, int], characters: dict[str, int],
+                  seconds: float) -> dict[str, Any]:
+    """What ``prepared.json`` holds: where the ids came from, how they were made, where each split
+    lies; ``read``: the documents and characters read."""
     return {
         "format": PREPARED_FORMAT,
         "version": PREPARED_VERSION,
@@ -367,8 +418,8 @@ def prepared_meta(data: DataConfig, name: str, tokenizer: Tokenizer, vocab: Voca
         "min_freq": data.min_freq,
         "max_size": data.max_size,
         "valid_frac": None if fixed_split else data.valid_frac,
-        "documents": passes.documents,
-        "characters": passes.characters,
+        "documents": read[0],
+        "characters": read[1],
         "split_characters": characters,
         "bpe_vocab_size": bpe_vocab_size(data) if tokenizer.level == "bpe" else None,
         "vocab_size": len(vocab),
@@ -424,13 +475,25 @@ def open_prepared(folder: str | os.PathLike) -> PreparedCorpus:
     size = regular_file_size(folder / IDS, missing=f"no {IDS}")
     if size != total * dtype.itemsize or total < 2:
         raise damaged(folder, f"{IDS} is {size:,} bytes, {META} implies {total * dtype.itemsize:,}")
-    tokenizer = load_tokenizer(folder, level, lower, vocab)
+    lines, doc_sep = read_documents_meta(folder, meta)
+    tokenizer = load_tokenizer(folder, level, lower, vocab, lines or doc_sep is not None)
     ids = np.memmap(folder / IDS, dtype=dtype, mode="r", shape=(total,))
     for start in range(0, total, SCAN_PIECE):
         if int(ids[start : start + SCAN_PIECE].max()) >= len(vocab):
             raise damaged(folder, f"{IDS} holds ids beyond the {len(vocab)} tokens of {VOCAB}")
+    items = load_items(folder) if tokenizer.documents else None
     return PreparedCorpus(folder, str(meta.get("name", folder.name)), level, lower, vocab, tokenizer,
-                          ids[slice(*splits[TRAIN])], ids[slice(*splits[VALID])], read_characters(meta), meta)
+                          ids[slice(*splits[TRAIN])], ids[slice(*splits[VALID])], read_characters(meta), meta,
+                          lines, doc_sep, items)
+
+
+def read_documents_meta(folder: Path, meta: dict[str, Any]) -> tuple[bool, str | None]:
+    """How the folder's documents were read (``lines``, ``doc_sep``), checked; a folder prepared
+    before lists has neither."""
+    lines, doc_sep = meta.get("lines", False), meta.get("doc_sep")
+    if not isinstance(lines, bool) or not (doc_sep is None or isinstance(doc_sep, str)) or (lines and doc_sep):
+        raise damaged(folder, f"{META}: lines or doc_sep wrong")
+    return lines, doc_sep
 
 
 def read_characters(meta: dict[str, Any]) -> tuple[int | None, int | None]:

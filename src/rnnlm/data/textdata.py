@@ -1,38 +1,17 @@
-"""From data settings to token id arrays: read the corpus, build the vocab on train, encode."""
+"""From data settings to token id arrays: read the corpus, build the vocab on train, encode
+(``rnnlm.data.encoding``), or memory-map a folder written by ``rnnlm prepare``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import numpy as np
-
-from rnnlm.config import BPE_DEFAULT_VOCAB, DataConfig
-from rnnlm.data.bpe import train_bpe
+from rnnlm.config import DataConfig
 from rnnlm.data.corpus import load_corpus
+from rnnlm.data.encoding import TextData, build_vocab, characters, encode_corpus
 from rnnlm.data.prepare import is_prepared, open_prepared
-from rnnlm.data.tokenizers import Tokenizer, encode_documents, make_tokenizer, token_counter
+from rnnlm.data.tokenizers import Tokenizer
 from rnnlm.data.vocab import Vocab
 from rnnlm.errors import RnnlmError, SettingError, literal
 
-
-@dataclass
-class TextData:
-    name: str
-    tokenizer: Tokenizer
-    vocab: Vocab
-    train_ids: np.ndarray
-    valid_ids: np.ndarray
-    # Characters of each split's text as read (docs/levels.md); None: a folder prepared before
-    # rnnlm counted them.
-    train_characters: int | None = None
-    valid_characters: int | None = None
-
-
-def build_vocab(docs: list[str], tokenizer: Tokenizer, min_freq: int = 1, max_size: int | None = None) -> Vocab:
-    counter = token_counter(tokenizer)
-    for doc in docs:
-        counter.update(doc)
-    return Vocab.build(counter.counts(), min_freq=min_freq, max_size=max_size)
+__all__ = ["TextData", "build_text_data", "build_vocab", "characters", "prepared_text_data"]
 
 
 def prepared_text_data(config: DataConfig, vocab: Vocab | None = None, tokenizer: Tokenizer | None = None) -> TextData:
@@ -40,9 +19,10 @@ def prepared_text_data(config: DataConfig, vocab: Vocab | None = None, tokenizer
     corpus = open_prepared(config.source)
     where = f"{config.source} (prepared)"
     named = literal(where)  # as it stands in a SettingError's message
-    if config.valid is not None:
-        raise SettingError("valid", f"{named}: {{valid}} cannot change a prepared split; pass {{valid}} to "
-                                    "rnnlm prepare")
+    for field in ("valid", "valid_docs"):
+        if getattr(config, field) is not None:
+            raise SettingError(field, f"{named}: {{{field}}} cannot change a prepared split; pass {{{field}}} to "
+                                      "rnnlm prepare")
     if config.level not in (None, corpus.level):
         raise SettingError("level", f"{named}: {{level}} {config.level}, but it was prepared at {corpus.level} level")
     if config.lower and not corpus.lower:
@@ -50,12 +30,23 @@ def prepared_text_data(config: DataConfig, vocab: Vocab | None = None, tokenizer
     if config.vocab_size not in (None, corpus.meta.get("bpe_vocab_size")):
         raise SettingError("vocab_size", f"{named}: {{vocab_size}} {config.vocab_size}, but it was prepared with "
                                          f"{corpus.meta.get('bpe_vocab_size')}; prepare it again")
+    if (config.lines, config.doc_sep) not in ((False, None), (corpus.lines, corpus.doc_sep)):
+        field = "lines" if config.lines else "doc_sep"
+        raise SettingError(field, f"{named}: it was prepared {documents_text(corpus.lines, corpus.doc_sep)}; its "
+                                  "documents are fixed there (pass {lines} or {doc_sep} to rnnlm prepare)")
     if vocab is not None and vocab != corpus.vocab:
         raise RnnlmError(f"{where}: its vocab differs from the model's (was it prepared again?)")
     if tokenizer is not None and tokenizer.level == "bpe" and tokenizer != corpus.tokenizer:
         raise RnnlmError(f"{where}: its tokenizer.json differs from the model's (was it prepared again?)")
     return TextData(corpus.name, corpus.tokenizer, corpus.vocab, corpus.train_ids, corpus.valid_ids,
-                    *corpus.characters)
+                    *corpus.characters, corpus.items, corpus.lines, corpus.doc_sep)
+
+
+def documents_text(lines: bool, doc_sep: str | None) -> str:
+    """How a prepared folder's documents were read, as its error messages say it."""
+    if lines:
+        return "with {lines}"
+    return "without {lines} or {doc_sep}" if doc_sep is None else f"with {{doc_sep}} {literal(repr(doc_sep))}"
 
 
 def build_text_data(config: DataConfig, vocab: Vocab | None = None, tokenizer: Tokenizer | None = None) -> TextData:
@@ -66,19 +57,6 @@ def build_text_data(config: DataConfig, vocab: Vocab | None = None, tokenizer: T
     """
     if is_prepared(config.source):
         return prepared_text_data(config, vocab, tokenizer)
-    corpus = load_corpus(config.source, config.valid_frac, config.valid, config.level,
-                         config.encoding, config.errors)
-    if tokenizer is None and corpus.level == "bpe":
-        tokenizer = train_bpe(((True, doc) for doc in corpus.train), config.vocab_size or BPE_DEFAULT_VOCAB,
-                              config.min_freq, config.lower)
-    elif tokenizer is None:
-        tokenizer = make_tokenizer(corpus.level, config.lower)
-    if vocab is None and tokenizer.level == "bpe":
-        vocab = tokenizer.vocab
-    elif vocab is None:
-        vocab = build_vocab(corpus.train, tokenizer, config.min_freq, config.max_size)
-        vocab.check_has_tokens(config.source, config.min_freq)
-    train_ids = encode_documents(corpus.train, tokenizer, vocab)
-    valid_ids = encode_documents(corpus.valid, tokenizer, vocab)
-    return TextData(corpus.name, tokenizer, vocab, train_ids, valid_ids,
-                    sum(map(len, corpus.train)), sum(map(len, corpus.valid)))
+    corpus = load_corpus(config.source, config.valid_frac, config.valid, config.level, config.encoding,
+                         config.errors, lines=config.lines, doc_sep=config.doc_sep, valid_docs=config.valid_docs)
+    return encode_corpus(corpus, config, vocab, tokenizer)

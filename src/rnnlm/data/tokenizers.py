@@ -13,6 +13,10 @@ Byte-level BPE (``rnnlm.data.bpe``): subwords learnt on the training split; exac
 Its stream decoder (``rnnlm.data.streaming.ByteStream``) holds a character split over tokens
 until it is whole.
 
+Documents of a list (``--lines``, ``--doc-sep``; ``frame_documents``): at every level each
+document is framed by ``xxbos`` (one before each, one after the last), so the model learns to
+predict where an item ends; a prompt then starts at ``xxbos`` and drawing it ends a sample.
+
 ``token_counter`` and ``token_encoder`` give any tokenizer's fast counter and encoder for many
 pieces of text, or wrap its ``count`` and ``encode`` where it has none.
 """
@@ -42,7 +46,8 @@ def code_points(text: str) -> np.ndarray:
 
 class CharTokenizer:
     level = "char"
-    adds_bos = False
+    adds_bos = False  # xxbos starts a document (and a prompt), and ends a sample when drawn
+    documents = False  # a list's documents: xxbos after the last one too (frame_documents)
 
     def __init__(self, lower: bool = False):
         self.lower = lower
@@ -90,6 +95,7 @@ class CharTokenizer:
 class WordTokenizer:
     level = "word"
     adds_bos = True
+    documents = False
 
     def __init__(self, lower: bool = False):
         self.lower = lower
@@ -196,12 +202,21 @@ def token_encoder(tokenizer: Tokenizer, vocab: Vocab) -> Callable[[str], np.ndar
     return make(vocab) if make else lambda text: tokenizer.encode(text, vocab)
 
 
-def make_tokenizer(level: str, lower: bool = False) -> CharTokenizer | WordTokenizer:
+def frame_documents(tokenizer: Tokenizer, documents: bool) -> Tokenizer:
+    """``tokenizer``, framing each document with ``xxbos`` at any level when ``documents`` (a
+    list's items): before each one, after the last, at the start of a prompt, and as the token
+    that ends a sample."""
+    tokenizer.documents = documents
+    tokenizer.adds_bos = documents or tokenizer.level == "word"
+    return tokenizer
+
+
+def make_tokenizer(level: str, lower: bool = False, documents: bool = False) -> CharTokenizer | WordTokenizer:
     """The tokenizer of a level that learns nothing (a BPE tokenizer is trained or loaded)."""
     if level == "char":
-        return CharTokenizer(lower)
+        return frame_documents(CharTokenizer(lower), documents)
     if level == "word":
-        return WordTokenizer(lower)
+        return frame_documents(WordTokenizer(lower), documents)
     if level == "bpe":
         raise RnnlmError("a bpe tokenizer is trained on a corpus or loaded from a folder, not made")
     raise invalid("level", f"must be one of {', '.join(LEVELS)} (got {level!r})")
@@ -213,18 +228,23 @@ def save_tokenizer(tokenizer: Tokenizer, folder: Path) -> None:
         tokenizer.save(folder / TOKENIZER_FILE)
 
 
-def load_tokenizer(folder: Path, level: str, lower: bool, vocab: Vocab) -> Tokenizer:
-    """The tokenizer of a run or prepared folder whose vocab is ``vocab`` (tokenizer.json at BPE level)."""
+def load_tokenizer(folder: Path, level: str, lower: bool, vocab: Vocab, documents: bool = False) -> Tokenizer:
+    """The tokenizer of a run or prepared folder whose vocab is ``vocab`` (tokenizer.json at BPE
+    level); ``documents``: it frames documents (``frame_documents``)."""
     if level != "bpe":
-        return make_tokenizer(level, lower)
-    return load_bpe(folder / TOKENIZER_FILE, vocab, lower)
+        return make_tokenizer(level, lower, documents)
+    return frame_documents(load_bpe(folder / TOKENIZER_FILE, vocab, lower), documents)
 
 
 def encode_documents(docs: Iterable[str], tokenizer: Tokenizer, vocab: Vocab) -> np.ndarray:
-    """One id array for a list of documents; at word level each document starts with ``xxbos``."""
+    """One id array for a list of documents; at word level, and at every level for a list's
+    documents, each document starts with ``xxbos``; a list's documents end with one too."""
     parts, encode = [], token_encoder(tokenizer, vocab)
+    bos = np.array([vocab.bos_id], dtype=vocab.dtype)
     for doc in docs:
         if tokenizer.adds_bos:
-            parts.append(np.array([vocab.bos_id], dtype=vocab.dtype))
+            parts.append(bos)
         parts.append(encode(doc))
+    if tokenizer.documents and parts:
+        parts.append(bos)
     return np.concatenate(parts) if parts else np.zeros(0, dtype=vocab.dtype)

@@ -40,6 +40,7 @@ class Scores:
     accuracy: float  # how often the most likely next token is the right one
     tokens: int  # tokens predicted
     text: TextSize | None = None  # the split the tokens come from, when its characters are known
+    documents: int | None = None  # a list's documents, each read alone (rnnlm.evaluation.documents)
 
     @property
     def perplexity(self) -> float:
@@ -57,12 +58,26 @@ class Scores:
             return math.nan
         return self.bits * self.text.tokens / self.text.characters
 
+    @property
+    def nats_per_char(self) -> float:
+        """Nats per character of the text (NaN when its characters are not known)."""
+        return self.bits_per_char * math.log(2)
+
+    @property
+    def loss_per_document(self) -> float:
+        """Mean nats of a whole document, its end included (NaN when not read as documents)."""
+        return self.loss * self.tokens / self.documents if self.documents else math.nan
+
     def as_dict(self) -> dict[str, float | int | None]:
-        scores = {k: v for k, v in asdict(self).items() if k != "text"}
-        return {**scores, "perplexity": self.perplexity, "bits": self.bits, "bits_per_token": self.bits,
-                "bits_per_char": None if self.text is None else self.bits_per_char,
-                "characters": None if self.text is None else self.text.characters,
-                "split_tokens": None if self.text is None else self.text.tokens}
+        scores = {k: v for k, v in asdict(self).items() if k not in ("text", "documents")}
+        out = {**scores, "perplexity": self.perplexity, "bits": self.bits, "bits_per_token": self.bits,
+               "bits_per_char": None if self.text is None else self.bits_per_char,
+               "characters": None if self.text is None else self.text.characters,
+               "split_tokens": None if self.text is None else self.text.tokens}
+        if self.documents is not None:  # a list's documents: the ends counted as characters
+            out.update(documents=self.documents, loss_per_document=self.loss_per_document,
+                       nats_per_char=None if self.text is None else self.nats_per_char)
+        return out
 
 
 def stream_batches_for_eval(ids: np.ndarray, bs: int, bptt: int) -> StreamBatches:

@@ -20,13 +20,15 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from rnnlm.data.items import ItemRecord, load_items
 from rnnlm.errors import RnnlmError, SettingError, invalid
+from rnnlm.evaluation.documents import boundary_state
 from rnnlm.generation.batched_step import BatchedStep
 from rnnlm.generation.prompt import WHOLE_PIECE, PromptReading, encode_prompt, read_prompts
 from rnnlm.generation.sampling import MAX_SAMPLING_SEED, Sampling, draw, draw_one
 from rnnlm.generation.single_stream_step import SingleStreamStep
 from rnnlm.generation.stream import MAX_LOGPROBS, Piece, Stream, TokenRecord, check_stops
-from rnnlm.models.recurrent import cat_states, split_state
+from rnnlm.models.recurrent import State, cat_states, split_state
 from rnnlm.runfolder import Run, load_run
 
 
@@ -44,6 +46,8 @@ class GenerationSession:
         self.end_id = self.vocab.bos_id if self.tokenizer.adds_bos else None  # drawing it ends a document
         self.stepper: BatchedStep | None = None
         self.single: SingleStreamStep | None = None
+        self.boundary: State | None = None  # where a list's documents start (document_start)
+        self.items: ItemRecord | None = None  # a list's training and validation items (verdict), once read
 
     @classmethod
     def load(cls, folder: str | os.PathLike, device: str = "auto") -> "GenerationSession":
@@ -58,17 +62,38 @@ class GenerationSession:
 
     def begin_prompt(self, prompt: str | Sequence[int]) -> PromptReading:
         """A prompt, text or token ids, to be read by ``read_prompts``. Token ids are the text's
-        own: at word level the reading starts at ``xxbos`` before them, as a text's does."""
+        own: at word level the reading starts at ``xxbos`` before them, as a text's does. A run on
+        a list's documents reads it as the start of a document, from ``document_start``."""
         if isinstance(prompt, str):
             ids, unknown = self.encode_prompt(prompt)
-            return PromptReading(ids, prompt, unknown)
-        if len(prompt) == 0:
+            reading = PromptReading(ids, prompt, unknown)
+        elif len(prompt) == 0:
             raise RnnlmError("the prompt must hold at least one token")
-        ids = np.asarray(prompt, dtype=np.int64)
-        text = self.tokenizer.decode(ids.tolist(), self.vocab)
-        if self.tokenizer.adds_bos:
-            ids = np.concatenate([[self.vocab.bos_id], ids]).astype(np.int64)
-        return PromptReading(ids, text)
+        else:
+            ids = np.asarray(prompt, dtype=np.int64)
+            text = self.tokenizer.decode(ids.tolist(), self.vocab)
+            if self.tokenizer.adds_bos:
+                ids = np.concatenate([[self.vocab.bos_id], ids]).astype(np.int64)
+            reading = PromptReading(ids, text)
+        if self.tokenizer.documents:
+            reading.state = self.document_start()
+        return reading
+
+    def verdict(self, text: str) -> str | None:
+        """A run on a list: whether ``text`` is a whole item of its training list, of its
+        validation list, or new (``rnnlm.data.items``); None for other runs."""
+        if not self.tokenizer.documents:
+            return None
+        if self.items is None:
+            self.items = load_items(self.run.folder)
+        return None if self.items is None else self.items.verdict(self.tokenizer, text)
+
+    def document_start(self) -> State:
+        """The state a document of a list starts from (``rnnlm.evaluation.documents.boundary_state``),
+        found once."""
+        if self.boundary is None:
+            self.boundary = boundary_state(self.model, self.vocab)
+        return self.boundary
 
     def read_prompts(self, readings: Sequence[PromptReading], tokens: int) -> int:
         """Feed the next piece, up to ``tokens`` tokens, of each prompt (``prompt.read_prompts``)."""

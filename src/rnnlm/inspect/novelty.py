@@ -29,7 +29,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from rnnlm.config import DataConfig
-from rnnlm.data.tokenizers import WORD_RE
+from rnnlm.data.items import load_items
+from rnnlm.data.tokenizers import WORD_RE, make_tokenizer
 from rnnlm.errors import RnnlmError, shown
 from rnnlm.inspect.hashing import BASES, HashCollision, Powers, Scratch
 from rnnlm.inspect.matching import Matcher, TextUnits
@@ -81,11 +82,14 @@ class NoveltyReport:
     lower: bool = False
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    verdict: str | None = None  # a list's item: new, in training or in validation (the whole item)
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         for share, entry in zip(self.shared, out["shared"]):
             entry["fraction"] = share.fraction
+        if self.verdict is None:
+            del out["verdict"]
         return out
 
     def unit(self, count: int) -> str:
@@ -96,6 +100,8 @@ class NoveltyReport:
         """A few readable lines."""
         lines = [f"text: {self.unit(self.length)}, {self.level} level{', lower-cased' if self.lower else ''}",
                  f"training text: {self.training}"]
+        if self.verdict is not None:
+            lines.insert(0, f"the whole item: {self.verdict}")
         if self.longest is None:
             lines.append("longest substring found in the training text: none (no unit of the text occurs there)")
         else:
@@ -249,5 +255,22 @@ def novelty_for_run(run: str | os.PathLike | Any, text: str, ns: Sequence[int] |
 def novelty_for_samples(run: str | os.PathLike | Any, texts: Sequence[str], ns: Sequence[int] | None = None,
                         progress: bool | None = None) -> list[NoveltyReport]:
     """One report per text (generated samples), from one pass over the run's training text.
-    An empty sample gets a report that says so, not an error."""
-    return scan(run_training_text(run), texts, ns, progress)
+    An empty sample gets a report that says so, not an error. A run on a list's documents judges
+    each text as a whole item too (``verdict``), and looks for copied spans within single items."""
+    reports = scan(run_training_text(run), texts, ns, progress)
+    return judge_items(run, texts, reports)
+
+
+def judge_items(run: str | os.PathLike | Any, texts: Sequence[str], reports: list[NoveltyReport]) -> list[NoveltyReport]:
+    """``reports`` with the verdict on each text as a whole item, when the run was trained on a
+    list and keeps the record of its items (``rnnlm.data.items``)."""
+    folder, data = run_data(run)
+    record = load_items(folder) if data.documents else None
+    if record is None:
+        return reports
+    # items are compared as the run's tokenizer reads them (rnnlm.data.items.item_key): a BPE run's
+    # as its characters, lower-cased or not, as a character tokenizer reads them
+    tokenizer = make_tokenizer("word" if data.level == "word" else "char", data.lower)
+    for text, report in zip(texts, reports):
+        report.verdict = record.verdict(tokenizer, text)
+    return reports

@@ -30,6 +30,7 @@ from rnnlm.data.tokenizers import WORD_RE, Tokenizer, code_points
 from rnnlm.data.vocab import SPECIALS, Vocab
 from rnnlm.device import memory_bytes, size_text
 from rnnlm.errors import RnnlmError, SettingError, invalid
+from rnnlm.evaluation.documents import boundary_state
 from rnnlm.inspect.trace import forward_traced, state_kind
 from rnnlm.runfolder import Run
 
@@ -164,30 +165,45 @@ def utf8_lengths(text: str) -> np.ndarray:
 
 
 def encode_with_spans(text: str, tokenizer: Tokenizer, vocab: Vocab) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Token ids (N,) of ``text`` as the tokenizer makes them (``xxbos`` first at word level), with
-    each token's character span in ``text``. Where a character is cut between tokens (a
-    character whose lower case is two, a BPE token ending inside a multi-byte character), it
-    belongs to the token its last part is in; the token before it has an empty span there."""
+    """Token ids (N,) of ``text`` as the tokenizer makes them (``xxbos`` first at word level and for
+    a list's documents), with each token's character span in ``text``. Where a character is cut
+    between tokens (a character whose lower case is two, a BPE token ending inside a multi-byte
+    character), it belongs to the token its last part is in; the token before it has an empty
+    span there."""
     lowered = tokenizer.normalize(text) if tokenizer.level != "word" else text.lower() if tokenizer.lower else text
     origin = np.arange(len(text) + 1)
     if len(lowered) != len(text):  # a character whose lower case is longer (U+0130 lowers to 2)
         lengths = [len(c.lower()) for c in text]
         origin = np.concatenate([np.repeat(np.arange(len(text)), lengths), [len(text)]])
-    if tokenizer.level == "char":
-        ids = tokenizer.encode(text, vocab)
-        return ids, origin[:-1], origin[1:]
-    if tokenizer.level == "bpe":
-        ids = tokenizer.encode(text, vocab)
-        token_bytes = np.array([len(b) for b in tokenizer.token_bytes], dtype=np.int64)
-        char_ends = np.cumsum(utf8_lengths(lowered))  # the byte after each character
-        token_ends = np.searchsorted(char_ends, np.cumsum(token_bytes[ids]), side="right")  # characters done
-        return ids, origin[np.concatenate([[0], token_ends[:-1]])], origin[token_ends]
+    if tokenizer.level != "word":
+        return document_start(tokenizer, vocab, *character_spans(text, tokenizer, vocab, lowered, origin))
     matches = list(WORD_RE.finditer(lowered))
     ids = np.concatenate([np.array([vocab.bos_id], dtype=vocab.dtype),
                           vocab.encode_tokens(m.group() for m in matches)])
     starts = np.array([0] + [origin[m.start()] for m in matches], dtype=np.int64)
     ends = np.array([0] + [origin[m.end()] for m in matches], dtype=np.int64)
     return ids, starts, ends
+
+
+def character_spans(text: str, tokenizer: Tokenizer, vocab: Vocab, lowered: str,
+                    origin: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``encode_with_spans`` at character and BPE level."""
+    ids = tokenizer.encode(text, vocab)
+    if tokenizer.level == "char":
+        return ids, origin[:-1], origin[1:]
+    token_bytes = np.array([len(b) for b in tokenizer.token_bytes], dtype=np.int64)
+    char_ends = np.cumsum(utf8_lengths(lowered))  # the byte after each character
+    token_ends = np.searchsorted(char_ends, np.cumsum(token_bytes[ids]), side="right")  # characters done
+    return ids, origin[np.concatenate([[0], token_ends[:-1]])], origin[token_ends]
+
+
+def document_start(tokenizer: Tokenizer, vocab: Vocab, ids: np.ndarray, starts: np.ndarray,
+                   ends: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A run on a list's documents reads a text as a document: from ``xxbos`` (an empty span)."""
+    if not tokenizer.documents:
+        return ids, starts, ends
+    return (np.concatenate([np.array([vocab.bos_id], dtype=ids.dtype), ids]), np.concatenate([[0], starts]),
+            np.concatenate([[0], ends]))
 
 
 def bytes_per_token(top: int, units: int) -> int:
@@ -269,7 +285,7 @@ def score_text(run: Run, text: str, top: int = 5, unit: UnitChoice | None = None
     values = np.zeros((n, len(units)), dtype=np.float32) if units else None
     model, device = run.model, run.device
     model.eval()
-    state = None
+    state = boundary_state(model, run.vocab) if run.tokenizer.documents else None  # where a list's item starts
     columns = torch.tensor(units, dtype=torch.long, device=device)
     targets_all = torch.from_numpy(ids.astype(np.int64))
     with tqdm(total=n, unit="tok", disable=not progress, leave=False, file=sys.stderr) as bar:

@@ -4,7 +4,8 @@ The same source (a file, a folder of ``.txt`` files, a built-in, a folder writte
 prepare``), the same encoding and ``errors``, the same lower-casing, and only the training
 split: the first ``1 - valid_frac`` of the characters (cut as ``load_corpus`` cuts them: the
 documents counted first, then the cut moved on to a space at word level), or the whole source
-when the run had a ``--valid`` file. Files are read in pieces (``read_chunks``), so memory does
+when the run had a ``--valid`` file; for a list (``--lines``, ``--doc-sep``), its training items,
+split at random as the run split them. Files are read in pieces (``read_chunks``), so memory does
 not grow with the corpus.
 
 Symbols: code points at character level. At word level, the words of the texts being checked
@@ -30,7 +31,7 @@ from tqdm import tqdm
 
 from rnnlm.config import DataConfig
 from rnnlm.data.chunks import CHUNK_BYTES, read_chunks
-from rnnlm.data.corpus import is_builtin, text_files
+from rnnlm.data.corpus import is_builtin, load_corpus, text_files
 from rnnlm.data.datasets import DATASETS, cache_dir
 from rnnlm.data.human_numbers import human_numbers
 from rnnlm.data.prepare import IDS, TRAIN, VALID, VOCAB, damaged, is_prepared, read_layout, read_meta, split_document
@@ -375,6 +376,9 @@ def training_text(data: DataConfig, run: Path | None = None, chunk_bytes: int | 
                              f"{run or source}: {source} holds BPE ids, compared as the characters of their source; "
                              "the source ")
     level = "char" if data.level == "bpe" else data.level or (DATASETS[source].level if is_builtin(source) else "char")
+    note = "a BPE-level run: the text is compared character by character" if data.level == "bpe" else None
+    if data.documents:
+        return training_items(data, level, owner, note)
     chunk_bytes = chunk_bytes or (CHUNK_BYTES if level == "char" else WORD_CHUNK_BYTES)
     valid_frac = None if data.valid is not None else data.valid_frac
     if source == "human-numbers" and is_builtin(source):
@@ -392,8 +396,20 @@ def training_text(data: DataConfig, run: Path | None = None, chunk_bytes: int | 
             raise RnnlmError(f"{owner}{shown(source, 300)} is gone (novelty reads the text the run was trained on)")
         documents = [(str(p), lambda p=p: read_chunks(p, chunk_bytes, data.encoding, data.errors))
                      for p in text_files(Path(source))]
-    note = "a BPE-level run: the text is compared character by character" if data.level == "bpe" else None
     return RawTraining(documents, level, data.lower, valid_frac, describe_split(source, valid_frac, data.valid), note)
+
+
+def training_items(data: DataConfig, level: str, owner: str, note: str | None) -> RawTraining:
+    """The training items of a list (``lines``, ``doc_sep``), split as the run split them; each
+    is a document of its own, so that no copied span runs from one item into the next. A list is
+    read whole (its items are short)."""
+    if not is_builtin(data.source) and not os.path.lexists(data.source):
+        raise RnnlmError(f"{owner}{shown(data.source, 300)} is gone (novelty reads the text the run was trained on)")
+    corpus = load_corpus(data.source, data.valid_frac, data.valid, level, data.encoding, data.errors,
+                         lines=data.lines, doc_sep=data.doc_sep, valid_docs=data.valid_docs)
+    documents = [(f"the training item {shown(item, 80)}", lambda item=item: iter([item])) for item in corpus.train]
+    description = f"{data.source} ({len(corpus.train):,} training items; {len(corpus.valid):,} held out)"
+    return RawTraining(documents, level, data.lower, None, description, note)
 
 
 def prepared_source(folder: Path, meta: dict) -> DataConfig:
@@ -401,7 +417,9 @@ def prepared_source(folder: Path, meta: dict) -> DataConfig:
     try:
         data = DataConfig(source=meta.get("source"), valid=meta.get("valid"),
                           valid_frac=meta.get("valid_frac") or DataConfig.valid_frac, level="bpe",
-                          lower=meta.get("lower"), encoding=meta.get("encoding"), errors=meta.get("errors"))
+                          lower=meta.get("lower"), encoding=meta.get("encoding"), errors=meta.get("errors"),
+                          lines=meta.get("lines", False), doc_sep=meta.get("doc_sep"),
+                          valid_docs=meta.get("valid_docs"))
         data.validate()
     except RnnlmError as e:
         raise damaged(folder, f"prepared.json: {e}") from None

@@ -43,8 +43,13 @@ class Completions:
             return None
         job, model_id = events.job, events.worker.model_id
         self.observe(events)
-        return completion_json(completion_id(), int(time.time()), model_id, job.prompt_texts, job.streams, job.n,
-                               body.echo, job.prompt_tokens)
+        answer = completion_json(completion_id(), int(time.time()), model_id, job.prompt_texts, job.streams, job.n,
+                                 body.echo, job.prompt_tokens)
+        session = events.worker.session
+        if session.tokenizer.documents:  # a list's items: each choice (prompt and text) judged whole
+            for choice, stream in zip(answer["choices"], job.streams):
+                choice["verdict"] = session.verdict(job.prompt_texts[choice["index"] // job.n] + stream.text)
+        return answer
 
     async def stream(self, body: CompletionRequest, receive: Receive) -> AsyncIterator[str] | None:
         """The completion's server-sent events, from its first on; None when the client went

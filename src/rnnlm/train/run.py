@@ -73,7 +73,7 @@ def train(
             try:
                 learner = make_learner(config, data, dist.device, chosen, dist, pacer)
                 if dist.is_main:
-                    write_run_config(folder, config, data.vocab, data.name, data.tokenizer)
+                    write_run_config(folder, config, data.vocab, data.name, data.tokenizer, data.items)
                 fit(learner, config, folder, state, config.train.max_minutes)
             except BaseException:
                 if dist.is_main and not (weights.saved or state.saved_at):

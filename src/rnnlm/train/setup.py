@@ -58,9 +58,14 @@ def check_sizes(data: TextData, bs: int, bptt: int) -> None:
 def load_data(config: RunConfig, vocab: Vocab | None = None, tokenizer: Tokenizer | None = None,
               check: bool = True) -> tuple[RunConfig, TextData]:
     """Read and encode the corpus (with the run's own tokenizer and vocab, when given); the config
-    comes back with the level and lower-casing it found (a prepared folder fixes both)."""
+    comes back with the level, lower-casing and documents it found (a prepared folder fixes them),
+    and for a list the number of documents held out."""
     data = build_text_data(config.data, vocab, tokenizer)
-    settings = replace(config.data, level=data.tokenizer.level, lower=data.tokenizer.lower)
+    settings = replace(config.data, level=data.tokenizer.level, lower=data.tokenizer.lower, lines=data.lines,
+                       doc_sep=data.doc_sep)
+    if data.items is not None and settings.valid is None and not is_prepared(settings.source):
+        settings = replace(settings, valid_docs=len(data.items.valid))  # a list's split, recorded: its size here,
+        # its items in the run folder (documents.safetensors)
     config = replace(config, data=settings)
     if check:
         check_sizes(data, config.train.bs, config.train.bptt)

@@ -64,6 +64,8 @@ function selectModel(id) {
     const dd = document.createElement("dd"); dd.textContent = v;
     return [dt, dd];
   }));
+  $("samples").max = c.documents ? 16 : 8;
+  if (c.documents && Number($("samples").value) < 10) $("samples").value = 10;
   $("top-k").max = Math.min(c.vocab_size, 200);
   $("layer").max = c.layers; $("layer").value = c.layers;
   $("unit").max = c.hidden - 1;
@@ -109,6 +111,7 @@ function sliders() {
 
 async function generate() {
   if (!state.model) return;
+  if (state.model.card.documents) return generateItems();
   const samples = Math.max(1, Math.min(8, Number($("samples").value) || 1));
   const seed = $("seed").value === "" ? Math.floor(Math.random() * 2 ** 31) : Number($("seed").value);
   const prime = $("prime").value;
@@ -167,6 +170,44 @@ async function generate() {
     $("gen-status").textContent = e.name === "AbortError" ? "stopped" : e.message;
   } finally {
     boxes.forEach((b) => b.card.classList.remove("running"));
+    $("go").disabled = false; $("stop-button").disabled = true;
+    state.abort = null;
+  }
+}
+
+// --- a list's model: each sample one item, listed with its verdict (new, in training, in validation)
+
+async function generateItems() {
+  const samples = Math.max(1, Math.min(16, Number($("samples").value) || 1));
+  const seed = $("seed").value === "" ? Math.floor(Math.random() * 2 ** 31) : Number($("seed").value);
+  const body = { model: state.model.id, prompt: $("prime").value, n: samples, seed,
+                 max_tokens: Number($("length").value), temperature: Number($("temperature").value),
+                 top_p: Number($("top-p").value) };
+  if (Number($("top-k").value)) body.top_k = Number($("top-k").value);
+  state.abort = new AbortController();
+  $("go").disabled = true; $("stop-button").disabled = false;
+  $("gen-status").textContent = "writing…";
+  try {
+    const done = await (await api("/v1/completions", body, state.abort.signal)).json();
+    const counts = { "new": 0, "in training": 0, "in validation": 0 };
+    const rows = done.choices.map((c) => {
+      const row = document.createElement("li");
+      const verdict = document.createElement("span");
+      verdict.className = "verdict " + (c.verdict || "").replace(/ /g, "-");
+      verdict.textContent = c.verdict || "–";
+      if (c.verdict in counts) counts[c.verdict] += 1;
+      const text = document.createElement("span"); text.className = "item";
+      text.textContent = body.prompt + c.text + (c.finish_reason === "length" ? " …" : "");
+      row.append(verdict, text);
+      return row;
+    });
+    const list = document.createElement("ol"); list.className = "card items"; list.append(...rows);
+    $("samples-out").replaceChildren(list);
+    $("gen-status").textContent = `${samples} samples: ` + Object.entries(counts).map(([v, n]) => `${n} ${v}`).join(", ")
+      + ` · seeds ${seed}–${seed + samples - 1}`;
+  } catch (e) {
+    $("gen-status").textContent = e.name === "AbortError" ? "stopped" : e.message;
+  } finally {
     $("go").disabled = false; $("stop-button").disabled = true;
     state.abort = null;
   }

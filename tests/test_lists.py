@@ -138,6 +138,8 @@ def test_prepare_writes_the_ids_training_reads(names_file, tmp_path, capsys):
     ("\n \n", ["--lines"], "has no non-empty line (2 lines read)"),
     ("a\nb\nc\n", ["--doc-sep", "%"], "no line is --doc-sep '%' in the 3 lines read"),
     ("ok\n" + "x" * 10_001 + "\n", ["--lines"], "line 2 has 10,001 characters"),
+    ("x" * 20_000 + "\n", ["--doc-sep", "%"], "no line is --doc-sep '%' in the 1 line read"),
+    ("a\n%\n" + "x" * 10_001 + "\n", ["--doc-sep", "%"], "the document at line 3 has 10,001 characters"),
     ("a\nb\nc\n", ["--lines", "--valid-docs", "3"], "--valid-docs 3: the corpus has 3 documents"),
     ("a b c\n", ["--valid-docs", "3"], "--valid-docs needs documents: --lines or --doc-sep"),
 ])

@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> None:
     text = scores.text
     print(f"level       {trained.tokenizer.level}")
     if scores.documents is not None:
-        print(f"documents   {scores.documents:,}, each read alone from a fresh state; its end is a token and a "
-              "character")
+        print(f"documents   {scores.documents:,}, each read alone from where the model starts an item; its end "
+              "counts as a token and a character")
     print(f"tokens      {scores.tokens:,} predicted")
     if text is not None:
         print(f"characters  {text.characters:,} ({text.characters / text.tokens:.3f} a token)")

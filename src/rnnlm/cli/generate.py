@@ -146,14 +146,19 @@ def write_documents(args: argparse.Namespace, session: GenerationSession, readin
     """A list's samples: whole items, each with its verdict, and a summary line a temperature.
     Everything is drawn before anything is written (a --new-only that falls short writes nothing)."""
     from rnnlm.data.items import load_items
-    from rnnlm.generation.documents import draw_documents, seen_text
+    from rnnlm.errors import RnnlmError
+    from rnnlm.generation.documents import NotEnoughNew, draw_documents, seen_text
 
     record = load_items(session.run.folder)
     if record is None:
         print(f"warning: {args.run} keeps no record of its training items; no verdicts", file=sys.stderr)
-    drawn = [draw_documents(session, reading, record, args.samples, new_only=args.new_only, seed=args.seed,
-                            max_tokens=args.n, stop=args.stop, sampling=sampling, logprobs=args.logprobs,
-                            max_chars=args.max_chars) for sampling in samplings]
+    try:
+        drawn = [draw_documents(session, reading, record, args.samples, new_only=args.new_only, seed=args.seed,
+                                max_tokens=args.n, stop=args.stop, sampling=sampling, logprobs=args.logprobs,
+                                max_chars=args.max_chars) for sampling in samplings]
+    except NotEnoughNew as e:
+        at = f" at --temperature {e.temperature:g}" if len(samplings) > 1 else ""
+        raise RnnlmError(f"--new-only{at}: {e}") from None
     reports = [novelty_reports(session, [s.stream for s in d.samples]) if args.novelty else None for d in drawn]
     for sampling, batch, novelty in zip(samplings, drawn, reports):
         heading = f"temperature {sampling.temperature:g}: " if len(samplings) > 1 else ""

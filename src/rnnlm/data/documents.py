@@ -42,19 +42,19 @@ def separated_pieces(text: str, separator: str, where: str) -> tuple[list[str], 
     many separator lines there were (``--doc-sep``)."""
     items: list[str] = []
     lines: list[str] = []
-    seps, first, separator = 0, 1, separator.rstrip()
+    seps, first, too_long, separator = 0, 1, None, separator.rstrip()
 
     def close() -> None:
+        nonlocal too_long
         item = "\n".join(lines).strip("\n")
-        if len(item) > MAX_ITEM_CHARS:
-            raise SettingError("doc_sep", f"{literal(where)}: the document at line {first:,} has {len(item):,} "
-                                          f"characters, more than the {MAX_ITEM_CHARS:,} a document of {{doc_sep}} "
-                                          "may have")
+        if len(item) > MAX_ITEM_CHARS and too_long is None:
+            too_long = (first, len(item))
         if item:
             items.append(item)
         lines.clear()
 
-    for number, line in enumerate(text.split("\n"), 1):
+    numbered = text.split("\n")
+    for number, line in enumerate(numbered, 1):
         line = line.rstrip()
         if line == separator:
             close()
@@ -62,7 +62,26 @@ def separated_pieces(text: str, separator: str, where: str) -> tuple[list[str], 
         else:
             lines.append(line)
     close()
+    if too_long is not None:
+        if seps == 0:
+            raise never_occurs(where, separator, line_count(text))
+        raise SettingError("doc_sep", f"{literal(where)}: the document at line {too_long[0]:,} has {too_long[1]:,} "
+                                      f"characters, more than the {MAX_ITEM_CHARS:,} a document of {{doc_sep}} may have")
     return items, seps
+
+
+def line_count(text: str) -> int:
+    """Lines of ``text``, the last one counted whether or not a newline ends it."""
+    return text.count("\n") + (not text.endswith("\n"))
+
+
+def never_occurs(where: str, separator: str, lines: int) -> SettingError:
+    return SettingError("doc_sep", f"{literal(where)}: no line is {{doc_sep}} {literal(repr(separator))} in the "
+                                   f"{lines_read(lines)}; is that the separator of its documents?")
+
+
+def lines_read(count: int) -> str:
+    return f"{count:,} line{'' if count == 1 else 's'} read"
 
 
 def split_items(texts: Sequence[tuple[str, str]], lines: bool, separator: str | None) -> list[str]:
@@ -75,15 +94,15 @@ def split_items(texts: Sequence[tuple[str, str]], lines: bool, separator: str | 
             items += item_lines(text, where)
         else:
             found, count = separated_pieces(text, separator, where)
-            items, seps = items + found, seps + count
-        read += text.count("\n") + (not text.endswith("\n"))
-    names = literal(", ".join(name for name, _ in texts[:3]) + (", ..." if len(texts) > 3 else ""))
+            items.extend(found)
+            seps += count
+        read += line_count(text)
+    names = ", ".join(name for name, _ in texts[:3]) + (", ..." if len(texts) > 3 else "")
     if separator is not None and seps == 0:
-        raise SettingError("doc_sep", f"{names}: no line is {{doc_sep}} {literal(repr(separator))} in the "
-                                      f"{read:,} lines read; is that the separator of its documents?")
+        raise never_occurs(names, separator.rstrip(), read)
     if not items:
         what = "no non-empty line" if lines else "only separator and blank lines"
-        raise SettingError("lines" if lines else "doc_sep", f"{names}: has {what} ({read:,} lines read), so no "
+        raise SettingError("lines" if lines else "doc_sep", f"{literal(names)}: has {what} ({lines_read(read)}), so no "
                                                             "document to train on")
     return items
 

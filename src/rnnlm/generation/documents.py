@@ -64,7 +64,11 @@ class Drawn:
 
 
 class NotEnoughNew(RnnlmError):
-    """``new_only`` found fewer new items than asked for within its draws."""
+    """``new_only`` found fewer new items than asked for within its draws (at ``temperature``)."""
+
+    def __init__(self, message: str, temperature: float):
+        super().__init__(message)
+        self.temperature = temperature
 
 
 def max_draws(n: int) -> int:
@@ -99,7 +103,8 @@ def draw_documents(session: GenerationSession, reading: PromptReading, record: I
         draws += batch
     if len(kept) < n:
         raise NotEnoughNew(f"found {len(kept)} new item{'s' if len(kept) != 1 else ''} of the {n} asked for in "
-                           f"{draws:,} draws ({seen_text(seen, draws)}); ask for fewer, or raise the temperature")
+                           f"{draws:,} draws ({seen_text(seen, draws)}); ask for fewer, or raise the temperature",
+                           options["sampling"].temperature if "sampling" in options else 1.0)
     return Drawn(list(kept.values()), draws, seen)
 
 

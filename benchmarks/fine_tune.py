@@ -79,6 +79,9 @@ def train_base(data: Path, minutes: float, work: Path) -> Path:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--worker"]:  # one run, in a process of its own (spawn)
+        print(json.dumps(run_one(*json.loads(sys.argv[2]))))
+        return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--texts", nargs="+", type=Path, required=True)
     p.add_argument("--base", type=Path, help="a finished run to start from (default: train one)")
@@ -89,11 +92,7 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=["scratch", "default"], choices=list(VARIANTS))
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--work", type=Path, default=Path("/tmp/rnnlm-fine-tune"))
-    p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.worker:
-        print(json.dumps(run_one(*json.loads(args.worker))))
-        return
     args.work.mkdir(parents=True, exist_ok=True)
     base = args.base or train_base(args.base_data, args.base_minutes, args.work)
     jobs = []

@@ -295,3 +295,19 @@ def test_layer_groups_hold_every_parameter_once(base_run):
     held = [id(p) for g in groups for p in g["params"]]
     assert sorted(held) == sorted(id(p) for p in model.parameters())
     assert [g["lr_scale"] for g in groups] == [1.0, 0.5, 0.25]
+
+
+def test_served_a_fine_tuned_run_shows_its_base_and_completes(base_run, texts, tmp_path):
+    from tests.serving import ServerProcess, get_json, post
+
+    folder = quiet(fine_tune_config(texts[1], base_run, extend_vocab=True), tmp_path / "ft").folder
+    server = ServerProcess(str(folder), "--threads", "1")
+    try:
+        status, models = get_json(server.port, "/v1/models")
+        card = models["data"][0]["card"]
+        assert status == 200 and card["base"] == "base" and card["base_data"] == "base.txt"
+        status, done = post(server.port, "/v1/completions", {"model": "ft", "prompt": "Zoe", "max_tokens": 20,
+                                                             "seed": 1})
+        assert status == 200 and len(done["choices"][0]["text"]) > 0
+    finally:
+        server.stop()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -29,22 +30,24 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, shared_data, table  # noqa: E402
+from common import machine, set_threads, shared_data, table  # noqa: E402
 
 VARIANTS = {  # name: the settings a run adds to its command line ("scratch": no base)
     "scratch": [],
     "default": [],  # --init-from with its defaults
-    "lr/1": ["--lr", "3e-3"],  # the base's peak rate
-    "lr/10": ["--lr", "3e-4"],
-    "freeze 0.1": ["--freeze", "0.1"],
-    "decay 2.6": ["--layer-decay", "2.6"],
+    # the tuning: one setting at a time from the base's dropout (0.3 here) and a third of its rate
+    "dropout 0.3": ["--dropout", "0.3"],
+    "lr/1": ["--dropout", "0.3", "--lr", "3e-3"],  # the base's peak rate
+    "lr/10": ["--dropout", "0.3", "--lr", "3e-4"],
+    "freeze 0.1": ["--dropout", "0.3", "--freeze", "0.1"],
+    "decay 2.6": ["--dropout", "0.3", "--layer-decay", "2.6"],
     "dropout 0.5": ["--dropout", "0.5"],
 }
 
 
-def run_one(argv: list[str], out: str) -> dict:
+def run_one(argv: list[str], out: str) -> None:
     """Train one run (``rnnlm train`` ``argv``) in this process on one thread, its budget CPU
-    time; its best validation in bits per character."""
+    time."""
     import torch
 
     torch.set_num_threads(1)
@@ -53,22 +56,31 @@ def run_one(argv: list[str], out: str) -> dict:
     from rnnlm.train.run import train
 
     args = build_parser().parse_args(["train", *argv, "--device", "cpu", "--out", out])
-    start = time.process_time()
-    result = train(config_from_args(args), out, yours=written_settings(args), progress=False,
-                   clock=time.process_time, log=sys.stderr)
-    best = min(result.history, key=lambda row: row["valid_loss"])
-    return {"bpc": best["bpc"],
-            "cpu_s": time.process_time() - start, "steps": best.get("step"), "vocab": len(result.data.vocab)}
+    train(config_from_args(args), out, yours=written_settings(args), progress=False, clock=time.process_time,
+          log=sys.stderr)
 
 
 def spawn(argv: list[str], out: Path) -> dict:
-    """``run_one`` in a process of its own (its own thread setting and CPU clock)."""
-    done = subprocess.run([sys.executable, __file__, "--worker", json.dumps([argv, str(out)])],
-                          capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"{out}: {done.stderr[-2000:]}")
-    (out.parent / f"{out.name}.log").write_text(done.stderr)
-    return json.loads(done.stdout.splitlines()[-1])
+    """``run_one`` in a process of its own (its own thread setting and CPU clock), its log
+    beside its folder; a run whose log is there already is read, not trained again (an
+    interrupted benchmark goes on where it stopped)."""
+    log = out.parent / f"{out.name}.log"
+    if not log.exists():
+        done = subprocess.run([sys.executable, __file__, "--worker", json.dumps([argv, str(out)])],
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"{out}: {done.stderr[-2000:]}")
+        log.write_text(done.stderr)
+    return result_of(out)
+
+
+def result_of(folder: Path) -> dict:
+    """A finished run's best validation (bits per character, its epoch and step) and vocab size."""
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    best = min(rows, key=lambda row: row["valid_loss"])
+    vocab = json.loads((folder / "config.json").read_text())["vocab_size"]
+    return {"bpc": best["bpc"], "epoch": best["epoch"], "steps": best["step"], "vocab": vocab,
+            "validations": len(rows)}
 
 
 def train_base(data: Path, minutes: float, work: Path) -> Path:
@@ -80,7 +92,7 @@ def train_base(data: Path, minutes: float, work: Path) -> Path:
 
 def main() -> None:
     if sys.argv[1:2] == ["--worker"]:  # one run, in a process of its own (spawn)
-        print(json.dumps(run_one(*json.loads(sys.argv[2]))))
+        run_one(*json.loads(sys.argv[2]))
         return
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--texts", nargs="+", type=Path, required=True)
@@ -93,6 +105,8 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--work", type=Path, default=Path("/tmp/rnnlm-fine-tune"))
     args = p.parse_args()
+    set_threads(1)  # as each run has
+    load = os.getloadavg()[1]
     args.work.mkdir(parents=True, exist_ok=True)
     base = args.base or train_base(args.base_data, args.base_minutes, args.work)
     jobs = []
@@ -107,11 +121,13 @@ def main() -> None:
                              args.work / name))
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda job: spawn(job[1], job[2]), jobs))
-    print(f"{machine()}; {args.jobs} runs at once, 1 torch thread each; base {base}\n")
+    print(f"{machine()}; {args.jobs} runs at once, each one thread and {args.minutes:g} CPU minutes; load average "
+          f"(5 min) {load:.1f} at the start, {os.getloadavg()[1]:.1f} at the end; base {base}\n")
     rows = []
     for (key, _, _), result in zip(jobs, results):
-        rows.append([*key, f"{result['bpc']:.3f}", result["steps"], result["vocab"], f"{result['cpu_s']:.0f}"])
-    print(table(["text", "size", "run", "seed", "valid bpc", "steps", "vocab", "CPU s"], rows))
+        rows.append([*key, f"{result['bpc']:.3f}", f"{result['epoch']:.1f}", result["steps"], result["validations"],
+                     result["vocab"]])
+    print(table(["text", "size", "run", "seed", "valid bpc", "best epoch", "its step", "validations", "vocab"], rows))
     print()
     print(summary(jobs, results, args.seeds))
 

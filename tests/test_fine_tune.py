@@ -74,7 +74,8 @@ def test_a_fine_tuned_run_starts_from_the_base_and_records_it(base_run, texts, t
     assert f"init_from {base_run}" in said and "its weights, architecture and tokenizer" in said
     assert "kinds of token the base's vocab lacks" in said and "read as xxunk; extend_vocab gives" in said
     run, base = load_run(result.folder), load_run(base_run)
-    assert run.config.model == base.config.model  # the base's architecture, not ModelConfig()'s
+    # the base's architecture, not ModelConfig()'s, with the fine-tuning dropout (the base's 0.1 is lower)
+    assert run.config.model == replace(base.config.model, dropout=0.5)
     assert run.vocab == base.vocab  # unknown tokens read as xxunk: the vocab is the base's
     obj = json.loads((result.folder / "config.json").read_text())
     ft = obj["fine_tune"]
@@ -311,3 +312,18 @@ def test_served_a_fine_tuned_run_shows_its_base_and_completes(base_run, texts, t
         assert status == 200 and len(done["choices"][0]["text"]) > 0
     finally:
         server.stop()
+
+
+def test_the_fine_tuning_defaults_and_the_settings_given(base_run, texts):
+    """A third of the base's rate and at least 0.5 dropout, unless given; the base's batch."""
+    from rnnlm.train.base import adopt_base, read_base
+
+    base = read_base(str(base_run))
+    config = fine_tune_config(texts[1], base_run)
+    adopted = adopt_base(config, base)
+    assert adopted.model.dropout == 0.5 and adopted.train.lr == pytest.approx(1e-2 / 3, rel=0.02)
+    assert adopted.train.bs == 8 and adopted.train.bptt == 16
+    given = replace(config, model=replace(config.model, dropout=0.2), train=replace(config.train, lr=1e-4),
+                    given=frozenset({"dropout", "lr"}))
+    adopted = adopt_base(given, base)
+    assert adopted.model.dropout == 0.2 and adopted.train.lr == 1e-4

@@ -42,6 +42,7 @@ VARIANTS = {  # name: the settings a run adds to its command line ("scratch": no
     "freeze 0.1": ["--dropout", "0.3", "--freeze", "0.1"],
     "decay 2.6": ["--dropout", "0.3", "--layer-decay", "2.6"],
     "dropout 0.5": ["--dropout", "0.5"],
+    "lr/1 dropout 0.5": ["--lr", "3e-3"],  # the dropout of the defaults, the base's rate
 }
 
 

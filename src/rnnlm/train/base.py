@@ -8,8 +8,8 @@ whose training stopped before its end. The new run keeps the base's architecture
 (level, lower-casing, BPE merges); a model or tokenizer setting the user gave that contradicts
 them is refused, naming it. Everything about training is the new run's own; the settings the
 user did not give start from the base's (batch, bptt, weight decay, clipping, regularisation)
-or from the fine-tuning defaults (a third of the base's rate, and at least 0.5 dropout between
-layers: the winners of benchmarks/fine_tune.py).
+or from the fine-tuning defaults (the base's peak rate, and at least 0.5 dropout between layers:
+the winners of benchmarks/fine_tune.py).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from rnnlm.train.checkpoint import read_state_position
 ARCHITECTURE = ("cell", "layers", "emb", "hidden", "tie", "locked_dropout")
 TOKENIZER = ("level", "lower", "vocab_size")
 FROM_BASE = ("emb_dropout", "weight_dropout", "dropout", "bs", "bptt", "wd", "clip", "ar", "tar")
-LR_DIVISOR = 3.0  # the fine-tuning rate: the base's peak rate divided by this (benchmarks/fine_tune.py)
 MIN_DROPOUT = 0.5  # the dropout between layers, unless given: the base's, or this where the base's is lower
 
 
@@ -134,7 +133,7 @@ def adopt_base(config: RunConfig, base: BaseRun) -> RunConfig:
     train = {n: getattr(config.train, n) for n in FROM_BASE if hasattr(b.train, n)}
     train = {n: (v if n in given else getattr(b.train, n)) for n, v in train.items()}
     if "lr" not in given and not config.train.phases:
-        train["lr"] = float(f"{b.train.lr / LR_DIVISOR:.2g}")
+        train["lr"] = b.train.lr  # a third of it lost to training from scratch on German recipes
     data = replace(config.data, level=base.level, lower=base.tokenizer.lower,
                    vocab_size=b.data.vocab_size if base.level == "bpe" else None)
     record = replace(ft, init_from=os.path.abspath(ft.init_from), base_name=base.folder.resolve().name,

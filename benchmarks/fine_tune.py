@@ -34,15 +34,15 @@ from common import machine, set_threads, shared_data, table  # noqa: E402
 
 VARIANTS = {  # name: the settings a run adds to its command line ("scratch": no base)
     "scratch": [],
-    "default": [],  # --init-from with its defaults
-    # the tuning: one setting at a time from the base's dropout (0.3 here) and a third of its rate
-    "dropout 0.3": ["--dropout", "0.3"],
-    "lr/1": ["--dropout", "0.3", "--lr", "3e-3"],  # the base's peak rate
-    "lr/10": ["--dropout", "0.3", "--lr", "3e-4"],
-    "freeze 0.1": ["--dropout", "0.3", "--freeze", "0.1"],
-    "decay 2.6": ["--dropout", "0.3", "--layer-decay", "2.6"],
-    "dropout 0.5": ["--dropout", "0.5"],
-    "lr/1 dropout 0.5": ["--lr", "3e-3"],  # the dropout of the defaults, the base's rate
+    "default": [],  # --init-from with its defaults: the base's rate, at least 0.5 dropout
+    # the tuning: one setting at a time from a third of the base's rate and the base's dropout
+    # (the rates as written are for a base trained at 3e-3, as the recipe table's is)
+    "lr/3 dropout 0.3": ["--lr", "1e-3", "--dropout", "0.3"],
+    "lr/1 dropout 0.3": ["--lr", "3e-3", "--dropout", "0.3"],
+    "lr/10 dropout 0.3": ["--lr", "3e-4", "--dropout", "0.3"],
+    "freeze 0.1": ["--lr", "1e-3", "--dropout", "0.3", "--freeze", "0.1"],
+    "decay 2.6": ["--lr", "1e-3", "--dropout", "0.3", "--layer-decay", "2.6"],
+    "lr/3 dropout 0.5": ["--lr", "1e-3", "--dropout", "0.5"],
 }
 
 

@@ -76,10 +76,10 @@ def model_card(run: Run, rows: list[dict]) -> dict[str, Any]:
     # "bpc" is bits per character in rows that also hold "bits_per_token"; before that it was
     # bits per token, the same number at character level only
     per_char = best is not None and ("bits_per_token" in best or run.tokenizer.level == "char")
-    source = config.data.source
+    ft = config.fine_tune
     return {
         "name": run.name,
-        "data": Path(source).name if os.sep in source or Path(source).suffix else source,
+        "data": data_name(config.data.source),
         "level": run.tokenizer.level,
         "vocab_size": vocab_size,
         "parameters": parameter_count(vocab_size, config.model),
@@ -92,7 +92,17 @@ def model_card(run: Run, rows: list[dict]) -> dict[str, Any]:
         "best_bits_per_char": best.get("bpc") if per_char else None,
         "best_epoch": None if best is None else best.get("epoch"),
         "documents": run.tokenizer.documents,  # a list: a completion is one item, with its verdict
+        # a fine-tuned run (--init-from): the run it started from, what that one learnt from, and
+        # the runs before it, nearest first
+        "base": ft.base_name if ft else None,
+        "base_data": data_name(ft.base_data) if ft and ft.base_data else None,
+        "base_chain": [Path(f).name for f in ft.base_chain] if ft and ft.base_chain else None,
     }
+
+
+def data_name(source: str) -> str:
+    """A corpus as a card names it: a file or folder by its name, a built-in dataset as it is."""
+    return Path(source).name if os.sep in source or Path(source).suffix else source
 
 
 def card_html(card: dict[str, Any], plot: Path | None = None) -> str:

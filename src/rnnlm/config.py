@@ -23,6 +23,9 @@ BPE_MIN_VOCAB, BPE_MAX_VOCAB = 259, 1 << 16  # the 256 bytes and 3 specials; ids
 MAX_DOC_SEP = 200  # characters of a --doc-sep line
 MAX_VALID_DOCS = 1000  # documents of a list held out by default, at most (as makemore holds out its test set)
 BPE_DEFAULT_VOCAB = 512  # the best of 512 and 2048 on Nietzsche in 5 CPU minutes (benchmarks/levels.py)
+# Fine-tuning (--init-from), measured by benchmarks/fine_tune.py (its results: benchmarks/README.md)
+FREEZE_DEFAULT = 0.0  # share of the schedule that trains the vocabulary's layers alone
+LAYER_DECAY_DEFAULT = 1.0  # each recurrent layer learns at the rate of the one above divided by this
 
 
 def _check(ok: bool, field: str, reason: str) -> None:
@@ -315,6 +318,38 @@ class BudgetPlan:
 
 
 @dataclass
+class FineTuneConfig:
+    """A run that starts from a trained one (``init_from``, a run folder): its weights, its
+    architecture and its tokenizer (rnnlm.train.base). The settings come first; the fields
+    after them record what the base was, filled in when the run starts."""
+
+    init_from: str | None = None
+    extend_vocab: bool = False  # the new text's tokens the base does not know get rows of their own
+    freeze: float = FREEZE_DEFAULT  # share of the schedule training the embedding and head alone
+    layer_decay: float = LAYER_DECAY_DEFAULT  # rate of a recurrent layer = the one above's / this
+    base_name: str | None = None  # the name of the base's folder
+    base_data: str | None = None  # the corpus the base trained on
+    base_vocab: int | None = None  # tokens of the base's vocab: the first ids of this run's
+    base_weights: str | None = None  # SHA-256 of the base's model.safetensors
+    base_chain: list[str] | None = None  # the run folders the base started from, nearest first
+    unknown_tokens: int | None = None  # tokens of the training split the base's vocab does not hold
+
+    def validate(self) -> None:
+        _check_types(self)
+        for name in ("extend_vocab", "freeze", "layer_decay"):
+            _require(self.init_from is not None or getattr(self, name) == getattr(FineTuneConfig, name),
+                     SettingError(name, f"{{{name}}} needs {{init_from}}: it tunes a run that starts from a "
+                                        "trained one"))
+        if self.init_from is not None:
+            check_path("init_from", self.init_from)
+        _check(0 <= self.freeze < 1, "freeze", f"must be in [0, 1) (got {self.freeze})")
+        _check(self.layer_decay >= 1 and math.isfinite(self.layer_decay), "layer_decay",
+               f"must be >= 1 (got {self.layer_decay}); 1 trains every layer at the same rate")
+        _check(self.base_chain is None or all(isinstance(n, str) for n in self.base_chain), "base_chain",
+               "must be a list of run names")
+
+
+@dataclass
 class RunConfig:
     """A run's settings. ``given`` names (by field) the settings the user gave, where that is
     known (the command line: a setting left at its default counts as not given); the rest are
@@ -325,6 +360,7 @@ class RunConfig:
     model: ModelConfig
     train: TrainConfig
     plan: BudgetPlan | None = None  # a --budget run's plan, made once when it starts
+    fine_tune: FineTuneConfig | None = None  # a run that starts from a trained one
     given: frozenset[str] | None = field(default=None, compare=False)
 
     def validate(self) -> None:
@@ -334,6 +370,22 @@ class RunConfig:
         self.train.validate()
         if self.plan is not None:
             self.plan.validate()
+        if self.fine_tune is not None:
+            self.fine_tune.validate()
+
+    @property
+    def base(self) -> str | None:
+        """The run this one starts from (None: from scratch)."""
+        return self.fine_tune.init_from if self.fine_tune is not None else None
+
+    def given_fields(self) -> frozenset[str]:
+        """The settings the user gave: ``given``, or where that is not known, those that are not
+        at their default (as the command line counts them)."""
+        if self.given is not None:
+            return self.given
+        defaults = (DataConfig(), ModelConfig(), TrainConfig())
+        return frozenset(f.name for section, default in zip((self.data, self.model, self.train), defaults)
+                         for f in fields(section) if getattr(section, f.name) != getattr(default, f.name))
 
     def check_given(self) -> None:
         """The epochs come from the phases, or from the budget's plan: the user gives none."""
@@ -345,15 +397,23 @@ class RunConfig:
             "epochs", "{budget} sets the epochs to what fits in the time; drop {epochs} (or {budget})"))
 
     def to_dict(self) -> dict[str, Any]:
+        """The sections; ``plan`` and ``fine_tune`` only where the run has them (an rnnlm that
+        knows neither reads such a run's config.json as a plain run's)."""
         sections = {"data": asdict(self.data), "model": asdict(self.model), "train": asdict(self.train)}
-        return {**sections, "plan": asdict(self.plan)} if self.plan else sections
+        if self.plan:
+            sections["plan"] = asdict(self.plan)
+        if self.fine_tune:
+            sections["fine_tune"] = asdict(self.fine_tune)
+        return sections
 
     @classmethod
     def from_dict(cls, obj: dict[str, Any]) -> "RunConfig":
         """Rebuild from ``to_dict`` output; unknown keys are refused, missing keys take defaults."""
         parts = {}
         kinds = [("data", DataConfig), ("model", ModelConfig), ("train", TrainConfig)]
-        for key, kind in kinds + ([("plan", BudgetPlan)] if obj.get("plan") is not None else []):
+        kinds += [(key, kind) for key, kind in (("plan", BudgetPlan), ("fine_tune", FineTuneConfig))
+                  if obj.get(key) is not None]
+        for key, kind in kinds:
             section = obj.get(key, {})
             if not isinstance(section, dict):
                 raise RnnlmError(f"config section {key!r} must be an object")

@@ -19,6 +19,9 @@ must be finite.
 
 One process at a time trains in a run folder: it holds ``.lock`` (``flock``), which the
 kernel releases when the process ends, however it ends, so a killed run never leaves a stale lock.
+A run that others read from (the base of a fine-tuned run) is read under a shared lock taken on
+a read-only descriptor: nothing in it is opened for writing, and a folder without a lock is not
+given one.
 """
 
 from __future__ import annotations
@@ -133,6 +136,29 @@ def locked_run_folder(folder: Path) -> Iterator[None]:
                                       "wait for it to finish, or choose another {out}")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def reading_run_folder(folder: Path) -> Iterator[None]:
+    """Read a run folder for the block, never writing in it; refuse one that a process is
+    training in now (it holds the lock; its weights are still changing)."""
+    try:
+        fd = os.open(folder / LOCK, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # no lock: nobody ever trained here, or the folder was copied without it
+        yield
+        return
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                pid = f" (pid {holder})" if holder.isdigit() else ""
+                raise RnnlmError(f"{folder}: another rnnlm process{pid} is training in this run folder now; "
+                                 "wait for it to finish") from None
         yield
     finally:
         os.close(fd)

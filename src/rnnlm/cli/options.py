@@ -13,10 +13,13 @@ from rnnlm.config import (
     CELLS,
     DECODE_ERRORS,
     DEVICES,
+    FREEZE_DEFAULT,
+    LAYER_DECAY_DEFAULT,
     LEVELS,
     MAX_VALID_DOCS,
     SCHEDULES,
     DataConfig,
+    FineTuneConfig,
     ModelConfig,
     RunConfig,
     TrainConfig,
@@ -195,12 +198,30 @@ def add_schedule_options(p: argparse.ArgumentParser) -> None:
                         "(--max-minutes, --save-every, --device and --tensorboard may be given)")
 
 
+def add_init_options(p: argparse.ArgumentParser) -> None:
+    """``--init-from`` and how a run that starts from a trained one learns (docs/fine-tuning.md)."""
+    g = p.add_argument_group("starting from a trained run (fine-tuning)")
+    g.add_argument("--init-from", metavar="RUN", default=None,
+                   help="a new run that starts from the finished run RUN: its weights, architecture and tokenizer "
+                        "(level, lower-casing, BPE merges); data, rate, schedule, epochs or --budget are this run's. "
+                        "Not --resume, which continues an interrupted run exactly")
+    g.add_argument("--extend-vocab", action="store_true",
+                   help="with --init-from: the new text's tokens RUN lacks get rows of their own, starting as the "
+                        "mean of RUN's (without it they are read as xxunk; either way they are counted and shown)")
+    g.add_argument("--freeze", type=float, default=FREEZE_DEFAULT, metavar="SHARE",
+                   help="with --init-from: train the embedding and head alone for this share of the schedule, "
+                        "then the whole model")
+    g.add_argument("--layer-decay", type=float, default=LAYER_DECAY_DEFAULT, metavar="D",
+                   help="with --init-from: each recurrent layer learns at the rate of the one above divided by D "
+                        "(discriminative rates; ULMFiT used 2.6; 1: one rate)")
+
+
 def option_defaults() -> dict[str, object]:
     """What each option of a run's settings defaults to, by dest: its config field's default (the
     options take theirs from the configs), and None, "unset", for --epochs and --out."""
     data = DataConfig()
     return {**asdict(data), "data": data.source, **asdict(ModelConfig()), **asdict(TrainConfig()), "epochs": None,
-            "out": None}
+            "out": None, **asdict(FineTuneConfig())}
 
 
 def settings_given(args: argparse.Namespace) -> list[str]:
@@ -223,4 +244,6 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     if budget is not None:
         train["budget"] = parse_duration(budget)
     given = frozenset("source" if dest == "data" else dest for dest in settings_given(args) if dest != "out")
-    return RunConfig(data, ModelConfig(**pick(args, ModelConfig)), TrainConfig(**train), given=given)
+    fine_tune = FineTuneConfig(**pick(args, FineTuneConfig))
+    return RunConfig(data, ModelConfig(**pick(args, ModelConfig)), TrainConfig(**train),
+                     fine_tune=None if fine_tune == FineTuneConfig() else fine_tune, given=given)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable
 from rnnlm.cli.options import (
     add_command,
     add_data_options,
+    add_init_options,
     add_model_options,
     add_regularisation_options,
     add_schedule_options,
@@ -42,13 +43,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "at each validation (needs: pip install 'rnnlm[tensorboard]')")
     add_regularisation_options(p)
     add_schedule_options(p)
+    add_init_options(p)
     p.set_defaults(func=run, spell=flag_speller(p))
 
 
 def written_settings(args: argparse.Namespace) -> list[str]:
     """The run's settings the user gave, as written (``--hidden 1024``, ``--lower``,
     ``--lr 1e-3:4,1e-4:2``): the plan of a --budget run lists them as the user's."""
-    skip = SESSION_OPTIONS | {"data", "out", "budget"}
+    skip = SESSION_OPTIONS | {"data", "out", "budget", "init_from"}
     return [as_written(args.spell, dest, getattr(args, dest)) for dest in settings_given(args) if dest not in skip]
 
 

@@ -4,6 +4,7 @@ the record of which items are which (``rnnlm.data.items``)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,11 +33,16 @@ class TextData:
     doc_sep: str | None = None  # or between lines equal to this one
 
 
-def build_vocab(docs: list[str], tokenizer: Tokenizer, min_freq: int = 1, max_size: int | None = None) -> Vocab:
+def count_tokens(docs: list[str], tokenizer: Tokenizer) -> Counter:
+    """How often each token of ``tokenizer`` occurs in ``docs``."""
     counter = token_counter(tokenizer)
     for doc in docs:
         counter.update(doc)
-    return Vocab.build(counter.counts(), min_freq=min_freq, max_size=max_size)
+    return counter.counts()
+
+
+def build_vocab(docs: list[str], tokenizer: Tokenizer, min_freq: int = 1, max_size: int | None = None) -> Vocab:
+    return Vocab.build(count_tokens(docs, tokenizer), min_freq=min_freq, max_size=max_size)
 
 
 def characters(docs: list[str], documents: bool) -> int:

@@ -4,14 +4,15 @@
 from __future__ import annotations
 
 from rnnlm.config import DataConfig
-from rnnlm.data.corpus import load_corpus
-from rnnlm.data.encoding import TextData, build_vocab, characters, encode_corpus
+from rnnlm.data.corpus import Corpus, load_corpus
+from rnnlm.data.encoding import TextData, build_vocab, characters, count_tokens, encode_corpus
 from rnnlm.data.prepare import is_prepared, open_prepared
 from rnnlm.data.tokenizers import Tokenizer
 from rnnlm.data.vocab import Vocab
 from rnnlm.errors import RnnlmError, SettingError, literal
 
-__all__ = ["TextData", "build_text_data", "build_vocab", "characters", "prepared_text_data"]
+__all__ = ["TextData", "build_text_data", "build_vocab", "characters", "count_tokens", "encode_corpus",
+           "prepared_text_data", "read_corpus"]
 
 
 def prepared_text_data(config: DataConfig, vocab: Vocab | None = None, tokenizer: Tokenizer | None = None) -> TextData:
@@ -57,6 +58,10 @@ def build_text_data(config: DataConfig, vocab: Vocab | None = None, tokenizer: T
     """
     if is_prepared(config.source):
         return prepared_text_data(config, vocab, tokenizer)
-    corpus = load_corpus(config.source, config.valid_frac, config.valid, config.level, config.encoding,
-                         config.errors, lines=config.lines, doc_sep=config.doc_sep, valid_docs=config.valid_docs)
-    return encode_corpus(corpus, config, vocab, tokenizer)
+    return encode_corpus(read_corpus(config), config, vocab, tokenizer)
+
+
+def read_corpus(config: DataConfig) -> Corpus:
+    """The text of ``config``'s source read into memory and split, not yet encoded."""
+    return load_corpus(config.source, config.valid_frac, config.valid, config.level, config.encoding,
+                       config.errors, lines=config.lines, doc_sep=config.doc_sep, valid_docs=config.valid_docs)

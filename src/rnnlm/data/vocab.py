@@ -53,6 +53,16 @@ class Vocab:
             kept = kept[:max_size]
         return cls(list(SPECIALS) + [tok for tok, _ in kept])
 
+    def extended(self, tokens: Iterable[str]) -> "Vocab":
+        """This vocab with ``tokens`` it lacks added after its own: every old id stays the same."""
+        new = [t for t in dict.fromkeys(tokens) if t not in self.stoi]
+        return Vocab(self.itos + new)
+
+    def unknown(self, counts: Mapping[str, int]) -> dict[str, int]:
+        """The tokens of ``counts`` this vocab lacks (specials aside), by falling count, ties by token."""
+        return dict(sorted(((t, n) for t, n in counts.items() if t not in self.stoi and t not in SPECIALS),
+                           key=lambda item: (-item[1], item[0])))
+
     def check_has_tokens(self, source: str, min_freq: int) -> None:
         """Refuse a vocab of the specials alone: no token of ``source``'s training split was seen
         ``min_freq`` times."""

@@ -25,6 +25,7 @@ from rnnlm.train.callbacks import (
     SaveCycleEnds,
 )
 from rnnlm.train.checkpoint import SaveTrainingState
+from rnnlm.train.layers import fine_tune_groups, grown_weights
 from rnnlm.train.learner import Learner
 from rnnlm.train.memory import check_training_memory
 from rnnlm.train.pacing import Pacer
@@ -36,14 +37,18 @@ from rnnlm.train.setup import fingerprint
 
 def make_learner(
     config: RunConfig, data: TextData, device: torch.device, callbacks: list[Callback] = (),
-    dist: Distributed | None = None, pacer: Pacer | None = None,
+    dist: Distributed | None = None, pacer: Pacer | None = None, weights: dict[str, torch.Tensor] | None = None,
 ) -> Learner:
     """A learner on the data; under torchrun (``dist``) on this rank's block of the streams; a
-    planned run (``config.plan``) validates where its plan says, kept to its time by ``pacer``."""
+    planned run (``config.plan``) validates where its plan says, kept to its time by ``pacer``.
+    A fine-tuned run's model starts from its base's ``weights`` (grown to a larger vocab), its
+    layers in groups (rnnlm.train.layers)."""
     t = config.train
     dist = dist or Distributed(device=device)
     check_training_memory(config, len(data.vocab), device)
     model = RecurrentLM(len(data.vocab), config.model)
+    if weights is not None:
+        model.load_state_dict(grown_weights(weights, len(data.vocab)))
     if dist.rank:  # its own dropout masks (the weights are rank 0's: DistributedDataParallel sends them)
         torch.manual_seed(t.seed + dist.rank)
     batches = StreamBatches(data.train_ids, t.bs, t.bptt)
@@ -55,6 +60,8 @@ def make_learner(
     valid_at = config.plan.valid_at if config.plan is not None else None
     if valid_at is not None:
         log_every = max(1, min(log_every, valid_at[0]))
+    steps = config.plan.steps if config.plan is not None else t.total_epochs * len(batches)
+    groups, freeze_until = fine_tune_groups(model, config, steps)
     return Learner(
         model,
         batches.shard(dist.rank, dist.world_size),
@@ -62,6 +69,7 @@ def make_learner(
         device=device, lr=t.plan()[0][0], wd=t.wd, clip=t.clip, ar=t.ar, tar=t.tar, callbacks=callbacks,
         log_every=log_every, dist=dist, valid_text=text_size(data.valid_ids, data.valid_characters),
         valid_at=valid_at, pacer=pacer, clock=pacer.clock if pacer is not None else time.monotonic,
+        groups=groups, freeze_until=freeze_until,
     )
 
 

@@ -57,6 +57,24 @@ def read_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict
             tensors = {name: f.get_tensor(name) for name in f.keys()}
     except (SafetensorError, OSError, ValueError) as e:
         raise RnnlmError(f"{path}: damaged training state ({str(e)[:200]})") from None
+    return (tensors, *state_metadata(path, metadata))
+
+
+def read_state_position(path: str | Path) -> dict[str, Any]:
+    """Where the training of a state file stands (its JSON part), read from the file's header:
+    none of its tensors is loaded."""
+    path = Path(path)
+    regular_file_size(path, missing="no training state")
+    try:
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise RnnlmError(f"{path}: damaged training state ({str(e)[:200]})") from None
+    return state_metadata(path, metadata)[0]
+
+
+def state_metadata(path: Path, metadata: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The learner state and the extra data of a state file's metadata, checked."""
     if metadata.get("format") != STATE_FORMAT:
         raise RnnlmError(f"{path}: not an rnnlm training state")
     if metadata.get("version") != STATE_VERSION:
@@ -72,7 +90,7 @@ def read_training_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict
         check_position(info)
     except ValueError as e:
         raise RnnlmError(f"{path}: damaged training state ({e})") from None
-    return tensors, info, extra
+    return info, extra
 
 
 def load_training_state(learner: "Learner", tensors: dict[str, torch.Tensor], info: dict[str, Any],
@@ -90,7 +108,7 @@ def load_training_state(learner: "Learner", tensors: dict[str, torch.Tensor], in
 
 def check_tensors(learner: "Learner", tensors: dict[str, torch.Tensor]) -> None:
     """Each tensor of the state is one the learner has, of its shape, finite where it is a float."""
-    params = list(learner.model.parameters())
+    params = [p for group in learner.optimizer.param_groups for p in group["params"]]  # as the optimiser numbers them
     expected = {f"model.{k}": v.shape for k, v in learner.model.state_dict().items()}
     for index, p in enumerate(params):
         expected.update({f"optimizer.{index}.exp_avg": p.shape, f"optimizer.{index}.exp_avg_sq": p.shape,
@@ -111,7 +129,8 @@ def check_tensors(learner: "Learner", tensors: dict[str, torch.Tensor]) -> None:
             raise ValueError(f"tensor {name} does not hold finite floating point numbers")
     missing = sorted(k for k in expected if k.startswith("model.") and k not in tensors)
     slots = {k.rsplit(".", 1)[0] for k in tensors if k.startswith("optimizer.")}
-    if missing or (slots and len(slots) != len(params)):
+    first = len(learner.optimizer.param_groups[0]["params"])  # while frozen, the first group alone has moments
+    if missing or (slots and len(slots) != len(params) and not (learner.freeze_until and len(slots) == first)):
         raise ValueError(f"missing tensors {shown(missing or sorted(set(expected) - set(tensors)))}")
     if "rng.torch" not in tensors:
         raise ValueError("missing tensor rng.torch")
@@ -152,7 +171,7 @@ def check_info(learner: "Learner", info: dict[str, Any]) -> None:
     if not isinstance(info.get("rng"), dict) or not isinstance(info.get("callbacks"), dict) or not all(
             isinstance(v, dict) for v in info["callbacks"].values()):
         raise ValueError("rng and callbacks must be JSON objects")
-    optimizer = type(learner.optimizer)(learner.model.parameters())  # a twin, to take a fresh scheduler
+    optimizer = type(learner.optimizer)([{"params": g["params"]} for g in learner.optimizer.param_groups])  # a twin
     for twin, group in zip(optimizer.param_groups, learner.optimizer.param_groups):
         twin.update({k: v for k, v in group.items() if k != "params"})
     phase = info.get("phase")

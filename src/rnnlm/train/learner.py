@@ -79,16 +79,21 @@ class Learner:
         valid_at: Sequence[int] | None = None,
         pacer: Pacer | None = None,
         clock: Callable[[], float] = time.monotonic,
+        groups: list[dict] | None = None,
+        freeze_until: int = 0,
     ):
         """``valid_at``: the plan steps after which a planned run validates (None: at each epoch's
-        end); ``pacer`` keeps it to its time; ``clock``: what a deadline is measured on."""
+        end); ``pacer`` keeps it to its time; ``clock``: what a deadline is measured on.
+        ``groups``: the optimiser's parameter groups (None: one), each with an ``lr_scale``; until
+        plan step ``freeze_until`` only the first group trains (rnnlm.train.layers)."""
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.dist = dist or Distributed(device=self.device)
         self.net = self.dist.wrap(self.model)  # what trains: the model, or DistributedDataParallel around it
         self.train_data, self.valid_data = train, valid
         self.valid_text = valid_text  # the whole validation split (all ranks), for bits per character
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+        self.optimizer = torch.optim.AdamW(groups or model.parameters(), lr=lr, weight_decay=wd)
+        self.freeze_until = freeze_until
         self.clip = clip
         self.ar, self.tar = ar, tar
         self.callbacks = list(callbacks)
@@ -208,10 +213,19 @@ class Learner:
         objective, cross_entropy, hidden = self.loss(x, y, hidden)
         self.optimizer.zero_grad(set_to_none=True)
         objective.backward()
+        if self.frozen:
+            for group in self.optimizer.param_groups[1:]:
+                for p in group["params"]:
+                    p.grad = None  # AdamW leaves a parameter without a gradient as it is, moments and all
         if self.clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
         self.optimizer.step()
         return cross_entropy.detach(), detach_state(hidden)
+
+    @property
+    def frozen(self) -> bool:
+        """Whether only the first parameter group trains now (a fine-tuned run's first steps)."""
+        return self.position.plan_step < self.freeze_until
 
     def check_loss(self) -> float:
         """Wait for the device; the running train loss of this round (the mean over the ranks

@@ -14,6 +14,8 @@ from rnnlm.data.textdata import TextData
 from rnnlm.device import size_text
 from rnnlm.distributed import Distributed
 from rnnlm.models.recurrent import parameter_count
+from rnnlm.train.base import BaseRun
+from rnnlm.train.base_vocab import base_text_data, describe_start
 from rnnlm.train.budget import Speed, make_plan
 from rnnlm.train.memory import check_training_memory, training_memory
 from rnnlm.train.pacing import Pacer
@@ -25,16 +27,23 @@ from rnnlm.train.session import Session
 from rnnlm.train.setup import check_sizes, load_data
 
 
-def load_and_plan(config: RunConfig, dist: Distributed, yours: Sequence[str],
-                  session: Session) -> tuple[RunConfig, TextData, Pacer | None]:
-    """The data, and for a --budget run its plan (printed by rank 0, listing ``yours``) and the
-    pacer that keeps the run to it."""
+def load_and_plan(config: RunConfig, dist: Distributed, yours: Sequence[str], session: Session,
+                  base: BaseRun | None = None) -> tuple[RunConfig, TextData, Pacer | None]:
+    """The data (read with the tokenizer and vocab of ``base``, the run a fine-tuned one starts
+    from), and for a --budget run its plan (printed by rank 0, listing ``yours``) and the pacer
+    that keeps the run to it. A fine-tuned run's model is its base's: the table chooses nothing."""
     budget = config.train.budget is not None
-    config, data = load_data(config, check=not budget)
+    if base is None:
+        config, data = load_data(config, check=not budget)
+    else:
+        config, data, change = base_text_data(config, base, dist, check=not budget)
+        if dist.is_main:
+            session.say("\n".join(describe_start(config, base, change, session.spell)))
     if not budget:
         return config, data, None
     plot_s = dist.from_main(plot_warm_up(session) if dist.is_main else 0.0)
-    config, speed = plan_budget(config, data, dist, left_to_table(config), session, plot_s)
+    choose = frozenset() if base is not None else left_to_table(config)
+    config, speed = plan_budget(config, data, dist, choose, session, plot_s)
     if dist.is_main:
         print_plan(config, data, speed, yours, session)
     return config, data, make_pacer(config, data, dist, 0.0, session)

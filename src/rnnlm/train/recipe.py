@@ -94,8 +94,13 @@ def apply_recipe(config: RunConfig, recipe: Recipe, chosen: set[str] | frozenset
     train = {f.name: taken[f.name] for f in fields(TrainConfig) if f.name in taken}
     config = replace(config, model=replace(config.model, **model), train=replace(config.train, **train))
     if "bs" in chosen:
-        bptt = config.train.bptt
-        bs = min(config.train.bs, max(1, train_tokens // (bptt * MIN_BATCHES)))
-        bs = max(world_size, bs // world_size * world_size)
+        bs = fit_batch_size(config.train.bs, config.train.bptt, train_tokens, world_size)
         config = replace(config, train=replace(config.train, bs=bs))
     return config
+
+
+def fit_batch_size(bs: int, bptt: int, train_tokens: int, world_size: int = 1) -> int:
+    """``bs``, made smaller for a corpus of fewer than ``MIN_BATCHES`` batches an epoch, and a
+    multiple of the number of processes."""
+    bs = min(bs, max(1, train_tokens // (bptt * MIN_BATCHES)))
+    return max(world_size, bs // world_size * world_size)

@@ -20,6 +20,7 @@ from rnnlm.distributed import check_batch_split, process_group
 from rnnlm.errors import SettingError, literal
 from rnnlm.runfolder import discard_run_folder, locked_run_folder, new_run_folder, read_config, write_run_config
 from rnnlm.train.assembly import make_learner, run_callbacks
+from rnnlm.train.base import BaseRun, adopt_base, read_base
 from rnnlm.train.budget import Clock
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import SaveTrainingState
@@ -60,18 +61,19 @@ def train(
     TrainingDiverged (an RnnlmError) when the loss stops being finite, and SaveFailed (an
     RnnlmError) when a write fails once the state was saved."""
     session = Session.begin(callbacks, progress, log, spell, clock, tensorboard)
-    config = resolve_config(config)
+    config, base = resolve_with_base(config)
     check_batch_split(config.train.bs)
     with process_group(config.train.device) as dist:
         seed_everything(config.train.seed)
-        config, data, pacer = load_and_plan(config, dist, yours, session)
+        config, data, pacer = load_and_plan(config, dist, yours, session, base)
         check_training_memory(config, len(data.vocab), dist.device)
         out = Path(out or default_out(data.name))
+        check_out_of_base(out, base)
         created = not os.path.lexists(out)
         with dist.main_first(new_run_folder(out) if dist.is_main else nullcontext(out)) as folder:
             chosen, weights, state = run_callbacks(config, folder, data, config.train.save_every, session, dist)
             try:
-                learner = make_learner(config, data, dist.device, chosen, dist, pacer)
+                learner = make_learner(config, data, dist.device, chosen, dist, pacer, base and base.weights)
                 if dist.is_main:
                     write_run_config(folder, config, data.vocab, data.name, data.tokenizer, data.items)
                 fit(learner, config, folder, state, config.train.max_minutes)
@@ -87,14 +89,34 @@ def plan_run(config: RunConfig, *, yours: Sequence[str] = (), log: TextIO | None
     """What ``train`` would do with a --budget ``config``, without training or writing
     anything: reads the corpus, probes, prints the plan and returns the planned settings."""
     session = Session.begin(log=log, spell=spell, clock=clock)
-    config = resolve_config(config)
+    config, base = resolve_with_base(config)
     if config.train.budget is None:
         raise SettingError("budget", "{budget} is not set: without it there is no plan to show")
     check_batch_split(config.train.bs)
     with process_group(config.train.device) as dist:
         seed_everything(config.train.seed)
-        config, data, _ = load_and_plan(config, dist, yours, session)
+        config, data, _ = load_and_plan(config, dist, yours, session, base)
     return config, data
+
+
+def resolve_with_base(config: RunConfig) -> tuple[RunConfig, BaseRun | None]:
+    """The settings resolved (rnnlm.train.setup); for a run that starts from a trained one
+    (``config.fine_tune``) its base read and its settings adopted (rnnlm.train.base) first."""
+    if config.base is None:
+        return resolve_config(config), None
+    config.fine_tune.validate()  # the model's settings are checked against the base's, then validated
+    base = read_base(config.base)
+    return resolve_config(adopt_base(config, base)), base
+
+
+def check_out_of_base(out: Path, base: BaseRun | None) -> None:
+    """A fine-tuned run's folder is not its base, nor inside it: the base is only read."""
+    if base is None:
+        return
+    where, folder = Path(os.path.realpath(out)), Path(os.path.realpath(base.folder))
+    if where == folder or folder in where.parents:
+        raise SettingError("out", f"{{out}} {literal(out)} is in the base run {literal(base.folder)}, which a run "
+                                  "that starts from it only reads; choose another {out}")
 
 
 def resume(

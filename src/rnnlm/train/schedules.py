@@ -119,14 +119,16 @@ def make_scheduler(
 ) -> lr_scheduler.LRScheduler:
     """``schedule`` at peak rate ``lr`` over ``total_steps`` steps (onecycle warms up for
     ``pct_start`` of them); SGDR's first cycle lasts ``cycle_steps``, each next one
-    ``cycle_mult`` times longer."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-        group["initial_lr"] = lr
+    ``cycle_mult`` times longer. A parameter group with an ``lr_scale`` (a fine-tuned run's
+    lower layers) follows the schedule at that share of the rate."""
+    peaks = [lr * group.get("lr_scale", 1.0) for group in optimizer.param_groups]
+    for group, peak in zip(optimizer.param_groups, peaks):
+        group["lr"] = peak
+        group["initial_lr"] = peak
     if schedule == "constant":
         return lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
     if schedule == "onecycle":
-        return lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=max(total_steps, 2), pct_start=pct_start)
+        return lr_scheduler.OneCycleLR(optimizer, max_lr=peaks, total_steps=max(total_steps, 2), pct_start=pct_start)
     if schedule == "sgdr":
         return lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=cycle_steps, T_mult=cycle_mult)
     raise ValueError(f"unknown schedule {schedule!r}")

@@ -61,15 +61,21 @@ def load_data(config: RunConfig, vocab: Vocab | None = None, tokenizer: Tokenize
     comes back with the level, lower-casing and documents it found (a prepared folder fixes them),
     and for a list the number of documents held out."""
     data = build_text_data(config.data, vocab, tokenizer)
+    config = settings_of_data(config, data)
+    if check:
+        check_sizes(data, config.train.bs, config.train.bptt)
+    return config, data
+
+
+def settings_of_data(config: RunConfig, data: TextData) -> RunConfig:
+    """``config`` with the level, lower-casing and documents its data was read with, and for a
+    list the number of documents held out."""
     settings = replace(config.data, level=data.tokenizer.level, lower=data.tokenizer.lower, lines=data.lines,
                        doc_sep=data.doc_sep)
     if data.items is not None and settings.valid is None and not is_prepared(settings.source):
         settings = replace(settings, valid_docs=len(data.items.valid))  # a list's split, recorded: its size here,
         # its items in the run folder (documents.safetensors)
-    config = replace(config, data=settings)
-    if check:
-        check_sizes(data, config.train.bs, config.train.bptt)
-    return config, data
+    return replace(config, data=settings)
 
 
 def fingerprint(data: TextData) -> dict[str, Any]:

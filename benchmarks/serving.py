@@ -20,6 +20,7 @@ import asyncio
 import itertools
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -43,9 +44,17 @@ class Result:
     errors: int = 0
 
 
+TEXT = re.compile(rb'"text": "((?:[^"\\\\]|\\\\.)*)"')
+USAGE = re.compile(rb'"completion_tokens": (\d+)')
+
+
 async def one_request(connection: list, port: int, body: bytes, result: Result) -> None:
     """One streamed request on the client's keep-alive connection (``connection``: [reader,
-    writer], opened on first use, as an HTTP client's pool would)."""
+    writer], opened on first use, as an HTTP client's pool would). An event may carry several
+    tokens (the server sends what accumulated since a stream's last event in one): each token of
+    a word-level run writes one space-led word, so an event's tokens are its text's words; the
+    first arrives after the gap since the event before, the others with a gap of 0. The
+    request's tokens are the usage's count."""
     if not connection:
         connection.extend(await asyncio.open_connection("127.0.0.1", port))
     reader, writer = connection
@@ -53,28 +62,37 @@ async def one_request(connection: list, port: int, body: bytes, result: Result) 
     writer.write(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
     times: list[float] = []
-    carry = b""
-    complete = False
+    buffer = b""
+    tokens = 0
+    complete = done = False
     while True:
         data = await reader.read(65536)
         if not data:
             break
         now = time.perf_counter()
-        if not times and not carry and not data.startswith(b"HTTP/1.1 200"):
+        if not times and not buffer and not data.startswith(b"HTTP/1.1 200"):
             break
-        window = carry + data
-        times.extend([now] * window.count(b"data: {"))
-        if b"data: [DONE]" in window and window.endswith(b"\r\n0\r\n\r\n"):  # the last chunk of the response
+        buffer += data
+        cut = buffer.rfind(b"\n\n") + 2 if b"\n\n" in buffer else 0  # whole events only
+        events, buffer = buffer[:cut], buffer[cut:]
+        for text in TEXT.findall(events):
+            words = len(text.split())
+            if words:
+                times.extend([now] * words)
+        used = USAGE.search(events)
+        if used:
+            tokens = int(used.group(1))
+        done = done or b"data: [DONE]" in events
+        if done and buffer.endswith(b"\r\n0\r\n\r\n"):  # the last chunk of the response
             complete = True
             break
-        carry = window[-16:]
     if not complete:
         writer.close()
         connection.clear()
     if not times:
         result.errors += 1
         return
-    result.tokens += len(times)
+    result.tokens += tokens or len(times)
     result.ttft.append(times[0] - sent)
     result.gaps.extend(b - a for a, b in itertools.pairwise(times))
 
@@ -131,7 +149,8 @@ def main() -> None:
     except ImportError:
         pass
     requests = [json.dumps({"prompt": PROMPTS[i % len(PROMPTS)], "max_tokens": args.tokens, "seed": i,
-                            "temperature": 0.8, "stream": True}).encode() for i in range(args.requests)]
+                            "temperature": 0.8, "stream": True,
+                            "stream_options": {"include_usage": True}}).encode() for i in range(args.requests)]
     levels = [int(c) for c in args.clients.split(",")]
     common = ["--threads", str(args.server_threads), "--queue", str(args.requests + 8)]
     print(f"# Serving\n\n{cpu_model()}, {os.cpu_count()} cores; {args.run}; {args.requests} streamed requests of "

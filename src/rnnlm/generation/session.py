@@ -154,14 +154,29 @@ class GenerationSession:
             return [self.step_one(active[0])]
         drawn: dict[int, Piece] = {}
         if active:
-            logits = torch.stack([s.logits for s in active])  # (N, V)
-            ids = draw(logits.masked_fill(self.banned, float("-inf")), [s.sampling for s in active],
-                       [s.rng.random() for s in active]).tolist()
-            records = self.token_records(logits, active, ids)
-            for stream, token_id, record in zip(active, ids, records):
-                drawn[id(stream)] = self.advance(stream, token_id, record)
+            ids, pieces = self.draw_and_advance(active, torch.stack([s.logits for s in active]))  # (N, V)
+            drawn = {id(piece.stream): piece for piece in pieces}
             self.forward([s for s in active if not s.finished], [i for s, i in zip(active, ids) if not s.finished])
         return [drawn.get(id(s)) or Piece(s, "", None, None) for s in streams]
+
+    def draw_and_advance(self, streams: Sequence[Stream], logits: torch.Tensor) -> tuple[list[int], list[Piece]]:
+        """Every row of ``logits`` (N, V) drawn in one call, row i by ``streams[i]``'s own
+        uniform number; then each stream's text and stop rules. The ids and a piece per stream."""
+        ids = draw(logits.masked_fill(self.banned, float("-inf")), [s.sampling for s in streams],
+                   [s.rng.random() for s in streams]).tolist()
+        records = self.token_records(logits, streams, ids)
+        return ids, [self.advance(s, token_id, record) for s, token_id, record in zip(streams, ids, records)]
+
+    def step_slots(self, streams: Sequence[Stream], logits: torch.Tensor, state: State) -> list[Piece]:
+        """``step`` for streams whose scores (N, V) and state (layers, N, H) are rows of slot
+        buffers (``rnnlm.generation.slots``): the model runs on every row in place, ended or not
+        (an ended stream's slot is freed after the step)."""
+        ids, pieces = self.draw_and_advance(streams, logits)
+        if not all(s.finished for s in streams):
+            if self.stepper is None:
+                self.stepper = BatchedStep(self.model)
+            logits.copy_(self.stepper.step_into(torch.tensor(ids, device=self.device), state))
+        return pieces
 
     def step_one(self, stream: Stream) -> Piece:
         """``step`` for a single stream: the same token and text, with less work around the model."""

@@ -156,16 +156,18 @@ class GenerationSession:
         if active:
             ids, pieces = self.draw_and_advance(active, torch.stack([s.logits for s in active]))  # (N, V)
             drawn = {id(piece.stream): piece for piece in pieces}
-            self.forward([s for s in active if not s.finished], [i for s, i in zip(active, ids) if not s.finished])
+            going = [(s, i) for s, i in zip(active, ids.tolist()) if not s.finished]
+            self.forward([s for s, _ in going], [i for _, i in going])
         return [drawn.get(id(s)) or Piece(s, "", None, None) for s in streams]
 
-    def draw_and_advance(self, streams: Sequence[Stream], logits: torch.Tensor) -> tuple[list[int], list[Piece]]:
+    def draw_and_advance(self, streams: Sequence[Stream], logits: torch.Tensor) -> tuple[torch.Tensor, list[Piece]]:
         """Every row of ``logits`` (N, V) drawn in one call, row i by ``streams[i]``'s own
-        uniform number; then each stream's text and stop rules. The ids and a piece per stream."""
-        ids = draw(logits.masked_fill(self.banned, float("-inf")), [s.sampling for s in streams],
-                   [s.rng.random() for s in streams]).tolist()
+        uniform number; then each stream's text and stop rules. The ids (N,) and a piece per stream."""
+        drawn = draw(logits.masked_fill(self.banned, float("-inf")), [s.sampling for s in streams],
+                     [s.rng.random() for s in streams])
+        ids = drawn.tolist()
         records = self.token_records(logits, streams, ids)
-        return ids, [self.advance(s, token_id, record) for s, token_id, record in zip(streams, ids, records)]
+        return drawn, [self.advance(s, token_id, record) for s, token_id, record in zip(streams, ids, records)]
 
     def step_slots(self, streams: Sequence[Stream], logits: torch.Tensor, state: State) -> list[Piece]:
         """``step`` for streams whose scores (N, V) and state (layers, N, H) are rows of slot
@@ -175,7 +177,7 @@ class GenerationSession:
         if not all(s.finished for s in streams):
             if self.stepper is None:
                 self.stepper = BatchedStep(self.model)
-            logits.copy_(self.stepper.step_into(torch.tensor(ids, device=self.device), state))
+            logits.copy_(self.stepper.step_into(ids, state))
         return pieces
 
     def step_one(self, stream: Stream) -> Piece:

@@ -160,7 +160,8 @@ class GenerationSession:
             self.forward([s for s, _ in going], [i for _, i in going])
         return [drawn.get(id(s)) or Piece(s, "", None, None) for s in streams]
 
-    def draw_and_advance(self, streams: Sequence[Stream], logits: torch.Tensor) -> tuple[torch.Tensor, list[Piece]]:
+    def draw_and_advance(self, streams: Sequence[Stream],
+                         logits: torch.Tensor) -> tuple[torch.Tensor, list[Piece]]:
         """Every row of ``logits`` (N, V) drawn in one call, row i by ``streams[i]``'s own
         uniform number; then each stream's text and stop rules. The ids (N,) and a piece per stream."""
         drawn = draw(logits.masked_fill(self.banned, float("-inf")), [s.sampling for s in streams],

@@ -1,7 +1,7 @@
 """Continuous batching: one worker thread per model advances every active stream together.
 
     request -> submit (queue) -> admitted when slots are free -> prompt read a piece at a time
-            -> its streams join the batch -> one forward call per step for every active stream
+            -> its streams take slots -> one forward call per step for every active stream
             -> tokens back to the request on the event loop -> a finished stream leaves at once
 
 The worker owns the model: the event loop never runs it, and only the worker touches a stream
@@ -9,8 +9,9 @@ once it has been handed over. The loop and the worker share the queue (under ``c
 flag per job (``cancelled``, set by the loop when a client goes away). Everything a step gives
 goes back through one outbox (not one call per stream), and the loop is woken only when it has
 taken what came before: waking it costs the same for one stream or a hundred, and a loop that
-falls behind takes several steps at once (each stream's text then goes out as one event). torch releases the GIL in its kernels, so
-the loop writes the last step's tokens while the worker computes the next.
+falls behind takes several steps at once (each stream's text then goes out as one event). torch
+releases the GIL in its kernels, so the loop writes the last step's tokens while the worker
+computes the next. The streams' states live in slots (``rnnlm.generation.slots``).
 """
 
 from __future__ import annotations

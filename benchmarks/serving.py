@@ -241,8 +241,8 @@ def load_test(run: str, clients: int, seconds: float, threads: int) -> None:
         rss = [rss_mb(server.process.pid)]
         tally = LoadTally()
         started = time.perf_counter()
-        for _ in range(2):  # in two halves: memory after the first, then after the second
-            asyncio.run(run_load(server.port, clients, seconds / 2, tally))
+        for _ in range(4):  # in quarters, the server's memory after each
+            asyncio.run(run_load(server.port, clients, seconds / 4, tally))
             settled = wait_for(lambda: metric(server.port, "rnnlm_active_streams") == 0
                                and metric(server.port, "rnnlm_queued_requests") == 0, timeout=30)
             rss.append(rss_mb(server.process.pid))
@@ -257,7 +257,7 @@ def load_test(run: str, clients: int, seconds: float, threads: int) -> None:
           f"{len(tally.done):,} requests answered ({choices:,} choices), {tally.dropped:,} clients gone "
           f"mid-stream, {tally.refused:,} refused (503), {len(tally.failed)} failed; "
           f"{len(wrong)} texts not the seed's text alone; active streams after: {active:.0f}, queued: "
-          f"{queued:.0f} (settled: {settled}); server RSS after the warm-up, the first half and the second: "
+          f"{queued:.0f} (settled: {settled}); server RSS after the warm-up and after each quarter: "
           f"{' '.join(f'{x:.1f}' for x in rss)} MB")
     for line in tally.failed[:5]:
         print("failed:", line)

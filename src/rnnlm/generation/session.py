@@ -171,14 +171,17 @@ class GenerationSession:
         return drawn, [self.advance(s, token_id, record) for s, token_id, record in zip(streams, ids, records)]
 
     def step_slots(self, streams: Sequence[Stream], logits: torch.Tensor, state: State) -> list[Piece]:
-        """``step`` for streams whose scores (N, V) and state (layers, N, H) are rows of slot
-        buffers (``rnnlm.generation.slots``): the model runs on every row in place, ended or not
-        (an ended stream's slot is freed after the step)."""
-        ids, pieces = self.draw_and_advance(streams, logits)
+        """``step`` for streams whose scores and state are the first rows of a block of slots
+        (``rnnlm.generation.slots``): scores (R, V) and state (layers, R, H), R >= N. The model
+        runs on the whole block in place, ended streams and free slots too (their rows are
+        overwritten when a stream next takes them)."""
+        n = len(streams)
+        ids, pieces = self.draw_and_advance(streams, logits[:n])
         if not all(s.finished for s in streams):
             if self.stepper is None:
                 self.stepper = BatchedStep(self.model)
-            logits.copy_(self.stepper.step_into(ids, state))
+            block = torch.nn.functional.pad(ids, (0, logits.shape[0] - n))  # (R,): token 0 in the free slots
+            logits.copy_(self.stepper.step_into(block, state))
         return pieces
 
     def step_one(self, stream: Stream) -> Piece:

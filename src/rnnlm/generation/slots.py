@@ -25,6 +25,7 @@ from rnnlm.generation.stream import Piece, Stream
 from rnnlm.models.recurrent import State, cat_states
 
 FIRST_SLOTS = 8
+ROUND_SLOTS = 8  # a step runs on the active slots rounded up to a multiple of this
 
 
 class StreamSlots:
@@ -83,10 +84,9 @@ class StreamSlots:
             logits[:n].copy_(self.logits[:n])
         self.state, self.logits = grown, logits
 
-    def active_state(self) -> State:
-        """The active slots' state: views of the buffers, (layers, N, H)."""
-        n = len(self.streams)
-        views = [buffer[:, :n] for buffer in self.state]
+    def block_state(self, rows: int) -> State:
+        """The first ``rows`` slots' state: views of the buffers, (layers, rows, H)."""
+        views = [buffer[:, :rows] for buffer in self.state]
         return tuple(views) if len(views) == 2 else views[0]
 
     @torch.inference_mode()
@@ -97,8 +97,9 @@ class StreamSlots:
             return []
         if len(self.streams) == 1:  # it holds its own state: exactly ``complete``'s step
             pieces = [self.session.step_one(self.streams[0])]
-        else:
-            pieces = self.session.step_slots(self.streams, self.logits[: len(self.streams)], self.active_state())
+        else:  # on a block of a few sizes only: oneDNN keeps a primitive (and memory) for every shape it sees
+            rows = min(-(-len(self.streams) // ROUND_SLOTS) * ROUND_SLOTS, self.capacity)
+            pieces = self.session.step_slots(self.streams, self.logits[:rows], self.block_state(rows))
         self.leave()
         return pieces
 

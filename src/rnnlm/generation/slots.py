@@ -10,6 +10,9 @@ stream alone keeps its state itself and steps exactly as ``GenerationSession.com
 token and costs no more.
 When streams end, the ones after them move down into their slots (one gather per buffer, only
 on the steps where a stream left). The buffers grow (doubling) when more streams join than fit.
+A step runs on the active slots rounded up to a multiple of ``ROUND_SLOTS`` (the free slots'
+rows are computed and thrown away): oneDNN keeps a primitive, with its memory, for every batch
+size it sees, and a server whose batch changed size at every step grew without end.
 
 A batch draws every row in one call, each with its own stream's uniform number
 (``rnnlm.generation.sampling``), so a stream's text depends on its seed alone.

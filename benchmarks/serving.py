@@ -20,6 +20,8 @@ import asyncio
 import itertools
 import json
 import os
+import random
+import re
 import statistics
 import sys
 import time
@@ -29,7 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import cpu_model, table
-from tests.serving import ServerProcess
+from tests.serving import ServerProcess, http_request, metric, read_response, wait_for
 
 PROMPTS = ["one hundred", "eight thousand", "two thousand three hundred", "fifty", "nine hundred ninety",
            "seven thousand", "four hundred twelve", "thirty one"]
@@ -43,9 +45,17 @@ class Result:
     errors: int = 0
 
 
+TEXT = re.compile(rb'"text": "((?:[^"\\\\]|\\\\.)*)"')
+USAGE = re.compile(rb'"completion_tokens": (\d+)')
+
+
 async def one_request(connection: list, port: int, body: bytes, result: Result) -> None:
     """One streamed request on the client's keep-alive connection (``connection``: [reader,
-    writer], opened on first use, as an HTTP client's pool would)."""
+    writer], opened on first use, as an HTTP client's pool would). An event may carry several
+    tokens (the server sends what accumulated since a stream's last event in one): each token of
+    a word-level run writes one space-led word, so an event's tokens are its text's words; the
+    first arrives after the gap since the event before, the others with a gap of 0. The
+    request's tokens are the usage's count."""
     if not connection:
         connection.extend(await asyncio.open_connection("127.0.0.1", port))
     reader, writer = connection
@@ -53,28 +63,37 @@ async def one_request(connection: list, port: int, body: bytes, result: Result) 
     writer.write(b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                  b"Content-Length: %d\r\n\r\n" % len(body) + body)
     times: list[float] = []
-    carry = b""
-    complete = False
+    buffer = b""
+    tokens = 0
+    complete = done = False
     while True:
         data = await reader.read(65536)
         if not data:
             break
         now = time.perf_counter()
-        if not times and not carry and not data.startswith(b"HTTP/1.1 200"):
+        if not times and not buffer and not data.startswith(b"HTTP/1.1 200"):
             break
-        window = carry + data
-        times.extend([now] * window.count(b"data: {"))
-        if b"data: [DONE]" in window and window.endswith(b"\r\n0\r\n\r\n"):  # the last chunk of the response
+        buffer += data
+        cut = buffer.rfind(b"\n\n") + 2 if b"\n\n" in buffer else 0  # whole events only
+        events, buffer = buffer[:cut], buffer[cut:]
+        for text in TEXT.findall(events):
+            words = len(text.split())
+            if words:
+                times.extend([now] * words)
+        used = USAGE.search(events)
+        if used:
+            tokens = int(used.group(1))
+        done = done or b"data: [DONE]" in events
+        if done and buffer.endswith(b"\r\n0\r\n\r\n"):  # the last chunk of the response
             complete = True
             break
-        carry = window[-16:]
     if not complete:
         writer.close()
         connection.clear()
     if not times:
         result.errors += 1
         return
-    result.tokens += len(times)
+    result.tokens += tokens or len(times)
     result.ttft.append(times[0] - sent)
     result.gaps.extend(b - a for a, b in itertools.pairwise(times))
 
@@ -110,6 +129,168 @@ def row(name: str, result: Result, seconds: float) -> list:
             " ".join(f"{x:.1f}" for x in os.getloadavg())]
 
 
+# --- the load test: nothing lost
+
+
+@dataclass
+class LoadTally:
+    done: list = field(default_factory=list)  # (request body, [(text, finish) per choice])
+    dropped: int = 0  # clients that went away mid-stream on purpose
+    refused: int = 0  # 503: no room (the client waits a little and goes on)
+    failed: list = field(default_factory=list)  # anything else: what went wrong
+
+
+def load_request(rng: random.Random, seed: int) -> tuple[dict, str]:
+    """A request of the mix and how its client behaves: "stream", "whole" or "drop" (a streamed
+    request whose client goes away after its first events)."""
+    body: dict = {"prompt": rng.choice(PROMPTS), "max_tokens": rng.randint(4, 64), "seed": seed,
+                  "temperature": rng.choice([0.7, 0.8, 1.0])}
+    if rng.random() < 0.25:
+        body["n"] = rng.randint(2, 3)
+    if rng.random() < 0.3:
+        body["stop"] = [rng.choice([" hundred", " thousand ,", " one"])]
+    if rng.random() < 0.1:
+        body["top_k"] = 5
+    kind = rng.choices(["stream", "whole", "drop"], weights=[6, 3, 1])[0]
+    if kind != "whole":
+        body["stream"] = True
+        body["stream_options"] = {"include_usage": True}
+    return body, kind
+
+
+def choices_of(body: dict, kind: str, data: bytes) -> list[tuple[str, str]]:
+    """Each choice's (text, finish reason), from the JSON answer or its server-sent events."""
+    if kind == "whole":
+        answer = json.loads(data)
+        return [(c["text"], c["finish_reason"]) for c in sorted(answer["choices"], key=lambda c: c["index"])]
+    texts, finish = [""] * body.get("n", 1), [None] * body.get("n", 1)
+    for block in data.decode().split("\n\n"):
+        if block.startswith("data: {"):
+            event = json.loads(block[len("data: "):])
+            for c in event["choices"]:
+                texts[c["index"]] += c["text"]
+                finish[c["index"]] = c["finish_reason"] or finish[c["index"]]
+    if not data.rstrip().endswith(b"data: [DONE]"):
+        raise ValueError("no [DONE] at the end")
+    return list(zip(texts, finish))
+
+
+async def load_client(port: int, index: int, deadline: float, tally: LoadTally) -> None:
+    rng = random.Random(index)
+    reader = writer = None
+    count = 0
+    while time.perf_counter() < deadline:
+        body, kind = load_request(rng, index * 100_000 + count)
+        count += 1
+        if writer is None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(http_request("POST", "/v1/completions", json.dumps(body).encode()))
+        try:
+            if kind == "drop":
+                await reader.readuntil(b"data: {")
+                await reader.read(rng.randint(1, 4096))
+                tally.dropped += 1
+                writer.close()
+                reader = writer = None
+                continue
+            answer = await read_response(reader)
+            if answer is None:
+                raise ValueError("the connection closed unanswered")
+            status, _, data = answer
+            if status == 503:
+                tally.refused += 1
+                await asyncio.sleep(0.05)
+                continue
+            if status != 200:
+                raise ValueError(f"status {status}: {data[:200]!r}")
+            tally.done.append((body, choices_of(body, kind, data)))
+        except Exception as error:  # noqa: BLE001 - every failure is counted and shown
+            tally.failed.append(f"{kind} {json.dumps(body)}: {type(error).__name__}: {error}")
+            writer.close()
+            reader = writer = None
+    if writer is not None:
+        writer.close()
+
+
+def alone_choices(session, body: dict) -> list[tuple[str, str]]:
+    """What each choice of ``body`` writes alone: ``GenerationSession.complete`` with its seed."""
+    from rnnlm.serve.responses import OPENAI_FINISH
+
+    got = []
+    for i in range(body.get("n", 1)):
+        pieces = list(session.complete(body["prompt"], max_tokens=body["max_tokens"], stop=body.get("stop", ()),
+                                       temperature=body["temperature"], top_k=body.get("top_k"), seed=body["seed"] + i))
+        got.append((pieces[-1].stream.text, OPENAI_FINISH[pieces[-1].finish_reason]))
+    return got
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+
+
+def load_test(run: str, clients: int, seconds: float, threads: int) -> None:
+    """``clients`` clients for ``seconds`` against the default server, every answer checked
+    against ``GenerationSession.complete`` with its seed, the gauges and the memory after."""
+    from rnnlm.generation.session import GenerationSession
+
+    server = ServerProcess(run, "--threads", str(threads))
+    try:
+        warm = LoadTally()
+        asyncio.run(run_load(server.port, 16, 2.0, warm))  # warm up (slots grown, code paths run)
+        rss = [rss_mb(server.process.pid)]
+        tally = LoadTally()
+        started = time.perf_counter()
+        for _ in range(4):  # in quarters, the server's memory after each
+            asyncio.run(run_load(server.port, clients, seconds / 4, tally))
+            settled = wait_for(lambda: metric(server.port, "rnnlm_active_streams") == 0
+                               and metric(server.port, "rnnlm_queued_requests") == 0, timeout=30)
+            rss.append(rss_mb(server.process.pid))
+        took = time.perf_counter() - started
+        active, queued = metric(server.port, "rnnlm_active_streams"), metric(server.port, "rnnlm_queued_requests")
+    finally:
+        server.stop()
+    session = GenerationSession.load(run, device="cpu")
+    wrong = [(body, got) for body, got in tally.done if got != alone_choices(session, body)]
+    choices = sum(len(got) for _, got in tally.done)
+    print(f"\n# Load test\n\n{clients} clients for {seconds:.0f} s ({took:.1f} s with the last answers): "
+          f"{len(tally.done):,} requests answered ({choices:,} choices), {tally.dropped:,} clients gone "
+          f"mid-stream, {tally.refused:,} refused (503), {len(tally.failed)} failed; "
+          f"{len(wrong)} texts not the seed's text alone; active streams after: {active:.0f}, queued: "
+          f"{queued:.0f} (settled: {settled}); server RSS after the warm-up and after each quarter: "
+          f"{' '.join(f'{x:.1f}' for x in rss)} MB")
+    for line in tally.failed[:5]:
+        print("failed:", line)
+    for body, got in wrong[:5]:
+        print("wrong:", json.dumps(body), got, alone_choices(session, body))
+
+
+async def run_load(port: int, clients: int, seconds: float, tally: LoadTally) -> None:
+    deadline = time.perf_counter() + seconds
+    await asyncio.gather(*(load_client(port, i, deadline, tally) for i in range(clients)))
+
+
+def complete_tokens_per_second(run: str, requests: list[bytes], rounds: int, threads: int) -> float:
+    """The same requests written one after another by ``GenerationSession.complete`` in this
+    process (no server, no client): what a lone client could get at most. Fastest of ``rounds``."""
+    import torch
+
+    from rnnlm.generation.session import GenerationSession
+
+    torch.set_num_threads(threads)
+    session = GenerationSession.load(run, device="cpu")
+    best = 0.0
+    for _ in range(rounds):
+        tokens, started = 0, time.perf_counter()
+        for body in map(json.loads, requests):
+            for piece in session.complete(body["prompt"], max_tokens=body["max_tokens"], seed=body["seed"],
+                                          temperature=body["temperature"]):
+                pass
+            tokens += piece.stream.tokens
+        best = max(best, tokens / (time.perf_counter() - started))
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", default="runs/demo", help="run folder to serve (default: runs/demo, make demo)")
@@ -120,7 +301,14 @@ def main() -> None:
     parser.add_argument("--server-threads", "--threads", type=int, default=1, help="torch threads of the server")
     parser.add_argument("--rounds", type=int, default=2, help="each row is run this many times; the fastest is kept")
     parser.add_argument("--quick", action="store_true", help="32 requests of 16 tokens, one round")
+    parser.add_argument("--load", type=float, default=0, metavar="SECONDS",
+                        help="only the load test, this long: a mix of streamed and whole requests, n > 1, stop "
+                             "strings, clients that go away; every answer checked against its seed alone")
+    parser.add_argument("--load-clients", type=int, default=256)
     args = parser.parse_args()
+    if args.load:
+        load_test(args.run, args.load_clients, args.load, args.server_threads)
+        return
     if args.quick:
         args.requests, args.tokens, args.rounds = 32, 16, 1
     if not (Path(args.run) / "model.safetensors").exists():
@@ -131,7 +319,8 @@ def main() -> None:
     except ImportError:
         pass
     requests = [json.dumps({"prompt": PROMPTS[i % len(PROMPTS)], "max_tokens": args.tokens, "seed": i,
-                            "temperature": 0.8, "stream": True}).encode() for i in range(args.requests)]
+                            "temperature": 0.8, "stream": True,
+                            "stream_options": {"include_usage": True}}).encode() for i in range(args.requests)]
     levels = [int(c) for c in args.clients.split(",")]
     common = ["--threads", str(args.server_threads), "--queue", str(args.requests + 8)]
     print(f"# Serving\n\n{cpu_model()}, {os.cpu_count()} cores; {args.run}; {args.requests} streamed requests of "
@@ -157,6 +346,7 @@ def main() -> None:
         single.stop()
         batched.stop()
     rows = [best[name][1] for name, _, _ in ways]
+    alone = complete_tokens_per_second(args.run, requests, args.rounds, args.server_threads)
     print(table(["serving", "tokens/s", "TTFT p50 ms", "TTFT p95 ms", "per-token p50 ms", "per-token p95 ms",
                  "per-token mean ms", "errors", "load avg"], rows))
     base = float(rows[0][1].replace(",", ""))
@@ -167,6 +357,9 @@ def main() -> None:
             line += f", per-token p95 {float(r[5]) / float(lone[5]):.1f}x a lone client's"
             line += f" (mean {float(r[6]) / float(lone[6]):.1f}x)"
         print(line)
+    if lone is not None:
+        print(f"1 concurrent: {float(lone[1].replace(',', '')) / alone:.0%} of the tokens/s of "
+              f"GenerationSession.complete in one process, no server ({alone:,.0f} tokens/s)")
 
 
 if __name__ == "__main__":

@@ -76,12 +76,13 @@ def test_openai_client_completion_is_the_sessions_text(client, session):
     assert done.usage.prompt_tokens == 4 and done.usage.completion_tokens == 30 and done.usage.total_tokens == 34
 
 
-def test_openai_client_streams_one_event_per_token(client, session):
+def test_openai_client_streams_the_text_in_events(client, session):
     chunks = list(client.completions.create(model="tiny", prompt="the cat", max_tokens=25, seed=9, stream=True))
     expected = alone(session, "the cat", 25, 9)
-    assert len(chunks) == 25  # one event per token: a character model's token is one character
+    assert 1 <= len(chunks) <= 25  # one event per token, or fewer carrying several when the client reads slower
+    assert all(c.choices[0].text for c in chunks)
     assert "".join(c.choices[0].text for c in chunks) == expected.text
-    assert [c.choices[0].finish_reason for c in chunks] == [None] * 24 + ["length"]
+    assert [c.choices[0].finish_reason for c in chunks] == [None] * (len(chunks) - 1) + ["length"]
 
 
 def test_n_choices_each_with_its_seed(client, session):
@@ -119,8 +120,9 @@ def test_logprobs_in_the_completions_shape(client, session):
     assert lp.text_offset == list(range(4, 16))  # offsets count from the start of the prompt
     streamed = list(client.completions.create(model="tiny", prompt="the ", max_tokens=12, seed=2, logprobs=3,
                                               stream=True))
-    assert [c.choices[0].logprobs.token_logprobs[0] for c in streamed] == pytest.approx(lp.token_logprobs, abs=1e-6)
-    assert [c.choices[0].logprobs.text_offset[0] for c in streamed] == lp.text_offset
+    streamed_lp = [c.choices[0].logprobs for c in streamed]  # an event may carry several tokens
+    assert [x for e in streamed_lp for x in e.token_logprobs] == pytest.approx(lp.token_logprobs, abs=1e-6)
+    assert [x for e in streamed_lp for x in e.text_offset] == lp.text_offset
 
 
 def test_greedy_at_temperature_zero_and_echo(client, session):

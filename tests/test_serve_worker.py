@@ -4,6 +4,7 @@ model goes on serving the requests after them."""
 import asyncio
 
 from rnnlm.generation.sampling import Sampling
+from rnnlm.generation.slots import StreamSlots
 from rnnlm.serve.batcher import ModelWorker
 from rnnlm.serve.errors import http_error
 from rnnlm.serve.jobs import CompletionJob, Failure
@@ -32,17 +33,17 @@ def run_worker(session: GenerationSession, body) -> None:
     asyncio.run(main())
 
 
-def test_a_fault_in_a_step_ends_the_jobs_in_flight_and_the_model_goes_on(tiny_run, capfd):
+def test_a_fault_in_a_step_ends_the_jobs_in_flight_and_the_model_goes_on(tiny_run, capfd, monkeypatch):
     session = GenerationSession.load(tiny_run, device="cpu")
-    real_step, faults = session.step, [1]
+    real_step, faults = StreamSlots.step, [1]
 
-    def faulty_step(streams):
+    def faulty_step(slots):
         if faults:
             faults.pop()
             raise RuntimeError("a fault in the step")
-        return real_step(streams)
+        return real_step(slots)
 
-    session.step = faulty_step
+    monkeypatch.setattr(StreamSlots, "step", faulty_step)
 
     async def body(worker: ModelWorker) -> None:
         job, done = completion("the ")

@@ -236,3 +236,15 @@ def test_the_single_stream_step_draws_as_the_batched_step(session):
             pass
         texts.append(stream.text)
     assert texts[0] == texts[1] == texts[2] and len(texts[0]) == 80
+
+
+def test_stop_prefix_length_is_the_longest_end_that_starts_a_stop():
+    """Against the definition, every end of the text tried, on random texts and stop strings."""
+    rng = random.Random(0)
+    for _ in range(5000):
+        stops = ["".join(rng.choice("ab") for _ in range(rng.randint(1, 6))) for _ in range(rng.randint(1, 3))]
+        text = "".join(rng.choice("abc") for _ in range(rng.randint(0, 10)))
+        if any(s in text for s in stops):
+            continue  # release cuts at a whole stop string before it asks
+        ends = [n for n in range(1, len(text) + 1) if any(s.startswith(text[-n:]) for s in stops)]
+        assert stop_prefix_length(text, stops) == max(ends, default=0), (text, stops)

@@ -50,3 +50,24 @@ def test_single_step_is_the_models_step(cell, locked):
 
 def parts(state):
     return state if isinstance(state, tuple) else (state,)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_a_step_in_place_on_a_block_of_slots(cell):
+    """``step_into`` on the first rows of a larger slot buffer: the rows of the block get the new
+    state, the slots after it are left alone."""
+    torch.manual_seed(0)
+    model = RecurrentLM(40, ModelConfig(cell=cell, layers=2, emb=16, hidden=32, tie=False)).eval()
+    slots = model.init_state(5)
+    slots = tuple(s.normal_() for s in slots) if isinstance(slots, tuple) else slots.normal_()
+    before = [s.clone() for s in parts(slots)]
+    ids = torch.tensor([1, 5, 39])
+    stepper = BatchedStep(model)
+    with torch.inference_mode():
+        block = tuple(s[:, :3] for s in slots) if isinstance(slots, tuple) else slots[:, :3]
+        expected_logits, expected = stepper.step(ids, block)
+        logits = stepper.step_into(ids, block)
+    assert torch.equal(logits, expected_logits)
+    for got, want, old in zip(parts(slots), parts(expected), before, strict=True):
+        assert torch.equal(got[:, :3], want) and not torch.equal(got[:, :3], old[:, :3])
+        assert torch.equal(got[:, 3:], old[:, 3:])

@@ -65,29 +65,26 @@ class BatchedStep:
 
     @torch.inference_mode()
     def step(self, ids: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """Logits (N, V) and the new state, a fresh tensor (``state`` is left as it was)."""
+        new_state: State = tuple(s.clone() for s in state) if isinstance(state, tuple) else state.clone()
+        return self.step_into(ids, new_state), new_state
+
+    @torch.inference_mode()
+    def step_into(self, ids: torch.Tensor, state: State) -> torch.Tensor:
+        """One token (N,) per stream: ``state`` (layers, N, H; each layer's rows contiguous, as a
+        block of slots is) is overwritten with the new state; the logits (N, V) are returned."""
         x = F.embedding(ids, self.embedding)  # (N, E)
         if self.cell == "lstm":
             h_all, c_all = state  # (layers, N, H) each
-            hs, cs = [], []
-            for i, (w, b) in enumerate(self.weights):
-                gates = self.linear(torch.cat([x, h_all[i]], 1), w, b)  # (N, 4H): input, forget, cell, output
+            for (w, b), h, c in zip(self.weights, h_all, c_all):
+                gates = self.linear(torch.cat([x, h], 1), w, b)  # (N, 4H): input, forget, cell, output
                 g_in, g_forget, g_cell, g_out = gates.chunk(4, 1)
-                c = torch.addcmul(g_forget.sigmoid_() * c_all[i], g_in.sigmoid_(), g_cell.tanh_())
-                x = g_out.sigmoid_() * c.tanh()
-                hs.append(x)
-                cs.append(c)
-            new_state: State = (torch.stack(hs), torch.stack(cs))
+                c.mul_(g_forget.sigmoid_()).addcmul_(g_in.sigmoid_(), g_cell.tanh_())
+                x = torch.mul(g_out.sigmoid_(), c.tanh(), out=h)
         elif self.cell == "gru":
-            hs = []
-            for i, (w_ih, b_ih, w_hh, b_hh) in enumerate(self.weights):
-                h = state[i]
-                x = gru_update(self.linear(x, w_ih, b_ih), self.linear(h, w_hh, b_hh), h)
-                hs.append(x)
-            new_state = torch.stack(hs)
+            for (w_ih, b_ih, w_hh, b_hh), h in zip(self.weights, state):
+                x = h.copy_(gru_update(self.linear(x, w_ih, b_ih), self.linear(h, w_hh, b_hh), h))
         else:
-            hs = []
-            for i, (w, b) in enumerate(self.weights):
-                x = self.linear(torch.cat([x, state[i]], 1), w, b).tanh_()
-                hs.append(x)
-            new_state = torch.stack(hs)
-        return self.linear(x, self.head_w, self.head_b), new_state
+            for (w, b), h in zip(self.weights, state):
+                x = h.copy_(self.linear(torch.cat([x, h], 1), w, b).tanh_())
+        return self.linear(x, self.head_w, self.head_b)

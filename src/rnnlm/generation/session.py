@@ -154,14 +154,35 @@ class GenerationSession:
             return [self.step_one(active[0])]
         drawn: dict[int, Piece] = {}
         if active:
-            logits = torch.stack([s.logits for s in active])  # (N, V)
-            ids = draw(logits.masked_fill(self.banned, float("-inf")), [s.sampling for s in active],
-                       [s.rng.random() for s in active]).tolist()
-            records = self.token_records(logits, active, ids)
-            for stream, token_id, record in zip(active, ids, records):
-                drawn[id(stream)] = self.advance(stream, token_id, record)
-            self.forward([s for s in active if not s.finished], [i for s, i in zip(active, ids) if not s.finished])
+            ids, pieces = self.draw_and_advance(active, torch.stack([s.logits for s in active]))  # (N, V)
+            drawn = {id(piece.stream): piece for piece in pieces}
+            going = [(s, i) for s, i in zip(active, ids.tolist()) if not s.finished]
+            self.forward([s for s, _ in going], [i for _, i in going])
         return [drawn.get(id(s)) or Piece(s, "", None, None) for s in streams]
+
+    def draw_and_advance(self, streams: Sequence[Stream],
+                         logits: torch.Tensor) -> tuple[torch.Tensor, list[Piece]]:
+        """Every row of ``logits`` (N, V) drawn in one call, row i by ``streams[i]``'s own
+        uniform number; then each stream's text and stop rules. The ids (N,) and a piece per stream."""
+        drawn = draw(logits.masked_fill(self.banned, float("-inf")), [s.sampling for s in streams],
+                     [s.rng.random() for s in streams])
+        ids = drawn.tolist()
+        records = self.token_records(logits, streams, ids)
+        return drawn, [self.advance(s, token_id, record) for s, token_id, record in zip(streams, ids, records)]
+
+    def step_slots(self, streams: Sequence[Stream], logits: torch.Tensor, state: State) -> list[Piece]:
+        """``step`` for streams whose scores and state are the first rows of a block of slots
+        (``rnnlm.generation.slots``): scores (R, V) and state (layers, R, H), R >= N. The model
+        runs on the whole block in place, ended streams and free slots too (their rows are
+        overwritten when a stream next takes them)."""
+        n = len(streams)
+        ids, pieces = self.draw_and_advance(streams, logits[:n])
+        if not all(s.finished for s in streams):
+            if self.stepper is None:
+                self.stepper = BatchedStep(self.model)
+            block = torch.nn.functional.pad(ids, (0, logits.shape[0] - n))  # (R,): token 0 in the free slots
+            logits.copy_(self.stepper.step_into(block, state))
+        return pieces
 
     def step_one(self, stream: Stream) -> Piece:
         """``step`` for a single stream: the same token and text, with less work around the model."""

@@ -124,10 +124,16 @@ def check_stops(stops: Sequence[str]) -> None:
 
 
 def stop_prefix_length(text: str, stops: Sequence[str]) -> int:
-    """Length of the longest end of ``text`` that is the start of one of ``stops`` (0: none)."""
-    longest = min(len(text), max((len(s) for s in stops), default=1) - 1)
-    for n in range(longest, 0, -1):
-        end = text[-n:]
-        if any(s.startswith(end) for s in stops):
-            return n
-    return 0
+    """Length of the longest end of ``text`` that is the start of one of ``stops`` (0: none).
+    Only the places in the last ``len(stop) - 1`` characters where a stop's first character
+    occurs are tried, longest first: a token costs a few comparisons, not one per character of
+    the longest stop string."""
+    best = 0
+    for stop in stops:
+        at = text.find(stop[0], max(len(text) - len(stop) + 1, 0))
+        while at != -1 and len(text) - at > best:
+            if stop.startswith(text[at:]):
+                best = len(text) - at
+                break
+            at = text.find(stop[0], at + 1)
+    return best

@@ -1,15 +1,17 @@
 """Continuous batching: one worker thread per model advances every active stream together.
 
     request -> submit (queue) -> admitted when slots are free -> prompt read a piece at a time
-            -> its streams join the batch -> one forward call per step for every active stream
+            -> its streams take slots -> one forward call per step for every active stream
             -> tokens back to the request on the event loop -> a finished stream leaves at once
 
 The worker owns the model: the event loop never runs it, and only the worker touches a stream
 once it has been handed over. The loop and the worker share the queue (under ``cond``) and one
 flag per job (``cancelled``, set by the loop when a client goes away). Everything a step gives
-goes back in one ``loop.call_soon_threadsafe`` call per step (not one per stream), so waking
-the loop costs the same for one stream or a hundred. torch releases the GIL in its kernels, so
-the loop writes the last step's tokens while the worker computes the next.
+goes back through one outbox (not one call per stream), and the loop is woken only when it has
+taken what came before: waking it costs the same for one stream or a hundred, and a loop that
+falls behind takes several steps at once (each stream's text then goes out as one event). torch
+releases the GIL in its kernels, so the loop writes the last step's tokens while the worker
+computes the next. The streams' states live in slots (``rnnlm.generation.slots``).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from rnnlm.generation.session import GenerationSession
+from rnnlm.generation.slots import StreamSlots
 from rnnlm.generation.stream import Stream
 from rnnlm.serve.jobs import Busy, CompletionJob, Fault, ShuttingDown
 from rnnlm.serve.metrics import ServerMetrics
@@ -45,9 +48,12 @@ class ModelWorker:
         self.used = 0  # slots of the admitted jobs, under cond
         self.closing = False
         self.reading: list[CompletionJob] = []  # the worker's own from here on
-        self.active: list[Stream] = []
-        self.owners: list[tuple[CompletionJob, int]] = []  # (job, choice) of each active stream
+        self.slots = StreamSlots(session)  # the active streams, their states in slots
+        self.owners: dict[int, tuple[CompletionJob, int]] = {}  # id(stream) -> (job, choice) of each active stream
         self.live: dict[int, list] = {}  # id(job) -> [job, streams not yet ended]
+        self.outbox: list[tuple[CompletionJob, tuple]] = []  # events for the loop, under outbox_lock
+        self.outbox_lock = threading.Lock()
+        self.posted = False  # a call of deliver is on its way to the loop, under outbox_lock
         self.thread = threading.Thread(target=self.run, name=f"rnnlm-worker-{model_id}", daemon=True)
         self.scorer = ThreadPoolExecutor(1, thread_name_prefix=f"rnnlm-score-{model_id}")
         self.scoring = 0  # score requests running or waiting (loop thread only)
@@ -134,16 +140,23 @@ class ModelWorker:
         self.gauges.queued.set(len(self.waiting))
         return admitted
 
+    @property
+    def active(self) -> list[Stream]:
+        """The streams being stepped, in slot order."""
+        return self.slots.streams
+
     def in_flight(self) -> list[CompletionJob]:
-        return list({id(job): job for job in [*self.reading, *(job for job, _ in self.owners)]}.values())
+        return list({id(job): job for job in [*self.reading, *(job for job, _ in self.owners.values())]}.values())
 
     def fail(self, jobs: list[CompletionJob], error: Exception, out: list) -> None:
         """End ``jobs`` with a Fault (the traceback goes to the server's stderr); the others go on."""
         traceback.print_exception(error, file=sys.stderr)
         failed = {id(job) for job in jobs}
         self.reading = [job for job in self.reading if id(job) not in failed]
-        kept = [(s, o) for s, o in zip(self.active, self.owners) if id(o[0]) not in failed]
-        self.active, self.owners = [s for s, _ in kept], [o for _, o in kept]
+        gone = [s for s in self.active if id(self.owners[id(s)][0]) in failed]
+        self.slots.remove(gone)
+        for stream in gone:
+            del self.owners[id(stream)]
         for job in jobs:
             self.live.pop(id(job), None)
         self.release(jobs)
@@ -164,11 +177,10 @@ class ModelWorker:
         if gone:
             self.reading = [job for job in self.reading if not job.cancelled]
             self.release(gone)
-        if any(job.cancelled for job, _ in self.owners):
-            for stream, (job, _) in zip(self.active, self.owners):
-                if job.cancelled:
-                    stream.cancel()
-            self.leave(out)
+        cancelled = [s for s in self.active if self.owners[id(s)][0].cancelled]
+        if cancelled:
+            self.slots.remove(cancelled)
+            self.leave(cancelled, out)
 
     def read_prompts(self, out: list) -> None:
         """Read the next PREFILL_TOKENS of every prompt being read (together, as far as they
@@ -198,18 +210,19 @@ class ModelWorker:
         self.live[id(job)] = [job, len(running)]
         for i, stream in enumerate(job.streams):
             if not stream.finished:
-                self.active.append(stream)
-                self.owners.append((job, i))
+                self.owners[id(stream)] = (job, i)
+        self.slots.join(running)
 
     def step(self, out: list) -> None:
         started = time.perf_counter()
-        pieces = self.session.step(self.active)
-        took = time.perf_counter() - started
         batch = len(self.active)
+        pieces = self.slots.step()
+        took = time.perf_counter() - started
         self.metrics.observe_step(self.model_id, batch, took)
         streamed: dict[int, list] = {}
         now = time.perf_counter()
-        for piece, (job, choice) in zip(pieces, self.owners):
+        for piece in pieces:
+            job, choice = self.owners[id(piece.stream)]
             if job.first_token is None:
                 job.first_token = now
                 self.metrics.time_to_first_token.labels(self.model_id).observe(now - job.submitted)
@@ -217,24 +230,17 @@ class ModelWorker:
                 streamed.setdefault(id(job), [job]).append((choice, piece.text, piece.token, piece.finish_reason))
         for events in streamed.values():
             out.append((events[0], ("tokens", events[1:])))
-        self.leave(out)
+        self.leave([piece.stream for piece in pieces if piece.finish_reason is not None], out)
 
-    def leave(self, out: list) -> None:
-        """The ended streams leave the batch; a job whose streams have all ended is done."""
-        if all(not s.finished for s in self.active):
-            return
-        keep_streams, keep_owners = [], []
-        for stream, owner in zip(self.active, self.owners):
-            if stream.finished:
-                entry = self.live[id(owner[0])]
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del self.live[id(owner[0])]
-                    self.finish(owner[0], out)
-            else:
-                keep_streams.append(stream)
-                keep_owners.append(owner)
-        self.active, self.owners = keep_streams, keep_owners
+    def leave(self, ended: list[Stream], out: list) -> None:
+        """``ended`` have left their slots; a job whose streams have all ended is done."""
+        for stream in ended:
+            job, _ = self.owners.pop(id(stream))
+            entry = self.live[id(job)]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del self.live[id(job)]
+                self.finish(job, out)
         self.gauges.active.set(len(self.active))
 
     def finish(self, job: CompletionJob, out: list) -> None:
@@ -248,9 +254,23 @@ class ModelWorker:
             self.used -= sum(job.size for job in jobs)
 
     def send(self, out: list) -> None:
-        if out:
-            self.gauges.active.set(len(self.active))
-            self.loop.call_soon_threadsafe(deliver_all, out)
+        """Hand ``out`` to the event loop: it joins the outbox, and the loop is woken only when
+        it has not been yet (a busy loop takes every step since its last wake-up at once)."""
+        if not out:
+            return
+        self.gauges.active.set(len(self.active))
+        with self.outbox_lock:
+            self.outbox.extend(out)
+            if self.posted:
+                return
+            self.posted = True
+        self.loop.call_soon_threadsafe(self.deliver)
+
+    def deliver(self) -> None:
+        """On the event loop: every event in the outbox to its job."""
+        with self.outbox_lock:
+            out, self.outbox, self.posted = self.outbox, [], False
+        deliver_all(out)
 
     def shut_down(self) -> None:
         """End every stream in flight (finish reason ``length``: it was cut short) and refuse the
@@ -262,7 +282,8 @@ class ModelWorker:
             out.append((job, ("error", ShuttingDown())))
         self.reading = []
         streamed: dict[int, list] = {}
-        for stream, (job, choice) in zip(self.active, self.owners):
+        for stream in self.active:
+            job, choice = self.owners[id(stream)]
             tail = stream.end("length")
             if job.stream:
                 streamed.setdefault(id(job), [job]).append((choice, tail, None, "length"))
@@ -270,11 +291,12 @@ class ModelWorker:
             out.append((events[0], ("tokens", events[1:])))
         for job, _ in self.live.values():
             out.append((job, ("done", None)))
-        self.active, self.owners, self.live = [], [], {}
+        self.slots.leave()
+        self.owners, self.live = {}, {}
         self.gauges.active.set(0)
         self.gauges.queued.set(0)
         try:
-            self.loop.call_soon_threadsafe(deliver_all, out)
+            self.send(out)
         except RuntimeError:  # the loop has already closed
             pass
         self.scorer.shutdown(wait=False, cancel_futures=True)

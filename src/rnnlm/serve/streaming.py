@@ -1,5 +1,7 @@
-"""A streamed completion's body: server-sent events, one per token of each choice, sent as soon
-as the step that made it ends; then the usage (with ``stream_options.include_usage``) and
+"""A streamed completion's body: server-sent events, one per choice and per wake-up of the event
+loop with what that choice wrote since its last event (one token while the client keeps up,
+several when it reads slower than the model writes), sent as soon as the step that made it
+ends; then the usage (with ``stream_options.include_usage``) and
 ``data: [DONE]``. A fault after the first event is told as an error event before ``[DONE]``
 (the status, 200, has been sent by then)."""
 
@@ -21,16 +23,25 @@ class CompletionChunks:
         self.begun, self.offsets = [False] * self.job.size, [0] * self.job.size
 
     def encode(self, events: list[tuple]) -> tuple[str, bool]:
-        """The events' text, and whether the stream ends with them."""
-        parts, finished = [], False
+        """The events' text, and whether the stream ends with them. The tokens of every step
+        among ``events`` go out as one event per choice: what the client has not read yet
+        (the events came while it read slower than the model writes) arrives as one chunk."""
+        parts, finished, pending = [], False, {}
         for kind, payload in events:
-            if kind == "error":
-                parts.append(self.writer.error(payload.message))
+            if kind == "tokens":
+                for choice, text, record, finish in payload:
+                    merged = pending.setdefault(choice, [[], [], None])
+                    merged[0].append(text)
+                    if record is not None:
+                        merged[1].append(record)
+                    merged[2] = finish or merged[2]
+            elif kind in ("error", "done"):
+                parts.extend(self.tokens(pending))
+                pending = {}
+                if kind == "error":
+                    parts.append(self.writer.error(payload.message))
                 finished = True
-            elif kind == "tokens":
-                parts.extend(self.tokens(payload))
-            elif kind == "done":
-                finished = True
+        parts.extend(self.tokens(pending))
         if finished:
             if self.include_usage:
                 job = self.job
@@ -38,22 +49,24 @@ class CompletionChunks:
             parts.append(DONE)
         return "".join(parts), finished
 
-    def tokens(self, pieces: list) -> list[str]:
-        """One event per token of each choice (the echoed prompt rides on a choice's first)."""
+    def tokens(self, pending: dict) -> list[str]:
+        """One event per choice with what it wrote since its last (the echoed prompt rides on
+        a choice's first); ``pending``: choice -> [texts, records, finish reason]."""
         job, parts = self.job, []
-        for choice, text, record, finish in pieces:
+        for choice, (texts, records, finish) in pending.items():
+            text = "".join(texts)
             if not self.begun[choice]:
                 self.begun[choice] = True
                 prompt = job.prompt_texts[choice // job.n]
                 self.offsets[choice] = len(prompt)
                 if self.echo:
                     text = prompt + text
-            if record is None and not text and finish is None:
+            if not records and not text and finish is None:
                 continue
             lp = None
             if job.logprobs is not None:
-                lp = logprobs_json([] if record is None else [record], self.offsets[choice])
-                self.offsets[choice] += 0 if record is None else len(record.text)
+                lp = logprobs_json(records, self.offsets[choice])
+                self.offsets[choice] += sum(len(r.text) for r in records)
             parts.append(self.writer.chunk(choice, text, lp, finish))
         return parts
 

@@ -143,6 +143,13 @@ def detach_state(state: State) -> State:
     return state.detach()
 
 
+def fp32_state(state: State) -> State:
+    """The state in fp32 (an LSTM under bfloat16 autocast returns its state in bf16)."""
+    if isinstance(state, tuple):
+        return tuple(s.float() for s in state)
+    return state.float()
+
+
 def cat_states(states: list[State]) -> State:
     """The states of single streams, (layers, 1, H) each, as one batch (layers, N, H)."""
     if len(states) == 1:

@@ -62,6 +62,7 @@ def make_learner(
         device=device, lr=t.plan()[0][0], wd=t.wd, clip=t.clip, ar=t.ar, tar=t.tar, callbacks=callbacks,
         log_every=log_every, dist=dist, valid_text=text_size(data.valid_ids, data.valid_characters),
         valid_at=valid_at, pacer=pacer, clock=pacer.clock if pacer is not None else time.monotonic,
+        precision=t.precision,
     )
 
 

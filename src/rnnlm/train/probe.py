@@ -48,7 +48,7 @@ def probe_speed(config: RunConfig, data: TextData, device: torch.device, dist: D
         model = RecurrentLM(len(data.vocab), config.model)
         batches = StreamBatches(data.train_ids, t.bs, t.bptt).shard(dist.rank, dist.world_size)
         learner = Learner(model, batches, None, device=device, lr=t.lr, wd=t.wd, clip=t.clip, ar=t.ar, tar=t.tar,
-                          dist=dist)
+                          dist=dist, precision=t.precision)
         hidden = None
 
         def train_batch(k: int) -> torch.Tensor:

@@ -2,11 +2,12 @@
 mid-text (cold) or warmed up on the tokens before its start (rnnlm.evaluation.streams), against
 ``rnnlm evaluate --streams 1``, and what the warm-up costs in time.
 
-Models: a few small ones trained here for ``--minutes`` each on the first ``--chars`` of Vim's
-help files (not a corpus the warm-up length was chosen on), a char LSTM, a word LSTM and a BPE
-GRU trained without clipping (the kind whose cold streams read worst), or the run folders named.
+Models: a few small ones trained here for ``--epochs`` each (at most ``--minutes``) on the first
+``--chars`` of Vim's help files (not a corpus the warm-up length was chosen on), a char LSTM, a
+word LSTM and a BPE GRU trained without clipping (the kind whose cold streams read worst), or
+the run folders named.
 
-    python benchmarks/validation_warmup.py [--minutes 1.5] [--threads 1] [RUN ...]
+    python benchmarks/validation_warmup.py [--epochs 3] [--threads 1] [RUN ...]
 """
 
 from __future__ import annotations
@@ -47,12 +48,12 @@ def vim_docs(chars: int, folder: Path) -> Path:
     return path
 
 
-def train_models(corpus: Path, folder: Path, minutes: float) -> list[tuple[str, Path]]:
+def train_models(corpus: Path, folder: Path, epochs: int, minutes: float) -> list[tuple[str, Path]]:
     runs = []
     for name, (data, model, options) in MODELS.items():
         config = RunConfig(DataConfig(source=str(corpus), valid_frac=0.1, **data),
                            ModelConfig(emb=128, dropout=0.1, **model),
-                           TrainConfig(bs=64, bptt=32, epochs=3, lr=3e-3, max_minutes=minutes, device="cpu",
+                           TrainConfig(bs=64, bptt=32, epochs=epochs, lr=3e-3, max_minutes=minutes, device="cpu",
                                        **options))
         print(f"  training {name}", file=sys.stderr, flush=True)
         runs.append((name, train(config, folder / name.replace(" ", "-").replace(",", ""), log=io.StringIO(),
@@ -76,15 +77,16 @@ def measure(name: str, folder: Path) -> list[object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="*", type=Path, help="run folders to measure instead of training models")
-    parser.add_argument("--minutes", type=float, default=1.5, help="training time of each model")
-    parser.add_argument("--chars", type=int, default=1_000_000, help="characters of Vim's help files to train on")
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs of each model")
+    parser.add_argument("--minutes", type=float, default=8.0, help="training time of each model, at most")
+    parser.add_argument("--chars", type=int, default=400_000, help="characters of Vim's help files to train on")
     add_threads_option(parser)
     args = parser.parse_args()
     set_threads(args.threads)
     print(f"# Validation warm-up\n\n{machine()}\n")
     with tempfile.TemporaryDirectory() as tmp:
         runs = [(p.name, p) for p in args.runs] or train_models(vim_docs(args.chars, Path(tmp)), Path(tmp),
-                                                                  args.minutes)
+                                                                  args.epochs, args.minutes)
         rows = [measure(name, folder) for name, folder in runs]
     print(table(["model", "valid tokens", "streams x length", "one stream"]
                 + [f"W {w}" if w else "cold" for w in WARMUPS] + [f"s, W {w}" if w else "s, cold" for w in WARMUPS],

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 
 from rnnlm.cli import main
 from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from rnnlm.device import cpu_has_bf16
 from rnnlm.errors import RnnlmError
 from rnnlm.runfolder import load_run
 from rnnlm.train.callbacks import Callback
@@ -61,6 +62,7 @@ def rows_without_time(folder):
     ({}, (1, 5)),  # onecycle, stopped mid-epoch 2
     ({"phases": [(1e-2, 1), (3e-3, 1)]}, (1, 0)),  # manual phases, stopped between them
     ({"schedule": "sgdr", "epochs": 3}, (0, 7)),  # sgdr, stopped mid-epoch 1
+    pytest.param({"precision": "bf16"}, (1, 5), marks=pytest.mark.skipif(not cpu_has_bf16(), reason="no bf16 CPU")),
 ])
 def test_resume_gives_bitwise_the_weights_of_a_straight_run(tiny_file, tmp_path, train_options, stop):
     config = small_config(tiny_file, **train_options)
@@ -112,6 +114,7 @@ def test_damaged_training_state_is_refused(tiny_run, tmp_path):
 
 CHILD = """
 from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from rnnlm.device import cpu_has_bf16
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.run import train
 

@@ -15,6 +15,7 @@ from rnnlm.errors import RnnlmError, SettingError, in_context, invalid, shown
 CELLS = ("lstm", "gru", "rnn")
 SCHEDULES = ("constant", "onecycle", "sgdr")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("auto", "fp32", "bf16")  # of training steps (rnnlm.device.resolve_precision)
 DECODE_ERRORS = ("strict", "replace", "ignore")
 MAX_TRAINING_SEED = 2**32 - 1  # numpy's seeds stop there (training seeds numpy too)
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
@@ -203,6 +204,9 @@ class TrainConfig:
     patience: int | None = None  # stop after this many epochs without a better valid loss
     save_every: int | None = None  # batches between resumable saves (always at each epoch end)
     device: str = "auto"
+    # bf16: training steps under bfloat16 autocast (validation, evaluation and generation stay fp32);
+    # auto: bf16 where the CPU has bfloat16 instructions, else fp32. A run records the one it used.
+    precision: str = "fp32"
 
     def plan(self) -> list[tuple[float, int]]:
         """The phases to run, as (rate, epochs) pairs."""
@@ -250,6 +254,8 @@ class TrainConfig:
         _check(self.patience is None or self.patience >= 1, "patience", f"must be >= 1 (got {self.patience})")
         _check(self.save_every is None or self.save_every >= 1, "save_every", f"must be >= 1 (got {self.save_every})")
         _check(self.device in DEVICES, "device", f"must be one of {', '.join(DEVICES)} (got {shown(self.device)})")
+        _check(self.precision in PRECISIONS, "precision",
+               f"must be one of {', '.join(PRECISIONS)} (got {shown(self.precision)})")
 
 
 def parse_duration(text: str) -> float:

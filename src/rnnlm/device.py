@@ -25,6 +25,34 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def resolve_precision(name: str = "auto", device: str = "auto") -> str:
+    """The precision of training steps on ``device``: ``auto`` is bf16 on a CPU with bfloat16
+    instructions (benchmarks/precision.py: it reaches a lower loss in the same minutes there) and
+    fp32 elsewhere; bf16 asked for where it would be emulated, slower than fp32, is an error."""
+    if name == "fp32":
+        return name
+    if resolve_device(device).type == "cuda":
+        import torch
+
+        if name == "bf16" and not torch.cuda.is_bf16_supported():
+            raise SettingError("precision", "{precision} bf16: this GPU has no bfloat16 support; use {precision} fp32")
+        return "fp32" if name == "auto" else name
+    if name == "bf16" and not cpu_has_bf16():
+        raise SettingError("precision", "{precision} bf16: this CPU has no bfloat16 instructions (AVX-512 BF16 "
+                                        "or AMX); use {precision} fp32 or auto")
+    return "bf16" if cpu_has_bf16() else "fp32"
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU computes in bfloat16 natively (Linux's flags: AVX-512 BF16 or AMX)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def memory_bytes(device: torch.device) -> int:
     """All the memory of ``device``: the GPU's own, or the machine's physical memory."""
     if device.type == "cuda":

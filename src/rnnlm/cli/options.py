@@ -17,6 +17,7 @@ from rnnlm.config import (
     LAYER_DECAY_DEFAULT,
     LEVELS,
     MAX_VALID_DOCS,
+    PRECISIONS,
     SCHEDULES,
     DataConfig,
     FineTuneConfig,
@@ -189,6 +190,9 @@ def add_schedule_options(p: argparse.ArgumentParser) -> None:
                         "options the recipe is chosen for the corpus and the machine (instead of --epochs)")
     g.add_argument("--dry-run", action="store_true",
                    help="with --budget: print the plan (model, speed, schedule) and stop, writing nothing")
+    g.add_argument("--precision", choices=PRECISIONS, default=t.precision,
+                   help="of the training steps: bf16 (bfloat16 autocast, faster where the CPU has it) or fp32; "
+                        "auto: bf16 where the CPU has bfloat16 instructions. Validation and generation stay fp32")
     g.add_argument("--patience", type=int, default=None,
                    help="stop when valid loss has not improved for this many epochs")
     g.add_argument("--save-every", type=int, default=None, metavar="N",

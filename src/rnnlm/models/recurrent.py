@@ -91,6 +91,14 @@ class RecurrentLM(nn.Module):
     ) -> tuple[torch.Tensor, State] | tuple[torch.Tensor, State, tuple[torch.Tensor, torch.Tensor]]:
         """``x``: (bs, seq) token ids. Returns logits (bs, seq, vocab) and the new state; with
         ``activations`` also the last layer's output before and after dropout (for AR/TAR)."""
+        out, state = self.features(x, state)
+        dropped = self.drop(out)
+        logits = self.head(dropped)
+        return (logits, state, (out, dropped)) if activations else (logits, state)
+
+    def features(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        """Everything before the head: the last layer's output (bs, seq, H) and the new state.
+        Alone, it reads ``x`` without predicting (a warm-up, rnnlm.evaluation.streams)."""
         if state is None:
             state = self.init_state(x.shape[0], x.device)
         if self.training and self.config.emb_dropout > 0:
@@ -98,12 +106,8 @@ class RecurrentLM(nn.Module):
         else:
             emb = self.embedding(x)
         if self.config.locked_dropout:
-            out, state = self._layer_by_layer(emb, state)
-        else:
-            out, state = self._recur(self.rnn, emb, state)
-        dropped = self.drop(out)
-        logits = self.head(dropped)
-        return (logits, state, (out, dropped)) if activations else (logits, state)
+            return self._layer_by_layer(emb, state)
+        return self._recur(self.rnn, emb, state)
 
     def _recur(self, rnn: nn.RNNBase, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """One call of a fused recurrent module; in training, on dropped hidden-to-hidden weights."""
@@ -137,6 +141,13 @@ def detach_state(state: State) -> State:
     if isinstance(state, tuple):
         return tuple(s.detach() for s in state)
     return state.detach()
+
+
+def fp32_state(state: State) -> State:
+    """The state in fp32 (an LSTM under bfloat16 autocast returns its state in bf16)."""
+    if isinstance(state, tuple):
+        return tuple(s.float() for s in state)
+    return state.float()
 
 
 def cat_states(states: list[State]) -> State:

@@ -69,7 +69,7 @@ def make_learner(
         device=device, lr=t.plan()[0][0], wd=t.wd, clip=t.clip, ar=t.ar, tar=t.tar, callbacks=callbacks,
         log_every=log_every, dist=dist, valid_text=text_size(data.valid_ids, data.valid_characters),
         valid_at=valid_at, pacer=pacer, clock=pacer.clock if pacer is not None else time.monotonic,
-        groups=groups, freeze_until=freeze_until,
+        groups=groups, freeze_until=freeze_until, precision=t.precision,
     )
 
 

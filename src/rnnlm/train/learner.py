@@ -39,6 +39,7 @@ from rnnlm.distributed import Distributed, agree_stop
 from rnnlm.errors import SettingError
 from rnnlm.evaluation.streams import TextSize, evaluate_stream
 from rnnlm.models import detach_state
+from rnnlm.models.recurrent import fp32_state
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.position import Position
 from rnnlm.train.schedules import Phase
@@ -81,11 +82,13 @@ class Learner:
         clock: Callable[[], float] = time.monotonic,
         groups: list[dict] | None = None,
         freeze_until: int = 0,
+        precision: str = "fp32",
     ):
         """``valid_at``: the plan steps after which a planned run validates (None: at each epoch's
         end); ``pacer`` keeps it to its time; ``clock``: what a deadline is measured on.
         ``groups``: the optimiser's parameter groups (None: one), each with an ``lr_scale``; until
-        plan step ``freeze_until`` only the first group trains (rnnlm.train.layers)."""
+        plan step ``freeze_until`` only the first group trains (rnnlm.train.layers).
+        ``precision``: bf16 runs the training steps' forward pass under bfloat16 autocast."""
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.dist = dist or Distributed(device=self.device)
@@ -101,6 +104,7 @@ class Learner:
         self.valid_at = list(valid_at) if valid_at is not None else None
         self.pacer = pacer
         self.clock = clock
+        self.bf16 = precision == "bf16"
         self.phase: Phase | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self.position = Position()
@@ -197,15 +201,16 @@ class Learner:
         """The objective (cross-entropy plus AR/TAR), the cross-entropy alone, and the new state;
         ``x`` and ``y`` are (N, T) token ids."""
         regularise = self.ar > 0 or self.tar > 0
-        out = self.net(x, hidden, activations=True) if regularise else self.net(x, hidden)
-        logits = out[0]  # (N, T, V)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            out = self.net(x, hidden, activations=True) if regularise else self.net(x, hidden)
+        logits = out[0].float()  # (N, T, V)
         cross_entropy = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
         objective = cross_entropy
         if regularise:
-            raw, dropped = out[2]  # the last layer's output (N, T, H), before and after dropout
+            raw, dropped = (a.float() for a in out[2])  # the last layer's output (N, T, H), before and after dropout
             objective = objective + self.ar * dropped.pow(2).mean()
             objective = objective + self.tar * (raw[:, 1:] - raw[:, :-1]).pow(2).mean()
-        return objective, cross_entropy, out[1]
+        return objective, cross_entropy, fp32_state(out[1])
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, hidden) -> tuple[torch.Tensor, Any]:
         """One optimiser step on one batch from state ``hidden``; returns the cross-entropy and

@@ -48,7 +48,7 @@ def probe_speed(config: RunConfig, data: TextData, device: torch.device, dist: D
         model = RecurrentLM(len(data.vocab), config.model)
         batches = StreamBatches(data.train_ids, t.bs, t.bptt).shard(dist.rank, dist.world_size)
         learner = Learner(model, batches, None, device=device, lr=t.lr, wd=t.wd, clip=t.clip, ar=t.ar, tar=t.tar,
-                          dist=dist)
+                          dist=dist, precision=t.precision)
         hidden = None
 
         def train_batch(k: int) -> torch.Tensor:
@@ -83,7 +83,7 @@ def probe_speed(config: RunConfig, data: TextData, device: torch.device, dist: D
 def time_validation(model: torch.nn.Module, data: TextData, bs: int, bptt: int, device: torch.device,
                     dist: Distributed, clock: Clock, batches: int = 3) -> float:
     """Seconds one pass over this process's share of the validation split takes, from a few
-    of its batches."""
+    of its batches; the streams' warm-up counted as tokens read (a little less work: no head)."""
     valid = stream_batches_for_eval(data.valid_ids, bs, bptt).shard(dist.rank, dist.world_size)
     if len(valid) == 0 or valid.bs == 0:
         return 0.0
@@ -98,4 +98,4 @@ def time_validation(model: torch.nn.Module, data: TextData, bs: int, bptt: int, 
             took, timed = took + clock() - start, timed + x.numel()
     if not timed:
         return took
-    return took / timed * valid.tokens
+    return took / timed * (valid.tokens + valid.warmup_tokens)

@@ -20,6 +20,7 @@ from rnnlm.data.prepare import is_prepared
 from rnnlm.data.textdata import TextData, build_text_data
 from rnnlm.data.tokenizers import Tokenizer
 from rnnlm.data.vocab import Vocab
+from rnnlm.device import resolve_precision
 from rnnlm.errors import SettingError
 
 
@@ -31,7 +32,8 @@ def seed_everything(seed: int) -> None:
 
 def resolve_config(config: RunConfig) -> RunConfig:
     """Validated, with absolute data paths (the run folder still finds its data from another
-    directory), the schedule and epochs that phases imply and the BPE vocab size written out."""
+    directory), the schedule and epochs that phases imply, the BPE vocab size and the precision
+    written out."""
     config.validate()
     data, t = config.data, config.train
     source = data.source if is_builtin(data.source) else os.path.abspath(data.source)
@@ -40,7 +42,8 @@ def resolve_config(config: RunConfig) -> RunConfig:
     if data.level == "bpe" and vocab_size is None and not is_prepared(data.source):  # a prepared folder has its own
         vocab_size = BPE_DEFAULT_VOCAB
     phases = [list(p) for p in t.plan()] if t.phases else None
-    t = replace(t, phases=phases, lr=t.plan()[0][0], epochs=t.total_epochs, schedule=t.schedule_name)
+    t = replace(t, phases=phases, lr=t.plan()[0][0], epochs=t.total_epochs, schedule=t.schedule_name,
+                precision=resolve_precision(t.precision, t.device))
     return replace(config, data=replace(data, source=source, valid=valid, vocab_size=vocab_size), train=t)
 
 

@@ -1,0 +1,57 @@
+"""Validation streams warm up on the tokens before their start, so that many streams read a split
+as one stream does."""
+
+import numpy as np
+import pytest
+import torch
+
+from rnnlm.config import ModelConfig
+from rnnlm.data.batching import StreamBatches
+from rnnlm.data.textdata import build_text_data
+from rnnlm.evaluation.runs import evaluate_run
+from rnnlm.evaluation.streams import EvalStreams, evaluate_stream, stream_batches_for_eval
+from rnnlm.models import RecurrentLM
+from rnnlm.runfolder import load_run
+
+
+def test_each_stream_but_the_first_reads_the_tokens_before_it():
+    ids = np.arange(101)
+    batches = EvalStreams(ids, 4, 5, warmup=3)  # streams of 25 tokens
+    assert batches.warm.tolist() == [False, True, True, True]
+    assert batches.warmup_inputs[1:].tolist() == [[22, 23, 24], [47, 48, 49], [72, 73, 74]]
+    assert batches.warmup_tokens == 9
+    plain = StreamBatches(ids, 4, 5)
+    assert batches.tokens == plain.tokens and len(batches) == len(plain)
+    second = batches.shard(1, 2)
+    assert second.warm.tolist() == [True, True] and second.warmup_inputs.tolist() == [[47, 48, 49], [72, 73, 74]]
+    assert EvalStreams(ids, 4, 5, warmup=1000).warmup_inputs.shape == (4, 25)  # at most the stream before
+    assert not EvalStreams(ids, 4, 5, warmup=0).warm.any()
+    assert not EvalStreams(ids, 1, 5).warm.any()
+
+
+def test_many_streams_read_as_one_where_cold_streams_do_not(tiny_run):
+    run = load_run(tiny_run, device="cpu")
+    ids = build_text_data(run.config.data, vocab=run.vocab, tokenizer=run.tokenizer).valid_ids
+    streams = 25
+    assert (len(ids) - 1) % streams == 0  # no tail dropped: all three predict the same tokens
+    one = evaluate_run(run, streams=1)
+    warm = evaluate_run(run, streams=streams)
+    cold = evaluate_stream(run.model, stream_batches_for_eval(ids, streams, 16, warmup=0), run.device)
+    assert warm.tokens == cold.tokens == one.tokens == len(ids) - 1  # warm-up tokens are not counted
+    assert abs(warm.loss / one.loss - 1) < 0.005
+    assert cold.loss / one.loss - 1 > 0.05
+
+
+def test_shards_warm_up_as_the_whole_does():
+    """Under torchrun each rank reads its block of the streams: the first of a block warms up on
+    the end of a stream in another block."""
+    torch.manual_seed(0)
+    ids = np.random.default_rng(0).integers(0, 11, size=2001)
+    model = RecurrentLM(11, ModelConfig(cell="lstm", layers=2, emb=8, hidden=16, dropout=0.0))
+    batches = stream_batches_for_eval(ids, 8, 10, warmup=40)
+    whole = evaluate_stream(model, batches, torch.device("cpu"))
+    parts = [evaluate_stream(model, batches.shard(rank, 3), torch.device("cpu")) for rank in range(3)]
+    assert sum(p.tokens for p in parts) == whole.tokens
+    assert sum(p.loss * p.tokens for p in parts) / whole.tokens == pytest.approx(whole.loss, rel=1e-6)
+    assert evaluate_stream(model, stream_batches_for_eval(ids, 8, 10, warmup=0), torch.device("cpu")).loss != \
+        pytest.approx(whole.loss, rel=1e-6)

@@ -202,3 +202,25 @@ def test_the_batch_must_split_evenly_over_the_processes():
     with pytest.raises(RnnlmError, match="bs 6 does not split evenly over 4 processes") as error:
         check_batch_split(6, 4)
     assert error.value.field == "bs"
+
+
+@pytest.mark.slow
+def test_a_list_under_torchrun_trains_as_in_one_process(tmp_path):
+    """--lines under torchrun: the same documents, split and boundaries in every process, so two
+    processes train as one, and the run records its items as one process's does."""
+    data = tmp_path / "names.txt"
+    data.write_text("".join(f"{name}\n" for name in ["anna", "bob", "carla", "dmitri", "emma", "felix",
+                                                    "greta", "hugo", "ida", "jonas"] * 12))
+    args = [str(data), "--lines", *SAME_AS_ONE]
+    one = train(config_from_args(build_parser().parse_args(["train", *args])), tmp_path / "one",
+                log=io.StringIO(), progress=False).folder
+    two = torchrun("-m", "rnnlm", "train", *args, "--out", str(tmp_path / "two"))
+    assert two.returncode == 0, two.stderr
+    ones, twos = without_time(rows(one)), without_time(rows(tmp_path / "two"))
+    assert [sorted(row) for row in twos] == [sorted(row) for row in ones] and len(ones) == 2
+    for a, b in zip(ones, twos):
+        assert b == pytest.approx(a, rel=1e-4, abs=1e-5)
+    assert load_file(tmp_path / "two" / "documents.safetensors").keys() == load_file(
+        one / "documents.safetensors").keys()
+    for name, tensor in load_file(one / "documents.safetensors").items():
+        assert torch.equal(tensor, load_file(tmp_path / "two" / "documents.safetensors")[name])

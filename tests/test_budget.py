@@ -14,6 +14,7 @@ from conftest import TINY_TEXT, one_error_line, tiny_config
 
 from rnnlm.cli import main
 from rnnlm.config import BudgetPlan, RunConfig, duration_text, parse_duration
+from rnnlm.data.batching import StreamBatches
 from rnnlm.errors import RnnlmError
 from rnnlm.runfolder import STATE, read_config
 from rnnlm.train.budget import Speed, cycle_ends, make_plan, sgdr_cycles, spread
@@ -22,7 +23,8 @@ from rnnlm.train.probe import probe_speed
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import read_training_state
 from rnnlm.distributed import Distributed
-from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCE, REFERENCES, TABLE, apply_recipe, choose_row
+from rnnlm.train.recipe import (DROPOUTS, LADDERS, MIN_EPOCHS, RECIPE_FIELDS, REFERENCE, REFERENCES, apply_recipe,
+                                dropout_for, walk_ladder)
 from rnnlm.train.result import TrainingInterrupted
 from rnnlm.train.run import plan_run, resume, train
 from rnnlm.train.setup import load_data, resolve_config
@@ -216,26 +218,34 @@ def test_pacer_stretches_the_schedule_when_the_machine_is_faster_than_the_probe(
     assert 0.9 * plan.budget <= clock.now + 1.0 <= plan.budget  # the end and the last validation: 90% of the time or more
 
 
-def test_table_rows():
+def test_every_level_has_a_ladder_with_its_reference():
     for level in ("char", "word", "bpe"):
-        assert level in REFERENCES  # the probe's yardstick
-        rows = [r for r in TABLE if r.level == level]
-        assert rows and math.isinf(rows[-1].max_tokens) and math.isinf(rows[-1].max_epochs)  # every run has a row
-    assert choose_row("char", 10**9, 1e9) is [r for r in TABLE if r.level == "char"][-1]
+        assert REFERENCES[level] in LADDERS[level]  # the walk starts from the reference
+        sizes = [(r.layers, r.hidden) for r in LADDERS[level]]
+        assert sizes == sorted(sizes)  # from the fastest to the largest
+    assert all(b1 < b2 and d1 <= d2 for (b1, d1), (b2, d2) in zip(DROPOUTS, DROPOUTS[1:]))
 
 
-@pytest.mark.parametrize("tokens, reach, dropout", [
-    (120_000, 7.0, 0.3),  # a small corpus, many epochs: more dropout
-    (480_000, 4.0, 0.2),  # Nietzsche on a slow machine
-    (480_000, 14.0, 0.3),  # Nietzsche on a fast one (or a longer budget): more epochs, more dropout
-    (1_700_000, 0.7, 0.2),  # less than an epoch of a larger corpus: one layer, faster
-    (7_600_000, 0.1, 0.0),  # a far larger one: no dropout
+@pytest.mark.parametrize("epochs, chosen, probed", [
+    ([40.0, 14.0, 5.0], 2, [1, 2]),  # a small corpus or a fast machine: up to the largest that fits
+    ([12.0, 4.0, 1.5], 1, [1, 2]),  # the next larger one does not train MIN_EPOCHS: the reference
+    ([2.0, 0.7, 0.3], 0, [1]),  # the reference does not: the fastest, the larger ones never probed
 ])
-def test_table_choices_by_corpus_size_and_reach(tokens, reach, dropout):
-    recipe = choose_row("char", tokens, reach).recipe
-    layers = 1 if 1_000_000 < tokens <= 4_000_000 else 2
-    assert recipe.dropout == dropout and (recipe.cell, recipe.layers, recipe.hidden) == ("lstm", layers, 512)
-    assert choose_row("word", tokens, reach).recipe.emb >= 256  # word level: larger embeddings
+def test_the_ladder_walk_takes_the_largest_model_that_trains_enough_epochs(epochs, chosen, probed):
+    asked = []
+
+    def epochs_of(k):
+        asked.append(k)
+        return epochs[k]
+
+    assert walk_ladder(3, 1, epochs_of) == chosen and asked == probed
+    assert epochs[chosen] >= MIN_EPOCHS or chosen == 0
+
+
+@pytest.mark.parametrize("epochs, dropout", [(0.3, 0.0), (1.5, 0.1), (4.0, 0.2), (8.0, 0.3), (14.0, 0.4),
+                                             (40.0, 0.5)])
+def test_more_epochs_of_the_same_text_more_dropout(epochs, dropout):
+    assert dropout_for(epochs) == dropout
 
 
 def test_recipe_takes_only_what_the_user_left_to_it():
@@ -273,17 +283,21 @@ def test_dry_run_at_bpe_level_plans_in_tokens(tiny_file, tmp_path, capsys, monke
                  "--hidden", "24", "--layers", "1", "--device", "cpu", "--dry-run"])
     out = capsys.readouterr().out
     assert code == 0
-    assert " training tokens (" in out and "row: bpe, any size" in out  # a tiny text learns fewer merges
+    assert " training tokens (" in out  # a tiny text learns fewer merges
+    assert "chosen    " in out and "epochs or more (measured: " in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.txt"]
 
 
-def test_plan_run_chooses_from_the_table(tiny_file):
-    untouched = replace(tiny_config(str(tiny_file), budget=30.0), given=frozenset())  # the table chooses all
+def test_plan_run_chooses_the_recipe_and_says_why(tiny_file):
+    untouched = replace(tiny_config(str(tiny_file), budget=30.0), given=frozenset())  # the rules choose all
     config, data = plan_run(untouched, log=io.StringIO())
-    row = next(r for r in TABLE if r.name == config.plan.recipe)
-    assert config.plan.chosen == list(RECIPE_FIELDS) and row.level == data.tokenizer.level == "char"
-    assert (config.model.cell, config.model.hidden, config.train.lr) == (row.recipe.cell, row.recipe.hidden,
-                                                                         row.recipe.lr)
+    n = len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
+    chosen = next(r for r in LADDERS["char"] if config.plan.recipe.startswith(f"{r.layers} x {r.hidden},"))
+    assert config.plan.chosen == list(RECIPE_FIELDS) and "(measured: 2 x 512 " in config.plan.recipe
+    assert (config.model.cell, config.model.layers, config.model.hidden, config.train.lr) == (
+        chosen.cell, chosen.layers, chosen.hidden, chosen.lr)
+    assert config.model.dropout == dropout_for(config.plan.steps / n)  # for the epochs that fit
+    assert f"dropout {config.model.dropout:g} for {config.plan.steps / n:.1f} epochs" in config.plan.recipe
 
 
 class LrLog(Callback):

@@ -13,6 +13,9 @@ from rnnlm.errors import SettingError
 from rnnlm.evaluation.runs import evaluate_run
 from rnnlm.runfolder import load_run
 from rnnlm.train.run import train
+from rnnlm.train.setup import resolve_config
+from rnnlm.cli.main import build_parser
+from rnnlm.cli.options import config_from_args
 
 from conftest import TINY, one_error_line, tiny_config
 
@@ -51,3 +54,19 @@ def test_bf16_learns_records_itself_and_validates_in_fp32(tiny_file):
     # the best epoch's validation is the fp32 evaluation of the saved weights, to float precision
     best = min(history, key=lambda row: row["valid_loss"])
     assert evaluate_run(run).loss == pytest.approx(best["valid_loss"], rel=1e-5)
+
+
+@pytest.mark.parametrize("has_bf16", [False, True])
+def test_a_budget_trains_in_bf16_where_the_cpu_has_it_and_an_epoch_run_in_fp32(monkeypatch, has_bf16):
+    monkeypatch.setattr(device_module, "cpu_has_bf16", lambda: has_bf16)
+    budget = resolve_config(tiny_config("x", budget=60.0))
+    epochs = resolve_config(tiny_config("x"))
+    assert budget.train.precision == ("bf16" if has_bf16 else "fp32")  # time is what bf16 buys
+    assert epochs.train.precision == "fp32"  # the same numbers on every machine
+    assert resolve_config(tiny_config("x", budget=60.0, precision="fp32")).train.precision == "fp32"  # the user's
+
+
+def test_precision_given_at_fp32_with_a_budget_counts_as_given():
+    args = build_parser().parse_args(["train", "x.txt", "--budget", "1m", "--precision", "fp32"])
+    config = config_from_args(args)
+    assert "precision" in config.given and resolve_config(config).train.precision == "fp32"

@@ -205,8 +205,9 @@ class TrainConfig:
     save_every: int | None = None  # batches between resumable saves (always at each epoch end)
     device: str = "auto"
     # bf16: training steps under bfloat16 autocast (validation, evaluation and generation stay fp32);
-    # auto: bf16 where the CPU has bfloat16 instructions, else fp32. A run records the one it used.
-    precision: str = "fp32"
+    # auto: bf16 where the CPU has bfloat16 instructions, else fp32; None: auto under a budget (time
+    # is what it buys), fp32 otherwise. A run records the one it used.
+    precision: str | None = None
 
     def plan(self) -> list[tuple[float, int]]:
         """The phases to run, as (rate, epochs) pairs."""
@@ -254,7 +255,7 @@ class TrainConfig:
         _check(self.patience is None or self.patience >= 1, "patience", f"must be >= 1 (got {self.patience})")
         _check(self.save_every is None or self.save_every >= 1, "save_every", f"must be >= 1 (got {self.save_every})")
         _check(self.device in DEVICES, "device", f"must be one of {', '.join(DEVICES)} (got {shown(self.device)})")
-        _check(self.precision in PRECISIONS, "precision",
+        _check(self.precision is None or self.precision in PRECISIONS, "precision",
                f"must be one of {', '.join(PRECISIONS)} (got {shown(self.precision)})")
 
 
@@ -302,8 +303,8 @@ class BudgetPlan:
     valid_s: float  # expected seconds of one validation (and the saves after it)
     setup_s: float  # seconds spent before training: reading the corpus, the probe
     cycle_steps: list[int] | None = None  # sgdr: steps of the first cycle of each phase
-    chosen: list[str] | None = None  # settings the recipe table chose (the rest: the user's or defaults)
-    recipe: str | None = None  # the table row they came from
+    chosen: list[str] | None = None  # settings the recipe rules chose (the rest: the user's or defaults)
+    recipe: str | None = None  # why they chose that recipe, in words
     valid_tokens: int | None = None  # validated on the first this many held-out tokens (None: all)
 
     def validate(self) -> None:
@@ -359,7 +360,7 @@ class FineTuneConfig:
 class RunConfig:
     """A run's settings. ``given`` names (by field) the settings the user gave, where that is
     known (the command line: a setting left at its default counts as not given); the rest are
-    defaults that a --budget run's recipe table may choose. None: every setting is the caller's,
+    defaults that a --budget run's recipe rules may choose. None: every setting is the caller's,
     as in a config built in code. config.json does not keep it."""
 
     data: DataConfig

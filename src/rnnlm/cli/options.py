@@ -192,7 +192,8 @@ def add_schedule_options(p: argparse.ArgumentParser) -> None:
                    help="with --budget: print the plan (model, speed, schedule) and stop, writing nothing")
     g.add_argument("--precision", choices=PRECISIONS, default=t.precision,
                    help="of the training steps: bf16 (bfloat16 autocast, faster where the CPU has it) or fp32; "
-                        "auto: bf16 where the CPU has bfloat16 instructions. Validation and generation stay fp32")
+                        "auto: bf16 where the CPU has bfloat16 instructions. Validation and generation stay fp32 "
+                        "(default: auto with --budget, fp32 otherwise)")
     g.add_argument("--patience", type=int, default=None,
                    help="stop when valid loss has not improved for this many epochs")
     g.add_argument("--save-every", type=int, default=None, metavar="N",

@@ -28,14 +28,14 @@ def describe_plan(config: RunConfig, data: TextData, speed: Speed, params: int, 
         f"  model     {m.cell}, {m.layers} layer{'s' if m.layers > 1 else ''} of {m.hidden}, emb {m.emb}, dropout "
         f"{m.dropout:g}: {params:,} parameters; training needs about {memory}",
         f"  batches   bs {t.bs} x bptt {t.bptt} = {t.bs * t.bptt:,} tokens a step, {n:,} steps an epoch",
-        f"  speed     {plan.tokens_per_s:,.0f} tokens/s measured (probe {speed.seconds:.1f} s; reading and probing "
-        f"took {plan.setup_s:.1f} s); one validation about {plan.valid_s:.1f} s",
+        f"  speed     {plan.tokens_per_s:,.0f} tokens/s measured in {t.precision} (probe {speed.seconds:.1f} s; "
+        f"reading and probing took {plan.setup_s:.1f} s); one validation about {plan.valid_s:.1f} s",
         f"  schedule  {schedule_text(config)} over {plan.steps:,} steps = {tokens:,} tokens = "
         f"{plan.steps / n:.1f} epochs that fit; validated {validations} time{'s' if validations > 1 else ''}"
         + (f", every {plan.valid_at[0]:,} steps" if validations > 2 else ""),
     ]
     if plan.chosen:
-        lines.append(f"  chosen    {', '.join(plan.chosen)} from the recipe table (row: {plan.recipe})")
+        lines.append(f"  chosen    {', '.join(plan.chosen)}" + (f": {plan.recipe}" if plan.recipe else ""))
     if yours:
         lines.append(f"  yours     {' '.join(yours)}")
     return "\n".join(lines)

@@ -22,7 +22,8 @@ from rnnlm.train.pacing import Pacer
 from rnnlm.train.plan_text import describe_plan
 from rnnlm.train.plots import has_matplotlib
 from rnnlm.train.probe import probe_speed, probe_time
-from rnnlm.train.recipe import RECIPE_FIELDS, REFERENCES, apply_recipe, choose_row
+from rnnlm.train.recipe import (DROPOUT_LEVELS, LADDERS, RECIPE_FIELDS, REFERENCES, Choice, apply_recipe, dropout_for,
+                                walk_ladder)
 from rnnlm.train.session import Session
 from rnnlm.train.setup import check_sizes, load_data
 
@@ -63,30 +64,58 @@ def plot_warm_up(session: Session) -> float:
 
 def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: frozenset[str], session: Session,
                 plot_s: float = 0.0) -> tuple[RunConfig, Speed]:
-    """The plan of a --budget run: the recipe of the table for the settings in ``choose`` (the
-    machine's speed measured on the reference recipe), then a probe of the model and batch that
-    will train, and the steps that fit (rnnlm.train.budget), each validation followed by a
-    drawing of the loss plot that takes ``plot_s``."""
+    """The plan of a --budget run: the recipe for the settings in ``choose`` (rnnlm.train.recipe:
+    the models of its ladder probed on this machine) or a probe of the model given, and the steps
+    that fit (rnnlm.train.budget), each validation followed by a
+    drawing of the loss plot that takes ``plot_s``; the dropout, where chosen, follows the epochs
+    that fit."""
     clock, started = session.clock, session.started
     seconds = probe_time(config.train.budget)
-    row = None
+    choice = None
     if choose:
-        yardstick = REFERENCES[data.tokenizer.level]
-        reference = apply_recipe(config, yardstick, choose, len(data.train_ids), dist.world_size)
-        speed = probed_speed(reference, data, dist, seconds, session)
-        reach = (config.train.budget - (clock() - started)) * speed.tokens_per_s / max(len(data.train_ids), 1)
-        row = choose_row(data.tokenizer.level, len(data.train_ids), dist.from_main(reach))
-        config = apply_recipe(config, row.recipe, choose, len(data.train_ids), dist.world_size)
-        if (config.model, config.train) != (reference.model, reference.train):
-            speed = probed_speed(config, data, dist, seconds, session)
+        config, choice, speed = choose_model(config, data, dist, choose, session, seconds)
     else:
         speed = probed_speed(config, data, dist, seconds, session)
     setup = dist.from_main(clock() - started)
-    plan = make_plan(config, data, speed, setup, sorted(choose, key=RECIPE_FIELDS.index) or None,
-                     row.name if row else None, plot_s)
+    chosen = sorted(choose, key=RECIPE_FIELDS.index) or None
+    plan = make_plan(config, data, speed, setup, chosen, None, plot_s)
     n = len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
+    if choice is not None:
+        epochs = plan.steps / n if "dropout" in choose and choice.level in DROPOUT_LEVELS else None
+        if epochs is not None:
+            config = replace(config, model=replace(config.model, dropout=dropout_for(epochs)))
+        plan = replace(plan, recipe=choice.reason(epochs))
     train_settings = replace(config.train, epochs=max(1, math.ceil(plan.steps / n)))
     return replace(config, train=train_settings, plan=plan), speed
+
+
+def choose_model(config: RunConfig, data: TextData, dist: Distributed, choose: frozenset[str], session: Session,
+                 seconds: float) -> tuple[RunConfig, Choice, Speed]:
+    """The settings in ``choose`` from the level's ladder (rnnlm.train.recipe): each model probed,
+    from the reference up, for the epochs that fit in what is left of the budget; the chosen one's
+    speed."""
+    level, tokens = data.tokenizer.level, len(data.train_ids)
+    ladder = [apply_recipe(config, recipe, choose, tokens, dist.world_size) for recipe in LADDERS[level]]
+    speeds: dict[int, Speed] = {}
+    measured: dict[int, float] = {}
+
+    def epochs_of(k: int) -> float:
+        if k not in measured:
+            same = next((j for j in speeds if (ladder[j].model, ladder[j].train) == (ladder[k].model, ladder[k].train)),
+                        None)
+            speeds[k] = speeds[same] if same is not None else probed_speed(ladder[k], data, dist, seconds, session)
+            left = config.train.budget - (session.clock() - session.started)
+            measured[k] = dist.from_main(left * speeds[k].tokens_per_s / max(tokens, 1))
+        return measured[k]
+
+    chosen = walk_ladder(len(ladder), LADDERS[level].index(REFERENCES[level]), epochs_of)
+    epochs_of(chosen)  # the smallest, where the reference does not fit, is probed now
+    sizes = tuple((model_size(ladder[k]), measured[k]) for k in sorted(measured))
+    return ladder[chosen], Choice(level, model_size(ladder[chosen]), sizes), speeds[chosen]
+
+
+def model_size(config: RunConfig) -> str:
+    return f"{config.model.layers} x {config.model.hidden}"
 
 
 def probed_speed(config: RunConfig, data: TextData, dist: Distributed, seconds: float, session: Session) -> Speed:

@@ -1,16 +1,21 @@
-"""The recipe table: what ``--budget`` trains when the user names no model.
+"""What ``--budget`` trains when the user names no model: a size and a dropout chosen from how
+many epochs of the corpus the budget buys on this machine.
 
-A row is picked by the level, the size of the training split (tokens) and how much the budget
-buys on this machine, counted as the epochs of the level's reference recipe that fit in it
-(measured by a probe of that recipe): a faster machine or a longer budget is the same thing. The
-rows come from benchmarks/recipe_sweep.py (its results are in benchmarks/README.md): on each
-corpus size and budget of the sweep, the recipe that reached the lowest validation loss.
+- **size**: of a ladder of models, the largest that still trains ``MIN_EPOCHS`` epochs of the
+  corpus in the time left, each model's speed measured by a probe (starting from the level's
+  reference and going up while the next one fits); where the reference does not, the smallest
+  (less than a few epochs of a larger model loses to more text through a smaller one);
+- **dropout**: from the epochs the chosen model will train: more passes over the same text,
+  more dropout (``DROPOUTS``).
+
+benchmarks/README.md, "The recipe rules", has the runs behind them.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
+from typing import Callable
 
 from rnnlm.config import ModelConfig, RunConfig, TrainConfig
 
@@ -35,53 +40,61 @@ class Recipe:
                 f"bptt {self.bptt}, lr {self.lr:g}" + (f" wd {self.wd:g}" if self.wd else ""))
 
 
-@dataclass(frozen=True)
-class Row:
-    """``recipe`` for ``level`` corpora of up to ``max_tokens`` training tokens, when up to
-    ``max_epochs`` epochs of the reference recipe fit in the budget."""
-
-    level: str
-    max_tokens: float
-    max_epochs: float
-    recipe: Recipe
-
-    @property
-    def name(self) -> str:
-        size = "any size" if math.isinf(self.max_tokens) else f"<= {self.max_tokens:,.0f} tokens"
-        reach = "" if math.isinf(self.max_epochs) else f", <= {self.max_epochs:g} reference epochs"
-        return f"{self.level}, {size}{reach}"
-
-
 REFERENCE = Recipe("lstm", 2, 512, 64, 0.2, 64, 16, 3e-3)  # the probe that measures the machine
 WORD_REFERENCE = Recipe("lstm", 2, 512, 256, 0.3, 64, 32, 3e-3)
 REFERENCES = {"char": REFERENCE, "word": WORD_REFERENCE, "bpe": REFERENCE}  # by level
 INF = math.inf
 
-# benchmarks/recipe_sweep.py on 4 corpora (benchmarks/README.md, "The recipe sweep"): each row is
-# the candidate with the lowest validation loss on the corpus size it stands for, where the sweep
-# reached that far; the rows for higher reach follow the trend it showed (more epochs: more dropout).
-TABLE = (
-    # 120,000 characters, 7 reference epochs: dropout 0.3 beat 0.5
-    Row("char", 250_000, INF, replace(REFERENCE, dropout=0.3)),
-    # Nietzsche, 480,000 characters, 4 reference epochs: dropout 0.2 (1.318) = 0.3 (1.320), 2 x 768 1.381
-    Row("char", 1_000_000, 6, REFERENCE),
-    Row("char", 1_000_000, INF, replace(REFERENCE, dropout=0.3)),  # more epochs: the small corpus's dropout
-    # German manual pages, 1.7 million characters, 0.7 reference epochs: 1 x 512 1.275 (1.8 epochs),
-    # 2 x 512 1.417, 2 x 768 1.708: less than an epoch of the reference fits, a faster model wins
-    Row("char", 4_000_000, INF, replace(REFERENCE, layers=1)),
-    # Vim's help, 7.6 million characters, 0.1 reference epochs
-    Row("char", INF, INF, replace(REFERENCE, dropout=0.0)),
-    Row("word", INF, INF, WORD_REFERENCE),
-    # BPE: benchmarks/levels.py trained the character recipe at every level (BPE 512 2.120 bits/char
-    # against 2.447 for characters in 5 CPU minutes); no sweep of its own yet
-    Row("bpe", INF, INF, REFERENCE),
-)
+# the models by level, from the fastest to the largest; words have one (no sweep of their own)
+LADDERS = {
+    "char": (replace(REFERENCE, layers=1), REFERENCE, replace(REFERENCE, hidden=768)),
+    "bpe": (replace(REFERENCE, layers=1), REFERENCE, replace(REFERENCE, hidden=768)),
+    "word": (WORD_REFERENCE,),
+}
+MIN_EPOCHS = 3.0  # of the corpus a model of the ladder must train to be chosen over a smaller one
+# (epochs below, dropout): the dropout of a model that trains fewer epochs than the bound
+DROPOUTS = ((1.0, 0.0), (2.0, 0.1), (5.0, 0.2), (10.0, 0.3), (20.0, 0.4), (INF, 0.5))
+DROPOUT_LEVELS = ("char", "bpe")  # words keep their reference's dropout
 
 
-def choose_row(level: str, tokens: int, reference_epochs: float) -> Row:
-    """The first row of ``level`` whose corpus size and reach cover the run."""
-    rows = [r for r in TABLE if r.level == level]
-    return next((r for r in rows if tokens <= r.max_tokens and reference_epochs <= r.max_epochs), rows[-1])
+@dataclass(frozen=True)
+class Choice:
+    """The recipe of the ladder a run trains, and the epochs of the corpus that each size probed
+    was measured to fit."""
+
+    level: str
+    size: str  # of the model chosen: "layers x hidden"
+    measured: tuple[tuple[str, float], ...]  # (size, epochs) of the models probed, smallest first
+
+    def reason(self, dropout_epochs: float | None = None) -> str:
+        """Why this recipe, in words (``dropout_epochs``: the epochs its dropout was chosen for)."""
+        if len(LADDERS[self.level]) == 1:
+            text = f"{self.level}: the level's one recipe"
+        else:
+            fits = dict(self.measured).get(self.size, 0.0) >= MIN_EPOCHS
+            why = "the largest that trains" if fits else "the fastest; the reference does not train"
+            sizes = ", ".join(f"{size} {epochs:.1f}" for size, epochs in self.measured)
+            text = f"{self.size}, {why} {MIN_EPOCHS:g} epochs or more (measured: {sizes})"
+        if dropout_epochs is not None:
+            text += f"; dropout {dropout_for(dropout_epochs):g} for {dropout_epochs:.1f} epochs"
+        return text
+
+
+def walk_ladder(sizes: int, start: int, epochs_of: Callable[[int], float]) -> int:
+    """The index of the largest of ``sizes`` models (smallest first) that trains ``MIN_EPOCHS``
+    epochs, where ``epochs_of(k)`` measures model k: from ``start`` (the reference) up while the
+    next one fits; the smallest where the reference does not fit (it is not measured then)."""
+    if epochs_of(start) < MIN_EPOCHS:
+        return 0
+    k = start
+    while k + 1 < sizes and epochs_of(k + 1) >= MIN_EPOCHS:
+        k += 1
+    return k
+
+
+def dropout_for(epochs: float) -> float:
+    """The dropout of a model that will train ``epochs`` epochs of its corpus."""
+    return next(dropout for bound, dropout in DROPOUTS if epochs < bound)
 
 
 def apply_recipe(config: RunConfig, recipe: Recipe, chosen: set[str] | frozenset[str],

@@ -43,7 +43,7 @@ def resolve_config(config: RunConfig) -> RunConfig:
         vocab_size = BPE_DEFAULT_VOCAB
     phases = [list(p) for p in t.plan()] if t.phases else None
     t = replace(t, phases=phases, lr=t.plan()[0][0], epochs=t.total_epochs, schedule=t.schedule_name,
-                precision=resolve_precision(t.precision, t.device))
+                precision=resolve_precision(t.precision or ("auto" if t.budget else "fp32"), t.device))
     return replace(config, data=replace(data, source=source, valid=valid, vocab_size=vocab_size), train=t)
 
 

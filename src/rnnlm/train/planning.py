@@ -110,7 +110,7 @@ def choose_model(config: RunConfig, data: TextData, dist: Distributed, choose: f
 
     chosen = walk_ladder(len(ladder), LADDERS[level].index(REFERENCES[level]), epochs_of)
     epochs_of(chosen)  # the smallest, where the reference does not fit, is probed now
-    sizes = tuple((model_size(ladder[k]), measured[k]) for k in sorted(measured))
+    sizes = tuple({model_size(ladder[k]): measured[k] for k in sorted(measured)}.items())  # a size once
     return ladder[chosen], Choice(level, model_size(ladder[chosen]), sizes), speeds[chosen]
 
 

@@ -59,7 +59,7 @@ DROPOUT_LEVELS = ("char", "bpe")  # words keep their reference's dropout
 
 @dataclass(frozen=True)
 class Choice:
-    """The recipe of the ladder a run trains, and the epochs of the corpus that each size probed
+    """The size of the ladder a run trains, and the epochs of the corpus that each size probed
     was measured to fit."""
 
     level: str

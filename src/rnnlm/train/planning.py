@@ -126,7 +126,7 @@ def probed_speed(config: RunConfig, data: TextData, dist: Distributed, seconds: 
 
 
 def left_to_table(config: RunConfig) -> frozenset[str]:
-    """The settings of the recipe table the user did not give (none, where ``config.given``
+    """The settings of the recipe rules the user did not give (none, where ``config.given``
     does not say what they gave)."""
     if config.given is None:
         return frozenset()

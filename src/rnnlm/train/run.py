@@ -50,7 +50,7 @@ def train(
     """Read the data, build the model, train it, and write the run folder; returns the result.
 
     With ``config.train.budget`` (seconds) the run is planned to fit that time, everything from
-    here included (rnnlm.train.budget): the settings of the recipe table (RECIPE_FIELDS) the
+    here included (rnnlm.train.budget): the settings of the recipe rules (RECIPE_FIELDS) the
     user did not give (``config.given``) come from the table, the others stay as they are; the
     plan is printed first, listing ``yours`` (the user's settings, as they wrote them), each
     setting it names spelled by ``spell``. ``clock`` measures the budget (benchmarks on a shared

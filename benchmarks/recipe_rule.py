@@ -93,9 +93,11 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--arm", action="append", default=[], help="NAME=OPTIONS: a hand recipe to run too")
     p.add_argument("--skip-old", action="store_true", help="run the rules (and --arm) only")
+    p.add_argument("--keep", type=Path, default=None, help="keep the runs and their logs in this folder")
     args, common = p.parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         results = []
         for text in args.texts:
             new = measure(text, "new", [], common, args.minutes, args.threads, work)

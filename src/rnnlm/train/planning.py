@@ -66,9 +66,8 @@ def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: fr
                 plot_s: float = 0.0) -> tuple[RunConfig, Speed]:
     """The plan of a --budget run: the recipe for the settings in ``choose`` (rnnlm.train.recipe:
     the models of its ladder probed on this machine) or a probe of the model given, and the steps
-    that fit (rnnlm.train.budget), each validation followed by a
-    drawing of the loss plot that takes ``plot_s``; the dropout, where chosen, follows the epochs
-    that fit."""
+    that fit (rnnlm.train.budget), each validation followed by a drawing of the loss plot that
+    takes ``plot_s``; the dropout, where chosen, follows the epochs that fit."""
     clock, started = session.clock, session.started
     seconds = probe_time(config.train.budget)
     choice = None

@@ -27,7 +27,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,10 +57,16 @@ def run(args: list[str], log: Path) -> str:
 
 def plan_numbers(text: str) -> tuple[int, float, str]:
     """Training tokens, the epochs planned and the model line of a printed plan."""
-    tokens = int(re.search(r": ([\d,]+) training", text).group(1).replace(",", ""))
+    tokens = int(re.search(r"([\d,]+) training", text).group(1).replace(",", ""))
     epochs = float(re.search(r"= ([\d.]+) epochs that fit", text).group(1))
     model = re.search(r"  model     (.*?):", text).group(1)
     return tokens, epochs, model
+
+
+def used_minutes(text: str) -> float:
+    """The budget the run used, as its last line says (``used 4m40s``)."""
+    found = re.search(r"used (?:(\d+)m)?(?:(\d+)s)?", text)
+    return (int(found.group(1) or 0) * 60 + int(found.group(2) or 0)) / 60 if found else math.nan
 
 
 def trained_epochs(folder: Path) -> float:
@@ -73,16 +78,18 @@ def measure(text: Path, arm: str, options: list[str], common: list[str], minutes
             work: Path) -> dict:
     out = work / f"{text.stem}-{arm}"
     threads_opt = ["--threads", str(threads)] if threads else []
-    start = time.monotonic()
-    printed = run(["train", str(text), "--budget", f"{minutes:g}m", "--out", str(out), *threads_opt, *common,
-                   *options], work / f"{out.name}.log")
-    wall = time.monotonic() - start
+    log = work / f"{out.name}.log"
+    if (out / "model.safetensors").exists() and log.exists():  # a run of an earlier call, in --keep
+        printed = log.read_text()
+    else:
+        printed = run(["train", str(text), "--budget", f"{minutes:g}m", "--out", str(out), *threads_opt, *common,
+                       *options], log)
     tokens, planned, model = plan_numbers(printed)
     scored = json.loads(run(["evaluate", str(out), "--streams", "1", "--json", *threads_opt], work / "eval.json"))
     nats = scored["bits_per_char"] * math.log(2)
     estimated = re.search(r"2 x 512 ([\d.]+)", printed)
     return {"text": text.name, "arm": arm, "model": model, "planned": planned, "trained": trained_epochs(out),
-            "reach": float(estimated.group(1)) if estimated else 0.0, "minutes": wall / 60, "nats": nats,
+            "reach": float(estimated.group(1)) if estimated else 0.0, "minutes": used_minutes(printed), "nats": nats,
             "bits": nats / math.log(2), "tokens": tokens}
 
 

@@ -69,7 +69,7 @@ class Choice:
     def reason(self, dropout_epochs: float | None = None) -> str:
         """Why this recipe, in words (``dropout_epochs``: the epochs its dropout was chosen for)."""
         if len(LADDERS[self.level]) == 1:
-            text = f"{self.level}: the level's one recipe"
+            text = f"{self.size}, the {self.level} level's one recipe"
         else:
             fits = dict(self.measured).get(self.size, 0.0) >= MIN_EPOCHS
             why = "the largest that trains" if fits else "the fastest; the reference does not train"

@@ -413,3 +413,21 @@ def test_a_long_validation_split_is_validated_on_its_beginning():
     assert plan.valid_s < 0.02 * 600  # a pass over the beginning takes about 1% of the budget
     whole = make_plan(config, fake_data(128 * 1000 + 1, valid_tokens=20_000), Speed(12800.0, 2.0, 1.0), 5.0)
     assert whole.valid_tokens is None  # a split that is quick to score is scored whole
+
+
+@pytest.mark.parametrize("slow, fast", [(1.3, 0.8), (1.0, 0.85)])
+def test_pacer_fills_the_budget_when_the_machine_speeds_up(slow, fast):
+    plan, clock, pacer, learner = paced(900)  # the probe said 0.1 s a step
+    skipped = 0
+    while learner.plan_step < plan.steps:  # slower than the probe for the first half of the time, then faster
+        for _ in range(10):
+            clock.now += 0.1 * (slow if clock.now < 0.5 * plan.budget else fast)
+            learner.step += 1
+            if pacer.after_step():
+                learner.plan_step += 1
+        skip = min(pacer.pace(learner).skip, plan.steps - learner.plan_step)
+        learner.plan_step += skip
+        skipped += skip
+    end = clock.now + 1.0  # and the last validation
+    assert 0.91 * plan.budget <= end <= plan.budget  # at most 9% of the time left unused, none overrun
+    assert pacer.held > 0 and (skipped > 0) == (slow > 1)

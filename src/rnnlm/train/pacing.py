@@ -24,9 +24,9 @@ from rnnlm.train.position import Position
 
 TAIL = 0.01  # of the plan's steps, at its end, that are trained however late it runs (the rate's last fall)
 MAX_HOLD = 0.5  # of the steps, at most, that train while the schedule waits (a machine faster than the probe)
-HOLD_FROM = 0.9  # a schedule is stretched when what is left of it would take less of the time left
-HOLD_AIM = 0.95  # of the time left that a stretched schedule aims to fill
-HOLD_UNTIL = 0.8  # of the plan's steps: the rest is never stretched (what a sync misjudges, skipping mends)
+HOLD_FROM = 0.95  # a schedule is stretched when what is left of it would take less of the time left
+HOLD_AIM = 0.975  # of the time left that a stretched schedule aims to fill
+HOLD_UNTIL = 0.85  # of the plan's steps: the rest is never stretched (what a sync misjudges, skipping mends)
 EARLY = 0.02  # of the budget, at least, that the schedule would otherwise end early by
 UNPACED = {"held": 0, "hold_rate": 0.0, "hold_credit": 0.0, "budget_spent": None}  # the state of a run without one
 

@@ -277,6 +277,17 @@ def test_dry_run_prints_the_plan_with_the_users_options_and_writes_nothing(tiny_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.txt"]  # no runs/ folder
 
 
+def test_an_option_typed_at_its_default_is_the_users(tiny_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = main(["train", str(tiny_file), "--budget", "20s", "--layers", "2", "--dropout", "0.1", "--bs", "64",
+                 "--device", "cpu", "--dry-run"])  # each at the default value of its option
+    out = capsys.readouterr().out
+    assert code == 0 and "yours     --layers 2 --dropout 0.1 --bs 64" in out
+    chosen = next(line for line in out.splitlines() if line.startswith("  chosen")).split(":")[0]
+    assert "layers" not in chosen and "dropout" not in chosen and "bs" not in chosen and "hidden" in chosen
+    assert "2 layers of" in out and "dropout 0.1:" in out
+
+
 def test_dry_run_at_bpe_level_plans_in_tokens(tiny_file, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = main(["train", str(tiny_file), "--budget", "20s", "--level", "bpe", "--vocab-size", "300",

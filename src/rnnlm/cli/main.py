@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 from rnnlm import __version__
 from rnnlm.cli import datasets, evaluate, export, generate, lesson, lr_find, novelty, prepare, score, serve, train
 from rnnlm.cli.options import EXIT_BUG, EXIT_USAGE, Formatter, Parser
-from rnnlm.cli.output import command_parser, error_text, flag_speller, one_line
+from rnnlm.cli.output import command_parser, error_text, flag_speller, one_line, typed_dests
 from rnnlm.errors import RnnlmError
 from rnnlm.launch import launched_rank, launched_world_size
 
@@ -47,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     errors they share with it."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.typed = typed_dests(parser, args.command, argv)
     report = Report(args.command, flag_speller(command_parser(parser, args.command), getattr(args, "fields", {})))
     try:
         rank, world = launched_rank(), launched_world_size()

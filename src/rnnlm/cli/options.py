@@ -230,10 +230,13 @@ def option_defaults() -> dict[str, object]:
 
 
 def settings_given(args: argparse.Namespace) -> list[str]:
-    """The dests of the run's settings the user gave, in the parser's order: those that are not
-    at their default (one given at its default counts as not given)."""
+    """The dests of the run's settings the user gave, in the parser's order: those the command
+    line typed (``args.typed``, rnnlm.cli.output.typed_dests), even at their default; where that
+    is not known, those that are not at their default."""
     defaults = option_defaults()
-    return [dest for dest, value in vars(args).items() if dest in defaults and value != defaults[dest]]
+    typed = getattr(args, "typed", None)
+    return [dest for dest, value in vars(args).items()
+            if dest in defaults and (dest in typed if typed is not None else value != defaults[dest])]
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import unicodedata
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from rnnlm.errors import RnnlmError, SettingError
 
@@ -66,6 +66,22 @@ def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.Ar
     """The parser of one subcommand of ``parser``."""
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     return sub.choices[command]
+
+
+def typed_dests(parser: argparse.ArgumentParser, command: str, argv: Sequence[str] | None) -> frozenset[str]:
+    """The dests of the options and arguments of ``command`` that ``argv`` typed, even at their
+    default value (argparse keeps no record: the command line is read again, its defaults
+    suppressed)."""
+    actions = command_parser(parser, command)._actions
+    defaults = [action.default for action in actions]
+    try:
+        for action in actions:
+            action.default = argparse.SUPPRESS
+        typed = parser.parse_args(argv)
+    finally:
+        for action, default in zip(actions, defaults):
+            action.default = default
+    return frozenset(vars(typed))
 
 
 def error_text(error: RnnlmError, spell: Callable[[str], str]) -> str:

@@ -51,7 +51,7 @@ LADDERS = {
     "bpe": (replace(REFERENCE, layers=1), REFERENCE, replace(REFERENCE, hidden=768)),
     "word": (WORD_REFERENCE,),
 }
-MIN_EPOCHS = 3.0  # of the corpus a model of the ladder must train to be chosen over a smaller one
+MIN_EPOCHS = 4.0  # of the corpus a model of the ladder must train to be chosen over a smaller one
 # (epochs below, dropout): the dropout of a model that trains fewer epochs than the bound
 DROPOUTS = ((1.0, 0.0), (2.0, 0.1), (3.0, 0.2), (6.0, 0.3), (12.0, 0.4), (INF, 0.5))
 DROPOUT_LEVELS = ("char", "bpe")  # words keep their reference's dropout

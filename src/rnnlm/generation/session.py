@@ -164,8 +164,7 @@ class GenerationSession:
                          logits: torch.Tensor) -> tuple[torch.Tensor, list[Piece]]:
         """Every row of ``logits`` (N, V) drawn in one call, row i by ``streams[i]``'s own
         uniform number; then each stream's text and stop rules. The ids (N,) and a piece per stream."""
-        drawn = draw(logits.masked_fill(self.banned, float("-inf")), [s.sampling for s in streams],
-                     [s.rng.random() for s in streams])
+        drawn = draw(logits, [s.sampling for s in streams], [s.rng.random() for s in streams], self.banned)
         ids = drawn.tolist()
         records = self.token_records(logits, streams, ids)
         return drawn, [self.advance(s, token_id, record) for s, token_id, record in zip(streams, ids, records)]
@@ -180,8 +179,7 @@ class GenerationSession:
         if not all(s.finished for s in streams):
             if self.stepper is None:
                 self.stepper = BatchedStep(self.model)
-            block = torch.nn.functional.pad(ids, (0, logits.shape[0] - n))  # (R,): token 0 in the free slots
-            logits.copy_(self.stepper.step_into(block, state))
+            self.stepper.step_into(ids, state, out=logits)  # token 0 in the free slots
         return pieces
 
     def step_one(self, stream: Stream) -> Piece:

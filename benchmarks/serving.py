@@ -7,10 +7,14 @@ starts by default (continuous batching). Each client sends its requests one afte
 one keep-alive connection (as an HTTP client's pool does) and timestamps every server-sent event as it arrives (one event per token: a token
 that arrives in the same read as the one before it counts a gap of 0, which is what the client
 saw). Reported per row: aggregate tokens/s over the row's wall time, time to first token and the
-per-token latency (the gaps between a stream's consecutive tokens), p50 and p95.
+per-token latency (the gaps between a stream's consecutive tokens), p50 and p95, and the CPU the
+server process and this client process used over the row (percent of one core). With --openai,
+the 1 and 32 concurrent rows are run again with the official openai client (``AsyncOpenAI``):
+what a real client costs the machine the clients share with the server.
 
     .venv/bin/python benchmarks/serving.py                  # runs/demo (make demo), 256 requests x 64 tokens
     .venv/bin/python benchmarks/serving.py --quick          # a short check that it runs
+    .venv/bin/python benchmarks/serving.py --openai         # and the openai client's rows
 """
 
 from __future__ import annotations
@@ -114,6 +118,64 @@ async def run_clients(port: int, requests: list[bytes], clients: int) -> tuple[R
     return result, time.perf_counter() - started
 
 
+async def run_openai_clients(port: int, requests: list[bytes], clients: int) -> tuple[Result, float]:
+    """``run_clients`` with the official openai client (``AsyncOpenAI``, one per client, streaming):
+    what a real client costs and sees. Each chunk's tokens are the words of its text (see
+    ``one_request``), the request's tokens its usage's count."""
+    import openai
+
+    result = Result()
+    queue = list(reversed(requests))
+
+    async def client() -> None:
+        async with openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="-", max_retries=0) as api:
+            model = (await api.models.list()).data[0].id
+            while queue:
+                body = json.loads(queue.pop())
+                body.pop("stream", None)
+                sent, times, tokens = time.perf_counter(), [], 0
+                try:
+                    async for chunk in await api.completions.create(model=model, stream=True, **body):
+                        now = time.perf_counter()
+                        for choice in chunk.choices:
+                            times.extend([now] * len(choice.text.split()))
+                        if chunk.usage is not None:
+                            tokens = chunk.usage.completion_tokens
+                except openai.APIError:
+                    result.errors += 1
+                    continue
+                if not times:
+                    result.errors += 1
+                    continue
+                result.tokens += tokens or len(times)
+                result.ttft.append(times[0] - sent)
+                result.gaps.extend(b - a for a, b in itertools.pairwise(times))
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return result, time.perf_counter() - started
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user and system) of this process, or of process ``pid`` (its every thread)."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(server, clients: int, requests: list[bytes], openai_client: bool) -> tuple[Result, float, str, str]:
+    """One row's run: the result, its wall seconds, and the server's and this client process's
+    CPU over it (percent of one core: 200% is both cores of a 2-core machine)."""
+    server_before, client_before = cpu_seconds(server.process.pid), cpu_seconds()
+    run = run_openai_clients if openai_client else run_clients
+    result, seconds = asyncio.run(run(server.port, requests, clients))
+    server_cpu, client_cpu = cpu_seconds(server.process.pid) - server_before, cpu_seconds() - client_before
+    return result, seconds, f"{100 * server_cpu / seconds:.0f}%", f"{100 * client_cpu / seconds:.0f}%"
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -121,11 +183,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def row(name: str, result: Result, seconds: float) -> list:
+def row(name: str, result: Result, seconds: float, cpu: tuple[str, str] = ("-", "-")) -> list:
     ms = lambda v: f"{1000 * v:.2f}"
     return [name, f"{result.tokens / seconds:,.0f}", ms(percentile(result.ttft, 0.5)), ms(percentile(result.ttft, 0.95)),
             ms(percentile(result.gaps, 0.5)), ms(percentile(result.gaps, 0.95)),
-            f"{statistics.fmean(result.gaps) * 1000:.2f}" if result.gaps else "-", result.errors,
+            f"{statistics.fmean(result.gaps) * 1000:.2f}" if result.gaps else "-", result.errors, *cpu,
             " ".join(f"{x:.1f}" for x in os.getloadavg())]
 
 
@@ -305,6 +367,8 @@ def main() -> None:
                         help="only the load test, this long: a mix of streamed and whole requests, n > 1, stop "
                              "strings, clients that go away; every answer checked against its seed alone")
     parser.add_argument("--load-clients", type=int, default=256)
+    parser.add_argument("--openai", action="store_true",
+                        help="also the 1 and 32 concurrent rows with the official openai client (AsyncOpenAI)")
     args = parser.parse_args()
     if args.load:
         load_test(args.run, args.load_clients, args.load, args.server_threads)
@@ -329,15 +393,19 @@ def main() -> None:
     single = ServerProcess(args.run, "--max-streams", "1", *common)
     batched = ServerProcess(args.run, "--max-streams", str(max(levels)), *common)
     ways = [(f"one at a time ({args.one_at_a_time_clients} clients, --max-streams 1)", single,
-             args.one_at_a_time_clients)] + [(f"{c} concurrent", batched, c) for c in levels]
+             args.one_at_a_time_clients, False)] + [(f"{c} concurrent", batched, c, False) for c in levels]
+    if args.openai:
+        import openai  # noqa: F401 - imported before the rows: its import is not the client's work per token
+
+        ways += [(f"{c} concurrent, openai client", batched, c, True) for c in (1, 32) if c in levels]
     best: dict[str, tuple] = {}
     try:
         for server in (single, batched):
             asyncio.run(run_clients(server.port, requests[:8], 4))  # warm up
         for round_ in range(args.rounds):  # in turn, so that a busy spell of the machine slows every row alike
-            for name, server, clients in ways:
-                result, seconds = asyncio.run(run_clients(server.port, requests, clients))
-                made = row(name, result, seconds)
+            for name, server, clients, openai_client in ways:
+                result, seconds, server_cpu, client_cpu = measured(server, clients, requests, openai_client)
+                made = row(name, result, seconds, (server_cpu, client_cpu))
                 print(f"round {round_ + 1}: {name}: {result.tokens / seconds:,.0f} tokens/s", file=sys.stderr,
                       flush=True)
                 if name not in best or result.tokens / seconds > best[name][0]:
@@ -345,20 +413,22 @@ def main() -> None:
     finally:
         single.stop()
         batched.stop()
-    rows = [best[name][1] for name, _, _ in ways]
+    rows = [best[name][1] for name, *_ in ways]
     alone = complete_tokens_per_second(args.run, requests, args.rounds, args.server_threads)
     print(table(["serving", "tokens/s", "TTFT p50 ms", "TTFT p95 ms", "per-token p50 ms", "per-token p95 ms",
-                 "per-token mean ms", "errors", "load avg"], rows))
+                 "per-token mean ms", "errors", "server CPU", "client CPU", "load avg"], rows))
     base = float(rows[0][1].replace(",", ""))
-    lone = next((r for r in rows if r[0] == "1 concurrent"), None)
+    lone_of = {kind: next((r for r in rows if r[0] == name), None)
+               for kind, name in (("raw", "1 concurrent"), ("openai", "1 concurrent, openai client"))}
     for r in rows[1:]:
+        lone = lone_of["openai" if "openai" in r[0] else "raw"]
         line = f"{r[0]}: {float(r[1].replace(',', '')) / base:.1f}x the tokens/s of one at a time"
         if lone is not None:
             line += f", per-token p95 {float(r[5]) / float(lone[5]):.1f}x a lone client's"
             line += f" (mean {float(r[6]) / float(lone[6]):.1f}x)"
         print(line)
-    if lone is not None:
-        print(f"1 concurrent: {float(lone[1].replace(',', '')) / alone:.0%} of the tokens/s of "
+    for lone in filter(None, lone_of.values()):
+        print(f"{lone[0]}: {float(lone[1].replace(',', '')) / alone:.0%} of the tokens/s of "
               f"GenerationSession.complete in one process, no server ({alone:,.0f} tokens/s)")
 
 

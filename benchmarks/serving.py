@@ -102,19 +102,85 @@ async def one_request(connection: list, port: int, body: bytes, result: Result) 
     result.gaps.extend(b - a for a, b in itertools.pairwise(times))
 
 
+REQUEST_HEAD = b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+
+
+class StreamingClient(asyncio.Protocol):
+    """A client on its own keep-alive connection, sending its requests one after another: what
+    ``one_request`` reads and counts, but driven by the event loop's callbacks (no stream
+    reader, no coroutine woken per event), so the clients take as little of the machine they
+    share with the server as asyncio allows. A response that is not a 200, or a connection
+    that closes before its response ends, counts an error and ends this client (the others take
+    its requests)."""
+
+    def __init__(self, queue: list[bytes], result: Result, ended: asyncio.Future):
+        self.queue, self.result, self.ended = queue, result, ended
+        self.transport: asyncio.Transport | None = None
+        self.sent, self.times, self.buffer, self.tokens, self.done = 0.0, [], b"", 0, False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.send_next()
+
+    def send_next(self) -> None:
+        if not self.queue:
+            self.transport.close()
+            return
+        body = self.queue.pop()
+        self.times, self.buffer, self.tokens, self.done = [], b"", 0, False
+        self.sent = time.perf_counter()
+        self.transport.write(REQUEST_HEAD % len(body) + body)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        if not self.times and not self.buffer and not data.startswith(b"HTTP/1.1 200"):
+            self.result.errors += 1
+            self.sent = 0.0
+            self.transport.close()
+            return
+        buffer = self.buffer + data
+        cut = buffer.rfind(b"\n\n") + 2 if b"\n\n" in buffer else 0  # whole events only
+        events, self.buffer = buffer[:cut], buffer[cut:]
+        for text in TEXT.findall(events):
+            words = len(text.split())
+            if words:
+                self.times.extend([now] * words)
+        if b'"usage"' in events:
+            used = USAGE.search(events)
+            if used:
+                self.tokens = int(used.group(1))
+        self.done = self.done or b"data: [DONE]" in events
+        if self.done and self.buffer.endswith(b"\r\n0\r\n\r\n"):  # the last chunk of the response
+            self.count()
+            self.send_next()
+
+    def count(self) -> None:
+        result, times, sent = self.result, self.times, self.sent
+        self.sent = 0.0  # no request in flight
+        if not times:
+            result.errors += 1
+            return
+        result.tokens += self.tokens or len(times)
+        result.ttft.append(times[0] - sent)
+        result.gaps.extend(b - a for a, b in itertools.pairwise(times))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.sent:  # a response cut short
+            self.result.errors += 1
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+
 async def run_clients(port: int, requests: list[bytes], clients: int) -> tuple[Result, float]:
-    result = Result()
-    queue = list(reversed(requests))
-
-    async def client() -> None:
-        connection: list = []
-        while queue:
-            await one_request(connection, port, queue.pop(), result)
-        if connection:
-            connection[1].close()
-
+    """``clients`` clients (``StreamingClient``) share ``requests``: the result and the wall seconds."""
+    loop = asyncio.get_running_loop()
+    result, queue, ends = Result(), list(reversed(requests)), []
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    for _ in range(clients):
+        ended = loop.create_future()
+        await loop.create_connection(lambda: StreamingClient(queue, result, ended), "127.0.0.1", port)
+        ends.append(ended)
+    await asyncio.gather(*ends)
     return result, time.perf_counter() - started
 
 

@@ -20,6 +20,8 @@ import threading
 import warnings
 from typing import Callable
 
+import torch
+
 _compiled: dict[Callable, Callable] = {}
 _lock = threading.Lock()
 
@@ -31,8 +33,6 @@ def scripted(fn: Callable) -> Callable:
         return found
     with _lock:
         if fn not in _compiled:
-            import torch
-
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", DeprecationWarning)
@@ -40,3 +40,13 @@ def scripted(fn: Callable) -> Callable:
             except Exception:  # noqa: BLE001 - no TorchScript here: the eager function gives the same numbers
                 _compiled[fn] = fn
         return _compiled[fn]
+
+
+def scripted_module(module: torch.nn.Module) -> torch.nn.Module:
+    """``module`` compiled by ``torch.jit.script``, or ``module`` itself where that fails."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.script(module)
+    except Exception:  # noqa: BLE001 - no TorchScript here: the eager module gives the same numbers
+        return module

@@ -17,7 +17,6 @@ the same tokens and the same state bit for bit (``tests/test_slots.py``). Rows t
 
 from __future__ import annotations
 
-import warnings
 from typing import List
 
 import torch
@@ -25,6 +24,7 @@ from torch import Tensor
 
 from rnnlm.generation.batched_step import BatchedStep, gru_step, lstm_step, rnn_step
 from rnnlm.generation.sampling import draw_by_temperature
+from rnnlm.generation.scripted import scripted_module
 
 
 class SlotStep(torch.nn.Module):
@@ -60,10 +60,4 @@ class SlotStep(torch.nn.Module):
 def slot_step(stepper: BatchedStep, banned: Tensor, state: List[Tensor], logits: Tensor) -> SlotStep:
     """A ``SlotStep`` compiled by TorchScript, or the module itself where that fails (the same
     numbers: see ``rnnlm.generation.scripted``)."""
-    module = SlotStep(stepper, banned, state, logits)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            return torch.jit.script(module)
-    except Exception:  # noqa: BLE001 - no TorchScript here: the eager module gives the same numbers
-        return module
+    return scripted_module(SlotStep(stepper, banned, state, logits))

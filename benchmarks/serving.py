@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import cpu_model, table
-from tests.serving import ServerProcess, http_request, metric, read_response, wait_for
+from tests.serving import ServerProcess, http_request, metric, read_response, request, wait_for
 
 PROMPTS = ["one hundred", "eight thousand", "two thousand three hundred", "fifty", "nine hundred ninety",
            "seven thousand", "four hundred twelve", "thirty one"]
@@ -192,10 +192,10 @@ async def run_openai_clients(port: int, requests: list[bytes], clients: int) -> 
 
     result = Result()
     queue = list(reversed(requests))
+    model = json.loads(request(port, "GET", "/v1/models")[2])["data"][0]["id"]
 
     async def client() -> None:
         async with openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="-", max_retries=0) as api:
-            model = (await api.models.list()).data[0].id
             while queue:
                 body = json.loads(queue.pop())
                 body.pop("stream", None)

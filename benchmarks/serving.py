@@ -29,6 +29,7 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +48,16 @@ class Result:
     ttft: list[float] = field(default_factory=list)
     gaps: list[float] = field(default_factory=list)
     errors: int = 0
+
+    def add(self, sent: float, times: list[float], tokens: int) -> None:
+        """One request sent at ``sent`` whose tokens arrived at ``times`` (its usage's count
+        ``tokens``, 0 where it had none); no token at all is an error."""
+        if not times:
+            self.errors += 1
+            return
+        self.tokens += tokens or len(times)
+        self.ttft.append(times[0] - sent)
+        self.gaps.extend(b - a for a, b in itertools.pairwise(times))
 
 
 TEXT = re.compile(rb'"text": "((?:[^"\\\\]|\\\\.)*)"')
@@ -94,12 +105,7 @@ async def one_request(connection: list, port: int, body: bytes, result: Result) 
     if not complete:
         writer.close()
         connection.clear()
-    if not times:
-        result.errors += 1
-        return
-    result.tokens += tokens or len(times)
-    result.ttft.append(times[0] - sent)
-    result.gaps.extend(b - a for a, b in itertools.pairwise(times))
+    result.add(sent, times, tokens)
 
 
 REQUEST_HEAD = b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
@@ -155,14 +161,8 @@ class StreamingClient(asyncio.Protocol):
             self.send_next()
 
     def count(self) -> None:
-        result, times, sent = self.result, self.times, self.sent
+        self.result.add(self.sent, self.times, self.tokens)
         self.sent = 0.0  # no request in flight
-        if not times:
-            result.errors += 1
-            return
-        result.tokens += self.tokens or len(times)
-        result.ttft.append(times[0] - sent)
-        result.gaps.extend(b - a for a, b in itertools.pairwise(times))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.sent:  # a response cut short
@@ -171,10 +171,13 @@ class StreamingClient(asyncio.Protocol):
             self.ended.set_result(None)
 
 
-async def run_clients(port: int, requests: list[bytes], clients: int) -> tuple[Result, float]:
-    """``clients`` clients (``StreamingClient``) share ``requests``: the result and the wall seconds."""
+async def run_clients(port: int, requests: list[bytes], clients: int,
+                      start: Callable[[], None] = lambda: None) -> tuple[Result, float]:
+    """``clients`` clients (``StreamingClient``) share ``requests``: the result and the wall
+    seconds from ``start`` (called as the clock starts)."""
     loop = asyncio.get_running_loop()
     result, queue, ends = Result(), list(reversed(requests)), []
+    start()
     started = time.perf_counter()
     for _ in range(clients):
         ended = loop.create_future()
@@ -184,7 +187,8 @@ async def run_clients(port: int, requests: list[bytes], clients: int) -> tuple[R
     return result, time.perf_counter() - started
 
 
-async def run_openai_clients(port: int, requests: list[bytes], clients: int) -> tuple[Result, float]:
+async def run_openai_clients(port: int, requests: list[bytes], clients: int,
+                             start: Callable[[], None] = lambda: None) -> tuple[Result, float]:
     """``run_clients`` with the official openai client (``AsyncOpenAI``, one per client, streaming):
     what a real client costs and sees. Each chunk's tokens are the words of its text (see
     ``one_request``), the request's tokens its usage's count."""
@@ -194,8 +198,11 @@ async def run_openai_clients(port: int, requests: list[bytes], clients: int) -> 
     queue = list(reversed(requests))
     model = json.loads(request(port, "GET", "/v1/models")[2])["data"][0]["id"]
 
-    async def client() -> None:
-        async with openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="-", max_retries=0) as api:
+    apis = [openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="-", max_retries=0)
+            for _ in range(clients)]  # made before the clock starts, as a client's pool would be
+
+    async def client(api) -> None:
+        async with api:
             while queue:
                 body = json.loads(queue.pop())
                 body.pop("stream", None)
@@ -208,17 +215,12 @@ async def run_openai_clients(port: int, requests: list[bytes], clients: int) -> 
                         if chunk.usage is not None:
                             tokens = chunk.usage.completion_tokens
                 except openai.APIError:
-                    result.errors += 1
-                    continue
-                if not times:
-                    result.errors += 1
-                    continue
-                result.tokens += tokens or len(times)
-                result.ttft.append(times[0] - sent)
-                result.gaps.extend(b - a for a, b in itertools.pairwise(times))
+                    times = []
+                result.add(sent, times, tokens)
 
+    start()
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(api) for api in apis))
     return result, time.perf_counter() - started
 
 
@@ -235,10 +237,11 @@ def cpu_seconds(pid: int | None = None) -> float:
 def measured(server, clients: int, requests: list[bytes], openai_client: bool) -> tuple[Result, float, str, str]:
     """One row's run: the result, its wall seconds, and the server's and this client process's
     CPU over it (percent of one core: 200% is both cores of a 2-core machine)."""
-    server_before, client_before = cpu_seconds(server.process.pid), cpu_seconds()
+    before: list[float] = []
     run = run_openai_clients if openai_client else run_clients
-    result, seconds = asyncio.run(run(server.port, requests, clients))
-    server_cpu, client_cpu = cpu_seconds(server.process.pid) - server_before, cpu_seconds() - client_before
+    result, seconds = asyncio.run(run(server.port, requests, clients,
+                                      lambda: before.extend([cpu_seconds(server.process.pid), cpu_seconds()])))
+    server_cpu, client_cpu = cpu_seconds(server.process.pid) - before[0], cpu_seconds() - before[1]
     return result, seconds, f"{100 * server_cpu / seconds:.0f}%", f"{100 * client_cpu / seconds:.0f}%"
 
 

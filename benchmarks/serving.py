@@ -7,10 +7,14 @@ starts by default (continuous batching). Each client sends its requests one afte
 one keep-alive connection (as an HTTP client's pool does) and timestamps every server-sent event as it arrives (one event per token: a token
 that arrives in the same read as the one before it counts a gap of 0, which is what the client
 saw). Reported per row: aggregate tokens/s over the row's wall time, time to first token and the
-per-token latency (the gaps between a stream's consecutive tokens), p50 and p95.
+per-token latency (the gaps between a stream's consecutive tokens), p50 and p95, and the CPU the
+server process and this client process used over the row (percent of one core). With --openai,
+the 1 and 32 concurrent rows are run again with the official openai client (``AsyncOpenAI``):
+what a real client costs the machine the clients share with the server.
 
     .venv/bin/python benchmarks/serving.py                  # runs/demo (make demo), 256 requests x 64 tokens
     .venv/bin/python benchmarks/serving.py --quick          # a short check that it runs
+    .venv/bin/python benchmarks/serving.py --openai         # and the openai client's rows
 """
 
 from __future__ import annotations
@@ -25,13 +29,14 @@ import re
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import cpu_model, table
-from tests.serving import ServerProcess, http_request, metric, read_response, wait_for
+from tests.serving import ServerProcess, http_request, metric, read_response, request, wait_for
 
 PROMPTS = ["one hundred", "eight thousand", "two thousand three hundred", "fifty", "nine hundred ninety",
            "seven thousand", "four hundred twelve", "thirty one"]
@@ -43,6 +48,16 @@ class Result:
     ttft: list[float] = field(default_factory=list)
     gaps: list[float] = field(default_factory=list)
     errors: int = 0
+
+    def add(self, sent: float, times: list[float], tokens: int) -> None:
+        """One request sent at ``sent`` whose tokens arrived at ``times`` (its usage's count
+        ``tokens``, 0 where it had none); no token at all is an error."""
+        if not times:
+            self.errors += 1
+            return
+        self.tokens += tokens or len(times)
+        self.ttft.append(times[0] - sent)
+        self.gaps.extend(b - a for a, b in itertools.pairwise(times))
 
 
 TEXT = re.compile(rb'"text": "((?:[^"\\\\]|\\\\.)*)"')
@@ -90,28 +105,144 @@ async def one_request(connection: list, port: int, body: bytes, result: Result) 
     if not complete:
         writer.close()
         connection.clear()
-    if not times:
-        result.errors += 1
-        return
-    result.tokens += tokens or len(times)
-    result.ttft.append(times[0] - sent)
-    result.gaps.extend(b - a for a, b in itertools.pairwise(times))
+    result.add(sent, times, tokens)
 
 
-async def run_clients(port: int, requests: list[bytes], clients: int) -> tuple[Result, float]:
+REQUEST_HEAD = b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+
+
+class StreamingClient(asyncio.Protocol):
+    """A client on its own keep-alive connection, sending its requests one after another: what
+    ``one_request`` reads and counts, but driven by the event loop's callbacks (no stream
+    reader, no coroutine woken per event), so the clients take as little of the machine they
+    share with the server as asyncio allows. A response that is not a 200, or a connection
+    that closes before its response ends, counts an error and ends this client (the others take
+    its requests)."""
+
+    def __init__(self, queue: list[bytes], result: Result, ended: asyncio.Future):
+        self.queue, self.result, self.ended = queue, result, ended
+        self.transport: asyncio.Transport | None = None
+        self.sent, self.times, self.buffer, self.tokens, self.done = 0.0, [], b"", 0, False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        self.send_next()
+
+    def send_next(self) -> None:
+        if not self.queue:
+            self.transport.close()
+            return
+        body = self.queue.pop()
+        self.times, self.buffer, self.tokens, self.done = [], b"", 0, False
+        self.sent = time.perf_counter()
+        self.transport.write(REQUEST_HEAD % len(body) + body)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        if not self.times and not self.buffer and not data.startswith(b"HTTP/1.1 200"):
+            self.result.errors += 1
+            self.sent = 0.0
+            self.transport.close()
+            return
+        buffer = self.buffer + data
+        cut = buffer.rfind(b"\n\n") + 2 if b"\n\n" in buffer else 0  # whole events only
+        events, self.buffer = buffer[:cut], buffer[cut:]
+        for text in TEXT.findall(events):
+            words = len(text.split())
+            if words:
+                self.times.extend([now] * words)
+        if b'"usage"' in events:
+            used = USAGE.search(events)
+            if used:
+                self.tokens = int(used.group(1))
+        self.done = self.done or b"data: [DONE]" in events
+        if self.done and self.buffer.endswith(b"\r\n0\r\n\r\n"):  # the last chunk of the response
+            self.count()
+            self.send_next()
+
+    def count(self) -> None:
+        self.result.add(self.sent, self.times, self.tokens)
+        self.sent = 0.0  # no request in flight
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.sent:  # a response cut short
+            self.result.errors += 1
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+
+async def run_clients(port: int, requests: list[bytes], clients: int,
+                      start: Callable[[], None] = lambda: None) -> tuple[Result, float]:
+    """``clients`` clients (``StreamingClient``) share ``requests``: the result and the wall
+    seconds from ``start`` (called as the clock starts)."""
+    loop = asyncio.get_running_loop()
+    result, queue, ends = Result(), list(reversed(requests)), []
+    start()
+    started = time.perf_counter()
+    for _ in range(clients):
+        ended = loop.create_future()
+        await loop.create_connection(lambda: StreamingClient(queue, result, ended), "127.0.0.1", port)
+        ends.append(ended)
+    await asyncio.gather(*ends)
+    return result, time.perf_counter() - started
+
+
+async def run_openai_clients(port: int, requests: list[bytes], clients: int,
+                             start: Callable[[], None] = lambda: None) -> tuple[Result, float]:
+    """``run_clients`` with the official openai client (``AsyncOpenAI``, one per client, streaming):
+    what a real client costs and sees. Each chunk's tokens are the words of its text (see
+    ``one_request``), the request's tokens its usage's count."""
+    import openai
+
     result = Result()
     queue = list(reversed(requests))
+    model = json.loads(request(port, "GET", "/v1/models")[2])["data"][0]["id"]
 
-    async def client() -> None:
-        connection: list = []
-        while queue:
-            await one_request(connection, port, queue.pop(), result)
-        if connection:
-            connection[1].close()
+    apis = [openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="-", max_retries=0)
+            for _ in range(clients)]  # made before the clock starts, as a client's pool would be
 
+    async def client(api) -> None:
+        async with api:
+            while queue:
+                body = json.loads(queue.pop())
+                body.pop("stream", None)
+                sent, times, tokens = time.perf_counter(), [], 0
+                try:
+                    async for chunk in await api.completions.create(model=model, stream=True, **body):
+                        now = time.perf_counter()
+                        for choice in chunk.choices:
+                            times.extend([now] * len(choice.text.split()))
+                        if chunk.usage is not None:
+                            tokens = chunk.usage.completion_tokens
+                except openai.APIError:
+                    times = []
+                result.add(sent, times, tokens)
+
+    start()
     started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(clients)))
+    await asyncio.gather(*(client(api) for api in apis))
     return result, time.perf_counter() - started
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user and system) of this process, or of process ``pid`` (its every thread)."""
+    if pid is None:
+        times = os.times()
+        return times.user + times.system
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(server, clients: int, requests: list[bytes], openai_client: bool) -> tuple[Result, float, str, str]:
+    """One row's run: the result, its wall seconds, and the server's and this client process's
+    CPU over it (percent of one core: 200% is both cores of a 2-core machine)."""
+    before: list[float] = []
+    run = run_openai_clients if openai_client else run_clients
+    result, seconds = asyncio.run(run(server.port, requests, clients,
+                                      lambda: before.extend([cpu_seconds(server.process.pid), cpu_seconds()])))
+    server_cpu, client_cpu = cpu_seconds(server.process.pid) - before[0], cpu_seconds() - before[1]
+    return result, seconds, f"{100 * server_cpu / seconds:.0f}%", f"{100 * client_cpu / seconds:.0f}%"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -121,11 +252,11 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def row(name: str, result: Result, seconds: float) -> list:
+def row(name: str, result: Result, seconds: float, cpu: tuple[str, str] = ("-", "-")) -> list:
     ms = lambda v: f"{1000 * v:.2f}"
     return [name, f"{result.tokens / seconds:,.0f}", ms(percentile(result.ttft, 0.5)), ms(percentile(result.ttft, 0.95)),
             ms(percentile(result.gaps, 0.5)), ms(percentile(result.gaps, 0.95)),
-            f"{statistics.fmean(result.gaps) * 1000:.2f}" if result.gaps else "-", result.errors,
+            f"{statistics.fmean(result.gaps) * 1000:.2f}" if result.gaps else "-", result.errors, *cpu,
             " ".join(f"{x:.1f}" for x in os.getloadavg())]
 
 
@@ -305,6 +436,8 @@ def main() -> None:
                         help="only the load test, this long: a mix of streamed and whole requests, n > 1, stop "
                              "strings, clients that go away; every answer checked against its seed alone")
     parser.add_argument("--load-clients", type=int, default=256)
+    parser.add_argument("--openai", action="store_true",
+                        help="also the 1 and 32 concurrent rows with the official openai client (AsyncOpenAI)")
     args = parser.parse_args()
     if args.load:
         load_test(args.run, args.load_clients, args.load, args.server_threads)
@@ -329,15 +462,19 @@ def main() -> None:
     single = ServerProcess(args.run, "--max-streams", "1", *common)
     batched = ServerProcess(args.run, "--max-streams", str(max(levels)), *common)
     ways = [(f"one at a time ({args.one_at_a_time_clients} clients, --max-streams 1)", single,
-             args.one_at_a_time_clients)] + [(f"{c} concurrent", batched, c) for c in levels]
+             args.one_at_a_time_clients, False)] + [(f"{c} concurrent", batched, c, False) for c in levels]
+    if args.openai:
+        import openai  # noqa: F401 - imported before the rows: its import is not the client's work per token
+
+        ways += [(f"{c} concurrent, openai client", batched, c, True) for c in (1, 32) if c in levels]
     best: dict[str, tuple] = {}
     try:
         for server in (single, batched):
             asyncio.run(run_clients(server.port, requests[:8], 4))  # warm up
         for round_ in range(args.rounds):  # in turn, so that a busy spell of the machine slows every row alike
-            for name, server, clients in ways:
-                result, seconds = asyncio.run(run_clients(server.port, requests, clients))
-                made = row(name, result, seconds)
+            for name, server, clients, openai_client in ways:
+                result, seconds, server_cpu, client_cpu = measured(server, clients, requests, openai_client)
+                made = row(name, result, seconds, (server_cpu, client_cpu))
                 print(f"round {round_ + 1}: {name}: {result.tokens / seconds:,.0f} tokens/s", file=sys.stderr,
                       flush=True)
                 if name not in best or result.tokens / seconds > best[name][0]:
@@ -345,20 +482,22 @@ def main() -> None:
     finally:
         single.stop()
         batched.stop()
-    rows = [best[name][1] for name, _, _ in ways]
+    rows = [best[name][1] for name, *_ in ways]
     alone = complete_tokens_per_second(args.run, requests, args.rounds, args.server_threads)
     print(table(["serving", "tokens/s", "TTFT p50 ms", "TTFT p95 ms", "per-token p50 ms", "per-token p95 ms",
-                 "per-token mean ms", "errors", "load avg"], rows))
+                 "per-token mean ms", "errors", "server CPU", "client CPU", "load avg"], rows))
     base = float(rows[0][1].replace(",", ""))
-    lone = next((r for r in rows if r[0] == "1 concurrent"), None)
+    lone_of = {kind: next((r for r in rows if r[0] == name), None)
+               for kind, name in (("raw", "1 concurrent"), ("openai", "1 concurrent, openai client"))}
     for r in rows[1:]:
+        lone = lone_of["openai" if "openai" in r[0] else "raw"]
         line = f"{r[0]}: {float(r[1].replace(',', '')) / base:.1f}x the tokens/s of one at a time"
         if lone is not None:
             line += f", per-token p95 {float(r[5]) / float(lone[5]):.1f}x a lone client's"
             line += f" (mean {float(r[6]) / float(lone[6]):.1f}x)"
         print(line)
-    if lone is not None:
-        print(f"1 concurrent: {float(lone[1].replace(',', '')) / alone:.0%} of the tokens/s of "
+    for lone in filter(None, lone_of.values()):
+        print(f"{lone[0]}: {float(lone[1].replace(',', '')) / alone:.0%} of the tokens/s of "
               f"GenerationSession.complete in one process, no server ({alone:,.0f} tokens/s)")
 
 

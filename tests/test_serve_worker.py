@@ -83,3 +83,18 @@ def test_a_prompt_that_cannot_be_read_ends_its_job_alone(tiny_run, capfd):
 
     run_worker(session, body)
     assert "ValueError: cannot encode this one" in capfd.readouterr().err
+
+
+def test_start_up_is_frozen_out_of_the_garbage_collectors_walk():
+    import gc
+
+    from rnnlm.serve.server import freeze_start_up
+
+    try:
+        freeze_start_up()
+        assert gc.get_freeze_count() > 1000  # torch and the test's own modules: far more than a few
+        before = gc.get_freeze_count()
+        made = [[i] for i in range(100)]  # objects made after start-up stay collectable
+        assert gc.get_freeze_count() == before and gc.is_tracked(made[0])
+    finally:
+        gc.unfreeze()

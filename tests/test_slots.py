@@ -1,6 +1,7 @@
 """StreamSlots: the streams a server steps together, their states in slots. Streams that join and
 leave at different steps, past the buffers' first size, each write the text its seed gives alone."""
 
+import pytest
 import torch
 
 from rnnlm.generation.sampling import Sampling
@@ -72,3 +73,86 @@ def test_the_slots_state_is_the_streams_state(tiny_run):
     for i, stream in enumerate(alone):
         assert torch.allclose(slots.logits[i], stream.logits, atol=1e-5)
         assert torch.allclose(slots.state[0][:, i], stream.state[:, 0], atol=1e-5)
+
+
+def test_streams_drawn_by_temperature_take_the_one_call_and_write_their_seeds_text(tiny_run, monkeypatch):
+    """Streams that all draw by temperature are drawn and stepped by the slots' kernel (one
+    TorchScript call on the buffers), through joins, leaves and the buffers' growth: each writes
+    what its seed writes alone."""
+    session = GenerationSession.load(tiny_run, device="cpu")
+    calls = []
+    real = GenerationSession.slot_kernel
+
+    def counted(self, state, logits):
+        kernel = real(self, state, logits)
+        assert isinstance(kernel, torch.jit.ScriptModule)
+        return Counted(kernel, calls)
+
+    monkeypatch.setattr(GenerationSession, "slot_kernel", counted)
+    slots, got, requests = StreamSlots(session), {}, []
+    for i in range(2 * FIRST_SLOTS + 3):
+        requests.append(("the " if i % 2 else "a cat", dict(max_tokens=2 + (5 * i) % 17, seed=7 + i,
+                                                            sampling=Sampling(temperature=(0.6, 1.0, 1.4)[i % 3]))))
+    for i, (prompt, options) in enumerate(requests):
+        (stream,) = session.start(prompt, **options)
+        stream.request = i
+        slots.join([stream])
+        if i % 3 == 2:
+            for piece in slots.step():
+                if piece.finish_reason is not None:
+                    got[piece.stream.request] = (piece.stream.text, piece.finish_reason)
+    while len(slots):
+        for piece in slots.step():
+            if piece.finish_reason is not None:
+                got[piece.stream.request] = (piece.stream.text, piece.finish_reason)
+    assert len(calls) > 10 and slots.capacity > FIRST_SLOTS and isinstance(slots.kernel, Counted)
+    assert slots.kernel.state[0] is slots.state[0] and slots.kernel.logits is slots.logits  # set again after growing
+    for i, (prompt, options) in enumerate(requests):
+        assert got[i] == alone_text(session, prompt, **options), i
+
+
+class Counted:
+    """A kernel whose calls are counted; its buffers are the kernel's own."""
+
+    def __init__(self, kernel, calls):
+        self.__dict__.update(inner=kernel, calls=calls)
+
+    def __call__(self, *args):
+        self.calls.append(args[0])
+        return self.inner(*args)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def __setattr__(self, name, value):
+        setattr(self.inner, name, value)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_the_kernel_draws_and_steps_as_draw_then_step_bit_for_bit(cell):
+    """One call of the slots' kernel: the ids ``draw`` gives and the state and scores
+    ``BatchedStep.step_into`` leaves, exactly, on a block larger than its streams."""
+    from rnnlm.config import ModelConfig
+    from rnnlm.generation.batched_step import BatchedStep
+    from rnnlm.generation.sampling import draw
+    from rnnlm.generation.slot_step import slot_step
+    from rnnlm.models import RecurrentLM
+
+    torch.manual_seed(0)
+    model = RecurrentLM(40, ModelConfig(cell=cell, layers=2, emb=16, hidden=32, tie=False)).eval()
+    banned = torch.zeros(40, dtype=torch.bool)
+    banned[[0, 1]] = True
+    state = [torch.randn(2, 16, 32) for _ in range(2 if cell == "lstm" else 1)]
+    logits = torch.randn(16, 40) * 3
+    theirs_state, theirs_logits = [s.clone() for s in state], logits.clone()
+    kernel = slot_step(BatchedStep(model), banned, state, logits)
+    assert isinstance(kernel, torch.jit.ScriptModule)
+    temps, uniforms = [0.5 + 0.1 * i for i in range(11)], [0.09 * i for i in range(11)]
+    with torch.inference_mode():
+        for _ in range(3):
+            ids = kernel(11, 16, temps, uniforms)
+            expected = draw(theirs_logits[:11], [Sampling(t) for t in temps], uniforms, banned)
+            block = tuple(s[:, :16] for s in theirs_state)
+            BatchedStep(model).step_into(expected, block if len(block) == 2 else block[0], out=theirs_logits[:16])
+            assert ids == expected.tolist() and not banned[ids].any()
+            assert torch.equal(logits, theirs_logits) and all(torch.equal(a, b) for a, b in zip(state, theirs_state))

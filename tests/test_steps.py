@@ -71,3 +71,47 @@ def test_a_step_in_place_on_a_block_of_slots(cell):
     for got, want, old in zip(parts(slots), parts(expected), before, strict=True):
         assert torch.equal(got[:, :3], want) and not torch.equal(got[:, :3], old[:, :3])
         assert torch.equal(got[:, 3:], old[:, 3:])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_the_scripted_step_is_the_eager_step_bit_for_bit(cell):
+    """The step runs as TorchScript (one call): compiled here, with the eager function's numbers
+    exactly, into a block of slots with rows past the streams' (token 0 there)."""
+    torch.manual_seed(0)
+    model = RecurrentLM(40, ModelConfig(cell=cell, layers=2, emb=16, hidden=32, tie=False)).eval()
+    scripted, eager = BatchedStep(model), BatchedStep(model, script=False)
+    assert isinstance(scripted.run, torch.jit.ScriptFunction) and not isinstance(eager.run, torch.jit.ScriptFunction)
+    slots = model.init_state(8)
+    slots = tuple(s.normal_() for s in slots) if isinstance(slots, tuple) else slots.normal_()
+    copy = [s.clone() for s in parts(slots)]
+    theirs = tuple(copy) if isinstance(slots, tuple) else copy[0]
+    ours_out, theirs_out = torch.zeros(8, 40), torch.zeros(8, 40)
+    with torch.inference_mode():
+        for ids in ([1, 5, 39], [2, 2, 2, 7, 0, 3], [39]):
+            block = tuple(s[:, :8] for s in parts(slots))
+            scripted.step_into(torch.tensor(ids), block if isinstance(slots, tuple) else block[0], out=ours_out)
+            eager.step_into(torch.tensor(ids), tuple(s[:, :8] for s in copy) if isinstance(slots, tuple) else copy[0],
+                            out=theirs_out)
+            assert torch.equal(ours_out, theirs_out) and ours_out.abs().sum() > 0
+            for a, b in zip(parts(slots), parts(theirs)):
+                assert torch.equal(a, b)
+        padded = torch.tensor([39, 0, 0, 0, 0, 0, 0, 0])
+        assert torch.equal(scripted.step(padded, theirs)[0], eager.step(padded, theirs)[0])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+def test_the_scripted_single_step_is_the_eager_one_bit_for_bit(cell):
+    """The batch-1 step of an LSTM or RNN runs as TorchScript (one call): compiled here, with the
+    eager function's logits and state exactly, token after token."""
+    torch.manual_seed(0)
+    model = RecurrentLM(40, ModelConfig(cell=cell, layers=2, emb=16, hidden=32, tie=False)).eval()
+    scripted, eager = SingleStreamStep(model), SingleStreamStep(model, script=False)
+    assert isinstance(scripted.run, torch.jit.ScriptFunction) and not isinstance(eager.run, torch.jit.ScriptFunction)
+    state = model.init_state(1)
+    ours = theirs = tuple(s.normal_() for s in state) if isinstance(state, tuple) else state.normal_()
+    with torch.inference_mode():
+        for token in [1, 5, 39, 0, 7, 7]:
+            (a, ours), (b, theirs) = scripted.step(token, ours), eager.step(token, theirs)
+            assert torch.equal(a, b)
+            for x, y in zip(parts(ours), parts(theirs), strict=True):
+                assert torch.equal(x, y)

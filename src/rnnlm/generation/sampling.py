@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
 
 from rnnlm.errors import invalid
+from rnnlm.generation.scripted import scripted
 
 MAX_SAMPLING_SEED = 2**64 - 1  # seeds are taken up to here (the range OpenAI-style clients send)
 
@@ -43,25 +44,53 @@ class Sampling:
         return self.top_k is not None or (self.top_p is not None and self.top_p < 1.0)
 
 
-def draw(logits: torch.Tensor, settings: Sequence[Sampling], uniforms: Sequence[float]) -> torch.Tensor:
+def draw(logits: torch.Tensor, settings: Sequence[Sampling], uniforms: Sequence[float],
+         banned: torch.Tensor | None = None) -> torch.Tensor:
     """Next token ids (N,) from ``logits`` (N, V), row i drawn with ``settings[i]`` by the
-    uniform number ``uniforms[i]`` in [0, 1). Tokens whose logit is -inf are never drawn."""
-    logits = logits.float()
+    uniform number ``uniforms[i]`` in [0, 1). Tokens whose logit is -inf, and those ``banned``
+    (V,) marks, are never drawn. Rows that all draw by temperature alone (the usual case) are
+    drawn in one TorchScript call (``rnnlm.generation.scripted``): the same numbers, and a
+    server's worker gives the GIL up once."""
     greedy = [s.greedy for s in settings]
+    temperatures = [s.temperature for s in settings]
+    if not any(greedy) and not any(s.truncates for s in settings):
+        return scripted(draw_by_temperature)(logits, banned, temperatures, [float(u) for u in uniforms])
+    if banned is not None:
+        logits = logits.masked_fill(banned, float("-inf"))
+    logits = logits.float()
     if all(greedy):
         return logits.argmax(-1)
-    temperature = torch.tensor([s.temperature for s in settings], device=logits.device)
-    scaled = (logits - logits.amax(-1, keepdim=True)) / temperature[:, None]  # no overflow at a tiny temperature
+    scaled = scaled_logits(logits, temperatures)
     if any(s.truncates for s in settings):
         scaled = scaled.masked_fill(outside_top(scaled, settings), float("-inf"))
+    ids = inverse_cdf(scaled, list(uniforms))
+    if any(greedy):
+        ids = torch.where(torch.tensor(greedy, device=ids.device), logits.argmax(-1), ids)
+    return ids
+
+
+def draw_by_temperature(logits: torch.Tensor, banned: Optional[torch.Tensor], temperatures: List[float],
+                        uniforms: List[float]) -> torch.Tensor:
+    """``draw`` for rows that neither truncate nor take the most likely token."""
+    if banned is not None:
+        logits = logits.masked_fill(banned, float("-inf"))
+    return inverse_cdf(scaled_logits(logits.float(), temperatures), uniforms)
+
+
+def scaled_logits(logits: torch.Tensor, temperatures: List[float]) -> torch.Tensor:
+    """(N, V) logits shifted by their maximum (no overflow at a tiny temperature), then divided
+    by each row's temperature."""
+    temperature = torch.tensor(temperatures, dtype=torch.float32, device=logits.device)
+    return (logits - logits.amax(-1, keepdim=True)) / temperature[:, None]
+
+
+def inverse_cdf(scaled: torch.Tensor, uniforms: List[float]) -> torch.Tensor:
+    """Row i's token: the first whose cumulative probability passes ``uniforms[i]`` of the total."""
     cdf = scaled.softmax(-1).cumsum(-1)  # (N, V), in vocab order whatever the settings: rows stay independent
     total = cdf[:, -1:]
     target = torch.tensor(uniforms, dtype=cdf.dtype, device=cdf.device)[:, None] * total
     target = torch.minimum(target, torch.nextafter(total, torch.zeros_like(total)))  # u near 1 rounds to the total
-    ids = torch.searchsorted(cdf, target, right=True).squeeze(-1)  # the first token whose cdf passes the target
-    if any(greedy):
-        ids = torch.where(torch.tensor(greedy, device=ids.device), logits.argmax(-1), ids)
-    return ids
+    return torch.searchsorted(cdf, target, right=True).squeeze(-1)  # the first token whose cdf passes the target
 
 
 def draw_one(logits: torch.Tensor, sampling: Sampling, uniform: float) -> int:

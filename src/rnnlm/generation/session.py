@@ -27,6 +27,7 @@ from rnnlm.generation.batched_step import BatchedStep
 from rnnlm.generation.prompt import WHOLE_PIECE, PromptReading, encode_prompt, read_prompts
 from rnnlm.generation.sampling import MAX_SAMPLING_SEED, Sampling, draw, draw_one
 from rnnlm.generation.single_stream_step import SingleStreamStep
+from rnnlm.generation.slot_step import SlotStep, slot_step
 from rnnlm.generation.stream import MAX_LOGPROBS, Piece, Stream, TokenRecord, check_stops
 from rnnlm.models.recurrent import State, cat_states, split_state
 from rnnlm.runfolder import Run, load_run
@@ -164,24 +165,37 @@ class GenerationSession:
                          logits: torch.Tensor) -> tuple[torch.Tensor, list[Piece]]:
         """Every row of ``logits`` (N, V) drawn in one call, row i by ``streams[i]``'s own
         uniform number; then each stream's text and stop rules. The ids (N,) and a piece per stream."""
-        drawn = draw(logits.masked_fill(self.banned, float("-inf")), [s.sampling for s in streams],
-                     [s.rng.random() for s in streams])
+        drawn = draw(logits, [s.sampling for s in streams], [s.rng.random() for s in streams], self.banned)
         ids = drawn.tolist()
         records = self.token_records(logits, streams, ids)
         return drawn, [self.advance(s, token_id, record) for s, token_id, record in zip(streams, ids, records)]
 
-    def step_slots(self, streams: Sequence[Stream], logits: torch.Tensor, state: State) -> list[Piece]:
+    def slot_kernel(self, state: list[torch.Tensor], logits: torch.Tensor) -> SlotStep:
+        """The draw and step of a block of slots as one call, on the slots' buffers ``state``
+        and ``logits`` (``rnnlm.generation.slot_step``)."""
+        if self.stepper is None:
+            self.stepper = BatchedStep(self.model)
+        return slot_step(self.stepper, self.banned, state, logits)
+
+    def step_slots(self, streams: Sequence[Stream], logits: torch.Tensor, state: State,
+                   kernel: SlotStep | None = None) -> list[Piece]:
         """``step`` for streams whose scores and state are the first rows of a block of slots
         (``rnnlm.generation.slots``): scores (R, V) and state (layers, R, H), R >= N. The model
         runs on the whole block in place, ended streams and free slots too (their rows are
-        overwritten when a stream next takes them)."""
+        overwritten when a stream next takes them). With the slots' ``kernel``, streams that all
+        draw by temperature alone and record no log-probabilities are drawn and stepped in one
+        call (the model then runs even on a step that ends them all)."""
         n = len(streams)
+        if kernel is not None and all(s.logprobs is None and not s.sampling.greedy and not s.sampling.truncates
+                                      for s in streams):
+            ids = kernel(n, logits.shape[0], [s.sampling.temperature for s in streams],
+                         [s.rng.random() for s in streams])
+            return [self.advance(s, token_id, None) for s, token_id in zip(streams, ids)]
         ids, pieces = self.draw_and_advance(streams, logits[:n])
         if not all(s.finished for s in streams):
             if self.stepper is None:
                 self.stepper = BatchedStep(self.model)
-            block = torch.nn.functional.pad(ids, (0, logits.shape[0] - n))  # (R,): token 0 in the free slots
-            logits.copy_(self.stepper.step_into(block, state))
+            self.stepper.step_into(ids, state, out=logits)  # token 0 in the free slots
         return pieces
 
     def step_one(self, stream: Stream) -> Piece:

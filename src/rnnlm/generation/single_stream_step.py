@@ -5,8 +5,9 @@ weights through them once; what it costs beyond that is the work around them. ``
 packed oneDNN linear is the fastest at a batch of streams but slow at one row (its call costs
 several times a plain product), so here every layer is one ``torch.addmv`` over its two weight
 matrices side by side, written into scratch buffers made once, and the gate arithmetic runs in
-place on fixed views of them: ten small calls a layer and nothing re-sliced, re-packed or
-re-checked per step. The LSTM's tanh is taken as 2 sigmoid(2x) - 1 (the cell gate's rows are
+place on views of them: ten small calls a layer and nothing re-packed or re-checked per step. An
+LSTM's or RNN's step runs as one TorchScript call (``rnnlm.generation.scripted``: the same
+numbers, and a server's worker gives the GIL up once a token, not once per small call). The LSTM's tanh is taken as 2 sigmoid(2x) - 1 (the cell gate's rows are
 doubled once, which is exact): with two threads, torch's tanh right after MKL's threaded
 product waits on the thread pool, where sigmoid does not. Measured in benchmarks/README.md
 ("Generation").
@@ -22,20 +23,55 @@ The weights are copied when the stepper is built: build it after any change to t
 from __future__ import annotations
 
 import threading
+from typing import List, Tuple
 
 import torch
 import torch.nn.functional as F
+from torch import Tensor
 
 from rnnlm.generation.batched_step import gru_update
+from rnnlm.generation.scripted import scripted
 from rnnlm.models.recurrent import RecurrentLM, State
 
 ROW_VIEWS = 4096  # vocabularies up to this size keep a ready view of each embedding row
 
 
+def lstm_step(x: Tensor, h_all: Tensor, c_all: Tensor, weights: List[Tensor], biases: List[Tensor],
+              rows: List[Tensor], gates: List[Tensor], hidden: int, head_w: Tensor,
+              head_b: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+    """One token's embedding ``x`` (1, E) through an LSTM of state ``h_all``, ``c_all`` (layers,
+    1, H): the logits (V,) and the new state, fresh tensors. ``weights[i]``: layer i's [W_ih,
+    W_hh] in gate order input, forget, output, cell, the cell's rows doubled; ``rows``, ``gates``:
+    scratch buffers (1, E + H) and (4H,) per layer."""
+    hs: List[Tensor] = []
+    cs: List[Tensor] = []
+    for i in range(len(weights)):
+        torch.cat([x, h_all[i]], 1, out=rows[i])
+        g = torch.addmv(biases[i], weights[i], rows[i][0], out=gates[i]).sigmoid_()  # input, forget, output, sigmoid(2 cell)
+        g_in, g_forget, g_out, g_cell = g.split(hidden)
+        c = torch.mul(g_forget, c_all[i]).addcmul_(g_in, g_cell, value=2).sub_(g_in)  # f c + i tanh(cell), (1, H)
+        g_out.neg_()
+        x = torch.addcmul(g_out, g_out, torch.add(c, c).sigmoid_(), value=-2)  # o (2 sigmoid(2c) - 1)
+        hs.append(x)
+        cs.append(c)
+    return torch.addmv(head_b, head_w, x[0]), torch.stack(hs), torch.stack(cs)
+
+
+def rnn_step(x: Tensor, h_all: Tensor, weights: List[Tensor], biases: List[Tensor], rows: List[Tensor],
+             head_w: Tensor, head_b: Tensor) -> Tuple[Tensor, Tensor]:
+    """``lstm_step`` for a plain RNN (tanh): the logits and the new state."""
+    hs: List[Tensor] = []
+    for i in range(len(weights)):
+        torch.cat([x, h_all[i]], 1, out=rows[i])
+        x = torch.addmv(biases[i], weights[i], rows[i][0]).tanh_()[None]  # (1, H)
+        hs.append(x)
+    return torch.addmv(head_b, head_w, x[0]), torch.stack(hs)
+
+
 class SingleStreamStep:
     """``step(token, state)``: logits (V,) and the new state after one token of one stream."""
 
-    def __init__(self, model: RecurrentLM):
+    def __init__(self, model: RecurrentLM, script: bool = True):
         config = model.config
         self.cell, self.layers, self.hidden = config.cell, config.layers, config.hidden
         embedding = model.embedding.weight.detach()
@@ -59,20 +95,17 @@ class SingleStreamStep:
                 w[3 * h :] *= 2  # sigmoid(2a) gives tanh(a) = 2 sigmoid(2a) - 1
                 b[3 * h :] *= 2
             self.weights.append((w.contiguous(), b.contiguous()))
+        self.w, self.b = [w for w, *_ in self.weights], [b for _, b, *_ in self.weights]
+        self.run = None if self.cell == "gru" else scripted(lstm_step if self.cell == "lstm" else rnn_step) if script \
+            else (lstm_step if self.cell == "lstm" else rnn_step)
         self.local = threading.local()
 
-    def scratch(self) -> list:
-        """This thread's buffers, per layer: the input [x, h] (one row and flat) and the gates
-        with their views."""
+    def scratch(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """This thread's buffers, per layer: the input [x, h] (1, E + H) and the gates (G*H,)."""
         buffers = getattr(self.local, "buffers", None)
         if buffers is None:
-            buffers = []
-            for w, *_ in self.weights:
-                xh = torch.empty(w.shape[1] if self.cell != "gru" else 0, device=w.device)  # (E + H,)
-                gates = torch.empty(w.shape[0], device=w.device)  # (G*H,)
-                h = self.hidden
-                views = tuple(gates.split(h)) if self.cell == "lstm" else ()
-                buffers.append((xh, xh[None], gates, views))
+            buffers = ([torch.empty(1, w.shape[1], device=w.device) for w in self.w],
+                       [torch.empty(w.shape[0], device=w.device) for w in self.w])
             self.local.buffers = buffers
         return buffers
 
@@ -83,29 +116,15 @@ class SingleStreamStep:
         """Call it under ``torch.inference_mode()`` (``GenerationSession.step`` does): the weights
         are detached, so nothing is recorded, but the mode's switch costs a few microseconds."""
         x = self.row(token)  # (1, E)
-        if self.cell == "lstm":
-            hs, cs = [], []
-            for (w, b), (xh, xh_row, gates, (g_in, g_forget, g_out, g_cell)), h, c in zip(
-                    self.weights, self.scratch(), state[0].unbind(0), state[1].unbind(0)):  # h, c: (1, H)
-                torch.cat([x, h], 1, out=xh_row)
-                torch.addmv(b, w, xh, out=gates).sigmoid_()  # (4H,): input, forget, output, sigmoid(2 cell)
-                c = torch.mul(g_forget, c).addcmul_(g_in, g_cell, value=2).sub_(g_in)  # f c + i tanh(cell), (1, H)
-                g_out.neg_()
-                x = torch.addcmul(g_out, g_out, torch.add(c, c).sigmoid_(), value=-2)  # o (2 sigmoid(2c) - 1)
-                hs.append(x)
-                cs.append(c)
-            new_state: State = (torch.stack(hs), torch.stack(cs))
-        elif self.cell == "gru":
+        if self.cell == "gru":
             hs = []
             for (w_ih, b_ih, w_hh, b_hh), h in zip(self.weights, state.unbind(0)):  # h: (1, H)
                 x = gru_update(F.linear(x, w_ih, b_ih), F.linear(h, w_hh, b_hh), h)  # (1, H)
                 hs.append(x)
-            new_state = torch.stack(hs)
-        else:
-            hs = []
-            for (w, b), (xh, xh_row, gates, _), h in zip(self.weights, self.scratch(), state.unbind(0)):
-                torch.cat([x, h], 1, out=xh_row)
-                x = torch.addmv(b, w, xh).tanh_()[None]  # (1, H)
-                hs.append(x)
-            new_state = torch.stack(hs)
-        return torch.addmv(self.head_b, self.head_w, x[0]), new_state  # (V,)
+            return torch.addmv(self.head_b, self.head_w, x[0]), torch.stack(hs)  # (V,)
+        rows, gates = self.scratch()
+        if self.cell == "lstm":
+            logits, h, c = self.run(x, state[0], state[1], self.w, self.b, rows, gates, self.hidden, self.head_w,
+                                    self.head_b)
+            return logits, (h, c)
+        return self.run(x, state, self.w, self.b, rows, self.head_w, self.head_b)

@@ -15,7 +15,9 @@ rows are computed and thrown away): oneDNN keeps a primitive, with its memory, f
 size it sees, and a server whose batch changed size at every step grew without end.
 
 A batch draws every row in one call, each with its own stream's uniform number
-(``rnnlm.generation.sampling``), so a stream's text depends on its seed alone.
+(``rnnlm.generation.sampling``), so a stream's text depends on its seed alone. When every row
+draws by temperature alone, the draw and the model's step are one TorchScript call on the
+buffers themselves (``rnnlm.generation.slot_step``): the worker gives the GIL up once a step.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Sequence
 
 import torch
 
+from rnnlm.generation.slot_step import SlotStep
 from rnnlm.generation.stream import Piece, Stream
 from rnnlm.models.recurrent import State, cat_states
 
@@ -40,6 +43,7 @@ class StreamSlots:
         self.streams: list[Stream] = []
         self.state: list[torch.Tensor] = []  # [h] or [h, c], (layers, slots, H) each
         self.logits: torch.Tensor | None = None  # (slots, V)
+        self.kernel: SlotStep | None = None  # the step of a block drawn by temperature, on these buffers
 
     def __len__(self) -> int:
         return len(self.streams)
@@ -86,6 +90,8 @@ class StreamSlots:
         if n:
             logits[:n].copy_(self.logits[:n])
         self.state, self.logits = grown, logits
+        if self.kernel is not None:
+            self.kernel.state, self.kernel.logits = self.state, self.logits
 
     def block_state(self, rows: int) -> State:
         """The first ``rows`` slots' state: views of the buffers, (layers, rows, H)."""
@@ -102,7 +108,9 @@ class StreamSlots:
             pieces = [self.session.step_one(self.streams[0])]
         else:  # on a block of a few sizes only: oneDNN keeps a primitive (and memory) for every shape it sees
             rows = min(-(-len(self.streams) // ROUND_SLOTS) * ROUND_SLOTS, self.capacity)
-            pieces = self.session.step_slots(self.streams, self.logits[:rows], self.block_state(rows))
+            if self.kernel is None:
+                self.kernel = self.session.slot_kernel(self.state, self.logits)
+            pieces = self.session.step_slots(self.streams, self.logits[:rows], self.block_state(rows), self.kernel)
         self.leave()
         return pieces
 

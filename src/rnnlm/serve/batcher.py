@@ -26,6 +26,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import torch
+
 from rnnlm.generation.session import GenerationSession
 from rnnlm.generation.slots import StreamSlots
 from rnnlm.generation.stream import Stream
@@ -104,6 +106,13 @@ class ModelWorker:
     # --- the worker's side
 
     def run(self) -> None:
+        """The thread's life. It only ever steps models and keeps their streams' books, so it stays
+        in inference mode throughout (the mode is per thread) rather than switching in and out
+        at every step."""
+        with torch.inference_mode():
+            self.serve_jobs()
+
+    def serve_jobs(self) -> None:
         while True:
             with self.cond:
                 while not (self.waiting or self.reading or self.active or self.closing):
@@ -218,7 +227,7 @@ class ModelWorker:
         batch = len(self.active)
         pieces = self.slots.step()
         took = time.perf_counter() - started
-        self.metrics.observe_step(self.model_id, batch, took)
+        self.gauges.observe_step(batch, took)
         streamed: dict[int, list] = {}
         now = time.perf_counter()
         for piece in pieces:

@@ -15,8 +15,16 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 
 @dataclass
 class ModelGauges:
+    """One model's gauges and step histograms, their labels looked up once (a step observes them)."""
+
     active: Gauge
     queued: Gauge
+    batch_size: Histogram
+    step_seconds: Histogram
+
+    def observe_step(self, batch: int, seconds: float) -> None:
+        self.batch_size.observe(batch)
+        self.step_seconds.observe(seconds)
 
 
 class ServerMetrics:
@@ -42,11 +50,8 @@ class ServerMetrics:
         self.rejected = Counter("rnnlm_rejected", "Requests refused for want of room (503)", ["model"], registry=r)
 
     def for_model(self, model: str) -> ModelGauges:
-        return ModelGauges(self.active_streams.labels(model), self.queued_requests.labels(model))
-
-    def observe_step(self, model: str, batch: int, seconds: float) -> None:
-        self.batch_size.labels(model).observe(batch)
-        self.step_seconds.labels(model).observe(seconds)
+        return ModelGauges(self.active_streams.labels(model), self.queued_requests.labels(model),
+                           self.batch_size.labels(model), self.step_seconds.labels(model))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

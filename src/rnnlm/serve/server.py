@@ -9,6 +9,7 @@ death by SIGTERM)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import socket
@@ -53,8 +54,8 @@ def serve(runs: Sequence[str | os.PathLike], options: ServeOptions, host: str = 
           device: str = "auto", ready: Callable[[Listening], None] = lambda listening: None) -> None:
     """Serve the run folders ``runs`` name (each a run, or a folder of runs) on ``host``:``port``
     (0: any free port) until SIGINT or SIGTERM; ``ready`` hears where, before the first request.
-    Sets this process's thread switch interval (``SWITCH_INTERVAL``) and raises its open-files
-    limit (``connection_limit``)."""
+    Sets this process's thread switch interval (``SWITCH_INTERVAL``), raises its open-files
+    limit (``connection_limit``) and freezes what start-up made (``freeze_start_up``)."""
     if not 0 <= port <= MAX_PORT:
         raise invalid("port", f"must be in 0..{MAX_PORT} (got {port})")
     sys.setswitchinterval(SWITCH_INTERVAL)
@@ -67,9 +68,20 @@ def serve(runs: Sequence[str | os.PathLike], options: ServeOptions, host: str = 
         most, lambda: len(server.server_state.connections), lambda: {c.client for c in server.server_state.connections})
     server = Server(uvicorn_config(create_app(service, connections)), service)
     ready(Listening(list(models.values()), address_url(sock), options.api_key is not None, most))
+    freeze_start_up()
     server.run(sockets=[sock])
     if server.started_failed:
         raise RnnlmError("the server failed to start")
+
+
+def freeze_start_up() -> None:
+    """Move every object made so far (torch, FastAPI, the models: hundreds of thousands) out of
+    the cyclic garbage collector's reach (``gc.freeze``): they live as long as the process, and
+    otherwise each full collection walks them all, on the event loop and holding the GIL (which
+    the model's worker then waits for), while the requests' short-lived objects trigger one every
+    few hundred requests."""
+    gc.collect()
+    gc.freeze()
 
 
 def uvicorn_config(app: FastAPI) -> uvicorn.Config:

@@ -24,8 +24,7 @@ from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import read_training_state
 from rnnlm.distributed import Distributed
 from rnnlm.train.recipe import (DROPOUTS, LADDERS, MIN_EPOCHS, RECIPE_FIELDS, REFERENCE, REFERENCES, apply_recipe,
-                                dropout_for, exposure, walk_ladder)
-from rnnlm.models.recurrent import parameter_count
+                                dropout_for, walk_ladder)
 from rnnlm.train.result import TrainingInterrupted
 from rnnlm.train.run import plan_run, resume, train
 from rnnlm.train.setup import load_data, resolve_config
@@ -243,16 +242,10 @@ def test_the_ladder_walk_takes_the_largest_model_that_trains_enough_epochs(epoch
     assert epochs[chosen] >= MIN_EPOCHS or chosen == 0
 
 
-@pytest.mark.parametrize("epochs, per_token, dropout", [
-    (0.3, 0.16, 0.0),  # a large corpus read once by a small model
-    (10.0, 1.26, 0.2),  # 1 x 512 on a million characters, ten times
-    (8.0, 6.9, 0.3),  # 2 x 512 on Nietzsche, eight times
-    (13.0, 6.9, 0.4),  # thirteen
-    (8.0, 40.0, 0.5),  # 2 x 768 on 180,000 characters
-])
-def test_more_epochs_or_more_parameters_a_token_more_dropout(epochs, per_token, dropout):
-    assert dropout_for(exposure(epochs, per_token)) == dropout
-    assert dropout_for(exposure(2 * epochs, per_token)) >= dropout <= dropout_for(exposure(epochs, 2 * per_token))
+@pytest.mark.parametrize("epochs, dropout", [(0.3, 0.0), (1.5, 0.1), (2.5, 0.2), (4.0, 0.3), (8.0, 0.4),
+                                             (14.0, 0.5)])
+def test_more_epochs_of_the_same_text_more_dropout(epochs, dropout):
+    assert dropout_for(epochs) == dropout
 
 
 def test_recipe_takes_only_what_the_user_left_to_it():
@@ -314,9 +307,8 @@ def test_plan_run_chooses_the_recipe_and_says_why(tiny_file):
     assert config.plan.chosen == list(RECIPE_FIELDS) and "(measured: 2 x 512 " in config.plan.recipe
     assert (config.model.cell, config.model.layers, config.model.hidden, config.train.lr) == (
         chosen.cell, chosen.layers, chosen.hidden, chosen.lr)
-    per_token = parameter_count(len(data.vocab), config.model) / len(data.train_ids)
-    assert config.model.dropout == dropout_for(exposure(config.plan.steps / n, per_token))  # for what fits
-    assert f"dropout {config.model.dropout:g} for {config.plan.steps / n:.1f} epochs at" in config.plan.recipe
+    assert config.model.dropout == dropout_for(config.plan.steps / n)  # for the epochs that fit
+    assert f"dropout {config.model.dropout:g} for {config.plan.steps / n:.1f} epochs" in config.plan.recipe
 
 
 class LrLog(Callback):

@@ -23,7 +23,7 @@ from rnnlm.train.plan_text import describe_plan
 from rnnlm.train.plots import has_matplotlib
 from rnnlm.train.probe import probe_speed, probe_time
 from rnnlm.train.recipe import (DROPOUT_LEVELS, LADDERS, RECIPE_FIELDS, REFERENCES, Choice, apply_recipe, dropout_for,
-                                exposure, walk_ladder)
+                                walk_ladder)
 from rnnlm.train.session import Session
 from rnnlm.train.setup import check_sizes, load_data
 
@@ -79,13 +79,11 @@ def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: fr
     chosen = sorted(choose, key=RECIPE_FIELDS.index) or None
     plan = make_plan(config, data, speed, setup, chosen, None, plot_s)
     n = len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
-    if choice is not None and "dropout" in choose and choice.level in DROPOUT_LEVELS:
-        epochs = plan.steps / n
-        per_token = parameter_count(len(data.vocab), config.model) / max(len(data.train_ids), 1)
-        config = replace(config, model=replace(config.model, dropout=dropout_for(exposure(epochs, per_token))))
-        plan = replace(plan, recipe=choice.reason(epochs, per_token))
-    elif choice is not None:
-        plan = replace(plan, recipe=choice.reason())
+    if choice is not None:
+        epochs = plan.steps / n if "dropout" in choose and choice.level in DROPOUT_LEVELS else None
+        if epochs is not None:
+            config = replace(config, model=replace(config.model, dropout=dropout_for(epochs)))
+        plan = replace(plan, recipe=choice.reason(epochs))
     train_settings = replace(config.train, epochs=max(1, math.ceil(plan.steps / n)))
     return replace(config, train=train_settings, plan=plan), speed
 

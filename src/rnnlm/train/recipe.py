@@ -5,8 +5,8 @@ many epochs of the corpus the budget buys on this machine.
   corpus in the time left, each model's speed measured by a probe (starting from the level's
   reference and going up while the next one fits); where the reference does not, the smallest
   (less than a few epochs of a larger model loses to more text through a smaller one);
-- **dropout**: from the epochs the chosen model will train and its size against the corpus's:
-  more passes over the same text, or more parameters a token, more dropout (``DROPOUTS``).
+- **dropout**: from the epochs the chosen model will train: more passes over the same text,
+  more dropout (``DROPOUTS``).
 
 benchmarks/README.md, "The recipe rules", has the runs behind them.
 """
@@ -52,9 +52,8 @@ LADDERS = {
     "word": (WORD_REFERENCE,),
 }
 MIN_EPOCHS = 4.0  # of the corpus a model of the ladder must train to be chosen over a smaller one
-# (exposure below, dropout): the dropout of a model whose exposure (rnnlm.train.recipe.exposure)
-# is below the bound
-DROPOUTS = ((1.0, 0.0), (2.5, 0.1), (12.0, 0.2), (25.0, 0.3), (40.0, 0.4), (INF, 0.5))
+# (epochs below, dropout): the dropout of a model that trains fewer epochs than the bound
+DROPOUTS = ((1.0, 0.0), (2.0, 0.1), (3.0, 0.2), (6.0, 0.3), (12.0, 0.4), (INF, 0.5))
 DROPOUT_LEVELS = ("char", "bpe")  # words keep their reference's dropout
 
 
@@ -67,9 +66,8 @@ class Choice:
     size: str  # of the model chosen: "layers x hidden"
     measured: tuple[tuple[str, float], ...]  # (size, epochs) of the models probed, smallest first
 
-    def reason(self, epochs: float | None = None, per_token: float = 0.0) -> str:
-        """Why this recipe, in words; ``epochs`` and ``per_token`` (parameters a training token):
-        what its dropout was chosen for, where it was."""
+    def reason(self, dropout_epochs: float | None = None) -> str:
+        """Why this recipe, in words (``dropout_epochs``: the epochs its dropout was chosen for)."""
         if len(LADDERS[self.level]) == 1:
             text = f"{self.size}, the {self.level} level's one recipe"
         else:
@@ -77,9 +75,8 @@ class Choice:
             why = "the largest that trains" if fits else "the fastest; the reference does not train"
             sizes = ", ".join(f"{size} {epochs:.1f}" for size, epochs in self.measured)
             text = f"{self.size}, {why} {MIN_EPOCHS:g} epochs or more (measured: {sizes})"
-        if epochs is not None:
-            dropout = dropout_for(exposure(epochs, per_token))
-            text += f"; dropout {dropout:g} for {epochs:.1f} epochs at {per_token:.2g} parameters a token"
+        if dropout_epochs is not None:
+            text += f"; dropout {dropout_for(dropout_epochs):g} for {dropout_epochs:.1f} epochs"
         return text
 
 
@@ -95,16 +92,9 @@ def walk_ladder(sizes: int, start: int, epochs_of: Callable[[int], float]) -> in
     return k
 
 
-def exposure(epochs: float, per_token: float) -> float:
-    """How hard a model is pressed to learn its corpus by heart: the epochs it trains, times the
-    square root of its parameters a training token (a model as large as its corpus, through it
-    ten times, is at 10; benchmarks/README.md, "The recipe rules")."""
-    return epochs * math.sqrt(per_token)
-
-
-def dropout_for(pressure: float) -> float:
-    """The dropout of a model at ``pressure`` (its ``exposure``)."""
-    return next(dropout for bound, dropout in DROPOUTS if pressure < bound)
+def dropout_for(epochs: float) -> float:
+    """The dropout of a model that will train ``epochs`` epochs of its corpus."""
+    return next(dropout for bound, dropout in DROPOUTS if epochs < bound)
 
 
 def apply_recipe(config: RunConfig, recipe: Recipe, chosen: set[str] | frozenset[str],

@@ -43,7 +43,7 @@ def load_and_plan(config: RunConfig, dist: Distributed, yours: Sequence[str], se
     if not budget:
         return config, data, None
     plot_s = dist.from_main(plot_warm_up(session) if dist.is_main else 0.0)
-    choose = frozenset() if base is not None else left_to_table(config)
+    choose = frozenset() if base is not None else left_to_rules(config)
     config, speed = plan_budget(config, data, dist, choose, session, plot_s)
     if dist.is_main:
         print_plan(config, data, speed, yours, session)
@@ -124,7 +124,7 @@ def probed_speed(config: RunConfig, data: TextData, dist: Distributed, seconds: 
     return probe_speed(config, data, dist.device, dist, seconds, session.clock, session.started)
 
 
-def left_to_table(config: RunConfig) -> frozenset[str]:
+def left_to_rules(config: RunConfig) -> frozenset[str]:
     """The settings of the recipe rules the user did not give (none, where ``config.given``
     does not say what they gave)."""
     if config.given is None:

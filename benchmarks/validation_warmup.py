@@ -1,6 +1,7 @@
 """Batched validation against one stream: the loss many streams read, each from a zero state in
-mid-text (cold) or warmed up on the tokens before its start (rnnlm.evaluation.streams), against
-``rnnlm evaluate --streams 1``, and what the warm-up costs in time.
+mid-text (cold), warmed up on the 512 tokens before its start (rnnlm before 2026-12-06's second
+change), or as rnnlm reads a split now (rnnlm.evaluation.streams: a longer warm-up, fewer streams
+for a short split), against ``rnnlm evaluate --streams 1``, and what each costs in time.
 
 Models: a few small ones trained here for ``--epochs`` each (at most ``--minutes``) on the first
 ``--chars`` of Vim's help files (not a corpus the warm-up length was chosen on), a char LSTM, a
@@ -27,11 +28,15 @@ from common import add_threads_option, best_times, machine, set_threads, table  
 from rnnlm.config import DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
 from rnnlm.data.batching import StreamBatches  # noqa: E402
 from rnnlm.data.textdata import build_text_data  # noqa: E402
-from rnnlm.evaluation.streams import evaluate_stream, stream_batches_for_eval  # noqa: E402
+from rnnlm.evaluation.streams import MIN_STREAM_TOKENS, WARMUP_TOKENS, evaluate_stream, stream_batches_for_eval  # noqa: E402
 from rnnlm.runfolder import load_run  # noqa: E402
 from rnnlm.train.run import train  # noqa: E402
 
-WARMUPS = (0, 128, 512)
+VARIANTS = {  # name: (warm-up tokens, a stream's least length)
+    "cold": (0, 1),
+    "W 512": (512, 1),
+    f"W {WARMUP_TOKENS}, >= {MIN_STREAM_TOKENS}": (WARMUP_TOKENS, MIN_STREAM_TOKENS),
+}
 MODELS = {  # name: (data options, model options, train options)
     "char lstm 2x256": ({"level": "char"}, {"cell": "lstm", "layers": 2, "hidden": 256}, {}),
     "word lstm 1x256": ({"level": "word", "max_size": 10000}, {"cell": "lstm", "layers": 1, "hidden": 256}, {}),
@@ -66,10 +71,11 @@ def measure(name: str, folder: Path) -> list[object]:
     ids = build_text_data(run.config.data, vocab=run.vocab, tokenizer=run.tokenizer).valid_ids
     t, cpu = run.config.train, torch.device("cpu")
     one = evaluate_stream(run.model, StreamBatches(ids, 1, 1024), cpu).loss
-    batches = [stream_batches_for_eval(ids, t.bs, t.bptt, warmup) for warmup in WARMUPS]
+    batches = [stream_batches_for_eval(ids, t.bs, t.bptt, warmup, least) for warmup, least in VARIANTS.values()]
     losses = [evaluate_stream(run.model, b, cpu).loss for b in batches]
     seconds = best_times([lambda b=b: evaluate_stream(run.model, b, cpu) for b in batches], seconds=2.0)
-    return ([name, f"{len(ids):,}", f"{t.bs} x {batches[0].stream_len}", f"{one:.4f}"]
+    return ([name, f"{len(ids):,}", f"{batches[0].bs} x {batches[0].stream_len}",
+             f"{batches[-1].bs} x {batches[-1].stream_len}", f"{one:.4f}"]
             + [f"{loss:.4f} ({100 * (loss / one - 1):+.2f}%)" for loss in losses]
             + [f"{s:.2f}" for s in seconds])
 
@@ -88,11 +94,11 @@ def main() -> None:
         runs = [(p.name, p) for p in args.runs] or train_models(vim_docs(args.chars, Path(tmp)), Path(tmp),
                                                                   args.epochs, args.minutes)
         rows = [measure(name, folder) for name, folder in runs]
-    print(table(["model", "valid tokens", "streams x length", "one stream"]
-                + [f"W {w}" if w else "cold" for w in WARMUPS] + [f"s, W {w}" if w else "s, cold" for w in WARMUPS],
-                rows))
-    print("\nW: tokens each stream but the first reads, uncounted, before its start (at most the stream's "
-          "length); rnnlm uses 512. s: seconds of one validation pass (best of several, alternated).")
+    print(table(["model", "valid tokens", "streams x length", "now", "one stream"] + list(VARIANTS)
+                + [f"s, {name}" for name in VARIANTS], rows))
+    print(f"\nW: tokens each stream but the first reads, uncounted, before its start (at most the stream's "
+          f"length); >= {MIN_STREAM_TOKENS}: fewer streams for a short split, each at least that long (rnnlm's "
+          f"reading now). s: seconds of one validation pass (best of several, alternated).")
 
 
 if __name__ == "__main__":

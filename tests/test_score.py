@@ -134,8 +134,12 @@ def test_score_equals_evaluate_with_one_stream(tiny_run, word_run, tmp_path, cap
     assert evaluated["characters"] == scored["characters"]
     total = evaluated["loss"] * evaluated["tokens"]
     assert total == pytest.approx(scored["total_nats"], abs=1e-4 * evaluated["tokens"])
-    many = evaluate_run(load_run(folder, device="cpu"), str(path))  # the run's 8 streams drop a tail
-    assert many.tokens == evaluated["tokens"] // 8 * 8
+    run = load_run(folder, device="cpu")
+    as_validation = evaluate_run(run, str(path))  # a text shorter than a stream's least length: one stream
+    assert as_validation.tokens == evaluated["tokens"]
+    assert as_validation.loss == pytest.approx(evaluated["loss"], abs=1e-4)
+    eight = evaluate_run(run, str(path), streams=8)  # as many as asked for: they drop a tail
+    assert eight.tokens == evaluated["tokens"] // 8 * 8
 
 
 def test_json_carries_every_token_with_its_alternatives(char_run, tiny_run, capsys):

@@ -9,7 +9,8 @@ from rnnlm.config import ModelConfig
 from rnnlm.data.batching import StreamBatches
 from rnnlm.data.textdata import build_text_data
 from rnnlm.evaluation.runs import evaluate_run
-from rnnlm.evaluation.streams import EvalStreams, evaluate_stream, stream_batches_for_eval
+from rnnlm.evaluation.streams import (MIN_STREAM_TOKENS, WARMUP_TOKENS, EvalStreams, evaluate_stream,
+                                      stream_batches_for_eval)
 from rnnlm.models import RecurrentLM
 from rnnlm.runfolder import load_run
 
@@ -29,6 +30,18 @@ def test_each_stream_but_the_first_reads_the_tokens_before_it():
     assert not EvalStreams(ids, 1, 5).warm.any()
 
 
+def test_a_short_split_is_read_as_fewer_streams_that_warm_up_whole():
+    """A state may remember thousands of tokens: a split too short for its streams to be that long
+    is read as fewer of them, each with the whole warm-up before it."""
+    short = stream_batches_for_eval(np.arange(13_018), 64, 20)
+    assert short.bs == 13_017 // MIN_STREAM_TOKENS < 64
+    assert short.stream_len >= MIN_STREAM_TOKENS and short.warmup_inputs.shape[1] == WARMUP_TOKENS
+    assert stream_batches_for_eval(np.arange(MIN_STREAM_TOKENS), 64, 20).bs == 1
+    assert stream_batches_for_eval(np.arange(10**6), 64, 20).bs == 64
+    assert stream_batches_for_eval(np.arange(10**6), 64, 20, min_stream=1).bs == 64
+    assert stream_batches_for_eval(np.arange(13_018), 64, 20, min_stream=1).bs == 64
+
+
 def test_many_streams_read_as_one_where_cold_streams_do_not(tiny_run):
     run = load_run(tiny_run, device="cpu")
     ids = build_text_data(run.config.data, vocab=run.vocab, tokenizer=run.tokenizer).valid_ids
@@ -36,7 +49,7 @@ def test_many_streams_read_as_one_where_cold_streams_do_not(tiny_run):
     assert (len(ids) - 1) % streams == 0  # no tail dropped: all three predict the same tokens
     one = evaluate_run(run, streams=1)
     warm = evaluate_run(run, streams=streams)
-    cold = evaluate_stream(run.model, stream_batches_for_eval(ids, streams, 16, warmup=0), run.device)
+    cold = evaluate_stream(run.model, stream_batches_for_eval(ids, streams, 16, warmup=0, min_stream=1), run.device)
     assert warm.tokens == cold.tokens == one.tokens == len(ids) - 1  # warm-up tokens are not counted
     assert abs(warm.loss / one.loss - 1) < 0.005
     assert cold.loss / one.loss - 1 > 0.05
@@ -48,10 +61,10 @@ def test_shards_warm_up_as_the_whole_does():
     torch.manual_seed(0)
     ids = np.random.default_rng(0).integers(0, 11, size=2001)
     model = RecurrentLM(11, ModelConfig(cell="lstm", layers=2, emb=8, hidden=16, dropout=0.0))
-    batches = stream_batches_for_eval(ids, 8, 10, warmup=40)
+    batches = stream_batches_for_eval(ids, 8, 10, warmup=40, min_stream=1)
     whole = evaluate_stream(model, batches, torch.device("cpu"))
     parts = [evaluate_stream(model, batches.shard(rank, 3), torch.device("cpu")) for rank in range(3)]
     assert sum(p.tokens for p in parts) == whole.tokens
     assert sum(p.loss * p.tokens for p in parts) / whole.tokens == pytest.approx(whole.loss, rel=1e-6)
-    assert evaluate_stream(model, stream_batches_for_eval(ids, 8, 10, warmup=0), torch.device("cpu")).loss != \
+    assert evaluate_stream(model, stream_batches_for_eval(ids, 8, 10, warmup=0, min_stream=1), torch.device("cpu")).loss != \
         pytest.approx(whole.loss, rel=1e-6)

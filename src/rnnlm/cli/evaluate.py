@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("data", nargs="?", default=None, metavar="DATA",
                    help="text file, folder or built-in (default: the run's validation split)")
     p.add_argument("--streams", type=int, default=None, metavar="N",
-                   help="parallel streams the text is cut into (default: the run's --bs); 1 reads it as one "
+                   help="parallel streams the text is cut into (default: as validation reads it, the run's --bs "
+                        "streams, fewer for a short text, each warmed up on the tokens before it); 1 reads it as one "
                         "stream, no token dropped, as rnnlm score does (a list's documents: read as streams, "
                         "state carried from one document to the next, instead of each alone)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -6,7 +6,6 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from rnnlm.data.batching import StreamBatches
 from rnnlm.data.corpus import is_builtin, read_documents, read_named_texts
 from rnnlm.data.prepare import is_prepared
 from rnnlm.data.documents import split_items
@@ -19,7 +18,6 @@ from rnnlm.evaluation.streams import Scores, evaluate_stream, stream_batches_for
 from rnnlm.runfolder import Run
 
 MAX_STREAMS = 1 << 16
-ONE_STREAM_PIECE = 1024  # tokens a single stream runs through the model at a time
 
 
 def evaluate_run(run: Run, data: str | None = None, encoding: str | None = None, errors: str | None = None,
@@ -61,8 +59,8 @@ def evaluate_run(run: Run, data: str | None = None, encoding: str | None = None,
     if settings.documents and streams is None:
         return evaluate_documents(run.model, ids, run.vocab, run.device, characters)
     t = run.config.train
-    if streams == 1:
-        batches = StreamBatches(ids, 1, max(t.bptt, ONE_STREAM_PIECE))
-    else:
-        batches = stream_batches_for_eval(ids, streams or t.bs, t.bptt)
+    if streams is None:  # as validation reads it
+        batches = stream_batches_for_eval(ids, t.bs, t.bptt)
+    else:  # as many streams as asked for
+        batches = stream_batches_for_eval(ids, streams, t.bptt, min_stream=1)
     return evaluate_stream(run.model, batches, run.device, text=text_size(ids, characters))

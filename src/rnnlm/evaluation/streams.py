@@ -10,7 +10,13 @@ Many streams read a split faster than one, but each starts in mid-text; from a z
 first predictions are worse than those of one stream reading the text through, and by how much
 depends on the model (a word LSTM lost 1.2%, a GRU trained without clipping far more). So each
 stream but the first warms up: it reads the ``WARMUP_TOKENS`` before its start, uncounted, and
-starts from the state they leave, near the one a single stream would have there.
+starts from the state they leave, near the one a single stream would have there. Some states
+remember thousands of tokens (the demo's counting model read 2.6% worse after 203 tokens of
+warm-up, 0.03% after 2,048), so the warm-up is long, and the streams fewer and longer, each at
+least ``MIN_STREAM_TOKENS``, so that warming up adds a quarter of the split at most. Each call of
+the model reads ``PIECE_TOKENS`` of all the streams together, longer pieces where the streams are
+fewer, so a pass costs about what 64 streams warmed up on 512 tokens did (benchmarks/README.md,
+"Validation warm-up").
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from rnnlm.data.batching import StreamBatches
 from rnnlm.distributed import Distributed
 from rnnlm.models import State, detach_state
 
-WARMUP_TOKENS = 512  # read before each stream's start (at most the stream's length)
+WARMUP_TOKENS = 2048  # read before each stream's start (at most the stream's length)
+MIN_STREAM_TOKENS = 8192  # a stream's length, at least, where the split has the tokens for one
+PIECE_TOKENS = 1024  # tokens of all the streams together one call of the model reads, at least
 WARMUP_PIECE = 128  # tokens the warm-up runs through the model at a time
 
 
@@ -114,11 +122,13 @@ class EvalStreams(StreamBatches):
         return int(self.warm.sum()) * self.warmup_inputs.shape[1]
 
 
-def stream_batches_for_eval(ids: np.ndarray, bs: int, bptt: int, warmup: int = WARMUP_TOKENS) -> EvalStreams:
-    """Stateful evaluation over a whole split, its streams warmed up; fewer streams when the
-    split is short."""
-    streams = max(1, min(bs, (len(ids) - 1) // max(bptt, 1)))
-    return EvalStreams(ids, streams, bptt, warmup)
+def stream_batches_for_eval(ids: np.ndarray, bs: int, bptt: int, warmup: int = WARMUP_TOKENS,
+                            min_stream: int = MIN_STREAM_TOKENS) -> EvalStreams:
+    """Stateful evaluation over a whole split as at most ``bs`` streams, each at least
+    ``min_stream`` tokens long (and ``bptt``; one stream for a shorter split), warmed up, read in
+    pieces of ``bptt`` tokens or more (``PIECE_TOKENS`` in all)."""
+    streams = max(1, min(bs, (len(ids) - 1) // max(min_stream, bptt, 1)))
+    return EvalStreams(ids, streams, max(bptt, PIECE_TOKENS // streams, 1), warmup)
 
 
 def warm_state(model: torch.nn.Module, batches: EvalStreams, device: torch.device) -> State | None:

@@ -363,7 +363,7 @@ class Learner:
         ``time``: seconds of the round, before a resume and since ``start``."""
         at = self.position
         scores = (evaluate_stream(self.model, self.valid_data, self.device, self.dist, self.valid_text)
-                  if self.valid_data else None)
+                  if self.valid_data is not None else None)  # every rank, its block empty or not: the sums meet
         valid_loss = scores.loss if scores else math.nan
         planned = self.valid_at is not None
         return {

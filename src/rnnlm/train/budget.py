@@ -23,7 +23,7 @@ from rnnlm.models.recurrent import parameter_count
 
 Clock = Callable[[], float]
 VALID_SHARE = 0.04  # of the budget the plan spends on validating, at least one validation (the last)
-PASS_SHARE = 0.01  # of the budget one validation may take: a longer split is validated on its beginning
+PASS_SHARE = 0.02  # of the budget one validation may take: a longer split is validated on its beginning
 MIN_VALID_TOKENS = 50_000  # validated on, at least (or the whole split)
 MAX_VALIDATIONS = 20
 SAVE_BYTES_PER_S = 200e6  # for the estimate of what the saves after a validation take

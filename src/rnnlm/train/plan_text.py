@@ -26,7 +26,8 @@ def describe_plan(config: RunConfig, data: TextData, speed: Speed, params: int, 
         + (f", validated on the first {plan.valid_tokens:,} (a whole pass would take "
            f"{plan.valid_s * len(data.valid_ids) / plan.valid_tokens:.0f} s)" if plan.valid_tokens else ""),
         f"  model     {m.cell}, {m.layers} layer{'s' if m.layers > 1 else ''} of {m.hidden}, emb {m.emb}, dropout "
-        f"{m.dropout:g}: {params:,} parameters; training needs about {memory}",
+        f"{m.dropout:g}" + (f", weight dropout {m.weight_dropout:g}" if m.weight_dropout else "")
+        + f": {params:,} parameters; training needs about {memory}",
         f"  batches   bs {t.bs} x bptt {t.bptt} = {t.bs * t.bptt:,} tokens a step, {n:,} steps an epoch",
         f"  speed     {plan.tokens_per_s:,.0f} tokens/s measured in {t.precision} (probe {speed.seconds:.1f} s; "
         f"reading and probing took {plan.setup_s:.1f} s); one validation about {plan.valid_s:.1f} s",

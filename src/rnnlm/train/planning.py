@@ -67,7 +67,8 @@ def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: fr
     """The plan of a --budget run: the recipe for the settings in ``choose`` (rnnlm.train.recipe:
     the models of its ladder probed on this machine) or a probe of the model given, and the steps
     that fit (rnnlm.train.budget), each validation followed by a drawing of the loss plot that
-    takes ``plot_s``; the dropout, where chosen, follows the epochs that fit."""
+    takes ``plot_s``; the dropout, where chosen, follows the epochs that fit (where weight dropout
+    comes with it, those at the speed the model is probed at again with it)."""
     clock, started = session.clock, session.started
     seconds = probe_time(config.train.budget)
     choice = None
@@ -75,15 +76,19 @@ def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: fr
         config, choice, speed = choose_model(config, data, dist, choose, session, seconds)
     else:
         speed = probed_speed(config, data, dist, seconds, session)
-    setup = dist.from_main(clock() - started)
     chosen = sorted(choose, key=RECIPE_FIELDS.index) or None
-    plan = make_plan(config, data, speed, setup, chosen, None, plot_s)
+    plan = make_plan(config, data, speed, dist.from_main(clock() - started), chosen, None, plot_s)
     n = len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
     if choice is not None:
         epochs = plan.steps / n if "dropout" in choose and choice.level in DROPOUT_LEVELS else None
         if epochs is not None:
-            config = replace(config, model=replace(config.model, dropout=dropout_for(epochs)))
-        plan = replace(plan, recipe=choice.reason(epochs))
+            before, config = config, regularised(config, epochs, choose)
+            if config.model.weight_dropout != before.model.weight_dropout:  # it costs time: measured again
+                speed = probed_speed(config, data, dist, seconds, session)
+                plan = make_plan(config, data, speed, dist.from_main(clock() - started), chosen, None, plot_s)
+                epochs = plan.steps / n
+                config = replace(config, model=replace(config.model, dropout=dropout_for(epochs)[0]))
+        plan = replace(plan, recipe=choice.reason(epochs, config.model.dropout, config.model.weight_dropout))
     train_settings = replace(config.train, epochs=max(1, math.ceil(plan.steps / n)))
     return replace(config, train=train_settings, plan=plan), speed
 
@@ -113,6 +118,14 @@ def choose_model(config: RunConfig, data: TextData, dist: Distributed, choose: f
     return ladder[chosen], Choice(level, model_size(ladder[chosen]), sizes), speeds[chosen]
 
 
+def regularised(config: RunConfig, epochs: float, choose: frozenset[str]) -> RunConfig:
+    """``config`` with the dropout, and the weight dropout where it is in ``choose``, of a model
+    that trains ``epochs`` epochs (rnnlm.train.recipe.DROPOUTS)."""
+    dropout, weight_dropout = dropout_for(epochs)
+    model = {"dropout": dropout, **({"weight_dropout": weight_dropout} if "weight_dropout" in choose else {})}
+    return replace(config, model=replace(config.model, **model))
+
+
 def model_size(config: RunConfig) -> str:
     return f"{config.model.layers} x {config.model.hidden}"
 
@@ -126,10 +139,11 @@ def probed_speed(config: RunConfig, data: TextData, dist: Distributed, seconds: 
 
 def left_to_rules(config: RunConfig) -> frozenset[str]:
     """The settings of the recipe rules the user did not give (none, where ``config.given``
-    does not say what they gave)."""
+    does not say what they gave); a dropout given makes the weight dropout the user's too."""
     if config.given is None:
         return frozenset()
-    return frozenset(name for name in RECIPE_FIELDS if name not in config.given)
+    left = frozenset(name for name in RECIPE_FIELDS if name not in config.given)
+    return left if "dropout" in left else left - {"weight_dropout"}  # the two go together
 
 
 def print_plan(config: RunConfig, data: TextData, speed: Speed, yours: Sequence[str], session: Session) -> None:

@@ -82,7 +82,7 @@ class Choice:
         else:
             fits = dict(self.measured).get(self.size, 0.0) >= MIN_EPOCHS
             why = "the largest that trains" if fits else "the fastest; the reference does not train"
-            sizes = ", ".join(f"{size} {epochs:.1f}" for size, epochs in self.measured)
+            sizes = ", ".join(f"{size} {fit:.1f}" for size, fit in self.measured)
             text = f"{self.size}, {why} {MIN_EPOCHS:g} epochs or more (measured: {sizes})"
         if epochs is not None:
             text += f"; dropout {dropout:g}" + (f" and weight dropout {weight_dropout:g}" if weight_dropout else "")

@@ -24,8 +24,9 @@ from rnnlm.train.probe import probe_speed
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import read_training_state
 from rnnlm.distributed import Distributed
-from rnnlm.train.recipe import (DROPOUTS, LADDERS, MIN_EPOCHS, RECIPE_FIELDS, REFERENCE, REFERENCES, apply_recipe,
-                                dropout_for, walk_ladder)
+from rnnlm.train.recipe import (DROPOUTS, LADDERS, MAX_EPOCHS, MAX_PARAMS_PER_TOKEN, MIN_EPOCHS, RECIPE_BATCHES,
+                                RECIPE_FIELDS, REFERENCE, REFERENCES, apply_recipe, dropout_for, walk_ladder)
+from rnnlm.models.recurrent import parameter_count
 from rnnlm.train.result import TrainingInterrupted
 from rnnlm.train.run import plan_run, resume, train
 from rnnlm.train.setup import load_data, resolve_config
@@ -102,6 +103,19 @@ def test_plan_fits_the_budget_at_the_measured_speed():
     assert training + validations * plan.valid_s > 0.9 * 90.0  # and most of it is used
     assert plan.valid_at[-1] == plan.steps and plan.phases == [(1e-2, plan.steps)]
     assert all(v % 50 == 0 for v in plan.valid_at[:-1])  # validations more than an epoch apart fall at epoch ends
+
+
+def test_a_plan_with_more_steps_than_it_may_train_ends_early():
+    config = planned(budget=100.0)
+    data = fake_data(128 * 50 + 1)
+    speed = Speed(tokens_per_s=1280.0, valid_s=0.5, seconds=1.0)
+    whole = make_plan(config, data, speed, setup_s=10.0)
+    assert whole.asked is None and make_plan(config, data, speed, 10.0, max_steps=whole.steps).asked is None
+    plan = make_plan(config, data, speed, setup_s=10.0, max_steps=whole.steps // 3)
+    assert 0.9 * whole.steps // 3 <= plan.steps <= whole.steps // 3  # about as many as it may train, no more
+    assert plan.asked == 100.0 and 10.0 + plan.steps * 0.1 < plan.budget < 0.5 * plan.asked  # its own, shorter time
+    assert plan.valid_at[-1] == plan.steps
+    plan.validate()
 
 
 def test_plan_validates_mid_epoch_on_a_large_corpus():
@@ -199,6 +213,19 @@ def test_pacer_leaves_a_run_that_keeps_to_time_alone():
         assert pacer.pace(learner) == Pace()
 
 
+def test_a_plan_that_ends_early_is_neither_stretched_nor_cut_while_its_budget_lasts():
+    plan = BudgetPlan(budget=100.0, steps=900, phases=[(1e-2, 900)], valid_at=[900], tokens_per_s=1280.0,
+                      valid_s=1.0, setup_s=0.0, asked=300.0)
+    clock, learner = FakeClock(), fake_position()
+    pacer = Pacer(plan, 0.0, 0.0, clock, step_tokens=128)
+    for step_s in [0.07] * 45 + [0.2] * 45:  # faster than the probe said, then twice as slow: 135 s in all
+        clock.now += step_s * 10
+        learner.step += 10
+        learner.plan_step += 10
+        assert pacer.pace(learner) == Pace()  # every step of the plan trains, and none waits
+    assert learner.plan_step == plan.steps and clock.now > plan.budget and pacer.left() > 0
+
+
 def test_pacer_stretches_the_schedule_when_the_machine_is_faster_than_the_probe():
     plan, clock, pacer, learner = paced(900)
     hold, credit, held = 0.0, 0.0, 0
@@ -244,8 +271,8 @@ def test_the_ladder_walk_takes_the_largest_model_that_trains_enough_epochs(epoch
 
 
 @pytest.mark.parametrize("epochs, dropouts", [(0.3, (0.0, 0.0)), (1.5, (0.1, 0.0)), (2.5, (0.2, 0.0)),
-                                              (4.0, (0.3, 0.0)), (8.0, (0.3, 0.3)), (14.0, (0.4, 0.3)),
-                                              (30.0, (0.5, 0.5))])
+                                              (4.0, (0.3, 0.0)), (8.0, (0.3, 0.3)), (MAX_EPOCHS, (0.3, 0.3)),
+                                              (14.0, (0.4, 0.3)), (30.0, (0.5, 0.5))])
 def test_more_epochs_of_the_same_text_more_dropout(epochs, dropouts):
     assert dropout_for(epochs) == dropouts
 
@@ -261,7 +288,7 @@ def test_recipe_takes_only_what_the_user_left_to_it():
 def test_recipe_batch_fits_a_small_corpus_and_the_processes():
     config = resolve_config(tiny_config("x", budget=60.0))
     small = apply_recipe(config, REFERENCE, set(RECIPE_FIELDS), train_tokens=4000)
-    assert small.train.bs * small.train.bptt * 8 <= 4000  # at least 8 batches an epoch
+    assert small.train.bs * small.train.bptt * RECIPE_BATCHES <= 4000  # at least RECIPE_BATCHES batches an epoch
     assert apply_recipe(config, REFERENCE, set(RECIPE_FIELDS), 4000, world_size=3).train.bs % 3 == 0
 
 
@@ -307,11 +334,19 @@ def test_plan_run_chooses_the_recipe_and_says_why(tiny_file):
     config, data = plan_run(untouched, log=io.StringIO())
     n = len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
     chosen = next(r for r in LADDERS["char"] if config.plan.recipe.startswith(f"{r.layers} x {r.hidden},"))
-    assert config.plan.chosen == list(RECIPE_FIELDS) and "(measured: 2 x 512 " in config.plan.recipe
+    assert config.plan.chosen == list(RECIPE_FIELDS) and "(measured: " in config.plan.recipe
+    bound = MAX_PARAMS_PER_TOKEN * len(data.train_ids)
+    too_large = [r for r in LADDERS["char"]
+                 if parameter_count(len(data.vocab), replace(config.model, layers=r.layers, hidden=r.hidden)) > bound]
+    assert chosen not in too_large or chosen == LADDERS["char"][0]  # the smallest is there whatever its size
+    left_off = [r for r in too_large if r != LADDERS["char"][0]]
+    if left_off:  # a tiny text: its largest models are left off, and the plan says so
+        assert f"; {left_off[0].layers} x {left_off[0].hidden} and larger: more than " in config.plan.recipe
     assert (config.model.cell, config.model.layers, config.model.hidden, config.train.lr) == (
         chosen.cell, chosen.layers, chosen.hidden, chosen.lr)
     epochs = float(re.search(r" for ([0-9.]+) epochs", config.plan.recipe).group(1))
     assert epochs == pytest.approx(config.plan.steps / n, abs=0.051)  # the epochs the plan trains, to 0.1
+    assert epochs <= MAX_EPOCHS and (config.plan.asked is not None) == ("it ends early" in config.plan.recipe)
     assert config.model.dropout == dropout_for(epochs)[0]
     assert config.model.weight_dropout in {weight for *_, weight in DROPOUTS}  # chosen before its probe
     if config.model.weight_dropout:

@@ -306,6 +306,12 @@ class BudgetPlan:
     chosen: list[str] | None = None  # settings the recipe rules chose (the rest: the user's or defaults)
     recipe: str | None = None  # why they chose that recipe, in words
     valid_tokens: int | None = None  # validated on the first this many held-out tokens (None: all)
+    asked: float | None = None  # the budget given, where the plan ends before it (rnnlm.train.recipe.MAX_EPOCHS)
+
+    @property
+    def limit(self) -> float:
+        """Seconds the run may take: the budget given (a plan that ends early is not held to its own)."""
+        return self.budget if self.asked is None else self.asked
 
     def validate(self) -> None:
         _check_types(self)
@@ -320,6 +326,8 @@ class BudgetPlan:
         _check_plan(self.cycle_steps is None or (len(self.cycle_steps) == len(self.phases) and all(
             _fits(c, int) and c >= 1 for c in self.cycle_steps)), "cycle_steps must be steps >= 1, one a phase")
         _check_plan(self.valid_tokens is None or self.valid_tokens >= 2, "valid_tokens must be >= 2")
+        _check_plan(self.asked is None or (math.isfinite(self.asked) and self.asked >= self.budget),
+                    "asked must be at least its budget")
         _check_plan(all(math.isfinite(v) and v >= 0 for v in (self.tokens_per_s, self.valid_s, self.setup_s)),
                     "its timings must be finite and >= 0")
 

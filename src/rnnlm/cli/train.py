@@ -138,7 +138,9 @@ def report(result: "TrainResult") -> None:
             notes.append(f"{use.held:,} trained while the schedule waited: this machine ran faster than the probe said")
         if use.skipped:
             notes.append(f"{use.skipped:,} skipped to keep to the time: this machine ran slower than the probe said")
-        print(f"--budget {duration_text(use.budget)}: used {duration_text(use.spent)}; "
+        given = duration_text(use.budget) if use.asked is None else \
+            f"{duration_text(use.asked)} (the plan's {duration_text(use.budget)})"
+        print(f"--budget {given}: used {duration_text(use.spent)}; "
               f"{use.trained_steps:,} steps trained for the plan's {use.planned_steps:,}"
               + (f" ({'; '.join(notes)})" if notes else ""))
     elif result.stop_reason == "time":

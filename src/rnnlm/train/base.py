@@ -104,7 +104,7 @@ def stopped_before_end(config: RunConfig, info: dict[str, Any]) -> str | None:
         epoch, total = info.get("epoch", 0), config.train.total_epochs
         return None if epoch >= total else f"after epoch {epoch} of its {total}"
     done, spent = info.get("plan_step", info.get("step", 0)), info.get("budget_spent") or 0.0
-    if done >= plan.steps or not isinstance(spent, (int, float)) or plan.budget - spent <= plan.valid_s:
+    if done >= plan.steps or not isinstance(spent, (int, float)) or plan.limit - spent <= plan.valid_s:
         return None
     return f"at step {done:,} of its plan's {plan.steps:,}"
 

@@ -12,7 +12,7 @@ by the pacer (rnnlm.train.pacing).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from rnnlm.config import BudgetPlan, RunConfig, duration_text
@@ -81,13 +81,29 @@ def spread(steps: int, weights: list[int]) -> list[int]:
 
 
 def make_plan(config: RunConfig, data: TextData, speed: Speed, setup_s: float, chosen: list[str] | None = None,
-              recipe: str | None = None, row_s: float = 0.0) -> BudgetPlan:
+              recipe: str | None = None, row_s: float = 0.0, max_steps: int | None = None) -> BudgetPlan:
     """The steps that fit in the budget left after ``setup_s`` at the measured speed, with the
     validations' time taken off: the phases in proportion to their epochs, whole SGDR cycles,
     validations about evenly spaced (at epoch ends when epochs are shorter than the spacing),
     at each phase's and cycle's end and at the very end. ``row_s``: what else each validation
     brings (the loss plot's drawing). A validation split too long to score in ``PASS_SHARE`` of
-    the budget is validated on its first ``valid_tokens`` tokens (``rnnlm evaluate`` scores all)."""
+    the budget is validated on its first ``valid_tokens`` tokens (``rnnlm evaluate`` scores all).
+    Where more than ``max_steps`` fit, the plan is that of a budget cut to about their time (the
+    run ends early), the budget given kept as ``asked``."""
+    plan = plan_steps(config, data, speed, setup_s, chosen, recipe, row_s)
+    if max_steps is None or plan.steps <= max_steps:
+        return plan
+    t, end = config.train, config.train.budget
+    for _ in range(4):  # less time holds fewer validations, so more steps than its share: cut again
+        end = setup_s + (end - setup_s) * max_steps / plan.steps
+        plan = plan_steps(replace(config, train=replace(t, budget=end)), data, speed, setup_s, chosen, recipe, row_s)
+        if plan.steps <= max_steps:
+            break
+    return replace(plan, asked=t.budget)
+
+
+def plan_steps(config: RunConfig, data: TextData, speed: Speed, setup_s: float, chosen: list[str] | None,
+               recipe: str | None, row_s: float) -> BudgetPlan:
     t = config.train
     batches = StreamBatches(data.train_ids, t.bs, t.bptt)
     n = len(batches)

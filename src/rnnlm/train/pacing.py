@@ -6,7 +6,9 @@ the loop asks it to compare the steps left with the time left at the speed of th
 seconds. When they no longer fit, it answers how far the schedule must skip ahead; when they
 fit with time to spare, it stretches the schedule: a share of the coming steps train at the
 rate of the moment while the schedule waits (``after_step`` says which). Either way the rate
-anneals to its end, and the last validation comes, when the time is up.
+anneals to its end, and the last validation comes, when the time is up. A plan that ends
+before its budget (rnnlm.train.recipe.MAX_EPOCHS) is never stretched, and skips only where
+even the budget given is too short for it.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class Pacer:
         self.step_tokens = step_tokens
         self.start = clock() if start is None else start
         self.spent_before = spent
-        self.deadline = self.start + plan.budget - spent
+        self.deadline = self.start + plan.limit - spent
         self.valid_s = plan.valid_s
         self.validating = 0.0  # seconds of this session spent validating
         self.window = min(max(0.05 * plan.budget, 1.0), 60.0)  # seconds of training the speed is taken over
@@ -122,8 +124,8 @@ class Pacer:
             if needed > time_left:
                 fits = max(self.tail, math.floor(time_left / step_s))
                 skip = max(0, steps_left - fits)
-            elif (measured and at.plan_step < HOLD_UNTIL * self.plan.steps and needed < HOLD_FROM * time_left
-                  and time_left - needed > EARLY * self.plan.budget):
+            elif (measured and self.plan.asked is None and at.plan_step < HOLD_UNTIL * self.plan.steps
+                  and needed < HOLD_FROM * time_left and time_left - needed > EARLY * self.plan.budget):
                 hold = min(MAX_HOLD, 1 - needed / (HOLD_AIM * time_left))
         pace = Pace(int(self.dist.from_main(skip)), float(self.dist.from_main(hold)))
         self.hold_rate = pace.hold

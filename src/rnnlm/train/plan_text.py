@@ -21,7 +21,7 @@ def describe_plan(config: RunConfig, data: TextData, speed: Speed, params: int, 
     tokens = round(plan.steps * batches.tokens / n)
     validations = len(plan.valid_at)
     lines = [
-        f"plan for {spell('budget')} {duration_text(plan.budget)}: {data.name}, {len(data.train_ids):,} training "
+        f"plan for {spell('budget')} {duration_text(plan.limit)}: {data.name}, {len(data.train_ids):,} training "
         f"{unit} ({len(data.vocab)} tokens in the vocab), {len(data.valid_ids):,} held out"
         + (f", validated on the first {plan.valid_tokens:,} (a whole pass would take "
            f"{plan.valid_s * len(data.valid_ids) / plan.valid_tokens:.0f} s)" if plan.valid_tokens else ""),
@@ -33,7 +33,8 @@ def describe_plan(config: RunConfig, data: TextData, speed: Speed, params: int, 
         f"reading and probing took {plan.setup_s:.1f} s); one validation about {plan.valid_s:.1f} s",
         f"  schedule  {schedule_text(config)} over {plan.steps:,} steps = {tokens:,} tokens = "
         f"{plan.steps / n:.1f} epochs that fit; validated {validations} time{'s' if validations > 1 else ''}"
-        + (f", every {plan.valid_at[0]:,} steps" if validations > 2 else ""),
+        + (f", every {plan.valid_at[0]:,} steps" if validations > 2 else "")
+        + (f"; ends after {duration_text(plan.budget)}" if plan.asked else ""),
     ]
     if plan.chosen:
         lines.append(f"  chosen    {', '.join(plan.chosen)}" + (f": {plan.recipe}" if plan.recipe else ""))

@@ -8,7 +8,7 @@ import math
 from dataclasses import replace
 from typing import Sequence
 
-from rnnlm.config import RunConfig
+from rnnlm.config import BudgetPlan, RunConfig
 from rnnlm.data.batching import StreamBatches
 from rnnlm.data.textdata import TextData
 from rnnlm.device import size_text
@@ -22,8 +22,8 @@ from rnnlm.train.pacing import Pacer
 from rnnlm.train.plan_text import describe_plan
 from rnnlm.train.plots import has_matplotlib
 from rnnlm.train.probe import probe_speed, probe_time
-from rnnlm.train.recipe import (DROPOUT_LEVELS, LADDERS, RECIPE_FIELDS, REFERENCES, Choice, apply_recipe, dropout_for,
-                                walk_ladder)
+from rnnlm.train.recipe import (EPOCH_LEVELS, LADDERS, MAX_EPOCHS, MAX_PARAMS_PER_TOKEN, RECIPE_FIELDS, REFERENCES,
+                                Choice, apply_recipe, dropout_for, walk_ladder)
 from rnnlm.train.session import Session
 from rnnlm.train.setup import check_sizes, load_data
 
@@ -67,7 +67,8 @@ def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: fr
     """The plan of a --budget run: the recipe for the settings in ``choose`` (rnnlm.train.recipe:
     the models of its ladder probed on this machine) or a probe of the model given, and the steps
     that fit (rnnlm.train.budget), each validation followed by a drawing of the loss plot that
-    takes ``plot_s``; the dropout, where chosen, follows the epochs that fit (where weight dropout
+    takes ``plot_s``. A model the rules chose trains at most ``MAX_EPOCHS`` epochs (the run ends
+    early), and its dropout, where chosen, follows the epochs it trains (where weight dropout
     comes with it, those at the speed the model is probed at again with it)."""
     clock, started = session.clock, session.started
     seconds = probe_time(config.train.budget)
@@ -77,27 +78,34 @@ def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: fr
     else:
         speed = probed_speed(config, data, dist, seconds, session)
     chosen = sorted(choose, key=RECIPE_FIELDS.index) or None
-    plan = make_plan(config, data, speed, dist.from_main(clock() - started), chosen, None, plot_s)
     n = len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
+    by_epochs = choice is not None and choice.level in EPOCH_LEVELS
+    capped = by_epochs and {"layers", "hidden"} <= choose  # a model the rules chose: at most MAX_EPOCHS
+
+    def planned() -> BudgetPlan:
+        return make_plan(config, data, speed, dist.from_main(clock() - started), chosen, None, plot_s,
+                         max_steps=math.floor(MAX_EPOCHS * n) if capped else None)
+
+    plan = planned()
+    if by_epochs and "dropout" in choose:
+        before, config = config, regularised(config, plan.steps / n, choose)
+        if config.model.weight_dropout != before.model.weight_dropout:  # it costs time: measured again
+            speed = probed_speed(config, data, dist, seconds, session)
+            plan = planned()
+            config = replace(config, model=replace(config.model, dropout=dropout_for(plan.steps / n)[0]))
     if choice is not None:
-        epochs = plan.steps / n if "dropout" in choose and choice.level in DROPOUT_LEVELS else None
-        if epochs is not None:
-            before, config = config, regularised(config, epochs, choose)
-            if config.model.weight_dropout != before.model.weight_dropout:  # it costs time: measured again
-                speed = probed_speed(config, data, dist, seconds, session)
-                plan = make_plan(config, data, speed, dist.from_main(clock() - started), chosen, None, plot_s)
-                epochs = plan.steps / n
-                config = replace(config, model=replace(config.model, dropout=dropout_for(epochs)[0]))
-        plan = replace(plan, recipe=choice.reason(epochs, config.model.dropout, config.model.weight_dropout))
+        epochs = plan.steps / n if by_epochs and "dropout" in choose else None
+        reason = choice.reason(epochs, config.model.dropout, config.model.weight_dropout, plan.asked is not None)
+        plan = replace(plan, recipe=reason)
     train_settings = replace(config.train, epochs=max(1, math.ceil(plan.steps / n)))
     return replace(config, train=train_settings, plan=plan), speed
 
 
 def choose_model(config: RunConfig, data: TextData, dist: Distributed, choose: frozenset[str], session: Session,
                  seconds: float) -> tuple[RunConfig, Choice, Speed]:
-    """The settings in ``choose`` from the level's ladder (rnnlm.train.recipe): each model probed,
-    from the reference up, for the epochs that fit in what is left of the budget; the chosen one's
-    speed."""
+    """The settings in ``choose`` from the level's ladder (rnnlm.train.recipe), of its models not
+    too large for the corpus: each probed, from the reference up, for the epochs that fit in what
+    is left of the budget; the chosen one's speed."""
     level, tokens = data.tokenizer.level, len(data.train_ids)
     ladder = [apply_recipe(config, recipe, choose, tokens, dist.world_size) for recipe in LADDERS[level]]
     speeds: dict[int, Speed] = {}
@@ -112,10 +120,14 @@ def choose_model(config: RunConfig, data: TextData, dist: Distributed, choose: f
             measured[k] = dist.from_main(left * speeds[k].tokens_per_s / max(tokens, 1))
         return measured[k]
 
-    chosen = walk_ladder(len(ladder), LADDERS[level].index(REFERENCES[level]), epochs_of)
+    vocab = len(data.vocab)
+    small = [k for k, c in enumerate(ladder) if parameter_count(vocab, c.model) <= MAX_PARAMS_PER_TOKEN * tokens]
+    top = small[-1] if small else 0  # the largest not too large for the corpus (the smallest, where none is)
+    chosen = walk_ladder(top + 1, min(LADDERS[level].index(REFERENCES[level]), top), epochs_of)
     epochs_of(chosen)  # the smallest, where the reference does not fit, is probed now
     sizes = tuple({model_size(ladder[k]): measured[k] for k in sorted(measured)}.items())  # a size once
-    return ladder[chosen], Choice(level, model_size(ladder[chosen]), sizes), speeds[chosen]
+    larger = model_size(ladder[top + 1]) if top + 1 < len(ladder) else None
+    return ladder[chosen], Choice(level, model_size(ladder[chosen]), sizes, larger), speeds[chosen]
 
 
 def regularised(config: RunConfig, epochs: float, choose: frozenset[str]) -> RunConfig:

@@ -1,15 +1,26 @@
-"""What ``--budget`` trains when the user names no model: a size and a dropout chosen from how
-many epochs of the corpus the budget buys on this machine.
+"""What ``--budget`` trains when the user names no model: a size, its epochs and a dropout chosen
+from the size of the corpus and how many epochs of it the budget buys on this machine.
 
 - **size**: of a ladder of models, the largest that still trains ``MIN_EPOCHS`` epochs of the
   corpus in the time left, each model's speed measured by a probe (starting from the level's
   reference and going up while the next one fits); where the reference does not, the smallest
-  (less than a few epochs of a larger model loses to more text through a smaller one);
+  (less than a few epochs of a larger model loses to more text through a smaller one). A model
+  of more than ``MAX_PARAMS_PER_TOKEN`` parameters a training token is not on the ladder: on
+  28,000 characters of a licence, 2 x 768 (260 a character) over-fitted within 25 epochs and
+  read 1.9985 nats/char at best, where 2 x 512 (120) read 1.9553; on 181,000 characters, 2 x
+  768 (41) read 1.2905 and 2 x 512 1.3012;
+- **epochs**: at most ``MAX_EPOCHS``; where the budget buys more, the run ends early. Past them
+  a small corpus over-fits whatever the dropout: on 181,000 characters of Spanish manual pages,
+  2 x 768 read 1.2905 nats/char after 10.8 epochs, 1.2997 after 14.5 and 1.3169 after 23.8 (each
+  with its dropouts below); on 196,000 characters of quips, 1.7717 after 11.2 against 1.7841
+  after 21.5. So that those epochs are enough steps, a corpus of fewer than ``RECIPE_BATCHES``
+  batches an epoch is read in smaller batches (on the licence, 11 epochs at bs 8 read 1.9735,
+  at bs 13 2.0263, at bs 32 2.1330);
 - **dropout**: from the epochs the chosen model will train: more passes over the same text,
   more dropout, and from 6 epochs weight dropout too (``DROPOUTS``): on Nietzsche, 2 x 768 at
   bptt 32 for 9 epochs over-fitted with dropout 0.4 alone and read 0.020 nats/char better with
-  dropout 0.3 and weight dropout 0.3; on 196,000 characters of quips, 23 epochs over-fitted with
-  dropout 0.4 and weight dropout 0.3 and read 0.010 better with 0.5 and 0.5. Weight dropout costs
+  dropout 0.3 and weight dropout 0.3 (a model the user sized may train more epochs: on the quips,
+  23 epochs read 0.010 better with 0.5 and 0.5 than with 0.4 and 0.3). Weight dropout costs
   time, so where the epochs at the probe's speed call for it, the model is probed again with it,
   and the dropout follows the epochs it trains then.
 
@@ -25,7 +36,8 @@ from typing import Callable
 from rnnlm.config import ModelConfig, RunConfig, TrainConfig
 
 RECIPE_FIELDS = ("cell", "layers", "hidden", "emb", "dropout", "weight_dropout", "bs", "bptt", "lr", "wd")
-MIN_BATCHES = 8  # batches an epoch, at least, when the recipe chooses the batch size
+MIN_BATCHES = 8  # batches an epoch, at least, of a batch size the user did not give (a fine-tuned run's too)
+RECIPE_BATCHES = 96  # those of the recipe's batch size: about 1,000 steps in MAX_EPOCHS
 
 
 @dataclass(frozen=True)
@@ -59,10 +71,12 @@ LADDERS = {
     "word": (WORD_REFERENCE,),
 }
 MIN_EPOCHS = 4.0  # of the corpus a model of the ladder must train to be chosen over a smaller one
+MAX_EPOCHS = 11.0  # of the corpus a model the rules chose trains at most
+MAX_PARAMS_PER_TOKEN = 160  # parameters a training token, at most, of a model of the ladder (its smallest aside)
 # (epochs below, dropout, weight dropout): those of a model that trains fewer epochs than the bound
 DROPOUTS = ((1.0, 0.0, 0.0), (2.0, 0.1, 0.0), (3.0, 0.2, 0.0), (6.0, 0.3, 0.0), (12.0, 0.3, 0.3), (20.0, 0.4, 0.3),
-            (INF, 0.5, 0.5))
-DROPOUT_LEVELS = ("char", "bpe")  # words keep their reference's dropout
+            (INF, 0.5, 0.5))  # past MAX_EPOCHS: a model the user sized
+EPOCH_LEVELS = ("char", "bpe")  # the levels whose epochs and dropout follow the rules (words: their reference's)
 
 
 @dataclass(frozen=True)
@@ -73,10 +87,12 @@ class Choice:
     level: str
     size: str  # of the model chosen: "layers x hidden"
     measured: tuple[tuple[str, float], ...]  # (size, epochs) of the models probed, smallest first
+    too_large: str | None = None  # the smallest size left off: more than MAX_PARAMS_PER_TOKEN
 
-    def reason(self, epochs: float | None = None, dropout: float = 0.0, weight_dropout: float = 0.0) -> str:
+    def reason(self, epochs: float | None = None, dropout: float = 0.0, weight_dropout: float = 0.0,
+               ends_early: bool = False) -> str:
         """Why this recipe, in words (``epochs``: those the plan trains, where the dropouts were
-        chosen for them)."""
+        chosen for them; ``ends_early``: the plan trains ``MAX_EPOCHS``, in less than the budget)."""
         if len(LADDERS[self.level]) == 1:
             text = f"{self.size}, the {self.level} level's one recipe"
         else:
@@ -84,9 +100,13 @@ class Choice:
             why = "the largest that trains" if fits else "the fastest; the reference does not train"
             sizes = ", ".join(f"{size} {fit:.1f}" for size, fit in self.measured)
             text = f"{self.size}, {why} {MIN_EPOCHS:g} epochs or more (measured: {sizes})"
+            if self.too_large:
+                text += f"; {self.too_large} and larger: more than {MAX_PARAMS_PER_TOKEN} parameters a training token"
         if epochs is not None:
             text += f"; dropout {dropout:g}" + (f" and weight dropout {weight_dropout:g}" if weight_dropout else "")
             text += f" for {epochs:.1f} epochs"
+        if ends_early:
+            text += f"; it ends early: {MAX_EPOCHS:g} epochs at most (more over-fit a corpus this small)"
         return text
 
 
@@ -110,20 +130,20 @@ def dropout_for(epochs: float) -> tuple[float, float]:
 def apply_recipe(config: RunConfig, recipe: Recipe, chosen: set[str] | frozenset[str],
                  train_tokens: int, world_size: int = 1) -> RunConfig:
     """``config`` with the settings in ``chosen`` taken from ``recipe`` (the others stay as they
-    are: the user's); the batch size is made smaller for a corpus of fewer than ``MIN_BATCHES``
+    are: the user's); the batch size is made smaller for a corpus of fewer than ``RECIPE_BATCHES``
     batches an epoch, and a multiple of the number of processes."""
     taken = {name: getattr(recipe, name) for name in chosen if hasattr(recipe, name)}
     model = {f.name: taken[f.name] for f in fields(ModelConfig) if f.name in taken}
     train = {f.name: taken[f.name] for f in fields(TrainConfig) if f.name in taken}
     config = replace(config, model=replace(config.model, **model), train=replace(config.train, **train))
     if "bs" in chosen:
-        bs = fit_batch_size(config.train.bs, config.train.bptt, train_tokens, world_size)
+        bs = fit_batch_size(config.train.bs, config.train.bptt, train_tokens, world_size, RECIPE_BATCHES)
         config = replace(config, train=replace(config.train, bs=bs))
     return config
 
 
-def fit_batch_size(bs: int, bptt: int, train_tokens: int, world_size: int = 1) -> int:
-    """``bs``, made smaller for a corpus of fewer than ``MIN_BATCHES`` batches an epoch, and a
+def fit_batch_size(bs: int, bptt: int, train_tokens: int, world_size: int = 1, batches: int = MIN_BATCHES) -> int:
+    """``bs``, made smaller for a corpus of fewer than ``batches`` batches an epoch, and a
     multiple of the number of processes."""
-    bs = min(bs, max(1, train_tokens // (bptt * MIN_BATCHES)))
+    bs = min(bs, max(1, train_tokens // (bptt * batches)))
     return max(world_size, bs // world_size * world_size)

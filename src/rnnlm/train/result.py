@@ -19,12 +19,13 @@ from rnnlm.train.learner import Learner
 class BudgetUse:
     """How a planned run (``--budget``) kept to its time, all its sessions together."""
 
-    budget: float  # seconds it had
+    budget: float  # seconds it had: those given, or where its plan ended early, the plan's
     spent: float  # seconds it used
     planned_steps: int  # optimiser steps of its plan
     trained_steps: int  # optimiser steps it trained
     held: int  # steps trained while the schedule waited: the machine ran faster than the probe said
     skipped: int  # steps of the schedule skipped to keep to the time: the machine ran slower
+    asked: float | None = None  # seconds given, where the plan ended early (rnnlm.train.recipe.MAX_EPOCHS)
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class TrainResult:
         budget = None
         if pacer is not None:
             budget = BudgetUse(pacer.plan.budget, pacer.spent(), pacer.plan.steps, at.step, pacer.held,
-                               at.plan_step + pacer.held - at.step)
+                               at.plan_step + pacer.held - at.step, pacer.plan.asked)
         return cls(folder, learner.history, learner.stop_reason, at.epoch, learner.dist.world_size,
                    learner.dist.is_main, budget, learner, data)
 

@@ -25,7 +25,7 @@ from rnnlm.train.setup import fingerprint, load_data
 def check_session(folder: Path, config: RunConfig, max_minutes: float | None) -> None:
     """A planned run goes on in the time its budget has left: a session takes no time of its own."""
     if config.plan is not None and max_minutes is not None:
-        budget = duration_text(config.plan.budget)
+        budget = duration_text(config.plan.limit)
         raise SettingError("max_minutes", f"{literal(folder)} trains to its {{budget}} of {budget}; it takes no "
                                           "{max_minutes} (its budget left carries over)")
 
@@ -44,8 +44,8 @@ def check_resumable(folder: Path, config: RunConfig, info: dict[str, Any]) -> No
     if done >= plan.steps:
         raise RnnlmError(f"{folder}: training already finished its plan of {plan.steps:,} steps; nothing to resume")
     spent = info.get("budget_spent") or 0.0
-    if plan.budget - spent <= plan.valid_s:
-        raise SettingError("budget", f"{literal(folder)}: its {{budget}} of {duration_text(plan.budget)} is spent "
+    if plan.limit - spent <= plan.valid_s:
+        raise SettingError("budget", f"{literal(folder)}: its {{budget}} of {duration_text(plan.limit)} is spent "
                                      f"({duration_text(spent)} used); nothing to resume")
 
 
@@ -100,4 +100,4 @@ def announce(folder: Path, learner: Learner, config: RunConfig, session: Session
     if learner.pacer is not None:
         session.say(f"its plan: {learner.plan_step:,} of {config.plan.steps:,} steps done; "
                     f"{duration_text(learner.pacer.left())} of its {session.spell('budget')} "
-                    f"{duration_text(config.plan.budget)} left")
+                    f"{duration_text(config.plan.limit)} left")

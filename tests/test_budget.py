@@ -353,6 +353,15 @@ def test_plan_run_chooses_the_recipe_and_says_why(tiny_file):
         assert f"and weight dropout {config.model.weight_dropout:g} for" in config.plan.recipe
 
 
+def test_a_model_the_user_sized_trains_every_epoch_its_budget_buys(tiny_file):
+    sized = replace(tiny_config(str(tiny_file), budget=30.0), given=frozenset({"layers", "hidden"}))
+    config, data = plan_run(sized, log=io.StringIO())
+    n = len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
+    assert (config.model.layers, config.model.hidden) == (1, 48)  # the user's, not the ladder's
+    assert config.plan.asked is None and config.plan.steps / n > MAX_EPOCHS  # no bound: the whole budget
+    assert config.model.dropout == dropout_for(config.plan.steps / n)[0]  # the dropout still follows the epochs
+
+
 class LrLog(Callback):
     def __init__(self):
         self.lrs = []

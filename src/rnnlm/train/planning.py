@@ -81,20 +81,21 @@ def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: fr
     n = len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
     by_epochs = choice is not None and choice.level in EPOCH_LEVELS
     capped = by_epochs and {"layers", "hidden"} <= choose  # a model the rules chose: at most MAX_EPOCHS
+    dropout_by_epochs = by_epochs and "dropout" in choose
 
     def planned() -> BudgetPlan:
         return make_plan(config, data, speed, dist.from_main(clock() - started), chosen, None, plot_s,
                          max_steps=math.floor(MAX_EPOCHS * n) if capped else None)
 
     plan = planned()
-    if by_epochs and "dropout" in choose:
+    if dropout_by_epochs:
         before, config = config, regularised(config, plan.steps / n, choose)
         if config.model.weight_dropout != before.model.weight_dropout:  # it costs time: measured again
             speed = probed_speed(config, data, dist, seconds, session)
             plan = planned()
             config = replace(config, model=replace(config.model, dropout=dropout_for(plan.steps / n)[0]))
     if choice is not None:
-        epochs = plan.steps / n if by_epochs and "dropout" in choose else None
+        epochs = plan.steps / n if dropout_by_epochs else None
         reason = choice.reason(epochs, config.model.dropout, config.model.weight_dropout, plan.asked is not None)
         plan = replace(plan, recipe=reason)
     train_settings = replace(config.train, epochs=max(1, math.ceil(plan.steps / n)))

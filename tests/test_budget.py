@@ -118,6 +118,19 @@ def test_a_plan_with_more_steps_than_it_may_train_ends_early():
     plan.validate()
 
 
+def test_a_plan_that_ends_early_validates_about_every_epoch_where_its_spare_time_allows():
+    config = planned(budget=100.0)
+    data = fake_data(128 * 50 + 1)  # 50 steps an epoch, 5 s at 0.1 s a step
+    speed = Speed(tokens_per_s=1280.0, valid_s=0.5, seconds=1.0)
+    plan = make_plan(config, data, speed, setup_s=10.0, max_steps=275)  # 5.5 epochs
+    gaps = [b - a for a, b in zip([0, *plan.valid_at], plan.valid_at)]
+    assert 0.9 * 275 <= plan.steps <= 275 and max(gaps) <= 50 and plan.valid_at[-1] == plan.steps  # an epoch apart
+    assert 10.0 + plan.steps * 0.1 + len(gaps) * plan.valid_s < plan.budget < plan.asked
+    slow = make_plan(config, data, Speed(1280.0, 12.0, 1.0), setup_s=10.0, max_steps=275)  # six would not fit
+    assert len(slow.valid_at) < 6 and slow.budget <= slow.asked == 100.0
+    slow.validate()
+
+
 def test_plan_validates_mid_epoch_on_a_large_corpus():
     config = planned(budget=600.0)
     data = fake_data(128 * 100_000 + 1)  # an epoch far longer than the budget

@@ -89,7 +89,9 @@ def make_plan(config: RunConfig, data: TextData, speed: Speed, setup_s: float, c
     brings (the loss plot's drawing). A validation split too long to score in ``PASS_SHARE`` of
     the budget is validated on its first ``valid_tokens`` tokens (``rnnlm evaluate`` scores all).
     Where more than ``max_steps`` fit, the plan is that of a budget cut to about their time (the
-    run ends early), the budget given kept as ``asked``."""
+    run ends early), the budget given kept as ``asked``; such a plan validates at every epoch's
+    end where the time it leaves holds those validations (the best row of a corpus that
+    over-fits is then found to the epoch)."""
     plan = plan_steps(config, data, speed, setup_s, chosen, recipe, row_s)
     if max_steps is None or plan.steps <= max_steps:
         return plan
@@ -99,11 +101,31 @@ def make_plan(config: RunConfig, data: TextData, speed: Speed, setup_s: float, c
         plan = plan_steps(replace(config, train=replace(t, budget=end)), data, speed, setup_s, chosen, recipe, row_s)
         if plan.steps <= max_steps:
             break
-    return replace(plan, asked=t.budget)
+    return replace(validated_often(config, data, speed, setup_s, chosen, recipe, row_s, plan), asked=t.budget)
+
+
+def validated_often(config: RunConfig, data: TextData, speed: Speed, setup_s: float, chosen: list[str] | None,
+                    recipe: str | None, row_s: float, plan: BudgetPlan) -> BudgetPlan:
+    """``plan`` (one that ends early) with a validation about every epoch, in a longer time of
+    its own, where the budget given holds them with the same steps; else ``plan``."""
+    t = config.train
+    batches = StreamBatches(data.train_ids, t.bs, t.bptt)
+    validations = min(MAX_VALIDATIONS, math.ceil(plan.steps / len(batches)))
+    if len(plan.valid_at) >= validations:
+        return plan
+    step_s = batches.tokens / len(batches) / speed.tokens_per_s
+    end = plan.budget + (validations - len(plan.valid_at)) * plan.valid_s / (1 - SLACK)
+    for _ in range(3):  # a longer time may validate on more of a long split: add what that takes
+        often = plan_steps(replace(config, train=replace(t, budget=end)), data, speed, setup_s, chosen, recipe,
+                           row_s, validations)
+        if often.steps >= plan.steps:
+            return often if often.budget <= t.budget else plan
+        end += ((plan.steps - often.steps) * step_s + 1e-6) / (1 - SLACK)
+    return plan
 
 
 def plan_steps(config: RunConfig, data: TextData, speed: Speed, setup_s: float, chosen: list[str] | None,
-               recipe: str | None, row_s: float) -> BudgetPlan:
+               recipe: str | None, row_s: float, min_validations: int = 1) -> BudgetPlan:
     t = config.train
     batches = StreamBatches(data.train_ids, t.bs, t.bptt)
     n = len(batches)
@@ -117,7 +139,7 @@ def plan_steps(config: RunConfig, data: TextData, speed: Speed, setup_s: float, 
     valid_s = speed.valid_s * scored / max(held_out, 1)
     valid_s += save_seconds(parameter_count(len(data.vocab), config.model)) + row_s
     reserve = SLACK * t.budget + 2 * step_s
-    validations = max(1, min(MAX_VALIDATIONS, int(VALID_SHARE * left / max(valid_s, 1e-9))))
+    validations = max(min_validations, min(MAX_VALIDATIONS, int(VALID_SHARE * left / max(valid_s, 1e-9))))
     for _ in range(3):  # phase and cycle ends may add validations: count them, and plan again
         steps = math.floor((left - validations * valid_s - reserve) / step_s)
         if steps < 1:

@@ -126,8 +126,8 @@ def test_a_plan_that_ends_early_validates_about_every_epoch_where_its_spare_time
     gaps = [b - a for a, b in zip([0, *plan.valid_at], plan.valid_at)]
     assert 0.9 * 275 <= plan.steps <= 275 and max(gaps) <= 50 and plan.valid_at[-1] == plan.steps  # an epoch apart
     assert 10.0 + plan.steps * 0.1 + len(gaps) * plan.valid_s < plan.budget < plan.asked
-    slow = make_plan(config, data, Speed(1280.0, 12.0, 1.0), setup_s=10.0, max_steps=275)  # six would not fit
-    assert len(slow.valid_at) < 6 and slow.budget <= slow.asked == 100.0
+    slow = make_plan(config, data, Speed(1280.0, 20.0, 1.0), setup_s=10.0, max_steps=275)  # more would not fit
+    assert slow.valid_at == [slow.steps] and slow.steps > 50 and slow.budget <= slow.asked == 100.0
     slow.validate()
 
 

@@ -89,8 +89,8 @@ def make_plan(config: RunConfig, data: TextData, speed: Speed, setup_s: float, c
     brings (the loss plot's drawing). A validation split too long to score in ``PASS_SHARE`` of
     the budget is validated on its first ``valid_tokens`` tokens (``rnnlm evaluate`` scores all).
     Where more than ``max_steps`` fit, the plan is that of a budget cut to about their time (the
-    run ends early), the budget given kept as ``asked``; such a plan validates at every epoch's
-    end where the time it leaves holds those validations (the best row of a corpus that
+    run ends early), the budget given kept as ``asked``; such a plan validates about once an
+    epoch where the time it leaves holds those validations (the best row of a corpus that
     over-fits is then found to the epoch)."""
     plan = plan_steps(config, data, speed, setup_s, chosen, recipe, row_s)
     if max_steps is None or plan.steps <= max_steps:

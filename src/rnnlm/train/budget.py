@@ -92,34 +92,38 @@ def make_plan(config: RunConfig, data: TextData, speed: Speed, setup_s: float, c
     run ends early), the budget given kept as ``asked``; such a plan validates about once an
     epoch where the time it leaves holds those validations (the best row of a corpus that
     over-fits is then found to the epoch)."""
-    plan = plan_steps(config, data, speed, setup_s, chosen, recipe, row_s)
+    def planned(budget: float, validations: int = 1) -> BudgetPlan:
+        train = replace(config.train, budget=budget)
+        return plan_steps(replace(config, train=train), data, speed, setup_s, chosen, recipe, row_s, validations)
+
+    asked = config.train.budget
+    plan = planned(asked)
     if max_steps is None or plan.steps <= max_steps:
         return plan
-    t, end = config.train, config.train.budget
+    end = asked
     for _ in range(4):  # less time holds fewer validations, so more steps than its share: cut again
         end = setup_s + (end - setup_s) * max_steps / plan.steps
-        plan = plan_steps(replace(config, train=replace(t, budget=end)), data, speed, setup_s, chosen, recipe, row_s)
+        plan = planned(end)
         if plan.steps <= max_steps:
             break
-    return replace(validated_often(config, data, speed, setup_s, chosen, recipe, row_s, plan), asked=t.budget)
+    batches = StreamBatches(data.train_ids, config.train.bs, config.train.bptt)
+    return replace(validated_often(plan, planned, batches, speed.tokens_per_s, asked), asked=asked)
 
 
-def validated_often(config: RunConfig, data: TextData, speed: Speed, setup_s: float, chosen: list[str] | None,
-                    recipe: str | None, row_s: float, plan: BudgetPlan) -> BudgetPlan:
-    """``plan`` (one that ends early) with a validation about every epoch, in a longer time of
-    its own, where the budget given holds them with the same steps; else ``plan``."""
-    t = config.train
-    batches = StreamBatches(data.train_ids, t.bs, t.bptt)
+def validated_often(plan: BudgetPlan, planned: Callable[[float, int], BudgetPlan], batches: StreamBatches,
+                    tokens_per_s: float, asked: float) -> BudgetPlan:
+    """``plan`` (one that ends early) with a validation about every epoch of ``batches``, in a
+    longer time of its own (``planned(budget, validations)``), where the budget ``asked`` holds
+    them with the same steps; else ``plan``."""
     validations = min(MAX_VALIDATIONS, math.ceil(plan.steps / len(batches)))
     if len(plan.valid_at) >= validations:
         return plan
-    step_s = batches.tokens / len(batches) / speed.tokens_per_s
+    step_s = batches.tokens / len(batches) / tokens_per_s
     end = plan.budget + (validations - len(plan.valid_at)) * plan.valid_s / (1 - SLACK)
     for _ in range(3):  # a longer time may validate on more of a long split: add what that takes
-        often = plan_steps(replace(config, train=replace(t, budget=end)), data, speed, setup_s, chosen, recipe,
-                           row_s, validations)
+        often = planned(end, validations)
         if often.steps >= plan.steps:
-            return often if often.budget <= t.budget else plan
+            return often if often.budget <= asked else plan
         end += ((plan.steps - often.steps) * step_s + 1e-6) / (1 - SLACK)
     return plan
 

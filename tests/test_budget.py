@@ -25,7 +25,8 @@ from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import read_training_state
 from rnnlm.distributed import Distributed
 from rnnlm.train.recipe import (DROPOUTS, LADDERS, MAX_EPOCHS, MAX_PARAMS_PER_TOKEN, MIN_EPOCHS, RECIPE_BATCHES,
-                                RECIPE_FIELDS, REFERENCE, REFERENCES, apply_recipe, dropout_for, walk_ladder)
+                                RECIPE_FIELDS, REFERENCE, REFERENCES, Choice, apply_recipe, dropout_for,
+                                walk_ladder)
 from rnnlm.models.recurrent import parameter_count
 from rnnlm.train.result import TrainingInterrupted
 from rnnlm.train.run import plan_run, resume, train
@@ -288,6 +289,19 @@ def test_the_ladder_walk_takes_the_largest_model_that_trains_enough_epochs(epoch
                                               (14.0, (0.4, 0.3)), (30.0, (0.5, 0.5))])
 def test_more_epochs_of_the_same_text_more_dropout(epochs, dropouts):
     assert dropout_for(epochs) == dropouts
+    assert dropout_for(epochs, params_per_token=40.0) == dropouts  # a model larger than its corpus: its epochs
+
+
+def test_a_model_smaller_than_its_corpus_takes_the_dropout_of_fewer_epochs():
+    """1 x 512 on 7 million characters (0.26 parameters a character) for 3.5 epochs: the dropout
+    of 0.9 epochs; the same model on 700,000 characters: that of its 3.5."""
+    assert dropout_for(3.5, 1_836_331 / 7_009_154) == dropout_for(0.9) == (0.0, 0.0)
+    assert dropout_for(3.5, 1_836_331 / 700_000) == dropout_for(3.5) == (0.3, 0.0)
+    assert dropout_for(8.0, 0.5) == dropout_for(4.0) == (0.3, 0.0)  # no weight dropout at 4 passes' worth
+    choice = Choice("char", "1 x 512", (("1 x 512", 3.6), ("2 x 512", 1.4)))
+    assert choice.reason(3.5, 0.0, 0.0, False, 0.26).endswith(
+        "dropout 0 for 3.5 epochs of 0.26 parameters a training token (as 0.9)")
+    assert choice.reason(3.5, 0.3, 0.0, False, 3.0).endswith("dropout 0.3 for 3.5 epochs")
 
 
 def test_recipe_takes_only_what_the_user_left_to_it():
@@ -364,6 +378,51 @@ def test_plan_run_chooses_the_recipe_and_says_why(tiny_file):
     assert config.model.weight_dropout in {weight for *_, weight in DROPOUTS}  # chosen before its probe
     if config.model.weight_dropout:
         assert f"and weight dropout {config.model.weight_dropout:g} for" in config.plan.recipe
+
+
+@pytest.mark.parametrize("epochs_with_it, kept", [(4.0, False), (9.0, True)])
+def test_weight_dropout_stays_only_where_the_epochs_it_leaves_call_for_it(tiny_file, monkeypatch, epochs_with_it,
+                                                                         kept):
+    """The first probe buys 8 epochs, which call for weight dropout; probed again with it, the
+    model trains ``epochs_with_it``: too few to call for it (left off, the first speed holds), or
+    enough (kept)."""
+    import rnnlm.train.planning
+
+    probed = []
+    budget = 30.0
+
+    def probe(config, data, dist, seconds, session):
+        probed.append(config.model.weight_dropout)
+        epochs = epochs_with_it if config.model.weight_dropout else 8.0
+        return Speed(tokens_per_s=epochs * len(data.train_ids) / budget, valid_s=0.01, seconds=0.01)
+
+    monkeypatch.setattr(rnnlm.train.planning, "probed_speed", probe)
+    untouched = replace(tiny_config(str(tiny_file), budget=budget), given=frozenset())
+    config, data = plan_run(untouched, log=io.StringIO())
+    epochs = config.plan.steps / len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
+    assert probed[-1] > 0 and sum(1 for w in probed if w) == 1  # probed once more, with weight dropout
+    assert (config.model.weight_dropout > 0) == kept == (dropout_for(epochs_with_it)[1] > 0)
+    assert 6.0 <= epochs <= (epochs_with_it if kept else 8.0)  # the speed of the probe that holds
+    assert config.model.dropout == dropout_for(epochs)[0]
+    assert ("weight dropout" in config.plan.recipe) == kept
+
+
+def test_a_model_smaller_than_its_corpus_is_planned_the_dropout_of_fewer_epochs(tmp_path, monkeypatch):
+    import rnnlm.train.planning
+
+    text = tmp_path / "longer.txt"
+    text.write_text(TINY_TEXT * 4, encoding="utf-8")
+    budget = 30.0
+    monkeypatch.setattr(rnnlm.train.planning, "probed_speed", lambda config, data, dist, seconds, session: Speed(
+        tokens_per_s=3.5 * len(data.train_ids) / budget, valid_s=0.01, seconds=0.01))
+    sized = tiny_config(str(text), budget=budget)
+    sized = replace(sized, model=replace(sized.model, hidden=4), given=frozenset({"layers", "hidden"}))
+    config, data = plan_run(sized, log=io.StringIO())
+    epochs = config.plan.steps / len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
+    per_token = parameter_count(len(data.vocab), config.model) / len(data.train_ids)
+    assert config.model.hidden == 4 and per_token < 0.3 and 3.0 <= epochs <= 3.5
+    assert config.model.dropout == dropout_for(epochs * per_token)[0] == 0.0 < dropout_for(epochs)[0]
+    assert f"for {epochs:.1f} epochs of {per_token:.2f} parameters a training token" in config.plan.recipe
 
 
 def test_a_model_the_user_sized_trains_every_epoch_its_budget_buys(tiny_file):

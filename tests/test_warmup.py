@@ -68,3 +68,20 @@ def test_shards_warm_up_as_the_whole_does():
     assert sum(p.loss * p.tokens for p in parts) / whole.tokens == pytest.approx(whole.loss, rel=1e-6)
     assert evaluate_stream(model, stream_batches_for_eval(ids, 8, 10, warmup=0, min_stream=1), torch.device("cpu")).loss != \
         pytest.approx(whole.loss, rel=1e-6)
+
+
+def test_a_sample_of_a_long_split_is_spread_over_all_of_it():
+    """A run's validation of a split too long to read whole reads the beginning of each stream's
+    part of it, each warmed up as in a whole pass: a sample of the whole split, not its start."""
+    ids = np.arange(100_001)
+    whole = stream_batches_for_eval(ids, 8, 10, min_stream=1_000)
+    sample = stream_batches_for_eval(ids, 8, 10, min_stream=1_000, tokens=8_800)
+    assert sample.bs == whole.bs == 8 and sample.tokens == 8_800
+    assert sample.inputs[:, 0].tolist() == whole.inputs[:, 0].tolist() == list(range(0, 100_000, 12_500))
+    assert np.array_equal(sample.warmup_inputs, whole.warmup_inputs)  # the tokens before each start
+    read = np.concatenate([x.numpy() for x, _ in sample], axis=1)  # (streams, tokens each)
+    assert read.tolist() == [list(range(start, start + 1_100)) for start in range(0, 100_000, 12_500)]
+    assert np.array_equal(np.concatenate([y.numpy() for _, y in sample], axis=1), read + 1)
+    few = stream_batches_for_eval(ids, 8, 10, min_stream=1_000, tokens=3_000)  # streams as long as min_stream
+    assert few.bs == 2 and few.tokens == 3_000 and few.inputs[1, 0] == 50_000
+    assert stream_batches_for_eval(ids, 8, 10, min_stream=1_000, tokens=10**6).tokens == whole.tokens

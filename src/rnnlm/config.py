@@ -305,7 +305,7 @@ class BudgetPlan:
     cycle_steps: list[int] | None = None  # sgdr: steps of the first cycle of each phase
     chosen: list[str] | None = None  # settings the recipe rules chose (the rest: the user's or defaults)
     recipe: str | None = None  # why they chose that recipe, in words
-    valid_tokens: int | None = None  # validated on the first this many held-out tokens (None: all)
+    valid_tokens: int | None = None  # validated on about this many held-out tokens, spread over them (None: all)
     asked: float | None = None  # the budget given, where the plan ends before it (rnnlm.train.recipe.MAX_EPOCHS)
 
     @property

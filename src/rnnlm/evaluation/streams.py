@@ -100,14 +100,19 @@ class Scores:
 class EvalStreams(StreamBatches):
     """Stream batches whose streams warm up before they are read: each but the first starts from
     the state its ``warmup`` tokens before its start leave (the end of the stream before it, at
-    most all of it); the first has nothing before it and starts from zeros, as one stream does."""
+    most all of it); the first has nothing before it and starts from zeros, as one stream does.
+    ``length``: each stream reads only its first ``length`` tokens, so the streams read a sample
+    of the split spread over all of it (a split too long to read whole in a run's validation)."""
 
-    def __init__(self, ids: np.ndarray, bs: int, bptt: int, warmup: int = WARMUP_TOKENS):
+    def __init__(self, ids: np.ndarray, bs: int, bptt: int, warmup: int = WARMUP_TOKENS,
+                 length: int | None = None):
         super().__init__(ids, bs, bptt)
         width = max(0, min(warmup, self.stream_len))
         before = self.inputs[:-1, self.stream_len - width :]  # (bs - 1, W): what precedes streams 1..
         self.warmup_inputs = np.concatenate([self.inputs[:1, :width], before])  # (bs, W); row 0 unused
         self.warm = (np.arange(self.bs) > 0) & (width > 0)  # (bs,): the streams that warm up
+        if length is not None and length < self.stream_len:  # (bs, length): each stream's beginning
+            self.inputs, self.targets, self.stream_len = self.inputs[:, :length], self.targets[:, :length], length
 
     def shard(self, rank: int, world_size: int) -> "EvalStreams":
         part = super().shard(rank, world_size)
@@ -123,12 +128,16 @@ class EvalStreams(StreamBatches):
 
 
 def stream_batches_for_eval(ids: np.ndarray, bs: int, bptt: int, warmup: int = WARMUP_TOKENS,
-                            min_stream: int = MIN_STREAM_TOKENS) -> EvalStreams:
+                            min_stream: int = MIN_STREAM_TOKENS, tokens: int | None = None) -> EvalStreams:
     """Stateful evaluation over a whole split as at most ``bs`` streams, each at least
     ``min_stream`` tokens long (and ``bptt``; one stream for a shorter split), warmed up, read in
-    pieces of ``bptt`` tokens or more (``PIECE_TOKENS`` in all)."""
-    streams = max(1, min(bs, (len(ids) - 1) // max(min_stream, bptt, 1)))
-    return EvalStreams(ids, streams, max(bptt, PIECE_TOKENS // streams, 1), warmup)
+    pieces of ``bptt`` tokens or more (``PIECE_TOKENS`` in all). ``tokens``: read about this many
+    of a longer split, each stream the beginning of its part of it (a sample spread over it)."""
+    sample = tokens is not None and tokens < len(ids)
+    scored = tokens if sample else len(ids)
+    streams = max(1, min(bs, (scored - 1) // max(min_stream, bptt, 1)))
+    return EvalStreams(ids, streams, max(bptt, PIECE_TOKENS // streams, 1), warmup,
+                       max(1, scored // streams) if sample else None)
 
 
 def warm_state(model: torch.nn.Module, batches: EvalStreams, device: torch.device) -> State | None:

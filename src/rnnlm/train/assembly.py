@@ -52,10 +52,8 @@ def make_learner(
     if dist.rank:  # its own dropout masks (the weights are rank 0's: DistributedDataParallel sends them)
         torch.manual_seed(t.seed + dist.rank)
     batches = StreamBatches(data.train_ids, t.bs, t.bptt)
-    held_out = data.valid_ids
-    if config.plan is not None and config.plan.valid_tokens:  # a long split, validated on its beginning
-        held_out = held_out[: config.plan.valid_tokens]
-    valid = stream_batches_for_eval(held_out, t.bs, t.bptt)
+    sample = config.plan.valid_tokens if config.plan is not None else None  # a long split: a sample spread over it
+    valid = stream_batches_for_eval(data.valid_ids, t.bs, t.bptt, tokens=sample or None)
     log_every = max(1, min(20, len(batches) // 10))  # at least ten loss points an epoch
     valid_at = config.plan.valid_at if config.plan is not None else None
     if valid_at is not None:

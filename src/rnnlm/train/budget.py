@@ -23,7 +23,7 @@ from rnnlm.models.recurrent import parameter_count
 
 Clock = Callable[[], float]
 VALID_SHARE = 0.04  # of the budget the plan spends on validating, at least one validation (the last)
-PASS_SHARE = 0.02  # of the budget one validation may take: a longer split is validated on its beginning
+PASS_SHARE = 0.02  # of the budget one validation may take: a longer split is validated on a sample of it
 MIN_VALID_TOKENS = 50_000  # validated on, at least (or the whole split)
 MAX_VALIDATIONS = 20
 SAVE_BYTES_PER_S = 200e6  # for the estimate of what the saves after a validation take
@@ -87,7 +87,8 @@ def make_plan(config: RunConfig, data: TextData, speed: Speed, setup_s: float, c
     validations about evenly spaced (at epoch ends when epochs are shorter than the spacing),
     at each phase's and cycle's end and at the very end. ``row_s``: what else each validation
     brings (the loss plot's drawing). A validation split too long to score in ``PASS_SHARE`` of
-    the budget is validated on its first ``valid_tokens`` tokens (``rnnlm evaluate`` scores all).
+    the budget is validated on about ``valid_tokens`` of its tokens, each validation stream
+    reading the beginning of its part of the split (``rnnlm evaluate`` scores all).
     Where more than ``max_steps`` fit, the plan is that of a budget cut to about their time (the
     run ends early), the budget given kept as ``asked``; such a plan validates about once an
     epoch where the time it leaves holds those validations (the best row of a corpus that

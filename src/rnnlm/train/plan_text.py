@@ -23,7 +23,7 @@ def describe_plan(config: RunConfig, data: TextData, speed: Speed, params: int, 
     lines = [
         f"plan for {spell('budget')} {duration_text(plan.limit)}: {data.name}, {len(data.train_ids):,} training "
         f"{unit} ({len(data.vocab)} tokens in the vocab), {len(data.valid_ids):,} held out"
-        + (f", validated on the first {plan.valid_tokens:,} (a whole pass would take "
+        + (f", validated on {plan.valid_tokens:,} spread over them (a whole pass would take "
            f"{plan.valid_s * len(data.valid_ids) / plan.valid_tokens:.0f} s)" if plan.valid_tokens else ""),
         f"  model     {m.cell}, {m.layers} layer{'s' if m.layers > 1 else ''} of {m.hidden}, emb {m.emb}, dropout "
         f"{m.dropout:g}" + (f", weight dropout {m.weight_dropout:g}" if m.weight_dropout else "")

@@ -68,8 +68,10 @@ def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: fr
     the models of its ladder probed on this machine) or a probe of the model given, and the steps
     that fit (rnnlm.train.budget), each validation followed by a drawing of the loss plot that
     takes ``plot_s``. A model the rules chose trains at most ``MAX_EPOCHS`` epochs (the run ends
-    early), and its dropout, where chosen, follows the epochs it trains (where weight dropout
-    comes with it, those at the speed the model is probed at again with it)."""
+    early), and its dropout, where chosen, follows the epochs it trains (fewer for a model of
+    fewer parameters than training tokens: rnnlm.train.recipe.dropout_for; where weight dropout
+    comes with it, those at the speed the model is probed at again with it; where that speed
+    buys too few epochs to call for weight dropout, it is left off and the first speed holds)."""
     clock, started = session.clock, session.started
     seconds = probe_time(config.train.budget)
     choice = None
@@ -87,16 +89,21 @@ def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: fr
         return make_plan(config, data, speed, dist.from_main(clock() - started), chosen, None, plot_s,
                          max_steps=math.floor(MAX_EPOCHS * n) if capped else None)
 
+    per_token = parameter_count(len(data.vocab), config.model) / max(len(data.train_ids), 1)
     plan = planned()
     if dropout_by_epochs:
-        before, config = config, regularised(config, plan.steps / n, choose)
-        if config.model.weight_dropout != before.model.weight_dropout:  # it costs time: measured again
-            speed = probed_speed(config, data, dist, seconds, session)
+        without, config = config, regularised(config, plan.steps / n, per_token, choose)
+        if config.model.weight_dropout != without.model.weight_dropout:  # it costs time: measured again
+            first, speed = speed, probed_speed(config, data, dist, seconds, session)
             plan = planned()
-            config = replace(config, model=replace(config.model, dropout=dropout_for(plan.steps / n)[0]))
+            if not dropout_for(plan.steps / n, per_token)[1]:  # with it, too few epochs to call for it: left off
+                config, speed = without, first
+                plan = planned()
+            config = replace(config, model=replace(config.model, dropout=dropout_for(plan.steps / n, per_token)[0]))
     if choice is not None:
         epochs = plan.steps / n if dropout_by_epochs else None
-        reason = choice.reason(epochs, config.model.dropout, config.model.weight_dropout, plan.asked is not None)
+        reason = choice.reason(epochs, config.model.dropout, config.model.weight_dropout, plan.asked is not None,
+                               per_token)
         plan = replace(plan, recipe=reason)
     train_settings = replace(config.train, epochs=max(1, math.ceil(plan.steps / n)))
     return replace(config, train=train_settings, plan=plan), speed
@@ -131,10 +138,11 @@ def choose_model(config: RunConfig, data: TextData, dist: Distributed, choose: f
     return ladder[chosen], Choice(level, model_size(ladder[chosen]), sizes, larger), speeds[chosen]
 
 
-def regularised(config: RunConfig, epochs: float, choose: frozenset[str]) -> RunConfig:
+def regularised(config: RunConfig, epochs: float, per_token: float, choose: frozenset[str]) -> RunConfig:
     """``config`` with the dropout, and the weight dropout where it is in ``choose``, of a model
-    that trains ``epochs`` epochs (rnnlm.train.recipe.DROPOUTS)."""
-    dropout, weight_dropout = dropout_for(epochs)
+    of ``per_token`` parameters a training token that trains ``epochs`` epochs
+    (rnnlm.train.recipe.dropout_for)."""
+    dropout, weight_dropout = dropout_for(epochs, per_token)
     model = {"dropout": dropout, **({"weight_dropout": weight_dropout} if "weight_dropout" in choose else {})}
     return replace(config, model=replace(config.model, **model))
 

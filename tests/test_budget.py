@@ -294,13 +294,14 @@ def test_more_epochs_of_the_same_text_more_dropout(epochs, dropouts):
 
 def test_a_model_smaller_than_its_corpus_takes_the_dropout_of_fewer_epochs():
     """1 x 512 on 7 million characters (0.26 parameters a character) for 3.5 epochs: the dropout
-    of 0.9 epochs; the same model on 700,000 characters: that of its 3.5."""
-    assert dropout_for(3.5, 1_836_331 / 7_009_154) == dropout_for(0.9) == (0.0, 0.0)
+    of 1.8 epochs (3.5 times the square root of 0.26); the same model on 700,000 characters:
+    that of its 3.5."""
+    assert dropout_for(3.5, 1_836_331 / 7_009_154) == dropout_for(1.8) == (0.1, 0.0)
     assert dropout_for(3.5, 1_836_331 / 700_000) == dropout_for(3.5) == (0.3, 0.0)
-    assert dropout_for(8.0, 0.5) == dropout_for(4.0) == (0.3, 0.0)  # no weight dropout at 4 passes' worth
+    assert dropout_for(8.0, 0.25) == dropout_for(4.0) == (0.3, 0.0)  # no weight dropout at 4 epochs' worth
     choice = Choice("char", "1 x 512", (("1 x 512", 3.6), ("2 x 512", 1.4)))
-    assert choice.reason(3.5, 0.0, 0.0, False, 0.26).endswith(
-        "dropout 0 for 3.5 epochs of 0.26 parameters a training token (as 0.9)")
+    assert choice.reason(3.5, 0.1, 0.0, False, 0.26).endswith(
+        "dropout 0.1 for 3.5 epochs of 0.26 parameters a training token (as 1.8)")
     assert choice.reason(3.5, 0.3, 0.0, False, 3.0).endswith("dropout 0.3 for 3.5 epochs")
 
 
@@ -421,7 +422,7 @@ def test_a_model_smaller_than_its_corpus_is_planned_the_dropout_of_fewer_epochs(
     epochs = config.plan.steps / len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
     per_token = parameter_count(len(data.vocab), config.model) / len(data.train_ids)
     assert config.model.hidden == 4 and per_token < 0.3 and 3.0 <= epochs <= 3.5
-    assert config.model.dropout == dropout_for(epochs * per_token)[0] == 0.0 < dropout_for(epochs)[0]
+    assert config.model.dropout == dropout_for(epochs * per_token ** 0.5)[0] < dropout_for(epochs)[0]
     assert f"for {epochs:.1f} epochs of {per_token:.2f} parameters a training token" in config.plan.recipe
 
 

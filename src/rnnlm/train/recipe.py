@@ -23,10 +23,10 @@ from the size of the corpus and how many epochs of it the budget buys on this ma
   bptt 32 for 9 epochs over-fitted with dropout 0.4 alone and read 0.020 nats/char better with
   dropout 0.3 and weight dropout 0.3 (a model the user sized may train more epochs: on the quips,
   23 epochs read 0.010 better with 0.5 and 0.5 than with 0.4 and 0.3). A model with fewer
-  parameters than the corpus has training tokens takes the dropout of fewer epochs, in
-  proportion: on 7 million characters of Perl's documentation, 1 x 512 (0.26 parameters a
-  character) read 1.5702 nats/char after 3.4 epochs with dropout 0.1 and 1.5852 after 3.2 with
-  the 0.3 of its epochs. Weight dropout costs time, so where the epochs at the probe's speed call
+  parameters than the corpus has training tokens takes the dropout of fewer epochs, by the
+  square root of its parameters a token: on 7 million characters of Perl's documentation, 1 x
+  512 (0.26 parameters a character) for about 3.4 epochs read 1.6250 nats/char with no dropout,
+  1.5702 with 0.1 (the dropout of 3.4 x 0.51 = 1.7 epochs) and 1.5852 with the 0.3 of its epochs. Weight dropout costs time, so where the epochs at the probe's speed call
   for it, the model is probed again with it, and the dropout follows the epochs it trains then
   (where those are too few to call for weight dropout, it is left off).
 
@@ -113,7 +113,7 @@ class Choice:
             text += f"; dropout {dropout:g}" + (f" and weight dropout {weight_dropout:g}" if weight_dropout else "")
             text += f" for {epochs:.1f} epochs"
             if params_per_token < 1:
-                text += f" of {params_per_token:.2f} parameters a training token (as {epochs * params_per_token:.1f})"
+                text += f" of {params_per_token:.2f} parameters a training token (as {epochs * math.sqrt(params_per_token):.1f})"
         if ends_early:
             text += f"; it ends early: {MAX_EPOCHS:g} epochs at most (more over-fit a corpus this small)"
         return text
@@ -134,8 +134,8 @@ def walk_ladder(sizes: int, start: int, epochs_of: Callable[[int], float]) -> in
 def dropout_for(epochs: float, params_per_token: float = 1.0) -> tuple[float, float]:
     """The dropout and weight dropout of a model that will train ``epochs`` epochs of its corpus;
     one with fewer parameters than the corpus has training tokens (``params_per_token`` below 1)
-    takes those of fewer epochs, in proportion."""
-    passes = epochs * min(1.0, params_per_token)
+    takes those of fewer epochs, by the square root of its parameters a token."""
+    passes = epochs * math.sqrt(min(1.0, params_per_token))
     return next((dropout, weight) for bound, dropout, weight in DROPOUTS if passes < bound)
 
 

@@ -301,7 +301,7 @@ def test_a_model_smaller_than_its_corpus_takes_the_dropout_of_fewer_epochs():
     assert dropout_for(8.0, 0.25) == dropout_for(4.0) == (0.3, 0.0)  # no weight dropout at 4 epochs' worth
     choice = Choice("char", "1 x 512", (("1 x 512", 3.6), ("2 x 512", 1.4)))
     assert choice.reason(3.5, 0.1, 0.0, False, 0.26).endswith(
-        "dropout 0.1 for 3.5 epochs of 0.26 parameters a training token (as 1.8)")
+        "dropout 0.1 for 3.5 epochs of 0.26 parameters a training token (as 1.78 for the dropout)")
     assert choice.reason(3.5, 0.3, 0.0, False, 3.0).endswith("dropout 0.3 for 3.5 epochs")
 
 

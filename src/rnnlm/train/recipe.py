@@ -26,9 +26,10 @@ from the size of the corpus and how many epochs of it the budget buys on this ma
   parameters than the corpus has training tokens takes the dropout of fewer epochs, by the
   square root of its parameters a token: on 7 million characters of Perl's documentation, 1 x
   512 (0.26 parameters a character) for about 3.4 epochs read 1.6250 nats/char with no dropout,
-  1.5702 with 0.1 (the dropout of 3.4 x 0.51 = 1.7 epochs) and 1.5852 with the 0.3 of its epochs. Weight dropout costs time, so where the epochs at the probe's speed call
-  for it, the model is probed again with it, and the dropout follows the epochs it trains then
-  (where those are too few to call for weight dropout, it is left off).
+  1.5702 with 0.1 (the dropout of 3.4 x 0.51 = 1.7 epochs) and 1.5852 with the 0.3 of its
+  epochs. Weight dropout costs time, so where the epochs at the probe's speed call for it, the
+  model is probed again with it, and the dropout follows the epochs it trains then (where those
+  are too few to call for weight dropout, it is left off).
 
 benchmarks/README.md, "The recipe rules", has the runs behind them.
 """
@@ -113,7 +114,8 @@ class Choice:
             text += f"; dropout {dropout:g}" + (f" and weight dropout {weight_dropout:g}" if weight_dropout else "")
             text += f" for {epochs:.1f} epochs"
             if params_per_token < 1:
-                text += f" of {params_per_token:.2f} parameters a training token (as {epochs * math.sqrt(params_per_token):.1f})"
+                worth = epochs * math.sqrt(params_per_token)
+                text += f" of {params_per_token:.2f} parameters a training token (as {worth:.2f} for the dropout)"
         if ends_early:
             text += f"; it ends early: {MAX_EPOCHS:g} epochs at most (more over-fit a corpus this small)"
         return text

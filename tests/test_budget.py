@@ -452,7 +452,9 @@ def test_a_short_budget_ends_in_time_annealed(tiny_file, tmp_path):
     took = time.monotonic() - start
     plan = read_config(folder)[1].plan
     assert took <= 5.0 + 2.5, took
-    assert learner.plan_step == plan.steps  # the schedule ran to its end
+    # the schedule ran to its end; on a busy machine the hard deadline, which keeps the last
+    # validation in time, may cut steps of its last 1% (never skipped, so never caught up)
+    assert 0 <= plan.steps - learner.plan_step <= plan.steps // 100
     assert max(rates.lrs) > 0.3e-2 and rates.lrs[-1] < 1e-4  # up to the peak, then annealed
     rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["lr"] < 1e-4 and len(rows) == len(learner.history) >= 1

@@ -53,7 +53,7 @@ def make_learner(
         torch.manual_seed(t.seed + dist.rank)
     batches = StreamBatches(data.train_ids, t.bs, t.bptt)
     sample = config.plan.valid_tokens if config.plan is not None else None  # a long split: a sample spread over it
-    valid = stream_batches_for_eval(data.valid_ids, t.bs, t.bptt, tokens=sample or None)
+    valid = stream_batches_for_eval(data.valid_ids, t.bs, t.bptt, tokens=sample)
     log_every = max(1, min(20, len(batches) // 10))  # at least ten loss points an epoch
     valid_at = config.plan.valid_at if config.plan is not None else None
     if valid_at is not None:

@@ -114,7 +114,7 @@ class Choice:
             text += f"; dropout {dropout:g}" + (f" and weight dropout {weight_dropout:g}" if weight_dropout else "")
             text += f" for {epochs:.1f} epochs"
             if params_per_token < 1:
-                worth = epochs * math.sqrt(params_per_token)
+                worth = dropout_epochs(epochs, params_per_token)
                 text += f" of {params_per_token:.2f} parameters a training token (as {worth:.2f} for the dropout)"
         if ends_early:
             text += f"; it ends early: {MAX_EPOCHS:g} epochs at most (more over-fit a corpus this small)"
@@ -133,11 +133,17 @@ def walk_ladder(sizes: int, start: int, epochs_of: Callable[[int], float]) -> in
     return k
 
 
+def dropout_epochs(epochs: float, params_per_token: float = 1.0) -> float:
+    """The epochs a model's dropout is chosen for: those it trains, fewer for one with fewer
+    parameters than the corpus has training tokens (``params_per_token`` below 1), by the square
+    root of its parameters a token."""
+    return epochs * math.sqrt(min(1.0, params_per_token))
+
+
 def dropout_for(epochs: float, params_per_token: float = 1.0) -> tuple[float, float]:
-    """The dropout and weight dropout of a model that will train ``epochs`` epochs of its corpus;
-    one with fewer parameters than the corpus has training tokens (``params_per_token`` below 1)
-    takes those of fewer epochs, by the square root of its parameters a token."""
-    passes = epochs * math.sqrt(min(1.0, params_per_token))
+    """The dropout and weight dropout of a model that will train ``epochs`` epochs of its corpus
+    (``dropout_epochs``: fewer for a model smaller than its corpus)."""
+    passes = dropout_epochs(epochs, params_per_token)
     return next((dropout, weight) for bound, dropout, weight in DROPOUTS if passes < bound)
 
 

@@ -19,8 +19,11 @@ The floor of one step is one pass of matrix-vector products over all of its weig
 W_hh h of every layer and the decoder's W h, each ``torch.addmv`` or ``torch.mv`` on contiguous
 weights, whichever is faster; the embedding row lookup aside). rnnlm's loop is
 ``GenerationSession.complete`` at its default settings (temperature 1, no top-k or top-p), the
-path of ``rnnlm generate``; "general step" is the same stream through the batched step (a
-finished stream beside it), the path every batch-1 token took before the single-stream step.
+path of ``rnnlm generate``, with the step it takes at these threads ("step": "C", the native
+kernel of ``rnnlm.generation.native_step`` on one thread; "torch" otherwise); "torch step" is
+the same loop on the torch single-stream step and draw (``SingleStreamStep(native=False)``);
+"general step" is the same stream through the batched step (a finished stream beside it), the
+path every batch-1 token took before the single-stream step.
 All run in turn (A B C A B C ...), each keeps its fastest run. Run it with --threads 1 and 2.
 
     python benchmarks/generation.py --bound [--chars 500] [--threads 1]
@@ -48,6 +51,7 @@ from rnnlm.models import RecurrentLM  # noqa: E402
 from rnnlm.runfolder import Run  # noqa: E402
 from rnnlm.generation.sampling import Sampling, draw  # noqa: E402
 from rnnlm.generation.session import GenerationSession  # noqa: E402
+from rnnlm.generation.single_stream_step import SingleStreamStep  # noqa: E402
 
 ALPHABET = "\n !\"'(),-.:;?abcdefghijklmnopqrstuvwxyz0123456789_=[]"
 PRIME = "for those who know the spirit of the age and the will to power, " * 4
@@ -191,11 +195,12 @@ def bound_table(tokens: int, seconds: float) -> str:
     for name, config in BOUND_MODELS.items():
         torch.manual_seed(0)
         model = RecurrentLM(len(vocab), config).eval()
-        session = session_of(model, tokenizer, vocab)
+        session, torch_session = session_of(model, tokenizer, vocab), session_of(model, tokenizer, vocab)
+        torch_session.single = SingleStreamStep(model, native=False)
         (done,) = session.start(PRIME[:8], max_tokens=0)
 
-        def loop():
-            for _ in session.complete(PRIME[:8], max_tokens=tokens, seed=0):
+        def loop(on=session):
+            for _ in on.complete(PRIME[:8], max_tokens=tokens, seed=0):
                 pass
 
         def general():
@@ -203,14 +208,16 @@ def bound_table(tokens: int, seconds: float) -> str:
             for _ in session.run_streams([stream, done]):
                 pass
 
-        mv, addmv, ours, before = (t / tokens for t in best_times(
-            [matvec_pass(model, tokens, torch.mv), matvec_pass(model, tokens, torch.addmv), loop, general], seconds))
+        mv, addmv, ours, torch_loop, before = (t / tokens for t in best_times(
+            [matvec_pass(model, tokens, torch.mv), matvec_pass(model, tokens, torch.addmv), loop,
+             lambda: loop(torch_session), general], seconds))
         floor = min(mv, addmv)
-        rows.append([name, len(vocab), f"{1e3 * floor:.3f}", f"{1e3 * ours:.3f}", f"{floor / ours:.0%}",
-                     f"{1e3 * before:.3f}", f"{floor / before:.0%}"])
+        step = "C" if session.single_step().native is not None else "torch"
+        rows.append([name, len(vocab), f"{1e3 * floor:.3f}", step, f"{1e3 * ours:.3f}", f"{floor / ours:.0%}",
+                     f"{1e3 * torch_loop:.3f}", f"{floor / torch_loop:.0%}", f"{1e3 * before:.3f}", f"{floor / before:.0%}"])
         print(f"  {name} done", file=sys.stderr, flush=True)
-    return table(["model", "vocab", "floor ms/step", "rnnlm ms/token", "floor / rnnlm",
-                  "general step ms/token", "floor / general"], rows)
+    return table(["model", "vocab", "floor ms/step", "step", "rnnlm ms/token", "floor / rnnlm",
+                  "torch step ms/token", "floor / torch step", "general step ms/token", "floor / general"], rows)
 
 
 @torch.inference_mode()

@@ -6,7 +6,7 @@ import torch
 from rnnlm.config import ModelConfig
 from rnnlm.models import RecurrentLM
 from rnnlm.generation.batched_step import BatchedStep
-from rnnlm.generation.single_stream_step import SingleStreamStep
+from rnnlm.generation.single_stream_step import SingleStreamStep, TorchSingleStep
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
@@ -105,7 +105,7 @@ def test_the_scripted_single_step_is_the_eager_one_bit_for_bit(cell):
     eager function's logits and state exactly, token after token."""
     torch.manual_seed(0)
     model = RecurrentLM(40, ModelConfig(cell=cell, layers=2, emb=16, hidden=32, tie=False)).eval()
-    scripted, eager = SingleStreamStep(model), SingleStreamStep(model, script=False)
+    scripted, eager = TorchSingleStep(model), TorchSingleStep(model, script=False)
     assert isinstance(scripted.run, torch.jit.ScriptFunction) and not isinstance(eager.run, torch.jit.ScriptFunction)
     state = model.init_state(1)
     ours = theirs = tuple(s.normal_() for s in state) if isinstance(state, tuple) else state.normal_()

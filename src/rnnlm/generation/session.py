@@ -200,15 +200,21 @@ class GenerationSession:
 
     def step_one(self, stream: Stream) -> Piece:
         """``step`` for a single stream: the same token and text, with less work around the model."""
-        logits = stream.logits  # (V,)
-        token_id = draw_one(torch.add(logits, self.ban_bias), stream.sampling, stream.rng.random())  # masked_fill, less work
+        logits, sampling, native = stream.logits, stream.sampling, self.single_step().native  # (V,)
+        if native is not None and not sampling.greedy and not sampling.truncates:
+            token_id = native.draw(logits, self.ban_bias, sampling.temperature, stream.rng.random())
+        else:
+            token_id = draw_one(torch.add(logits, self.ban_bias), sampling, stream.rng.random())  # masked_fill, less work
         record = self.token_records(logits[None], [stream], [token_id])[0] if stream.logprobs is not None else None
         piece = self.advance(stream, token_id, record)
         if not stream.finished:
-            if self.single is None:
-                self.single = SingleStreamStep(self.model)
-            stream.logits, stream.state = self.single.step(token_id, stream.state)
+            stream.logits, stream.state = self.single_step().step(token_id, stream.state)
         return piece
+
+    def single_step(self) -> SingleStreamStep:
+        if self.single is None:
+            self.single = SingleStreamStep(self.model)
+        return self.single
 
     def advance(self, stream: Stream, token_id: int, record: TokenRecord | None) -> Piece:
         """Account for one drawn token: its text through the stop rules, the budgets, the end."""

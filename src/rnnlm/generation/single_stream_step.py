@@ -1,5 +1,11 @@
 """One token for one stream: the step of ``rnnlm generate`` and of a server with one client.
 
+``SingleStreamStep`` takes the C kernel's step (``native_step``) for an LSTM or RNN where it
+builds and torch runs on one thread (a server's worker does): one call for the whole step. With
+more threads torch's products run threaded and win on larger models, and a GRU has no kernel:
+those take the torch step below (``TorchSingleStep``). Measured in benchmarks/README.md
+("Batch-1 generation against its floor").
+
 At batch 1 a step is a few matrix-vector products, so its floor is the time to stream the
 weights through them once; what it costs beyond that is the work around them. ``BatchedStep``'s
 packed oneDNN linear is the fastest at a batch of streams but slow at one row (its call costs
@@ -30,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from rnnlm.generation.batched_step import gru_update
+from rnnlm.generation.native_step import NativeStep
 from rnnlm.generation.scripted import scripted
 from rnnlm.models.recurrent import RecurrentLM, State
 
@@ -69,7 +76,31 @@ def rnn_step(x: Tensor, h_all: Tensor, weights: List[Tensor], biases: List[Tenso
 
 
 class SingleStreamStep:
-    """``step(token, state)``: logits (V,) and the new state after one token of one stream."""
+    """``step(token, state)``: logits (V,) and the new state after one token of one stream, by
+    the C kernel where it applies (``native`` False: never), else by ``TorchSingleStep``."""
+
+    def __init__(self, model: RecurrentLM, script: bool = True, native: bool = True):
+        self.model, self.script = model, script
+        self.native_step = NativeStep.of(model) if native else None
+        self.torch_step: TorchSingleStep | None = None  # built at first use
+
+    @property
+    def native(self) -> NativeStep | None:
+        """The C step where it is built and torch runs on one thread, else None."""
+        return self.native_step if self.native_step is not None and torch.get_num_threads() == 1 else None
+
+    def step(self, token: int, state: State) -> tuple[torch.Tensor, State]:
+        """Call it under ``torch.inference_mode()`` (``GenerationSession.step`` does)."""
+        native = self.native
+        if native is not None:
+            return native.step(token, state)
+        if self.torch_step is None:
+            self.torch_step = TorchSingleStep(self.model, self.script)
+        return self.torch_step.step(token, state)
+
+
+class TorchSingleStep:
+    """``SingleStreamStep``'s step in torch calls: every layer one ``addmv``, the gates in place."""
 
     def __init__(self, model: RecurrentLM, script: bool = True):
         config = model.config

@@ -1,7 +1,9 @@
 """The batch-1 step and draw in C (rnnlm.generation.native_step, rnnlm/native/single_step.c):
 the model's numbers to float rounding, the draw's tokens, and the build that falls back."""
 
+import gc
 import io
+import os
 import threading
 from dataclasses import replace
 
@@ -78,6 +80,52 @@ def test_the_table_of_input_parts_gives_the_same_numbers_bit_for_bit(cell):
         assert torch.equal(la, lb)
         for x, y in zip(parts(a), parts(b), strict=True):
             assert torch.equal(x, y)
+
+
+@needs_kernel
+@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_share_a_step_with_the_same_numbers_bit_for_bit(cell, threads):
+    """A step shared by a pool of threads (each its blocks of units and of logits) gives the
+    numbers of one thread alone, exactly: sizes that are not whole blocks included."""
+    model = model_of(cell, layers=2, emb=12, hidden=37, vocab=131)
+    stepper, before = NativeStep.of(model), torch.get_num_threads()
+    alone = shared = random_state(model)
+    try:
+        for token in [3, 130, 17, 0, 64]:
+            torch.set_num_threads(1)
+            la, alone = stepper.step(token, alone)
+            torch.set_num_threads(threads)
+            lb, shared = stepper.step(token, shared)
+            assert torch.equal(la, lb)
+            for a, b in zip(parts(alone), parts(shared), strict=True):
+                assert torch.equal(a, b)
+        assert stepper.pools[(threads, os.getpid())]
+    finally:
+        torch.set_num_threads(before)
+
+
+@needs_kernel
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_a_pools_threads_end_with_its_step():
+    def threads():
+        return len(os.listdir("/proc/self/task"))
+
+    before_threads = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        model = model_of()
+        state = random_state(model)
+        torch.mm(torch.ones(256, 256), torch.ones(256, 256))  # torch's own threads, if any, made before counting
+        count = threads()
+        stepper = NativeStep.of(model)
+        stepper.step(5, state)
+        assert threads() == count + 2  # the caller and two helpers share a step
+        del stepper
+        gc.collect()
+        assert threads() == count
+    finally:
+        torch.set_num_threads(before_threads)
 
 
 @needs_kernel

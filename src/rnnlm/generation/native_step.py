@@ -17,6 +17,9 @@ The weights are copied (transposed) when the step is built: build it after any c
 from __future__ import annotations
 
 import ctypes
+import os
+import threading
+import weakref
 
 import torch
 
@@ -26,7 +29,17 @@ from rnnlm.native.build import library
 CELLS = {"rnn": 0, "lstm": 1}  # the kernel's codes; a GRU keeps the torch step
 GATES = {"rnn": 1, "lstm": 4}
 TABLE_BYTES = 32 * 2**20  # the largest table of first-layer input parts kept (V x G*H floats)
+UNITS, COLUMNS = 16, 64  # the kernel's blocks: units of a layer, logits of the head
 POINTER = ctypes.c_void_p
+
+
+def in_blocks(w: torch.Tensor, gates: int, block: int) -> torch.Tensor:
+    """``w`` (K, gates x N), each gate's N columns side by side, as the kernel's blocks (N / block,
+    K, gates x block), contiguous: block b holds columns b x block onwards of every gate, the
+    last one padded with zeros."""
+    k, n = w.shape[0], w.shape[1] // gates
+    padded = torch.nn.functional.pad(w.reshape(k, gates, n), (0, -n % block))  # (K, gates, N')
+    return padded.reshape(k, gates, -1, block).permute(2, 0, 1, 3).reshape(-1, k, gates * block).contiguous()
 
 
 class Model(ctypes.Structure):
@@ -41,13 +54,25 @@ def kernels() -> ctypes.CDLL | None:
     """The library with its functions' argument types, or None where it cannot be had."""
     lib = library("single_step")
     if lib is not None:
-        lib.rnnlm_single_step.argtypes = [ctypes.POINTER(Model), ctypes.c_long] + [POINTER] * 5
+        lib.rnnlm_single_step.argtypes = [POINTER, ctypes.c_long] + [POINTER] * 5  # the model by its address
         lib.rnnlm_single_step.restype = ctypes.c_int
         lib.rnnlm_single_input_table.argtypes = [ctypes.POINTER(Model), POINTER]
         lib.rnnlm_single_input_table.restype = None
+        lib.rnnlm_single_step_pooled.argtypes = [POINTER, POINTER, ctypes.c_long] + [POINTER] * 5
+        lib.rnnlm_single_step_pooled.restype = ctypes.c_int
+        lib.rnnlm_pool_new.argtypes, lib.rnnlm_pool_new.restype = [ctypes.c_int], POINTER
+        lib.rnnlm_pool_free.argtypes, lib.rnnlm_pool_free.restype = [POINTER], None
         lib.rnnlm_draw.argtypes = [POINTER, POINTER, ctypes.c_int, ctypes.c_float, ctypes.c_double]
         lib.rnnlm_draw.restype = ctypes.c_long
     return lib
+
+
+def free_pools(lib: ctypes.CDLL, pools: dict[tuple[int, int], int | None]) -> None:
+    """Stop and join this process's pool threads (a forked child's copies of its parent's are not its own)."""
+    for (_, pid), pool in pools.items():
+        if pool and pid == os.getpid():
+            lib.rnnlm_pool_free(pool)
+    pools.clear()
 
 
 class NativeStep:
@@ -58,14 +83,16 @@ class NativeStep:
         config = model.config
         self.cell, self.layers, self.hidden = config.cell, config.layers, config.hidden
         embedding = model.embedding.weight.detach()
-        self.vocab, gates = model.head.out_features, GATES[self.cell] * self.hidden
+        self.vocab = model.head.out_features
+        gates = GATES[self.cell] * UNITS * -(-self.hidden // UNITS)  # a token's row of the table
         self.params = [embedding.contiguous()]  # kept alive: the kernel holds their addresses
         for i in range(self.layers):
             rnn, k = (model.rnn[i], 0) if config.locked_dropout else (model.rnn, i)
             w = torch.cat([getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"weight_hh_l{k}")], 1).detach()
             b = getattr(rnn, f"bias_ih_l{k}").detach() + getattr(rnn, f"bias_hh_l{k}").detach()
-            self.params += [w.t().contiguous(), b.contiguous()]  # (in + H, G*H), (G*H,)
-        self.params += [model.head.weight.detach().t().contiguous(), model.head.bias.detach().contiguous()]  # (H, V)
+            self.params += [in_blocks(w.t(), GATES[self.cell], UNITS), in_blocks(b[None], GATES[self.cell], UNITS)[:, 0]]
+        self.params += [in_blocks(model.head.weight.detach().t(), 1, COLUMNS),
+                        in_blocks(model.head.bias.detach()[None], 1, COLUMNS).flatten()]
         self.addresses = (POINTER * len(self.params))(*[p.data_ptr() for p in self.params])
         self.model = Model(CELLS[self.cell], self.layers, self.hidden, embedding.shape[1], self.vocab,
                            self.addresses, None)
@@ -74,8 +101,19 @@ class NativeStep:
             self.table = torch.empty(self.vocab, gates)  # (V, G*H)
             lib.rnnlm_single_input_table(self.model, self.table.data_ptr())
             self.model.input_table = self.table.data_ptr()
-        self.run, self.at, self.sample = lib.rnnlm_single_step, ctypes.pointer(self.model), lib.rnnlm_draw
-        self.shape = (self.layers, 1, self.hidden)
+        self.lib, self.run, self.at, self.sample = lib, lib.rnnlm_single_step, ctypes.addressof(self.model), lib.rnnlm_draw
+        self.run_pooled, self.shape = lib.rnnlm_single_step_pooled, (self.layers, 1, self.hidden)
+        self.pools: dict[tuple[int, int], int | None] = {}  # (threads, process id) -> the kernel's pool
+        self.pool_lock = threading.Lock()  # one step at a time on a pool; a second caller steps alone
+        weakref.finalize(self, free_pools, lib, self.pools)
+
+    def pool(self, threads: int) -> int | None:
+        """The kernel's pool of ``threads`` threads in this process (made at first use; a forked
+        child makes its own), or None where its threads could not be had."""
+        key = (threads, os.getpid())
+        if key not in self.pools:
+            self.pools[key] = self.lib.rnnlm_pool_new(threads)
+        return self.pools[key]
 
     @classmethod
     def of(cls, model: RecurrentLM, table: bool = True) -> NativeStep | None:
@@ -93,8 +131,17 @@ class NativeStep:
         h, c = (state[0].contiguous(), state[1].contiguous()) if lstm else (state.contiguous(), None)  # (layers, 1, H)
         h_new, logits = torch.empty(self.shape), torch.empty(self.vocab)  # fresh: a state may be shared, never written
         c_new = torch.empty(self.shape) if lstm else h_new
-        failed = self.run(self.at, token, h.data_ptr(), (c if lstm else h).data_ptr(), h_new.data_ptr(),
-                          c_new.data_ptr(), logits.data_ptr())
+        args = (token, h.data_ptr(), (c if lstm else h).data_ptr(), h_new.data_ptr(), c_new.data_ptr(),
+                logits.data_ptr())
+        threads = torch.get_num_threads()
+        if threads > 1 and self.pool_lock.acquire(blocking=False):
+            try:
+                pool = self.pool(threads)
+                failed = self.run_pooled(pool, self.at, *args) if pool else self.run(self.at, *args)
+            finally:
+                self.pool_lock.release()
+        else:
+            failed = self.run(self.at, *args)
         if failed:
             raise MemoryError("the native step could not allocate its scratch memory")
         return logits, ((h_new, c_new) if lstm else h_new)

@@ -87,7 +87,7 @@ class SingleStreamStep:
     @property
     def native(self) -> NativeStep | None:
         """The C step where it is built and torch runs on one thread, else None."""
-        return self.native_step if self.native_step is not None and torch.get_num_threads() == 1 else None
+        return self.native_step
 
     def step(self, token: int, state: State) -> tuple[torch.Tensor, State]:
         """Call it under ``torch.inference_mode()`` (``GenerationSession.step`` does)."""

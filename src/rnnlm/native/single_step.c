@@ -5,51 +5,49 @@
    work, and each pulling the interpreter back into a cache the weights have just flushed; here
    they are one pass over the gates while they are still in the first-level cache.
 
-   Every weight matrix is given transposed, (inputs, outputs) row-major, so a product adds one
-   input's row at a time to the outputs: the inner loop runs over contiguous outputs and
-   vectorizes without reordering any output's sum. Each output adds its inputs in order.
+   The weights come in blocks: a block of a layer holds the gates of UNITS units (input, forget,
+   cell, output for an LSTM, as torch orders them; one for an RNN) for every input, row by row,
+   (inputs, gates x UNITS); a block of the head holds COLUMNS logits, (H, COLUMNS). A block's
+   outputs are summed in a few registers while its rows stream past once, in memory order: each
+   output adds its inputs one at a time, in order. Sizes are padded to whole blocks with zeros.
 
    `struct rnnlm_single_model` holds the sizes and one array of pointers to the weights (made
    once, kept alive by the caller):
-     [embedding (V, E)] then per layer [W (in + H, G*H), b (G*H)] then [head W (H, V), head b (V)]
-   with G = 4 for an LSTM (gate order input, forget, cell, output, as torch's) and 1 for an RNN.
-   in = E for the first layer and H above it; W's first `in` rows act on the layer's input, the
-   next H rows on its state. `input_table`, when set, holds every token's first-layer input part
-   (`rnnlm_single_input_table`).
+     [embedding (V, E)] then per layer [W (blocks, in + H, G x UNITS), b (blocks, G x UNITS)]
+     then [head W (head blocks, H, COLUMNS), head b (head blocks x COLUMNS)]
+   in = E for the first layer and H above it; a block's first `in` rows act on the layer's input,
+   the next H rows on its state. `input_table`, when set, holds every token's first-layer input
+   part with its bias, (V, blocks, G x UNITS) (`rnnlm_single_input_table`).
 
    The state comes in as h (layers, H) and, for an LSTM, c (layers, H), and the new state goes
-   out to other memory: a stream's state may be shared with its siblings, so it is never written. */
+   out to other memory: a stream's state may be shared with its siblings, so it is never written.
+
+   With a pool (`rnnlm_pool_new`), P threads share a step: thread p takes the same blocks of every
+   layer and of the head at every step, so its part of the weights stays in its own core's cache; they meet at a barrier after each layer. A helper spins a
+   little for the next step, then sleeps. Each output is summed as it is alone, so any number of
+   threads gives the same numbers bit for bit. */
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define RNNLM_LSTM 1
 #define RNNLM_RNN 0
+#define MAX_PARTIES 64
+#define UNITS 16
+#define COLUMNS 64
+#define SPIN_NS 200000L /* how long a helper spins for the next step before it sleeps */
 
-/* y (n) += x (k) . w (k, n): eight inputs at a time, each output's sum in input order. */
-static void add_product(float *restrict y, const float *restrict w, const float *restrict x, int k, int n) {
-    int j = 0;
-    for (; j + 8 <= k; j += 8) {
-        const float *restrict r = w + (size_t)j * n;
-        const float x0 = x[j], x1 = x[j + 1], x2 = x[j + 2], x3 = x[j + 3];
-        const float x4 = x[j + 4], x5 = x[j + 5], x6 = x[j + 6], x7 = x[j + 7];
-        for (int o = 0; o < n; o++) {
-            float s = y[o] + x0 * r[o];
-            s += x1 * r[n + o];
-            s += x2 * r[2 * n + o];
-            s += x3 * r[3 * n + o];
-            s += x4 * r[4 * n + o];
-            s += x5 * r[5 * n + o];
-            s += x6 * r[6 * n + o];
-            y[o] = s + x7 * r[7 * n + o];
-        }
-    }
-    for (; j < k; j++) {
+/* acc (n) += x (k) . w (k, n), row-major: input by input, in order. */
+static inline void block_product(float *restrict acc, const float *restrict w, const float *restrict x, int k, int n) {
+    for (int j = 0; j < k; j++) {
         const float xj = x[j];
         const float *restrict r = w + (size_t)j * n;
         for (int o = 0; o < n; o++)
-            y[o] += xj * r[o];
+            acc[o] += xj * r[o];
     }
 }
 
@@ -74,82 +72,246 @@ static inline float sigmoid(float a) { return 1.0f / (1.0f + exp_approx(-a)); }
 
 static inline float tanh_approx(float a) { return 2.0f * sigmoid(2.0f * a) - 1.0f; }
 
+static inline void spin_pause(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
 struct rnnlm_single_model {
     int cell, layers, hidden, embed, vocab;
     const float *const *params;
     const float *input_table; /* (V, G*H): each token's first-layer input part with its bias, or NULL */
 };
 
-/* The first layer's gates before its state's part: the table's row, or the bias plus the
-   embedding row's product (the same sums in the same order either way). */
-static void first_input(const struct rnnlm_single_model *m, long token, int g, float *gates) {
-    if (m->input_table != NULL) {
-        const float *row = m->input_table + (size_t)token * g;
-        for (int o = 0; o < g; o++)
-            gates[o] = row[o];
-        return;
+static int gates_per_unit(const struct rnnlm_single_model *m) { return m->cell == RNNLM_LSTM ? 4 : 1; }
+
+static int blocks_of(int size, int block) { return (size + block - 1) / block; }
+
+/* Block `b` of the first layer's gates before its state's part (n = G x UNITS): the table's row,
+   or the bias plus the embedding row's product (the same sums in the same order either way). */
+static void first_input(const struct rnnlm_single_model *m, long token, int b, int n, float *acc) {
+    const size_t row = (size_t)blocks_of(m->hidden, UNITS) * n;
+    const float *from = m->input_table != NULL ? m->input_table + token * row + (size_t)b * n : m->params[2] + (size_t)b * n;
+    for (int o = 0; o < n; o++)
+        acc[o] = from[o];
+    if (m->input_table == NULL) {
+        const float *w = m->params[1] + (size_t)b * (m->embed + m->hidden) * n;
+        block_product(acc, w, m->params[0] + (size_t)token * m->embed, m->embed, n);
     }
-    const float *b = m->params[2];
-    for (int o = 0; o < g; o++)
-        gates[o] = b[o];
-    add_product(gates, m->params[1], m->params[0] + (size_t)token * m->embed, m->embed, g);
 }
 
-static int gate_rows(const struct rnnlm_single_model *m) { return (m->cell == RNNLM_LSTM ? 4 : 1) * m->hidden; }
-
-/* Fills `table` (V, G*H) with every token's first-layer input part: what `first_input` computes. */
+/* Fills `table` (V, blocks, G x UNITS) with every token's first-layer input part: what
+   `first_input` computes. */
 void rnnlm_single_input_table(const struct rnnlm_single_model *m, float *table) {
     const struct rnnlm_single_model plain = {m->cell, m->layers, m->hidden, m->embed, m->vocab, m->params, NULL};
-    const int g = gate_rows(m);
+    const int n = gates_per_unit(m) * UNITS, blocks = blocks_of(m->hidden, UNITS);
     for (long v = 0; v < m->vocab; v++)
-        first_input(&plain, v, g, table + (size_t)v * g);
+        for (int b = 0; b < blocks; b++)
+            first_input(&plain, v, b, n, table + ((size_t)v * blocks + b) * n);
+}
+
+struct barrier {
+    atomic_int arrived, phase;
+};
+
+static void barrier_wait(struct barrier *b, int parties) {
+    if (parties == 1)
+        return;
+    const int phase = atomic_load(&b->phase);
+    if (atomic_fetch_add(&b->arrived, 1) == parties - 1) {
+        atomic_store(&b->arrived, 0);
+        atomic_fetch_add(&b->phase, 1);
+        return;
+    }
+    while (atomic_load(&b->phase) == phase)
+        spin_pause();
+}
+
+struct step_args {
+    const struct rnnlm_single_model *m;
+    long token;
+    const float *h_in, *c_in;
+    float *h_out, *c_out, *logits;
+};
+
+/* Block b of layer i: its units' gates from input x (in) and state, then their new state. */
+static void layer_block(const struct step_args *a, int i, const float *x, int in, int b) {
+    const struct rnnlm_single_model *m = a->m;
+    const int hidden = m->hidden, per = gates_per_unit(m), n = per * UNITS;
+    const float *w = m->params[1 + 2 * i] + (size_t)b * (in + hidden) * n;
+    float acc[4 * UNITS];
+    if (i == 0) {
+        first_input(m, a->token, b, n, acc);
+    } else {
+        const float *bias = m->params[2 + 2 * i] + (size_t)b * n;
+        for (int o = 0; o < n; o++)
+            acc[o] = bias[o];
+        block_product(acc, w, x, in, n);
+    }
+    block_product(acc, w + (size_t)in * n, a->h_in + (size_t)i * hidden, hidden, n);
+    const int u0 = b * UNITS, units = hidden - u0 < UNITS ? hidden - u0 : UNITS;
+    float *h_new = a->h_out + (size_t)i * hidden + u0;
+    if (m->cell == RNNLM_LSTM) {
+        const float *c = a->c_in + (size_t)i * hidden + u0;
+        float *c_new = a->c_out + (size_t)i * hidden + u0;
+        for (int u = 0; u < units; u++) {
+            const float gi = sigmoid(acc[u]), gf = sigmoid(acc[UNITS + u]);
+            const float gc = tanh_approx(acc[2 * UNITS + u]), go = sigmoid(acc[3 * UNITS + u]);
+            c_new[u] = gf * c[u] + gi * gc;
+            h_new[u] = go * tanh_approx(c_new[u]);
+        }
+    } else {
+        for (int u = 0; u < units; u++)
+            h_new[u] = tanh_approx(acc[u]);
+    }
+}
+
+/* Block c of the head: COLUMNS logits from the top layer's new state x. */
+static void head_block(const struct step_args *a, const float *x, int c) {
+    const struct rnnlm_single_model *m = a->m;
+    const float *w = m->params[1 + 2 * m->layers] + (size_t)c * m->hidden * COLUMNS;
+    const float *bias = m->params[2 + 2 * m->layers] + (size_t)c * COLUMNS;
+    float acc[COLUMNS];
+    for (int o = 0; o < COLUMNS; o++)
+        acc[o] = bias[o];
+    block_product(acc, w, x, m->hidden, COLUMNS);
+    const int v0 = c * COLUMNS, n = m->vocab - v0 < COLUMNS ? m->vocab - v0 : COLUMNS;
+    for (int o = 0; o < n; o++)
+        a->logits[v0 + o] = acc[o];
+}
+
+/* Party p of `parties`: its blocks of every layer, meeting the others after each, then its
+   blocks of the head. */
+static void run_party(const struct step_args *a, int p, int parties, struct barrier *sync) {
+    const struct rnnlm_single_model *m = a->m;
+    const int blocks = blocks_of(m->hidden, UNITS), head_blocks = blocks_of(m->vocab, COLUMNS);
+    const float *x = m->params[0] + (size_t)a->token * m->embed;
+    int in = m->embed;
+    for (int i = 0; i < m->layers; i++) {
+        for (int b = blocks * p / parties; b < blocks * (p + 1) / parties; b++)
+            layer_block(a, i, x, in, b);
+        barrier_wait(sync, parties);
+        x = a->h_out + (size_t)i * m->hidden;
+        in = m->hidden;
+    }
+    for (int c = head_blocks * p / parties; c < head_blocks * (p + 1) / parties; c++)
+        head_block(a, x, c);
 }
 
 /* One token: the new state into h_out (and c_out for an LSTM), the logits into `logits` (V).
-   Returns 0; 1 for a cell this file does not step, 2 where scratch memory could not be had. */
+   Returns 0, or 1 for a cell this file does not step. */
 int rnnlm_single_step(const struct rnnlm_single_model *m, long token, const float *h_in, const float *c_in,
                       float *h_out, float *c_out, float *logits) {
     if (m->cell != RNNLM_LSTM && m->cell != RNNLM_RNN)
         return 1;
-    const int hidden = m->hidden, g = gate_rows(m);
-    float *gates = malloc(sizeof(float) * (size_t)g);
-    if (gates == NULL)
-        return 2;
-    const float *x = m->params[0] + (size_t)token * m->embed; /* (E,) */
-    int in = m->embed;
-    for (int i = 0; i < m->layers; i++) {
-        const float *w = m->params[1 + 2 * i], *b = m->params[2 + 2 * i];
-        const float *h = h_in + (size_t)i * hidden;
-        if (i == 0) {
-            first_input(m, token, g, gates);
-        } else {
-            for (int o = 0; o < g; o++)
-                gates[o] = b[o];
-            add_product(gates, w, x, in, g);
-        }
-        add_product(gates, w + (size_t)in * g, h, hidden, g);
-        float *h_new = h_out + (size_t)i * hidden;
-        if (m->cell == RNNLM_LSTM) {
-            const float *c = c_in + (size_t)i * hidden;
-            float *c_new = c_out + (size_t)i * hidden;
-            for (int u = 0; u < hidden; u++) {
-                const float gi = sigmoid(gates[u]), gf = sigmoid(gates[hidden + u]);
-                const float gc = tanh_approx(gates[2 * hidden + u]), go = sigmoid(gates[3 * hidden + u]);
-                c_new[u] = gf * c[u] + gi * gc;
-                h_new[u] = go * tanh_approx(c_new[u]);
-            }
-        } else {
-            for (int u = 0; u < hidden; u++)
-                h_new[u] = tanh_approx(gates[u]);
-        }
-        x = h_new;
-        in = hidden;
+    const struct step_args a = {m, token, h_in, c_in, h_out, c_out, logits};
+    run_party(&a, 0, 1, NULL);
+    return 0;
+}
+
+struct rnnlm_pool {
+    int parties, started;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    atomic_long step;  /* counts the steps handed out */
+    atomic_int stop;
+    const struct step_args *args;
+    struct barrier sync;
+    pthread_t threads[MAX_PARTIES];
+    struct helper { struct rnnlm_pool *pool; int party; } helpers[MAX_PARTIES];
+};
+
+static long nanoseconds(void) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec * 1000000000L + now.tv_nsec;
+}
+
+/* The next step after `seen`, or -1 when the pool stops: spin for SPIN_NS, then sleep. */
+static long next_step(struct rnnlm_pool *pool, long seen) {
+    const long since = nanoseconds();
+    for (int i = 1;; i++) {
+        if (atomic_load(&pool->stop))
+            return -1;
+        const long step = atomic_load(&pool->step);
+        if (step != seen)
+            return step;
+        if (i % 1024 == 0 && nanoseconds() - since > SPIN_NS)
+            break;
+        spin_pause();
     }
-    free(gates);
-    const float *head_w = m->params[1 + 2 * m->layers], *head_b = m->params[2 + 2 * m->layers];
-    for (int v = 0; v < m->vocab; v++)
-        logits[v] = head_b[v];
-    add_product(logits, head_w, x, hidden, m->vocab);
+    pthread_mutex_lock(&pool->lock);
+    while (atomic_load(&pool->step) == seen && !atomic_load(&pool->stop))
+        pthread_cond_wait(&pool->wake, &pool->lock);
+    const long step = atomic_load(&pool->stop) ? -1 : atomic_load(&pool->step);
+    pthread_mutex_unlock(&pool->lock);
+    return step;
+}
+
+static void *helper_life(void *arg) {
+    struct helper *self = arg;
+    struct rnnlm_pool *pool = self->pool;
+    long seen = 0;
+    while ((seen = next_step(pool, seen)) >= 0) {
+        run_party(pool->args, self->party, pool->parties, &pool->sync);
+        barrier_wait(&pool->sync, pool->parties); /* the step's end: the caller may return */
+    }
+    return NULL;
+}
+
+void rnnlm_pool_free(struct rnnlm_pool *pool) {
+    if (pool == NULL)
+        return;
+    pthread_mutex_lock(&pool->lock);
+    atomic_store(&pool->stop, 1);
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+    for (int p = 1; p < pool->started; p++)
+        pthread_join(pool->threads[p], NULL);
+    pthread_cond_destroy(&pool->wake);
+    pthread_mutex_destroy(&pool->lock);
+    free(pool);
+}
+
+/* A pool of `parties` threads to share steps: the caller and parties - 1 helpers. NULL where the
+   threads could not be had. */
+struct rnnlm_pool *rnnlm_pool_new(int parties) {
+    if (parties < 2 || parties > MAX_PARTIES)
+        return NULL;
+    struct rnnlm_pool *pool = calloc(1, sizeof(struct rnnlm_pool));
+    if (pool == NULL)
+        return NULL;
+    pool->parties = parties;
+    pool->started = 1;
+    pthread_mutex_init(&pool->lock, NULL);
+    pthread_cond_init(&pool->wake, NULL);
+    for (int p = 1; p < parties; p++) {
+        pool->helpers[p] = (struct helper){pool, p};
+        if (pthread_create(&pool->threads[p], NULL, helper_life, &pool->helpers[p]) != 0) {
+            rnnlm_pool_free(pool);
+            return NULL;
+        }
+        pool->started = p + 1;
+    }
+    return pool;
+}
+
+/* `rnnlm_single_step` shared by the pool's threads. One caller at a time per pool. */
+int rnnlm_single_step_pooled(struct rnnlm_pool *pool, const struct rnnlm_single_model *m, long token,
+                             const float *h_in, const float *c_in, float *h_out, float *c_out, float *logits) {
+    if (m->cell != RNNLM_LSTM && m->cell != RNNLM_RNN)
+        return 1;
+    const struct step_args a = {m, token, h_in, c_in, h_out, c_out, logits};
+    pool->args = &a;
+    pthread_mutex_lock(&pool->lock);
+    atomic_fetch_add(&pool->step, 1);
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+    run_party(&a, 0, pool->parties, &pool->sync);
+    barrier_wait(&pool->sync, pool->parties);
     return 0;
 }
 

@@ -135,6 +135,23 @@ def test_a_token_outside_the_vocabulary_is_refused():
         stepper.step(40, random_state(model_of()))
 
 
+@needs_kernel
+def test_what_the_kernel_reads_is_checked_first():
+    """The kernel trusts the addresses it is given: a state of the wrong size is refused, and
+    one of another type or layout is read as float32 first, with the same numbers."""
+    model = model_of()
+    stepper, (h, c) = NativeStep.of(model), random_state(model)
+    with pytest.raises(ValueError, match="expected 64 numbers"):
+        stepper.step(5, (h[:1], c))
+    logits, _ = stepper.step(5, (h, c))
+    again, _ = stepper.step(5, (h.double(), c.transpose(0, 2).contiguous().transpose(0, 2)))
+    assert torch.equal(logits, again)
+    bias = torch.zeros(40)
+    assert stepper.draw(logits.double(), bias, 1.0, 0.5) == stepper.draw(logits, bias, 1.0, 0.5)
+    with pytest.raises(ValueError, match="expected 40 numbers"):
+        stepper.draw(logits[:39], bias[:39], 1.0, 0.5)
+
+
 def test_no_native_step_for_a_gru_or_a_double_model():
     assert NativeStep.of(model_of("gru")) is None
     assert NativeStep.of(model_of().double()) is None

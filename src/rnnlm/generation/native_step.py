@@ -1,17 +1,22 @@
-"""The batch-1 step of an LSTM or RNN as one call of a C kernel (``rnnlm/native/single_step.c``).
+"""The batch-1 step of an LSTM or RNN as one call of a C kernel (``rnnlm/native/single_step.c``),
+and the draw of a token as another.
 
 The step's matrix-vector products stream the weights once; around them, from Python or
-TorchScript, the gate arithmetic is a score of small calls, each costing more than its work. The
-kernel does every layer's product and gates and the head in one call, with the GIL given up for
-all of it (ctypes does). The first layer's input part depends on the token alone, so for a
-vocabulary whose table of them is small (``TABLE_BYTES``) it is computed once for every token,
-by the kernel's own sums, and a step reads one row of it instead of the embedding's product.
+TorchScript, the gate arithmetic and the draw are a score of small calls, each costing more than
+its work. The kernel does every layer's product and gates and the head in one call, with the GIL
+given up for all of it (ctypes does). The first layer's input part depends on the token alone,
+so for a vocabulary whose table of them is small (``TABLE_BYTES``) it is computed once for every
+token, by the kernel's own sums, and a step reads one row of it instead of the embedding's
+product. With more than one torch thread, a pool of that many threads (the caller and helpers
+made once) shares each step, each thread its own blocks of the weights.
 
 The numbers are the model's to float rounding (each output adds its inputs in order; the exp is
 Cephes' to about an ulp), not torch's bit for bit: the text a seed gives can differ from the
 torch path's where a draw falls within rounding of a boundary between two tokens.
 
-The weights are copied (transposed) when the step is built: build it after any change to the model.
+The weights are copied into the kernel's blocks when the step is built: build it after any change
+to the model. Every tensor handed to the kernel is checked for its size and type first: the
+kernel trusts the addresses it is given.
 """
 
 from __future__ import annotations
@@ -65,6 +70,15 @@ def kernels() -> ctypes.CDLL | None:
         lib.rnnlm_draw.argtypes = [POINTER, POINTER, ctypes.c_int, ctypes.c_float, ctypes.c_double]
         lib.rnnlm_draw.restype = ctypes.c_long
     return lib
+
+
+def kernel_input(tensor: torch.Tensor, size: int) -> torch.Tensor:
+    """``tensor`` as the kernel reads it: ``size`` contiguous float32 numbers on the CPU."""
+    if tensor.numel() != size:
+        raise ValueError(f"the native kernel expected {size} numbers, got a tensor of shape {tuple(tensor.shape)}")
+    if tensor.dtype is torch.float32 and tensor.device.type == "cpu" and tensor.is_contiguous():
+        return tensor
+    return tensor.to("cpu", torch.float32).contiguous()
 
 
 def free_pools(lib: ctypes.CDLL, pools: dict[tuple[int, int], int | None]) -> None:
@@ -127,8 +141,8 @@ class NativeStep:
     def step(self, token: int, state: State) -> tuple[torch.Tensor, State]:
         if not 0 <= token < self.vocab:
             raise IndexError(f"token {token} is outside the vocabulary of {self.vocab}")
-        lstm = self.cell == "lstm"
-        h, c = (state[0].contiguous(), state[1].contiguous()) if lstm else (state.contiguous(), None)  # (layers, 1, H)
+        lstm, size = self.cell == "lstm", self.layers * self.hidden
+        h, c = (kernel_input(state[0], size), kernel_input(state[1], size)) if lstm else (kernel_input(state, size), None)
         h_new, logits = torch.empty(self.shape), torch.empty(self.vocab)  # fresh: a state may be shared, never written
         c_new = torch.empty(self.shape) if lstm else h_new
         args = (token, h.data_ptr(), (c if lstm else h).data_ptr(), h_new.data_ptr(), c_new.data_ptr(),
@@ -143,11 +157,11 @@ class NativeStep:
         else:
             failed = self.run(self.at, *args)
         if failed:
-            raise MemoryError("the native step could not allocate its scratch memory")
+            raise RuntimeError(f"the native kernel does not step a {self.cell}")
         return logits, ((h_new, c_new) if lstm else h_new)
 
     def draw(self, logits: torch.Tensor, bias: torch.Tensor, temperature: float, uniform: float) -> int:
         """A token from softmax((logits + bias) / temperature), (V,) each, at ``uniform`` in [0, 1):
         ``draw``'s token but for float rounding (no top-k or top-p; a temperature above 0)."""
-        logits, bias = logits.contiguous(), bias.contiguous()
+        logits, bias = kernel_input(logits, self.vocab), kernel_input(bias, self.vocab)
         return self.sample(logits.data_ptr(), bias.data_ptr(), self.vocab, temperature, uniform)

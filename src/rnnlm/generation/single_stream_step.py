@@ -1,10 +1,9 @@
 """One token for one stream: the step of ``rnnlm generate`` and of a server with one client.
 
 ``SingleStreamStep`` takes the C kernel's step (``native_step``) for an LSTM or RNN where it
-builds and torch runs on one thread (a server's worker does): one call for the whole step. With
-more threads torch's products run threaded and win on larger models, and a GRU has no kernel:
-those take the torch step below (``TorchSingleStep``). Measured in benchmarks/README.md
-("Batch-1 generation against its floor").
+builds: one call for the whole step, shared by torch's number of threads. A GRU, or a machine
+with no C compiler, takes the torch step below (``TorchSingleStep``). Measured in
+benchmarks/README.md ("The batch-1 step in C").
 
 At batch 1 a step is a few matrix-vector products, so its floor is the time to stream the
 weights through them once; what it costs beyond that is the work around them. ``BatchedStep``'s
@@ -81,19 +80,13 @@ class SingleStreamStep:
 
     def __init__(self, model: RecurrentLM, script: bool = True, native: bool = True):
         self.model, self.script = model, script
-        self.native_step = NativeStep.of(model) if native else None
+        self.native = NativeStep.of(model) if native else None  # None: the torch step runs
         self.torch_step: TorchSingleStep | None = None  # built at first use
-
-    @property
-    def native(self) -> NativeStep | None:
-        """The C step where it is built and torch runs on one thread, else None."""
-        return self.native_step
 
     def step(self, token: int, state: State) -> tuple[torch.Tensor, State]:
         """Call it under ``torch.inference_mode()`` (``GenerationSession.step`` does)."""
-        native = self.native
-        if native is not None:
-            return native.step(token, state)
+        if self.native is not None:
+            return self.native.step(token, state)
         if self.torch_step is None:
             self.torch_step = TorchSingleStep(self.model, self.script)
         return self.torch_step.step(token, state)

@@ -18,6 +18,7 @@ import ctypes
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -63,11 +64,14 @@ def cache_dir() -> Path:
     return Path(base) / "rnnlm"
 
 
-def compiler() -> str:
-    found = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+def compiler() -> list[str]:
+    """``$CC`` (a command, with any options it carries), else cc, gcc or clang from the PATH."""
+    if os.environ.get("CC"):
+        return shlex.split(os.environ["CC"])
+    found = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if not found:
         raise RuntimeError("no C compiler (cc, gcc or clang) on the PATH")
-    return found
+    return [found]
 
 
 def cpu_identity() -> str:
@@ -86,8 +90,8 @@ def built(name: str) -> Path:
         raise RuntimeError("turned off by RNNLM_NATIVE=0")
     source = resources.files("rnnlm.native").joinpath(f"{name}.c").read_bytes()
     cc = compiler()
-    key = hashlib.sha256(b"\0".join([source, os.path.realpath(cc).encode(), " ".join(FLAGS + NATIVE_FLAGS).encode(),
-                                      cpu_identity().encode()])).hexdigest()[:16]
+    key = hashlib.sha256(b"\0".join([source, " ".join([os.path.realpath(shutil.which(cc[0]) or cc[0]), *cc[1:]]).encode(),
+                                      " ".join(FLAGS + NATIVE_FLAGS).encode(), cpu_identity().encode()])).hexdigest()[:16]
     folder = cache_dir() / "native"
     target = folder / f"{name}-{key}{'.dylib' if platform.system() == 'Darwin' else '.so'}"
     if target.is_file():
@@ -97,11 +101,11 @@ def built(name: str) -> Path:
         c_file, out = Path(scratch) / f"{name}.c", Path(scratch) / target.name
         c_file.write_bytes(source)
         for extra in (NATIVE_FLAGS, []):
-            done = subprocess.run([cc, *FLAGS, *extra, "-o", str(out), str(c_file), "-lm"], capture_output=True,
+            done = subprocess.run([*cc, *FLAGS, *extra, "-o", str(out), str(c_file), "-lm"], capture_output=True,
                                   text=True, timeout=BUILD_SECONDS)
             if done.returncode == 0:
                 break
         else:
-            raise RuntimeError(f"{cc} could not build {name}.c: {(done.stderr or done.stdout).strip()}")
+            raise RuntimeError(f"{cc[0]} could not build {name}.c: {(done.stderr or done.stdout).strip()}")
         os.replace(out, target)
     return target

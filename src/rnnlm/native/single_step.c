@@ -23,9 +23,10 @@
    out to other memory: a stream's state may be shared with its siblings, so it is never written.
 
    With a pool (`rnnlm_pool_new`), P threads share a step: thread p takes the same blocks of every
-   layer and of the head at every step, so its part of the weights stays in its own core's cache; they meet at a barrier after each layer. A helper spins a
-   little for the next step, then sleeps. Each output is summed as it is alone, so any number of
-   threads gives the same numbers bit for bit. */
+   layer and of the head at every step, so its part of the weights stays in its own core's cache;
+   they meet at a barrier after each layer. A helper spins a little for the next step, then
+   sleeps. Each output is summed as it is alone, so any number of threads gives the same numbers
+   bit for bit. At most MAX_PARTIES threads; more, and the caller steps alone. */
 
 #include <math.h>
 #include <pthread.h>
@@ -83,7 +84,7 @@ static inline void spin_pause(void) {
 struct rnnlm_single_model {
     int cell, layers, hidden, embed, vocab;
     const float *const *params;
-    const float *input_table; /* (V, G*H): each token's first-layer input part with its bias, or NULL */
+    const float *input_table; /* (V, blocks, G x UNITS): each token's first-layer input part, or NULL */
 };
 
 static int gates_per_unit(const struct rnnlm_single_model *m) { return m->cell == RNNLM_LSTM ? 4 : 1; }
@@ -94,7 +95,8 @@ static int blocks_of(int size, int block) { return (size + block - 1) / block; }
    or the bias plus the embedding row's product (the same sums in the same order either way). */
 static void first_input(const struct rnnlm_single_model *m, long token, int b, int n, float *acc) {
     const size_t row = (size_t)blocks_of(m->hidden, UNITS) * n;
-    const float *from = m->input_table != NULL ? m->input_table + token * row + (size_t)b * n : m->params[2] + (size_t)b * n;
+    const float *from = m->input_table != NULL ? m->input_table + token * row + (size_t)b * n
+                                               : m->params[2] + (size_t)b * n;
     for (int o = 0; o < n; o++)
         acc[o] = from[o];
     if (m->input_table == NULL) {

@@ -200,6 +200,40 @@ def test_a_session_writes_the_same_text_with_the_native_step_as_with_torchs(tmp_
     assert texts["native"] == texts["torch"] and all(len(t) >= 150 for t in texts["native"])
 
 
+@pytest.fixture(scope="module")
+def lstm_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lstm")
+    (root / "tiny.txt").write_text(TINY_TEXT, encoding="utf-8")
+    config = replace(tiny_config(str(root / "tiny.txt"), epochs=2),
+                     model=ModelConfig(cell="lstm", layers=2, emb=16, hidden=48, dropout=0.0))
+    return train(config, root / "run", log=io.StringIO(), progress=False).folder
+
+
+@needs_kernel
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("options", [dict(max_tokens=37), dict(max_tokens=16, temperature=0.8),
+                                     dict(max_tokens=200, stop=["e t"]), dict(max_tokens=100, max_chars=41)])
+def test_a_stream_alone_writes_runs_of_tokens_as_it_would_token_by_token(lstm_run, threads, options):
+    """``run_streams`` of one stream draws and steps RUN_TOKENS tokens to a call: the same pieces
+    and finish reason as ``step_one`` token by token, bit for bit, whatever ends the stream."""
+    session, before = GenerationSession.load(lstm_run, device="cpu"), torch.get_num_threads()
+    sampling = Sampling(options.pop("temperature", 1.0))
+    torch.set_num_threads(threads)
+    try:
+        (runs,) = session.start("the ", seed=4, sampling=sampling, **options)
+        (steps,) = session.start("the ", seed=4, sampling=sampling, **options)
+        assert session.runs_alone(runs)
+        by_runs = [(p.text, p.finish_reason) for (p,) in session.run_streams([runs])]
+        by_steps = []
+        while not steps.finished:
+            piece = session.step_one(steps)
+            by_steps.append((piece.text, piece.finish_reason))
+    finally:
+        torch.set_num_threads(before)
+    assert by_runs == by_steps and runs.text == steps.text and runs.tokens == steps.tokens
+    assert runs.finish_reason == steps.finish_reason and len(by_runs) > 5
+
+
 @needs_kernel
 def test_two_threads_step_at_once_as_each_would_alone():
     model = model_of(hidden=64)

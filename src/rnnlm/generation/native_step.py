@@ -25,6 +25,8 @@ import ctypes
 import os
 import threading
 import weakref
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
@@ -67,6 +69,9 @@ def kernels() -> ctypes.CDLL | None:
         lib.rnnlm_single_step_pooled.restype = ctypes.c_int
         lib.rnnlm_pool_new.argtypes, lib.rnnlm_pool_new.restype = [ctypes.c_int], POINTER
         lib.rnnlm_pool_free.argtypes, lib.rnnlm_pool_free.restype = [POINTER], None
+        lib.rnnlm_single_run.argtypes = [POINTER, POINTER, POINTER, POINTER, ctypes.c_float, POINTER, ctypes.c_int,
+                                         ctypes.c_int] + [POINTER] * 6
+        lib.rnnlm_single_run.restype = ctypes.c_int
         lib.rnnlm_draw.argtypes = [POINTER, POINTER, ctypes.c_int, ctypes.c_float, ctypes.c_double]
         lib.rnnlm_draw.restype = ctypes.c_long
     return lib
@@ -116,7 +121,8 @@ class NativeStep:
             lib.rnnlm_single_input_table(self.model, self.table.data_ptr())
             self.model.input_table = self.table.data_ptr()
         self.lib, self.run, self.at, self.sample = lib, lib.rnnlm_single_step, ctypes.addressof(self.model), lib.rnnlm_draw
-        self.run_pooled, self.shape = lib.rnnlm_single_step_pooled, (self.layers, 1, self.hidden)
+        self.run_pooled, self.run_many = lib.rnnlm_single_step_pooled, lib.rnnlm_single_run
+        self.shape = (self.layers, 1, self.hidden)
         self.pools: dict[tuple[int, int], int | None] = {}  # (threads, process id) -> the kernel's pool
         self.pool_lock = threading.Lock()  # one step at a time on a pool; a second caller steps alone
         weakref.finalize(self, free_pools, lib, self.pools)
@@ -138,27 +144,62 @@ class NativeStep:
         lib = kernels()
         return None if lib is None else cls(model, lib, table)
 
+    def inputs(self, state: State) -> tuple[torch.Tensor, torch.Tensor | None]:
+        size = self.layers * self.hidden
+        if self.cell == "lstm":
+            return kernel_input(state[0], size), kernel_input(state[1], size)  # (layers, 1, H) each
+        return kernel_input(state, size), None
+
+    def outputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Fresh h, c (the h again for an RNN) and logits: a state may be shared, so none is written twice."""
+        h = torch.empty(self.shape)
+        return h, (torch.empty(self.shape) if self.cell == "lstm" else h), torch.empty(self.vocab)
+
+    def new_state(self, h: torch.Tensor, c: torch.Tensor) -> State:
+        return (h, c) if self.cell == "lstm" else h
+
+    @contextmanager
+    def threads(self) -> Iterator[int | None]:
+        """The pool for torch's number of threads (None: the caller steps alone, as with one
+        thread, or while another caller holds the pool)."""
+        threads = torch.get_num_threads()
+        if threads == 1 or not self.pool_lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            yield self.pool(threads)
+        finally:
+            self.pool_lock.release()
+
     def step(self, token: int, state: State) -> tuple[torch.Tensor, State]:
         if not 0 <= token < self.vocab:
             raise IndexError(f"token {token} is outside the vocabulary of {self.vocab}")
-        lstm, size = self.cell == "lstm", self.layers * self.hidden
-        h, c = (kernel_input(state[0], size), kernel_input(state[1], size)) if lstm else (kernel_input(state, size), None)
-        h_new, logits = torch.empty(self.shape), torch.empty(self.vocab)  # fresh: a state may be shared, never written
-        c_new = torch.empty(self.shape) if lstm else h_new
-        args = (token, h.data_ptr(), (c if lstm else h).data_ptr(), h_new.data_ptr(), c_new.data_ptr(),
+        (h, c), (h_new, c_new, logits) = self.inputs(state), self.outputs()
+        args = (token, h.data_ptr(), (h if c is None else c).data_ptr(), h_new.data_ptr(), c_new.data_ptr(),
                 logits.data_ptr())
-        threads = torch.get_num_threads()
-        if threads > 1 and self.pool_lock.acquire(blocking=False):
-            try:
-                pool = self.pool(threads)
-                failed = self.run_pooled(pool, self.at, *args) if pool else self.run(self.at, *args)
-            finally:
-                self.pool_lock.release()
-        else:
-            failed = self.run(self.at, *args)
+        with self.threads() as pool:
+            failed = self.run_pooled(pool, self.at, *args) if pool else self.run(self.at, *args)
         if failed:
             raise RuntimeError(f"the native kernel does not step a {self.cell}")
-        return logits, ((h_new, c_new) if lstm else h_new)
+        return logits, self.new_state(h_new, c_new)
+
+    def run_tokens(self, logits: torch.Tensor, bias: torch.Tensor, temperature: float, uniforms: list[float],
+                   state: State, step_last: bool = True) -> tuple[list[int], torch.Tensor, State]:
+        """``len(uniforms)`` tokens in one call: each drawn as ``draw`` draws it from the logits
+        before it, then stepped. The ids, and the logits and state after the last token (unset
+        with ``step_last`` False: the last token is drawn but not stepped)."""
+        logits, bias = kernel_input(logits, self.vocab), kernel_input(bias, self.vocab)
+        (h, c), (h_new, c_new, out) = self.inputs(state), self.outputs()
+        count = len(uniforms)
+        tokens, numbers = (ctypes.c_long * count)(), (ctypes.c_double * count)(*uniforms)
+        with self.threads() as pool:
+            failed = self.run_many(pool, self.at, logits.data_ptr(), bias.data_ptr(), temperature, numbers, count,
+                                   int(step_last), h.data_ptr(), (h if c is None else c).data_ptr(), tokens,
+                                   h_new.data_ptr(), c_new.data_ptr(), out.data_ptr())
+        if failed:
+            raise MemoryError("the native kernel could not have its scratch memory") if failed == 2 else \
+                RuntimeError(f"the native kernel does not step a {self.cell}")
+        return list(tokens), out, self.new_state(h_new, c_new)
 
     def draw(self, logits: torch.Tensor, bias: torch.Tensor, temperature: float, uniform: float) -> int:
         """A token from softmax((logits + bias) / temperature), (V,) each, at ``uniform`` in [0, 1):

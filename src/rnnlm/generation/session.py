@@ -145,7 +145,6 @@ class GenerationSession:
             streams.append(stream)
         return streams
 
-    @torch.inference_mode()
     def step(self, streams: Sequence[Stream]) -> list[Piece]:
         """Advance every unfinished stream of ``streams`` by one token: draw each one's next token
         from its own distribution, apply its stop rules, then run the ones still going through
@@ -153,6 +152,11 @@ class GenerationSession:
         active = [s for s in streams if not s.finished]
         if len(active) == 1 and len(streams) == 1:
             return [self.step_one(active[0])]
+        return self.step_together(streams, active)
+
+    @torch.inference_mode()
+    def step_together(self, streams: Sequence[Stream], active: list[Stream]) -> list[Piece]:
+        """``step`` for streams of which ``active`` are unfinished, through the batched step."""
         drawn: dict[int, Piece] = {}
         if active:
             ids, pieces = self.draw_and_advance(active, torch.stack([s.logits for s in active]))  # (N, V)
@@ -199,8 +203,16 @@ class GenerationSession:
         return pieces
 
     def step_one(self, stream: Stream) -> Piece:
-        """``step`` for a single stream: the same token and text, with less work around the model."""
-        logits, sampling, native = stream.logits, stream.sampling, self.single_step().native  # (V,)
+        """``step`` for a single stream: the same token and text, with less work around the model.
+        The C step and draw make nothing autograd could record, so they run outside inference
+        mode (its switch costs about as much as the draw); the torch step runs inside it."""
+        if self.single_step().native is None:
+            with torch.inference_mode():
+                return self.step_one_in(stream)
+        return self.step_one_in(stream)
+
+    def step_one_in(self, stream: Stream) -> Piece:
+        logits, sampling, native = stream.logits, stream.sampling, self.single.native  # (V,)
         if native is not None and not sampling.greedy and not sampling.truncates:
             token_id = native.draw(logits, self.ban_bias, sampling.temperature, stream.rng.random())
         else:
@@ -208,7 +220,7 @@ class GenerationSession:
         record = self.token_records(logits[None], [stream], [token_id])[0] if stream.logprobs is not None else None
         piece = self.advance(stream, token_id, record)
         if not stream.finished:
-            stream.logits, stream.state = self.single_step().step(token_id, stream.state)
+            stream.logits, stream.state = self.single.step(token_id, stream.state)
         return piece
 
     def single_step(self) -> SingleStreamStep:
@@ -265,8 +277,36 @@ class GenerationSession:
 
     def run_streams(self, streams: Sequence[Stream]) -> Iterator[list[Piece]]:
         """Step ``streams`` together until every one has ended."""
+        if len(streams) == 1 and self.runs_alone(streams[0]):
+            yield from self.run_alone(streams[0])
+            return
         while not all(s.finished for s in streams):
             yield self.step(streams)
+
+    def runs_alone(self, stream: Stream) -> bool:
+        """Whether ``run_alone`` can write ``stream``: the C kernel is here, and the stream draws
+        by temperature alone and records nothing."""
+        sampling = stream.sampling
+        return (self.single_step().native is not None and stream.logprobs is None and not sampling.greedy
+                and not sampling.truncates)
+
+    def run_alone(self, stream: Stream) -> Iterator[list[Piece]]:
+        """``run_streams`` for one stream, RUN_TOKENS tokens to a call of the C kernel (drawn and
+        stepped there), then each token's text and stop rules in turn: the tokens of
+        ``step_one``, one uniform number each from the stream's own generator. Tokens drawn
+        after the one that ends the stream are dropped."""
+        native = self.single.native
+        while not stream.finished:
+            count = min(RUN_TOKENS, stream.max_tokens - stream.tokens)
+            uniforms = [stream.rng.random() for _ in range(count)]
+            last = stream.tokens + count == stream.max_tokens  # the run's last token ends the stream
+            tokens, logits, state = native.run_tokens(stream.logits, self.ban_bias, stream.sampling.temperature,
+                                                      uniforms, stream.state, step_last=not last)
+            for token_id in tokens:
+                yield [self.advance(stream, token_id, None)]
+                if stream.finished:
+                    break
+            stream.logits, stream.state = logits, state
 
     def sample_texts(self, prompt: str = "", max_tokens: int = 200, samples: int = 1, **options) -> list[str]:
         """Whole samples, each the prompt followed by what was written after it."""
@@ -300,6 +340,7 @@ class GenerationSession:
 
 
 MAX_SAMPLES = 1000
+RUN_TOKENS = 16  # tokens a call of the C kernel writes for a stream alone: pieces come in bursts this long
 MAX_TOKENS = 100_000
 MAX_TOTAL_TOKENS = 10_000_000  # samples times tokens: every stream's text is kept until it ends
 

@@ -55,7 +55,7 @@ static inline void block_product(float *restrict acc, const float *restrict w, c
 /* e^a for |a| up to 88 (float's range), to about 1 ulp: Cephes' expf, written so that a loop of
    it vectorizes (no calls, no branches). */
 static inline float exp_approx(float a) {
-    a = fminf(fmaxf(a, -88.0f), 88.0f);
+    a = a < -88.0f ? -88.0f : a > 88.0f ? 88.0f : a; /* not fminf and fmaxf: calls, unvectorized */
     const float n = floorf(a * 1.44269504088896341f + 0.5f); /* a = n ln 2 + r, |r| <= ln 2 / 2 */
     const float r = (a - n * 0.693359375f) + n * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -203,17 +203,6 @@ static void run_party(const struct step_args *a, int p, int parties, struct barr
         head_block(a, x, c);
 }
 
-/* One token: the new state into h_out (and c_out for an LSTM), the logits into `logits` (V).
-   Returns 0, or 1 for a cell this file does not step. */
-int rnnlm_single_step(const struct rnnlm_single_model *m, long token, const float *h_in, const float *c_in,
-                      float *h_out, float *c_out, float *logits) {
-    if (m->cell != RNNLM_LSTM && m->cell != RNNLM_RNN)
-        return 1;
-    const struct step_args a = {m, token, h_in, c_in, h_out, c_out, logits};
-    run_party(&a, 0, 1, NULL);
-    return 0;
-}
-
 struct rnnlm_pool {
     int parties, started;
     pthread_mutex_t lock;
@@ -301,19 +290,39 @@ struct rnnlm_pool *rnnlm_pool_new(int parties) {
     return pool;
 }
 
+/* One step by the pool's threads, or by the caller alone where `pool` is NULL. */
+static void step_with(struct rnnlm_pool *pool, const struct step_args *a) {
+    if (pool == NULL) {
+        run_party(a, 0, 1, NULL);
+        return;
+    }
+    pool->args = a;
+    pthread_mutex_lock(&pool->lock);
+    atomic_fetch_add(&pool->step, 1);
+    pthread_cond_broadcast(&pool->wake);
+    pthread_mutex_unlock(&pool->lock);
+    run_party(a, 0, pool->parties, &pool->sync);
+    barrier_wait(&pool->sync, pool->parties);
+}
+
+/* One token: the new state into h_out (and c_out for an LSTM), the logits into `logits` (V).
+   Returns 0, or 1 for a cell this file does not step. */
+int rnnlm_single_step(const struct rnnlm_single_model *m, long token, const float *h_in, const float *c_in,
+                      float *h_out, float *c_out, float *logits) {
+    if (m->cell != RNNLM_LSTM && m->cell != RNNLM_RNN)
+        return 1;
+    const struct step_args a = {m, token, h_in, c_in, h_out, c_out, logits};
+    step_with(NULL, &a);
+    return 0;
+}
+
 /* `rnnlm_single_step` shared by the pool's threads. One caller at a time per pool. */
 int rnnlm_single_step_pooled(struct rnnlm_pool *pool, const struct rnnlm_single_model *m, long token,
                              const float *h_in, const float *c_in, float *h_out, float *c_out, float *logits) {
     if (m->cell != RNNLM_LSTM && m->cell != RNNLM_RNN)
         return 1;
     const struct step_args a = {m, token, h_in, c_in, h_out, c_out, logits};
-    pool->args = &a;
-    pthread_mutex_lock(&pool->lock);
-    atomic_fetch_add(&pool->step, 1);
-    pthread_cond_broadcast(&pool->wake);
-    pthread_mutex_unlock(&pool->lock);
-    run_party(&a, 0, pool->parties, &pool->sync);
-    barrier_wait(&pool->sync, pool->parties);
+    step_with(pool, &a);
     return 0;
 }
 
@@ -345,4 +354,38 @@ long rnnlm_draw(const float *logits, const float *bias, int vocab, float tempera
             return v;
     }
     return last; /* u within rounding of 1: the last token that can be drawn */
+}
+
+/* `count` tokens of one stream written in one call: token t drawn from the logits before it (at
+   uniforms[t], as `rnnlm_draw` draws), then stepped, by the pool's threads or (pool NULL) the
+   caller alone. The ids go to `tokens`; the state and logits after the last step to h_out,
+   c_out and logits_out. With `step_last` 0 the last token is drawn but not stepped (the stream
+   ends there) and the outputs are left alone. Returns 0; 1 for a cell this file does not step,
+   2 where scratch memory could not be had. */
+int rnnlm_single_run(struct rnnlm_pool *pool, const struct rnnlm_single_model *m, const float *logits_in,
+                     const float *bias, float temperature, const double *uniforms, int count, int step_last,
+                     const float *h_in, const float *c_in, long *tokens, float *h_out, float *c_out,
+                     float *logits_out) {
+    if (m->cell != RNNLM_LSTM && m->cell != RNNLM_RNN)
+        return 1;
+    const size_t state = (size_t)m->layers * m->hidden;
+    float *scratch = malloc(sizeof(float) * (4 * state + (size_t)m->vocab));
+    if (scratch == NULL)
+        return 2;
+    float *h_spare[2] = {scratch, scratch + state}, *c_spare[2] = {scratch + 2 * state, scratch + 3 * state};
+    float *logits = scratch + 4 * state;
+    const float *scores = logits_in, *h = h_in, *c = c_in;
+    for (int t = 0; t < count; t++) {
+        tokens[t] = rnnlm_draw(scores, bias, m->vocab, temperature, uniforms[t]);
+        if (t == count - 1 && !step_last)
+            break;
+        const int last = t == count - 1;
+        float *h_next = last ? h_out : h_spare[t % 2], *c_next = last ? c_out : c_spare[t % 2];
+        float *scores_next = last ? logits_out : logits;
+        const struct step_args a = {m, tokens[t], h, c, h_next, c_next, scores_next};
+        step_with(pool, &a);
+        scores = scores_next, h = h_next, c = c_next;
+    }
+    free(scratch);
+    return 0;
 }

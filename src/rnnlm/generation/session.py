@@ -208,10 +208,11 @@ class GenerationSession:
         mode (its switch costs about as much as the draw); the torch step runs inside it."""
         if self.single_step().native is None:
             with torch.inference_mode():
-                return self.step_one_in(stream)
-        return self.step_one_in(stream)
+                return self.draw_and_step_one(stream)
+        return self.draw_and_step_one(stream)
 
-    def step_one_in(self, stream: Stream) -> Piece:
+    def draw_and_step_one(self, stream: Stream) -> Piece:
+        """``step_one``'s work, in the mode its caller chose."""
         logits, sampling, native = stream.logits, stream.sampling, self.single.native  # (V,)
         if native is not None and not sampling.greedy and not sampling.truncates:
             token_id = native.draw(logits, self.ban_bias, sampling.temperature, stream.rng.random())

@@ -84,7 +84,8 @@ class SingleStreamStep:
         self.torch_step: TorchSingleStep | None = None  # built at first use
 
     def step(self, token: int, state: State) -> tuple[torch.Tensor, State]:
-        """Call it under ``torch.inference_mode()`` (``GenerationSession.step`` does)."""
+        """The torch step wants ``torch.inference_mode()`` around it (``GenerationSession.step_one``
+        gives it that); the C step does not."""
         if self.native is not None:
             return self.native.step(token, state)
         if self.torch_step is None:

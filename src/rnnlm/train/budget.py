@@ -102,8 +102,9 @@ def make_plan(config: RunConfig, data: TextData, speed: Speed, setup_s: float, c
     if max_steps is None or plan.steps <= max_steps:
         return plan
     end = asked
-    for _ in range(4):  # less time holds fewer validations, so more steps than its share: cut again
-        end = setup_s + (end - setup_s) * max_steps / plan.steps
+    for cut in range(50):  # less time holds fewer validations, so more steps than its share: cut again,
+        # four times to the share, then by 1% at a time (the share alone can stop short of the bound)
+        end = setup_s + (end - setup_s) * (max_steps / plan.steps if cut < 4 else 0.99)
         plan = planned(end)
         if plan.steps <= max_steps:
             break

@@ -214,7 +214,8 @@ def bound_table(tokens: int, seconds: float) -> str:
         floor = min(mv, addmv)
         step = "C" if session.single_step().native is not None else "torch"
         rows.append([name, len(vocab), f"{1e3 * floor:.3f}", step, f"{1e3 * ours:.3f}", f"{floor / ours:.0%}",
-                     f"{1e3 * torch_loop:.3f}", f"{floor / torch_loop:.0%}", f"{1e3 * before:.3f}", f"{floor / before:.0%}"])
+                     f"{1e3 * torch_loop:.3f}", f"{floor / torch_loop:.0%}", f"{1e3 * before:.3f}",
+                     f"{floor / before:.0%}"])
         print(f"  {name} done", file=sys.stderr, flush=True)
     return table(["model", "vocab", "floor ms/step", "step", "rnnlm ms/token", "floor / rnnlm",
                   "torch step ms/token", "floor / torch step", "general step ms/token", "floor / general"], rows)

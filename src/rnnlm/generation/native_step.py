@@ -103,24 +103,26 @@ class NativeStep:
         self.cell, self.layers, self.hidden = config.cell, config.layers, config.hidden
         embedding = model.embedding.weight.detach()
         self.vocab = model.head.out_features
-        gates = GATES[self.cell] * UNITS * -(-self.hidden // UNITS)  # a token's row of the table
+        row = GATES[self.cell] * UNITS * -(-self.hidden // UNITS)  # a token's row of the table
         self.params = [embedding.contiguous()]  # kept alive: the kernel holds their addresses
         for i in range(self.layers):
             rnn, k = (model.rnn[i], 0) if config.locked_dropout else (model.rnn, i)
             w = torch.cat([getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"weight_hh_l{k}")], 1).detach()
             b = getattr(rnn, f"bias_ih_l{k}").detach() + getattr(rnn, f"bias_hh_l{k}").detach()
-            self.params += [in_blocks(w.t(), GATES[self.cell], UNITS), in_blocks(b[None], GATES[self.cell], UNITS)[:, 0]]
+            per = GATES[self.cell]
+            self.params += [in_blocks(w.t(), per, UNITS), in_blocks(b[None], per, UNITS)[:, 0]]
         self.params += [in_blocks(model.head.weight.detach().t(), 1, COLUMNS),
                         in_blocks(model.head.bias.detach()[None], 1, COLUMNS).flatten()]
         self.addresses = (POINTER * len(self.params))(*[p.data_ptr() for p in self.params])
         self.model = Model(CELLS[self.cell], self.layers, self.hidden, embedding.shape[1], self.vocab,
                            self.addresses, None)
         self.table = None
-        if table and self.vocab * gates * 4 <= TABLE_BYTES:
-            self.table = torch.empty(self.vocab, gates)  # (V, G*H)
+        if table and self.vocab * row * 4 <= TABLE_BYTES:
+            self.table = torch.empty(self.vocab, row)  # (V, blocks x G x UNITS)
             lib.rnnlm_single_input_table(self.model, self.table.data_ptr())
             self.model.input_table = self.table.data_ptr()
-        self.lib, self.run, self.at, self.sample = lib, lib.rnnlm_single_step, ctypes.addressof(self.model), lib.rnnlm_draw
+        self.lib, self.at = lib, ctypes.addressof(self.model)
+        self.run, self.sample = lib.rnnlm_single_step, lib.rnnlm_draw
         self.run_pooled, self.run_many = lib.rnnlm_single_step_pooled, lib.rnnlm_single_run
         self.shape = (self.layers, 1, self.hidden)
         self.pools: dict[tuple[int, int], int | None] = {}  # (threads, process id) -> the kernel's pool

@@ -217,7 +217,7 @@ class GenerationSession:
         if native is not None and not sampling.greedy and not sampling.truncates:
             token_id = native.draw(logits, self.ban_bias, sampling.temperature, stream.rng.random())
         else:
-            token_id = draw_one(torch.add(logits, self.ban_bias), sampling, stream.rng.random())  # masked_fill, less work
+            token_id = draw_one(torch.add(logits, self.ban_bias), sampling, stream.rng.random())  # add: less than a fill
         record = self.token_records(logits[None], [stream], [token_id])[0] if stream.logprobs is not None else None
         piece = self.advance(stream, token_id, record)
         if not stream.finished:

@@ -90,8 +90,8 @@ def built(name: str) -> Path:
         raise RuntimeError("turned off by RNNLM_NATIVE=0")
     source = resources.files("rnnlm.native").joinpath(f"{name}.c").read_bytes()
     cc = compiler()
-    key = hashlib.sha256(b"\0".join([source, " ".join([os.path.realpath(shutil.which(cc[0]) or cc[0]), *cc[1:]]).encode(),
-                                      " ".join(FLAGS + NATIVE_FLAGS).encode(), cpu_identity().encode()])).hexdigest()[:16]
+    command = " ".join([os.path.realpath(shutil.which(cc[0]) or cc[0]), *cc[1:], *FLAGS, *NATIVE_FLAGS])
+    key = hashlib.sha256(b"\0".join([source, command.encode(), cpu_identity().encode()])).hexdigest()[:16]
     folder = cache_dir() / "native"
     target = folder / f"{name}-{key}{'.dylib' if platform.system() == 'Darwin' else '.so'}"
     if target.is_file():

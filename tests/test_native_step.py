@@ -39,6 +39,15 @@ def random_state(model):
     return tuple(s.normal_() for s in state) if isinstance(state, tuple) else state.normal_()
 
 
+@pytest.fixture(scope="module")
+def lstm_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lstm")
+    (root / "tiny.txt").write_text(TINY_TEXT, encoding="utf-8")
+    config = replace(tiny_config(str(root / "tiny.txt"), epochs=2),
+                     model=ModelConfig(cell="lstm", layers=2, emb=16, hidden=48, dropout=0.0))
+    return train(config, root / "run", log=io.StringIO(), progress=False).folder
+
+
 @pytest.fixture
 def one_thread():
     before = torch.get_num_threads()
@@ -182,15 +191,11 @@ def test_the_native_draw_is_draws_token_but_for_rounding(temperature):
 
 
 @needs_kernel
-def test_a_session_writes_the_same_text_with_the_native_step_as_with_torchs(tmp_path, one_thread):
+def test_a_session_writes_the_same_text_with_the_native_step_as_with_torchs(lstm_run, one_thread):
     """One stream at a time on one thread takes the C step and draw; the same seeds give the
     text of the torch step and draw (a token would differ only where a draw falls within float
     rounding of a boundary between two tokens)."""
-    (tmp_path / "tiny.txt").write_text(TINY_TEXT, encoding="utf-8")
-    config = replace(tiny_config(str(tmp_path / "tiny.txt"), epochs=2), model=ModelConfig(cell="lstm", layers=2, emb=16,
-                                                                                         hidden=48, dropout=0.0))
-    run = train(config, tmp_path / "run", log=io.StringIO(), progress=False).folder
-    native, plain = GenerationSession.load(run, device="cpu"), GenerationSession.load(run, device="cpu")
+    native, plain = GenerationSession.load(lstm_run, device="cpu"), GenerationSession.load(lstm_run, device="cpu")
     plain.single = SingleStreamStep(plain.model, native=False)
     texts = {}
     for name, session in (("native", native), ("torch", plain)):
@@ -198,15 +203,6 @@ def test_a_session_writes_the_same_text_with_the_native_step_as_with_torchs(tmp_
                        for seed, t in ((0, 1.0), (1, 0.7), (2, 1.3))]
     assert native.single.native is not None and plain.single.native is None
     assert texts["native"] == texts["torch"] and all(len(t) >= 150 for t in texts["native"])
-
-
-@pytest.fixture(scope="module")
-def lstm_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lstm")
-    (root / "tiny.txt").write_text(TINY_TEXT, encoding="utf-8")
-    config = replace(tiny_config(str(root / "tiny.txt"), epochs=2),
-                     model=ModelConfig(cell="lstm", layers=2, emb=16, hidden=48, dropout=0.0))
-    return train(config, root / "run", log=io.StringIO(), progress=False).folder
 
 
 @needs_kernel

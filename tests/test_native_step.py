@@ -57,7 +57,7 @@ def one_thread():
 
 
 @needs_kernel
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("layers,emb,hidden,locked", [(1, 16, 32, False), (2, 16, 32, True), (3, 24, 20, False)])
 def test_the_native_step_is_the_models_step(cell, layers, emb, hidden, locked):
     """Token after token, the logits and state of the model's forward, and the state it was
@@ -78,7 +78,7 @@ def test_the_native_step_is_the_models_step(cell, layers, emb, hidden, locked):
 
 
 @needs_kernel
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_the_table_of_input_parts_gives_the_same_numbers_bit_for_bit(cell):
     model = model_of(cell)
     with_table, without = NativeStep.of(model), NativeStep.of(model, table=False)
@@ -92,7 +92,7 @@ def test_the_table_of_input_parts_gives_the_same_numbers_bit_for_bit(cell):
 
 
 @needs_kernel
-@pytest.mark.parametrize("cell", ["lstm", "rnn"])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 @pytest.mark.parametrize("threads", [2, 3])
 def test_threads_share_a_step_with_the_same_numbers_bit_for_bit(cell, threads):
     """A step shared by a pool of threads (each its blocks of units and of logits) gives the
@@ -161,8 +161,7 @@ def test_what_the_kernel_reads_is_checked_first():
         stepper.draw(logits[:39], bias[:39], 1.0, 0.5)
 
 
-def test_no_native_step_for_a_gru_or_a_double_model():
-    assert NativeStep.of(model_of("gru")) is None
+def test_no_native_step_for_a_model_not_in_float32():
     assert NativeStep.of(model_of().double()) is None
 
 

@@ -1,4 +1,4 @@
-"""The batch-1 step of an LSTM or RNN as one call of a C kernel (``rnnlm/native/single_step.c``),
+"""The batch-1 step of an LSTM, GRU or RNN as one call of a C kernel (``rnnlm/native/single_step.c``),
 and the draw of a token as another.
 
 The step's matrix-vector products stream the weights once; around them, from Python or
@@ -33,8 +33,8 @@ import torch
 from rnnlm.models.recurrent import RecurrentLM, State
 from rnnlm.native.build import library
 
-CELLS = {"rnn": 0, "lstm": 1}  # the kernel's codes; a GRU keeps the torch step
-GATES = {"rnn": 1, "lstm": 4}
+CELLS = {"rnn": 0, "lstm": 1, "gru": 2}  # the kernel's codes
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 TABLE_BYTES = 32 * 2**20  # the largest table of first-layer input parts kept (V x G*H floats)
 UNITS, COLUMNS = 16, 64  # the kernel's blocks: units of a layer, logits of the head
 POINTER = ctypes.c_void_p
@@ -108,9 +108,11 @@ class NativeStep:
         for i in range(self.layers):
             rnn, k = (model.rnn[i], 0) if config.locked_dropout else (model.rnn, i)
             w = torch.cat([getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"weight_hh_l{k}")], 1).detach()
-            b = getattr(rnn, f"bias_ih_l{k}").detach() + getattr(rnn, f"bias_hh_l{k}").detach()
+            b_ih, b_hh = getattr(rnn, f"bias_ih_l{k}").detach(), getattr(rnn, f"bias_hh_l{k}").detach()
             per = GATES[self.cell]
-            self.params += [in_blocks(w.t(), per, UNITS), in_blocks(b[None], per, UNITS)[:, 0]]
+            biases = [b_ih, b_hh] if self.cell == "gru" else [b_ih + b_hh]  # a GRU's state part kept apart
+            self.params += [in_blocks(w.t(), per, UNITS),
+                            torch.stack([in_blocks(b[None], per, UNITS)[:, 0] for b in biases], 1).contiguous()]
         self.params += [in_blocks(model.head.weight.detach().t(), 1, COLUMNS),
                         in_blocks(model.head.bias.detach()[None], 1, COLUMNS).flatten()]
         self.addresses = (POINTER * len(self.params))(*[p.data_ptr() for p in self.params])
@@ -139,7 +141,7 @@ class NativeStep:
 
     @classmethod
     def of(cls, model: RecurrentLM, table: bool = True) -> NativeStep | None:
-        """The native step for ``model``: an LSTM or RNN in float32 on the CPU, where the kernel builds."""
+        """The native step for ``model``: in float32 on the CPU, where the kernel builds."""
         weight = model.embedding.weight
         if model.config.cell not in CELLS or weight.device.type != "cpu" or weight.dtype != torch.float32:
             return None

@@ -1,8 +1,8 @@
 """One token for one stream: the step of ``rnnlm generate`` and of a server with one client.
 
-``SingleStreamStep`` takes the C kernel's step (``native_step``) for an LSTM or RNN where it
-builds: one call for the whole step, shared by torch's number of threads. A GRU, or a machine
-with no C compiler, takes the torch step below (``TorchSingleStep``). Measured in
+``SingleStreamStep`` takes the C kernel's step (``native_step``) where it builds: one call for
+the whole step, shared by torch's number of threads. A machine with no C compiler takes the
+torch step below (``TorchSingleStep``). Measured in
 benchmarks/README.md ("The batch-1 step in C").
 
 At batch 1 a step is a few matrix-vector products, so its floor is the time to stream the

@@ -1,4 +1,5 @@
-/* One token of one stream through an LSTM or a plain RNN, and the draw of the next: one call each.
+/* One token of one stream through an LSTM, a GRU or a plain RNN, and the draw of the next: one
+   call each.
 
    At batch 1 a step is a few matrix-vector products and some gate arithmetic. From Python (or
    TorchScript) the arithmetic and the draw are a score of small calls, each costing more than its
@@ -6,14 +7,16 @@
    they are one pass over the gates while they are still in the first-level cache.
 
    The weights come in blocks: a block of a layer holds the gates of UNITS units (input, forget,
-   cell, output for an LSTM, as torch orders them; one for an RNN) for every input, row by row,
-   (inputs, gates x UNITS); a block of the head holds COLUMNS logits, (H, COLUMNS). A block's
+   cell, output for an LSTM; reset, update, new for a GRU, as torch orders them; one for an RNN)
+   for every input, row by row, (inputs, gates x UNITS); a block of the head holds COLUMNS
+   logits, (H, COLUMNS). A block's
    outputs are summed in a few registers while its rows stream past once, in memory order: each
    output adds its inputs one at a time, in order. Sizes are padded to whole blocks with zeros.
 
    `struct rnnlm_single_model` holds the sizes and one array of pointers to the weights (made
    once, kept alive by the caller):
      [embedding (V, E)] then per layer [W (blocks, in + H, G x UNITS), b (blocks, G x UNITS)]
+     (a GRU's b: (blocks, 2, G x UNITS), its input part's bias then its state part's)
      then [head W (head blocks, H, COLUMNS), head b (head blocks x COLUMNS)]
    in = E for the first layer and H above it; a block's first `in` rows act on the layer's input,
    the next H rows on its state. `input_table`, when set, holds every token's first-layer input
@@ -35,8 +38,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#define RNNLM_LSTM 1
 #define RNNLM_RNN 0
+#define RNNLM_LSTM 1
+#define RNNLM_GRU 2
 #define MAX_PARTIES 64
 #define UNITS 16
 #define COLUMNS 64
@@ -87,7 +91,16 @@ struct rnnlm_single_model {
     const float *input_table; /* (V, blocks, G x UNITS): each token's first-layer input part, or NULL */
 };
 
-static int gates_per_unit(const struct rnnlm_single_model *m) { return m->cell == RNNLM_LSTM ? 4 : 1; }
+static int gates_per_unit(const struct rnnlm_single_model *m) {
+    return m->cell == RNNLM_LSTM ? 4 : m->cell == RNNLM_GRU ? 3 : 1;
+}
+
+/* A GRU keeps its state part apart (its new gate takes r times it): two biases a block. */
+static int bias_parts(const struct rnnlm_single_model *m) { return m->cell == RNNLM_GRU ? 2 : 1; }
+
+static int steps_cell(const struct rnnlm_single_model *m) {
+    return m->cell == RNNLM_LSTM || m->cell == RNNLM_RNN || m->cell == RNNLM_GRU;
+}
 
 static int blocks_of(int size, int block) { return (size + block - 1) / block; }
 
@@ -96,7 +109,7 @@ static int blocks_of(int size, int block) { return (size + block - 1) / block; }
 static void first_input(const struct rnnlm_single_model *m, long token, int b, int n, float *acc) {
     const size_t row = (size_t)blocks_of(m->hidden, UNITS) * n;
     const float *from = m->input_table != NULL ? m->input_table + token * row + (size_t)b * n
-                                               : m->params[2] + (size_t)b * n;
+                                               : m->params[2] + (size_t)b * n * bias_parts(m);
     for (int o = 0; o < n; o++)
         acc[o] = from[o];
     if (m->input_table == NULL) {
@@ -142,18 +155,24 @@ struct step_args {
 /* Block b of layer i: its units' gates from input x (in) and state, then their new state. */
 static void layer_block(const struct step_args *a, int i, const float *x, int in, int b) {
     const struct rnnlm_single_model *m = a->m;
-    const int hidden = m->hidden, per = gates_per_unit(m), n = per * UNITS;
+    const int hidden = m->hidden, per = gates_per_unit(m), n = per * UNITS, gru = m->cell == RNNLM_GRU;
     const float *w = m->params[1 + 2 * i] + (size_t)b * (in + hidden) * n;
-    float acc[4 * UNITS];
+    const float *bias = m->params[2 + 2 * i] + (size_t)b * n * bias_parts(m), *h = a->h_in + (size_t)i * hidden;
+    float acc[4 * UNITS], state_part[3 * UNITS]; /* a GRU's state part apart from its input part */
     if (i == 0) {
         first_input(m, a->token, b, n, acc);
     } else {
-        const float *bias = m->params[2 + 2 * i] + (size_t)b * n;
         for (int o = 0; o < n; o++)
             acc[o] = bias[o];
         block_product(acc, w, x, in, n);
     }
-    block_product(acc, w + (size_t)in * n, a->h_in + (size_t)i * hidden, hidden, n);
+    if (gru) {
+        for (int o = 0; o < n; o++)
+            state_part[o] = bias[n + o];
+        block_product(state_part, w + (size_t)in * n, h, hidden, n);
+    } else {
+        block_product(acc, w + (size_t)in * n, h, hidden, n);
+    }
     const int u0 = b * UNITS, units = hidden - u0 < UNITS ? hidden - u0 : UNITS;
     float *h_new = a->h_out + (size_t)i * hidden + u0;
     if (m->cell == RNNLM_LSTM) {
@@ -164,6 +183,12 @@ static void layer_block(const struct step_args *a, int i, const float *x, int in
             const float gc = tanh_approx(acc[2 * UNITS + u]), go = sigmoid(acc[3 * UNITS + u]);
             c_new[u] = gf * c[u] + gi * gc;
             h_new[u] = go * tanh_approx(c_new[u]);
+        }
+    } else if (gru) { /* reset, update, new: h' = n + z (h - n) */
+        for (int u = 0; u < units; u++) {
+            const float r = sigmoid(acc[u] + state_part[u]), z = sigmoid(acc[UNITS + u] + state_part[UNITS + u]);
+            const float fresh = tanh_approx(acc[2 * UNITS + u] + r * state_part[2 * UNITS + u]);
+            h_new[u] = fresh + z * (h[u0 + u] - fresh);
         }
     } else {
         for (int u = 0; u < units; u++)
@@ -309,7 +334,7 @@ static void step_with(struct rnnlm_pool *pool, const struct step_args *a) {
    Returns 0, or 1 for a cell this file does not step. */
 int rnnlm_single_step(const struct rnnlm_single_model *m, long token, const float *h_in, const float *c_in,
                       float *h_out, float *c_out, float *logits) {
-    if (m->cell != RNNLM_LSTM && m->cell != RNNLM_RNN)
+    if (!steps_cell(m))
         return 1;
     const struct step_args a = {m, token, h_in, c_in, h_out, c_out, logits};
     step_with(NULL, &a);
@@ -319,7 +344,7 @@ int rnnlm_single_step(const struct rnnlm_single_model *m, long token, const floa
 /* `rnnlm_single_step` shared by the pool's threads. One caller at a time per pool. */
 int rnnlm_single_step_pooled(struct rnnlm_pool *pool, const struct rnnlm_single_model *m, long token,
                              const float *h_in, const float *c_in, float *h_out, float *c_out, float *logits) {
-    if (m->cell != RNNLM_LSTM && m->cell != RNNLM_RNN)
+    if (!steps_cell(m))
         return 1;
     const struct step_args a = {m, token, h_in, c_in, h_out, c_out, logits};
     step_with(pool, &a);
@@ -366,7 +391,7 @@ int rnnlm_single_run(struct rnnlm_pool *pool, const struct rnnlm_single_model *m
                      const float *bias, float temperature, const double *uniforms, int count, int step_last,
                      const float *h_in, const float *c_in, long *tokens, float *h_out, float *c_out,
                      float *logits_out) {
-    if (m->cell != RNNLM_LSTM && m->cell != RNNLM_RNN)
+    if (!steps_cell(m))
         return 1;
     const size_t state = (size_t)m->layers * m->hidden;
     float *scratch = malloc(sizeof(float) * (4 * state + (size_t)m->vocab));

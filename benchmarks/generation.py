@@ -14,7 +14,8 @@ constant once the window is full, which the prime makes it from the start.
     python benchmarks/generation.py [--chars 2000] [--window-chars 200] [--windows 8,32,100]
 
 --bound: instead, batch-1 generation against its floor, for the default model (what ``rnnlm
-train`` builds with no model options) and the 2x512 LSTM, on a character vocab of 82 tokens.
+train`` builds with no model options), the 2x512 LSTM and the default's size as a GRU, on a
+character vocab of 82 tokens.
 The floor of one step is one pass of matrix-vector products over all of its weights (W_ih x and
 W_hh h of every layer and the decoder's W h, each ``torch.addmv`` or ``torch.mv`` on contiguous
 weights, whichever is faster; the embedding row lookup aside). rnnlm's loop is
@@ -65,6 +66,7 @@ BOUND_ALPHABET = ALPHABET + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # 82 tokens with the s
 BOUND_MODELS = {
     "default (lstm 2x256, emb 128)": ModelConfig(),
     "lstm 2x512": MODELS["lstm 2x512"],
+    "gru 2x256, emb 128": ModelConfig(cell="gru"),
 }
 
 

@@ -138,8 +138,9 @@ class TorchSingleStep:
         return self.rows[token] if self.rows is not None else self.embedding[token : token + 1]  # (1, E)
 
     def step(self, token: int, state: State) -> tuple[torch.Tensor, State]:
-        """Call it under ``torch.inference_mode()`` (``GenerationSession.step`` does): the weights
-        are detached, so nothing is recorded, but the mode's switch costs a few microseconds."""
+        """Call it under ``torch.inference_mode()`` (``GenerationSession.step_one`` does): the
+        weights are detached, so nothing is recorded, but the mode's switch costs a few
+        microseconds."""
         x = self.row(token)  # (1, E)
         if self.cell == "gru":
             hs = []

@@ -138,6 +138,20 @@ def test_a_pools_threads_end_with_its_step():
 
 
 @needs_kernel
+def test_the_step_keeps_its_own_copy_of_the_weights():
+    """Built from the model as it stood: a change to the model afterwards (its embedding, which
+    the kernel reads row by row, included) changes nothing the step gives."""
+    model = model_of()
+    stepper, state = NativeStep.of(model, table=False), random_state(model)
+    before, _ = stepper.step(5, state)
+    with torch.no_grad():
+        for weight in model.parameters():
+            weight.add_(1.0)
+    after, _ = stepper.step(5, state)
+    assert torch.equal(before, after)
+
+
+@needs_kernel
 def test_a_token_outside_the_vocabulary_is_refused():
     stepper = NativeStep.of(model_of())
     with pytest.raises(IndexError, match="outside the vocabulary of 40"):

@@ -104,7 +104,8 @@ class NativeStep:
         embedding = model.embedding.weight.detach()
         self.vocab = model.head.out_features
         row = GATES[self.cell] * UNITS * -(-self.hidden // UNITS)  # a token's row of the table
-        self.params = [embedding.contiguous()]  # kept alive: the kernel holds their addresses
+        # copies, kept alive here: the kernel holds their addresses
+        self.params = [embedding.clone(memory_format=torch.contiguous_format)]
         for i in range(self.layers):
             rnn, k = (model.rnn[i], 0) if config.locked_dropout else (model.rnn, i)
             w = torch.cat([getattr(rnn, f"weight_ih_l{k}"), getattr(rnn, f"weight_hh_l{k}")], 1).detach()
@@ -155,7 +156,7 @@ class NativeStep:
         return kernel_input(state, size), None
 
     def outputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Fresh h, c (the h again for an RNN) and logits: a state may be shared, so none is written twice."""
+        """Fresh h, c (the h again but for an LSTM) and logits: a state may be shared, never written."""
         h = torch.empty(self.shape)
         return h, (torch.empty(self.shape) if self.cell == "lstm" else h), torch.empty(self.vocab)
 

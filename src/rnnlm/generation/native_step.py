@@ -61,12 +61,10 @@ def kernels() -> ctypes.CDLL | None:
     """The library with its functions' argument types, or None where it cannot be had."""
     lib = library("single_step")
     if lib is not None:
-        lib.rnnlm_single_step.argtypes = [POINTER, ctypes.c_long] + [POINTER] * 5  # the model by its address
+        lib.rnnlm_single_step.argtypes = [POINTER, POINTER, ctypes.c_long] + [POINTER] * 5  # pool, model, ...
         lib.rnnlm_single_step.restype = ctypes.c_int
         lib.rnnlm_single_input_table.argtypes = [ctypes.POINTER(Model), POINTER]
         lib.rnnlm_single_input_table.restype = None
-        lib.rnnlm_single_step_pooled.argtypes = [POINTER, POINTER, ctypes.c_long] + [POINTER] * 5
-        lib.rnnlm_single_step_pooled.restype = ctypes.c_int
         lib.rnnlm_pool_new.argtypes, lib.rnnlm_pool_new.restype = [ctypes.c_int], POINTER
         lib.rnnlm_pool_free.argtypes, lib.rnnlm_pool_free.restype = [POINTER], None
         lib.rnnlm_single_run.argtypes = [POINTER, POINTER, POINTER, POINTER, ctypes.c_float, POINTER, ctypes.c_int,
@@ -125,8 +123,7 @@ class NativeStep:
             lib.rnnlm_single_input_table(self.model, self.table.data_ptr())
             self.model.input_table = self.table.data_ptr()
         self.lib, self.at = lib, ctypes.addressof(self.model)
-        self.run, self.sample = lib.rnnlm_single_step, lib.rnnlm_draw
-        self.run_pooled, self.run_many = lib.rnnlm_single_step_pooled, lib.rnnlm_single_run
+        self.run, self.run_many, self.sample = lib.rnnlm_single_step, lib.rnnlm_single_run, lib.rnnlm_draw
         self.shape = (self.layers, 1, self.hidden)
         self.pools: dict[tuple[int, int], int | None] = {}  # (threads, process id) -> the kernel's pool
         self.pool_lock = threading.Lock()  # one step at a time on a pool; a second caller steps alone
@@ -149,11 +146,13 @@ class NativeStep:
         lib = kernels()
         return None if lib is None else cls(model, lib, table)
 
-    def inputs(self, state: State) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def inputs(self, state: State) -> tuple[torch.Tensor, torch.Tensor]:
+        """h and c (layers, 1, H) as the kernel reads them; c is h again but for an LSTM (never read)."""
         size = self.layers * self.hidden
         if self.cell == "lstm":
-            return kernel_input(state[0], size), kernel_input(state[1], size)  # (layers, 1, H) each
-        return kernel_input(state, size), None
+            return kernel_input(state[0], size), kernel_input(state[1], size)
+        h = kernel_input(state, size)
+        return h, h
 
     def outputs(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Fresh h, c (the h again but for an LSTM) and logits: a state may be shared, never written."""
@@ -176,16 +175,20 @@ class NativeStep:
         finally:
             self.pool_lock.release()
 
+    def check(self, code: int) -> None:
+        """The kernel's return code as an error: 1 a cell it does not step, 2 no scratch memory."""
+        if code == 1:
+            raise RuntimeError(f"the native kernel does not step a {self.cell}")
+        if code == 2:
+            raise MemoryError("the native kernel could not have its scratch memory")
+
     def step(self, token: int, state: State) -> tuple[torch.Tensor, State]:
         if not 0 <= token < self.vocab:
             raise IndexError(f"token {token} is outside the vocabulary of {self.vocab}")
         (h, c), (h_new, c_new, logits) = self.inputs(state), self.outputs()
-        args = (token, h.data_ptr(), (h if c is None else c).data_ptr(), h_new.data_ptr(), c_new.data_ptr(),
-                logits.data_ptr())
         with self.threads() as pool:
-            failed = self.run_pooled(pool, self.at, *args) if pool else self.run(self.at, *args)
-        if failed:
-            raise RuntimeError(f"the native kernel does not step a {self.cell}")
+            self.check(self.run(pool, self.at, token, h.data_ptr(), c.data_ptr(), h_new.data_ptr(), c_new.data_ptr(),
+                                logits.data_ptr()))
         return logits, self.new_state(h_new, c_new)
 
     def run_tokens(self, logits: torch.Tensor, bias: torch.Tensor, temperature: float, uniforms: list[float],
@@ -198,12 +201,9 @@ class NativeStep:
         count = len(uniforms)
         tokens, numbers = (ctypes.c_long * count)(), (ctypes.c_double * count)(*uniforms)
         with self.threads() as pool:
-            failed = self.run_many(pool, self.at, logits.data_ptr(), bias.data_ptr(), temperature, numbers, count,
-                                   int(step_last), h.data_ptr(), (h if c is None else c).data_ptr(), tokens,
-                                   h_new.data_ptr(), c_new.data_ptr(), out.data_ptr())
-        if failed:
-            raise MemoryError("the native kernel could not have its scratch memory") if failed == 2 else \
-                RuntimeError(f"the native kernel does not step a {self.cell}")
+            self.check(self.run_many(pool, self.at, logits.data_ptr(), bias.data_ptr(), temperature, numbers, count,
+                                     int(step_last), h.data_ptr(), c.data_ptr(), tokens, h_new.data_ptr(),
+                                     c_new.data_ptr(), out.data_ptr()))
         return list(tokens), out, self.new_state(h_new, c_new)
 
     def draw(self, logits: torch.Tensor, bias: torch.Tensor, temperature: float, uniform: float) -> int:

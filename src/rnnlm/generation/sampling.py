@@ -43,6 +43,11 @@ class Sampling:
     def truncates(self) -> bool:
         return self.top_k is not None or (self.top_p is not None and self.top_p < 1.0)
 
+    @property
+    def by_temperature(self) -> bool:
+        """Drawn by its temperature alone: not greedy, nothing cut by top-k or top-p."""
+        return not self.greedy and not self.truncates
+
 
 def draw(logits: torch.Tensor, settings: Sequence[Sampling], uniforms: Sequence[float],
          banned: torch.Tensor | None = None) -> torch.Tensor:
@@ -53,7 +58,7 @@ def draw(logits: torch.Tensor, settings: Sequence[Sampling], uniforms: Sequence[
     server's worker gives the GIL up once."""
     greedy = [s.greedy for s in settings]
     temperatures = [s.temperature for s in settings]
-    if not any(greedy) and not any(s.truncates for s in settings):
+    if all(s.by_temperature for s in settings):
         return scripted(draw_by_temperature)(logits, banned, temperatures, [float(u) for u in uniforms])
     if banned is not None:
         logits = logits.masked_fill(banned, float("-inf"))
@@ -98,7 +103,7 @@ def draw_one(logits: torch.Tensor, sampling: Sampling, uniform: float) -> int:
     tokens already -inf. The search of the cumulative distribution runs in numpy on the tensor's
     own memory, so the only torch calls are the softmax and its cumulative sum (on the CPU; other
     devices, and any setting but temperature 1, go through ``draw``)."""
-    if sampling.greedy or sampling.truncates or sampling.temperature != 1.0 or logits.device.type != "cpu":
+    if not sampling.by_temperature or sampling.temperature != 1.0 or logits.device.type != "cpu":
         return int(draw(logits[None], [sampling], [uniform])[0])
     cdf = logits.float().softmax(0).cumsum(0).numpy()  # (V,); draw's shift by the maximum is softmax's own
     total = cdf[-1]

@@ -190,8 +190,7 @@ class GenerationSession:
         draw by temperature alone and record no log-probabilities are drawn and stepped in one
         call (the model then runs even on a step that ends them all)."""
         n = len(streams)
-        if kernel is not None and all(s.logprobs is None and not s.sampling.greedy and not s.sampling.truncates
-                                      for s in streams):
+        if kernel is not None and all(s.logprobs is None and s.sampling.by_temperature for s in streams):
             ids = kernel(n, logits.shape[0], [s.sampling.temperature for s in streams],
                          [s.rng.random() for s in streams])
             return [self.advance(s, token_id, None) for s, token_id in zip(streams, ids)]
@@ -214,7 +213,7 @@ class GenerationSession:
     def draw_and_step_one(self, stream: Stream) -> Piece:
         """``step_one``'s work, in the mode its caller chose."""
         logits, sampling, native = stream.logits, stream.sampling, self.single.native  # (V,)
-        if native is not None and not sampling.greedy and not sampling.truncates:
+        if native is not None and sampling.by_temperature:
             token_id = native.draw(logits, self.ban_bias, sampling.temperature, stream.rng.random())
         else:
             token_id = draw_one(torch.add(logits, self.ban_bias), sampling, stream.rng.random())  # add: less than a fill
@@ -287,9 +286,7 @@ class GenerationSession:
     def runs_alone(self, stream: Stream) -> bool:
         """Whether ``run_alone`` can write ``stream``: the C kernel is here, and the stream draws
         by temperature alone and records nothing."""
-        sampling = stream.sampling
-        return (self.single_step().native is not None and stream.logprobs is None and not sampling.greedy
-                and not sampling.truncates)
+        return self.single_step().native is not None and stream.logprobs is None and stream.sampling.by_temperature
 
     def run_alone(self, stream: Stream) -> Iterator[list[Piece]]:
         """``run_streams`` for one stream, RUN_TOKENS tokens to a call of the C kernel (drawn and

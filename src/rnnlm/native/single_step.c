@@ -330,20 +330,11 @@ static void step_with(struct rnnlm_pool *pool, const struct step_args *a) {
     barrier_wait(&pool->sync, pool->parties);
 }
 
-/* One token: the new state into h_out (and c_out for an LSTM), the logits into `logits` (V).
+/* One token: the new state into h_out (and c_out for an LSTM), the logits into `logits` (V), by
+   the pool's threads, or by the caller alone where `pool` is NULL (one caller at a time per pool).
    Returns 0, or 1 for a cell this file does not step. */
-int rnnlm_single_step(const struct rnnlm_single_model *m, long token, const float *h_in, const float *c_in,
-                      float *h_out, float *c_out, float *logits) {
-    if (!steps_cell(m))
-        return 1;
-    const struct step_args a = {m, token, h_in, c_in, h_out, c_out, logits};
-    step_with(NULL, &a);
-    return 0;
-}
-
-/* `rnnlm_single_step` shared by the pool's threads. One caller at a time per pool. */
-int rnnlm_single_step_pooled(struct rnnlm_pool *pool, const struct rnnlm_single_model *m, long token,
-                             const float *h_in, const float *c_in, float *h_out, float *c_out, float *logits) {
+int rnnlm_single_step(struct rnnlm_pool *pool, const struct rnnlm_single_model *m, long token, const float *h_in,
+                      const float *c_in, float *h_out, float *c_out, float *logits) {
     if (!steps_cell(m))
         return 1;
     const struct step_args a = {m, token, h_in, c_in, h_out, c_out, logits};

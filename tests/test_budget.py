@@ -132,6 +132,18 @@ def test_a_plan_that_ends_early_validates_about_every_epoch_where_its_spare_time
     slow.validate()
 
 
+@pytest.mark.parametrize("epoch_steps, tokens_per_s, valid_s", [
+    (50, 20000.0, 0.5), (50, 80000.0, 0.05), (97, 5000.0, 2.0), (20, 5000.0, 0.5), (7, 640.0, 0.5)])
+def test_a_plan_that_ends_early_trains_nearly_as_many_steps_as_it_may_and_no_more(epoch_steps, tokens_per_s, valid_s):
+    config = planned(budget=100.0)  # each a case the share of time alone, or the validations added, got wrong
+    data = fake_data(128 * epoch_steps + 1)
+    max_steps = 11 * epoch_steps
+    plan = make_plan(config, data, Speed(tokens_per_s, valid_s, 1.0), setup_s=5.0, max_steps=max_steps)
+    assert 0.98 * max_steps <= plan.steps <= max_steps and plan.budget <= plan.asked
+    assert len(plan.valid_at) >= 10  # about an epoch apart
+    plan.validate()
+
+
 def test_plan_validates_mid_epoch_on_a_large_corpus():
     config = planned(budget=600.0)
     data = fake_data(128 * 100_000 + 1)  # an epoch far longer than the budget

@@ -101,32 +101,60 @@ def make_plan(config: RunConfig, data: TextData, speed: Speed, setup_s: float, c
     plan = planned(asked)
     if max_steps is None or plan.steps <= max_steps:
         return plan
-    end = asked
-    for cut in range(50):  # less time holds fewer validations, so more steps than its share: cut again,
-        # four times to the share, then by 1% at a time (the share alone can stop short of the bound)
-        end = setup_s + (end - setup_s) * (max_steps / plan.steps if cut < 4 else 0.99)
-        plan = planned(end)
-        if plan.steps <= max_steps:
-            break
+    plan = longest_within(planned, setup_s, asked, plan, max_steps)
     batches = StreamBatches(data.train_ids, config.train.bs, config.train.bptt)
-    return replace(validated_often(plan, planned, batches, speed.tokens_per_s, asked), asked=asked)
+    return replace(validated_often(plan, planned, batches, speed.tokens_per_s, asked, max_steps), asked=asked)
+
+
+def longest_within(planned: Callable[[float], BudgetPlan], setup_s: float, asked: float, whole: BudgetPlan,
+                   max_steps: int) -> BudgetPlan:
+    """The plan of most steps, at most ``max_steps``, found by halving the time between ``setup_s``
+    and ``asked`` (whose plan, ``whole``, has more). The steps a time holds are not proportional to
+    it (a validation costs the same in less time), and not always monotonic in it (validations
+    fall at epoch ends where epochs are short), so the search keeps the best plan it met."""
+    short, long, best = setup_s, asked, None
+    end = setup_s + (asked - setup_s) * max_steps / whole.steps  # the share: close where validations cost little
+    for _ in range(40):
+        try:
+            plan = planned(end)
+        except SettingError:  # too short for one step
+            plan = None
+        if plan is not None and plan.steps > max_steps:
+            long = end
+        else:
+            short = end
+            if plan is not None and (best is None or plan.steps > best.steps):
+                best = plan
+            if best is not None and best.steps >= max_steps * (1 - SLACK):
+                break
+        end = (short + long) / 2
+    return best if best is not None else planned(long)
 
 
 def validated_often(plan: BudgetPlan, planned: Callable[[float, int], BudgetPlan], batches: StreamBatches,
-                    tokens_per_s: float, asked: float) -> BudgetPlan:
-    """``plan`` (one that ends early) with a validation about every epoch of ``batches``, in a
-    longer time of its own (``planned(budget, validations)``), where the budget ``asked`` holds
-    them with the same steps; else ``plan``."""
+                    tokens_per_s: float, asked: float, max_steps: int) -> BudgetPlan:
+    """``plan`` (one that ends early, at most ``max_steps``) with a validation about every epoch of
+    ``batches``, in a longer time of its own (``planned(budget, validations)``), where the budget
+    ``asked`` holds them with the steps of ``plan`` to ``max_steps``; else ``plan``."""
     validations = min(MAX_VALIDATIONS, math.ceil(plan.steps / len(batches)))
     if len(plan.valid_at) >= validations:
         return plan
     step_s = batches.tokens / len(batches) / tokens_per_s
     end = plan.budget + (validations - len(plan.valid_at)) * plan.valid_s / (1 - SLACK)
-    for _ in range(3):  # a longer time may validate on more of a long split: add what that takes
-        often = planned(end, validations)
-        if often.steps >= plan.steps:
+    short, long = None, None  # times found to hold too few steps and too many
+    for _ in range(12):  # a longer time may validate on more of a long split, or fewer at epoch ends:
+        often = planned(end, validations)  # add or take off what the difference takes, then halve the gap
+        if plan.steps <= often.steps <= max_steps:
             return often if often.budget <= asked else plan
-        end += ((plan.steps - often.steps) * step_s + 1e-6) / (1 - SLACK)
+        if often.steps < plan.steps:
+            short = end
+        else:
+            long = end
+        if short is not None and long is not None:
+            end = (short + long) / 2
+        else:
+            missing = plan.steps - often.steps if often.steps < plan.steps else max_steps - often.steps
+            end += (missing * step_s + math.copysign(1e-6, missing)) / (1 - SLACK)
     return plan
 
 

@@ -1,4 +1,4 @@
-"""The batch-1 step and draw in C (rnnlm.generation.native_step, rnnlm/native/single_step.c):
+"""The batch-1 step and draw in C (rnnlm.generation.native_step, rnnlm/native/recurrent_step.c):
 the model's numbers to float rounding, the draw's tokens, and the build that falls back."""
 
 import gc
@@ -20,8 +20,8 @@ from rnnlm.models import RecurrentLM
 from rnnlm.native import build
 from rnnlm.train.run import train
 
-needs_kernel = pytest.mark.skipif(build.library("single_step") is None,
-                                  reason=f"no native kernel here: {build.unavailable.get('single_step')}")
+needs_kernel = pytest.mark.skipif(build.library("recurrent_step") is None,
+                                  reason=f"no native kernel here: {build.unavailable.get('recurrent_step')}")
 
 
 def model_of(cell="lstm", layers=2, emb=16, hidden=32, locked=False, vocab=40):
@@ -272,11 +272,11 @@ def test_without_a_compiler_the_step_falls_back_and_says_why(tmp_path, monkeypat
     build.forget()
     try:
         assert NativeStep.of(model_of()) is None
-        assert "no-such-cc" in build.unavailable["single_step"]
+        assert "no-such-cc" in build.unavailable["recurrent_step"]
         assert SingleStreamStep(model_of()).native is None
         monkeypatch.setenv("RNNLM_NATIVE", "0")
         build.forget()
-        assert build.library("single_step") is None and "RNNLM_NATIVE=0" in build.unavailable["single_step"]
+        assert build.library("recurrent_step") is None and "RNNLM_NATIVE=0" in build.unavailable["recurrent_step"]
     finally:
         build.forget()
 
@@ -288,13 +288,13 @@ def test_the_build_is_kept_and_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("RNNLM_CACHE_DIR", str(tmp_path))
     build.forget()
     try:
-        assert build.library("single_step") is not None
+        assert build.library("recurrent_step") is not None
         (built,) = (tmp_path / "native").iterdir()
-        assert built.name.startswith("single_step-") and built.suffix in (".so", ".dylib")
+        assert built.name.startswith("recurrent_step-") and built.suffix in (".so", ".dylib")
         stamp = built.stat().st_mtime_ns
         build.forget()
         monkeypatch.setattr(build.subprocess, "run", None)  # a rebuild would fail
-        assert build.library("single_step") is not None
+        assert build.library("recurrent_step") is not None
         assert [p.name for p in (tmp_path / "native").iterdir()] == [built.name]
         assert built.stat().st_mtime_ns == stamp
     finally:

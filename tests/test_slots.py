@@ -4,8 +4,10 @@ leave at different steps, past the buffers' first size, each write the text its 
 import pytest
 import torch
 
+from rnnlm.generation.native_slot_step import NativeSlotStep
 from rnnlm.generation.sampling import Sampling
 from rnnlm.generation.session import GenerationSession
+from rnnlm.generation.single_stream_step import SingleStreamStep
 from rnnlm.generation.slots import FIRST_SLOTS, StreamSlots
 
 SETTINGS = [Sampling(), Sampling(temperature=0.7), Sampling(top_k=5), Sampling(top_p=0.9), Sampling(greedy=True)]
@@ -75,17 +77,20 @@ def test_the_slots_state_is_the_streams_state(tiny_run):
         assert torch.allclose(slots.state[0][:, i], stream.state[:, 0], atol=1e-5)
 
 
-def test_streams_drawn_by_temperature_take_the_one_call_and_write_their_seeds_text(tiny_run, monkeypatch):
-    """Streams that all draw by temperature are drawn and stepped by the slots' kernel (one
-    TorchScript call on the buffers), through joins, leaves and the buffers' growth: each writes
-    what its seed writes alone."""
+@pytest.mark.parametrize("native", [True, False])
+def test_streams_drawn_by_temperature_take_the_one_call_and_write_their_seeds_text(tiny_run, monkeypatch, native):
+    """Streams that all draw by temperature are drawn and stepped by the slots' kernel (one call
+    on the buffers: the C kernel where the lone stream steps in C, else TorchScript), through
+    joins, leaves and the buffers' growth: each writes what its seed writes alone."""
     session = GenerationSession.load(tiny_run, device="cpu")
+    session.single = SingleStreamStep(session.model, native=native)
     calls = []
     real = GenerationSession.slot_kernel
 
     def counted(self, state, logits):
         kernel = real(self, state, logits)
-        assert isinstance(kernel, torch.jit.ScriptModule)
+        in_c = session.single.native is not None
+        assert isinstance(kernel, NativeSlotStep if in_c else torch.jit.ScriptModule)
         return Counted(kernel, calls)
 
     monkeypatch.setattr(GenerationSession, "slot_kernel", counted)

@@ -1,4 +1,4 @@
-"""The batch-1 step of an LSTM, GRU or RNN as one call of a C kernel (``rnnlm/native/single_step.c``),
+"""The batch-1 step of an LSTM, GRU or RNN as one call of a C kernel (``rnnlm/native/recurrent_step.c``),
 and the draw of a token as another.
 
 The step's matrix-vector products stream the weights once; around them, from Python or
@@ -59,7 +59,7 @@ class Model(ctypes.Structure):
 
 def kernels() -> ctypes.CDLL | None:
     """The library with its functions' argument types, or None where it cannot be had."""
-    lib = library("single_step")
+    lib = library("recurrent_step")
     if lib is not None:
         lib.rnnlm_single_step.argtypes = [POINTER, POINTER, ctypes.c_long] + [POINTER] * 5  # pool, model, ...
         lib.rnnlm_single_step.restype = ctypes.c_int
@@ -72,6 +72,8 @@ def kernels() -> ctypes.CDLL | None:
         lib.rnnlm_single_run.restype = ctypes.c_int
         lib.rnnlm_draw.argtypes = [POINTER, POINTER, ctypes.c_int, ctypes.c_float, ctypes.c_double]
         lib.rnnlm_draw.restype = ctypes.c_long
+        lib.rnnlm_slots_step.argtypes = [POINTER, POINTER, ctypes.c_int, ctypes.c_long] + [POINTER] * 7
+        lib.rnnlm_slots_step.restype = ctypes.c_int
     return lib
 
 

@@ -24,6 +24,7 @@ from rnnlm.data.items import ItemRecord, load_items
 from rnnlm.errors import RnnlmError, SettingError, invalid
 from rnnlm.evaluation.documents import boundary_state
 from rnnlm.generation.batched_step import BatchedStep
+from rnnlm.generation.native_slot_step import NativeSlotStep
 from rnnlm.generation.prompt import WHOLE_PIECE, PromptReading, encode_prompt, read_prompts
 from rnnlm.generation.sampling import MAX_SAMPLING_SEED, Sampling, draw, draw_one
 from rnnlm.generation.single_stream_step import SingleStreamStep
@@ -174,28 +175,38 @@ class GenerationSession:
         records = self.token_records(logits, streams, ids)
         return drawn, [self.advance(s, token_id, record) for s, token_id, record in zip(streams, ids, records)]
 
-    def slot_kernel(self, state: list[torch.Tensor], logits: torch.Tensor) -> SlotStep:
+    def slot_kernel(self, state: list[torch.Tensor], logits: torch.Tensor) -> SlotStep | NativeSlotStep:
         """The draw and step of a block of slots as one call, on the slots' buffers ``state``
-        and ``logits`` (``rnnlm.generation.slot_step``)."""
+        and ``logits``: by the C kernel where the lone stream's step is in C (the same numbers
+        as a stream alone, ``rnnlm.generation.native_slot_step``), else by TorchScript
+        (``rnnlm.generation.slot_step``)."""
+        native = self.single_step().native
+        if native is not None:
+            return NativeSlotStep(native, self.ban_bias, state, logits)
         if self.stepper is None:
             self.stepper = BatchedStep(self.model)
         return slot_step(self.stepper, self.banned, state, logits)
 
     def step_slots(self, streams: Sequence[Stream], logits: torch.Tensor, state: State,
-                   kernel: SlotStep | None = None) -> list[Piece]:
+                   kernel: SlotStep | NativeSlotStep | None = None) -> list[Piece]:
         """``step`` for streams whose scores and state are the first rows of a block of slots
         (``rnnlm.generation.slots``): scores (R, V) and state (layers, R, H), R >= N. The model
-        runs on the whole block in place, ended streams and free slots too (their rows are
-        overwritten when a stream next takes them). With the slots' ``kernel``, streams that all
-        draw by temperature alone and record no log-probabilities are drawn and stepped in one
-        call (the model then runs even on a step that ends them all)."""
+        runs in place, through torch on the whole block (ended streams and free slots too: their
+        rows are overwritten when a stream next takes them), through the C kernel on the N
+        streams' rows. With the slots' ``kernel``, streams that all draw by temperature alone and
+        record no log-probabilities are drawn and stepped in one call (the model then runs even
+        on a step that ends them all)."""
         n = len(streams)
         if kernel is not None and all(s.logprobs is None and s.sampling.by_temperature for s in streams):
             ids = kernel(n, logits.shape[0], [s.sampling.temperature for s in streams],
                          [s.rng.random() for s in streams])
             return [self.advance(s, token_id, None) for s, token_id in zip(streams, ids)]
         ids, pieces = self.draw_and_advance(streams, logits[:n])
-        if not all(s.finished for s in streams):
+        if all(s.finished for s in streams):
+            return pieces
+        if isinstance(kernel, NativeSlotStep):
+            kernel.step(ids.tolist())
+        else:
             if self.stepper is None:
                 self.stepper = BatchedStep(self.model)
             self.stepper.step_into(ids, state, out=logits)  # token 0 in the free slots

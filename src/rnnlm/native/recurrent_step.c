@@ -69,8 +69,10 @@ static inline float exp_approx(float a) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     const float e = p * r * r + r + 1.0f;
-    union { int i; float f; } two_n = {.i = ((int)n + 127) << 23};
-    return e * two_n.f;
+    const int bits = ((int)n + 127) << 23;
+    float two_n;
+    __builtin_memcpy(&two_n, &bits, sizeof two_n);
+    return e * two_n;
 }
 
 static inline float sigmoid(float a) { return 1.0f / (1.0f + exp_approx(-a)); }
@@ -152,6 +154,44 @@ struct step_args {
     float *h_out, *c_out, *logits;
 };
 
+/* The new state of a block's `units` units from their gates' sums `acc` (a GRU's state part apart
+   in `state_part`) and their old state h, c; written to h_new, c_new (c for an LSTM only). The
+   arithmetic runs on all UNITS lanes (a loop of fixed length vectorizes), on copies padded with
+   zeros, and only `units` are read and written. */
+static inline void block_gates(int cell, const float *restrict acc, const float *restrict state_part, int units,
+                               const float *restrict h, const float *restrict c, float *restrict h_new,
+                               float *restrict c_new) {
+    float old[UNITS] = {0}, fresh_h[UNITS], fresh_c[UNITS];
+    if (cell == RNNLM_LSTM) {
+        for (int u = 0; u < units; u++)
+            old[u] = c[u];
+        float gates[4 * UNITS]; /* input, forget, cell, output: a loop each (one of them all does not vectorize) */
+        for (int o = 0; o < 4 * UNITS; o++)
+            gates[o] = sigmoid(acc[o]);
+        for (int u = 0; u < UNITS; u++)
+            gates[2 * UNITS + u] = tanh_approx(acc[2 * UNITS + u]);
+        for (int u = 0; u < UNITS; u++)
+            fresh_c[u] = gates[UNITS + u] * old[u] + gates[u] * gates[2 * UNITS + u];
+        for (int u = 0; u < UNITS; u++)
+            fresh_h[u] = gates[3 * UNITS + u] * tanh_approx(fresh_c[u]);
+        for (int u = 0; u < units; u++)
+            c_new[u] = fresh_c[u];
+    } else if (cell == RNNLM_GRU) { /* reset, update, new: h' = n + z (h - n) */
+        for (int u = 0; u < units; u++)
+            old[u] = h[u];
+        for (int u = 0; u < UNITS; u++) {
+            const float r = sigmoid(acc[u] + state_part[u]), z = sigmoid(acc[UNITS + u] + state_part[UNITS + u]);
+            const float fresh = tanh_approx(acc[2 * UNITS + u] + r * state_part[2 * UNITS + u]);
+            fresh_h[u] = fresh + z * (old[u] - fresh);
+        }
+    } else {
+        for (int u = 0; u < UNITS; u++)
+            fresh_h[u] = tanh_approx(acc[u]);
+    }
+    for (int u = 0; u < units; u++)
+        h_new[u] = fresh_h[u];
+}
+
 /* Block b of layer i: its units' gates from input x (in) and state, then their new state. */
 static void layer_block(const struct step_args *a, int i, const float *x, int in, int b) {
     const struct rnnlm_single_model *m = a->m;
@@ -174,26 +214,8 @@ static void layer_block(const struct step_args *a, int i, const float *x, int in
         block_product(acc, w + (size_t)in * n, h, hidden, n);
     }
     const int u0 = b * UNITS, units = hidden - u0 < UNITS ? hidden - u0 : UNITS;
-    float *h_new = a->h_out + (size_t)i * hidden + u0;
-    if (m->cell == RNNLM_LSTM) {
-        const float *c = a->c_in + (size_t)i * hidden + u0;
-        float *c_new = a->c_out + (size_t)i * hidden + u0;
-        for (int u = 0; u < units; u++) {
-            const float gi = sigmoid(acc[u]), gf = sigmoid(acc[UNITS + u]);
-            const float gc = tanh_approx(acc[2 * UNITS + u]), go = sigmoid(acc[3 * UNITS + u]);
-            c_new[u] = gf * c[u] + gi * gc;
-            h_new[u] = go * tanh_approx(c_new[u]);
-        }
-    } else if (gru) { /* reset, update, new: h' = n + z (h - n) */
-        for (int u = 0; u < units; u++) {
-            const float r = sigmoid(acc[u] + state_part[u]), z = sigmoid(acc[UNITS + u] + state_part[UNITS + u]);
-            const float fresh = tanh_approx(acc[2 * UNITS + u] + r * state_part[2 * UNITS + u]);
-            h_new[u] = fresh + z * (h[u0 + u] - fresh);
-        }
-    } else {
-        for (int u = 0; u < units; u++)
-            h_new[u] = tanh_approx(acc[u]);
-    }
+    const size_t at = (size_t)i * hidden + u0;
+    block_gates(m->cell, acc, state_part, units, h + u0, a->c_in + at, a->h_out + at, a->c_out + at);
 }
 
 /* Block c of the head: COLUMNS logits from the top layer's new state x. */
@@ -210,9 +232,10 @@ static void head_block(const struct step_args *a, const float *x, int c) {
         a->logits[v0 + o] = acc[o];
 }
 
-/* Party p of `parties`: its blocks of every layer, meeting the others after each, then its
-   blocks of the head. */
-static void run_party(const struct step_args *a, int p, int parties, struct barrier *sync) {
+/* Party p of `parties` of a step of one stream (`struct step_args`): its blocks of every layer,
+   meeting the others after each, then its blocks of the head. */
+static void run_party(const void *args, int p, int parties, struct barrier *sync) {
+    const struct step_args *a = args;
     const struct rnnlm_single_model *m = a->m;
     const int blocks = blocks_of(m->hidden, UNITS), head_blocks = blocks_of(m->vocab, COLUMNS);
     const float *x = m->params[0] + (size_t)a->token * m->embed;
@@ -228,13 +251,17 @@ static void run_party(const struct step_args *a, int p, int parties, struct barr
         head_block(a, x, c);
 }
 
+/* What party p of `parties` does of a step; parties meet at `sync`. */
+typedef void (*party_work)(const void *args, int p, int parties, struct barrier *sync);
+
 struct rnnlm_pool {
     int parties, started;
     pthread_mutex_t lock;
     pthread_cond_t wake;
     atomic_long step;  /* counts the steps handed out */
     atomic_int stop;
-    const struct step_args *args;
+    party_work work; /* the step's work, and what it works on */
+    const void *args;
     struct barrier sync;
     pthread_t threads[MAX_PARTIES];
     struct helper { struct rnnlm_pool *pool; int party; } helpers[MAX_PARTIES];
@@ -272,7 +299,7 @@ static void *helper_life(void *arg) {
     struct rnnlm_pool *pool = self->pool;
     long seen = 0;
     while ((seen = next_step(pool, seen)) >= 0) {
-        run_party(pool->args, self->party, pool->parties, &pool->sync);
+        pool->work(pool->args, self->party, pool->parties, &pool->sync);
         barrier_wait(&pool->sync, pool->parties); /* the step's end: the caller may return */
     }
     return NULL;
@@ -315,18 +342,19 @@ struct rnnlm_pool *rnnlm_pool_new(int parties) {
     return pool;
 }
 
-/* One step by the pool's threads, or by the caller alone where `pool` is NULL. */
-static void step_with(struct rnnlm_pool *pool, const struct step_args *a) {
+/* One step's `work` on `args` by the pool's threads, or by the caller alone where `pool` is NULL. */
+static void step_with(struct rnnlm_pool *pool, party_work work, const void *args) {
     if (pool == NULL) {
-        run_party(a, 0, 1, NULL);
+        work(args, 0, 1, NULL);
         return;
     }
-    pool->args = a;
+    pool->work = work;
+    pool->args = args;
     pthread_mutex_lock(&pool->lock);
     atomic_fetch_add(&pool->step, 1);
     pthread_cond_broadcast(&pool->wake);
     pthread_mutex_unlock(&pool->lock);
-    run_party(a, 0, pool->parties, &pool->sync);
+    work(args, 0, pool->parties, &pool->sync);
     barrier_wait(&pool->sync, pool->parties);
 }
 
@@ -338,7 +366,7 @@ int rnnlm_single_step(struct rnnlm_pool *pool, const struct rnnlm_single_model *
     if (!steps_cell(m))
         return 1;
     const struct step_args a = {m, token, h_in, c_in, h_out, c_out, logits};
-    step_with(pool, &a);
+    step_with(pool, run_party, &a);
     return 0;
 }
 
@@ -399,9 +427,180 @@ int rnnlm_single_run(struct rnnlm_pool *pool, const struct rnnlm_single_model *m
         float *h_next = last ? h_out : h_spare[t % 2], *c_next = last ? c_out : c_spare[t % 2];
         float *scores_next = last ? logits_out : logits;
         const struct step_args a = {m, tokens[t], h, c, h_next, c_next, scores_next};
-        step_with(pool, &a);
+        step_with(pool, run_party, &a);
         scores = scores_next, h = h_next, c = c_next;
     }
+    free(scratch);
+    return 0;
+}
+
+/* --- Many streams at once: a server's streams in slots.
+
+   A block's weights are read once for GROUP streams together: their sums stay in registers while
+   the block's rows stream past, each row's vectors used by every stream of the group. Each
+   output still adds its inputs one at a time, in order, the same sums as a stream alone: a
+   stream's numbers do not depend on the streams it is stepped with, bit for bit. */
+
+#define GROUP 4 /* streams whose sums a block holds in registers at once */
+
+typedef float vec16 __attribute__((vector_size(64), aligned(4))); /* 16 floats, any alignment */
+
+/* acc[s] (VECS x 16, rows `stride` apart) += x[s] (k) . w (k, VECS x 16) for the first `g`
+   streams of a group, row by row in order: `block_product` for g streams at once. */
+#define GROUP_PRODUCT(VECS, G)                                                                         \
+    static void group_product_##VECS##_##G(float *acc, int stride, const float *w, const float *const *x, \
+                                           int k) {                                                   \
+        vec16 sums[G][VECS];                                                                          \
+        for (int s = 0; s < G; s++)                                                                   \
+            for (int v = 0; v < VECS; v++)                                                            \
+                __builtin_memcpy(&sums[s][v], acc + (size_t)s * stride + 16 * v, sizeof(vec16));      \
+        for (int j = 0; j < k; j++) {                                                                 \
+            vec16 row[VECS];                                                                          \
+            for (int v = 0; v < VECS; v++)                                                            \
+                __builtin_memcpy(&row[v], w + ((size_t)j * VECS + v) * 16, sizeof(vec16));            \
+            for (int s = 0; s < G; s++) {                                                             \
+                const float xj = x[s][j];                                                             \
+                for (int v = 0; v < VECS; v++)                                                        \
+                    sums[s][v] += xj * row[v];                                                        \
+            }                                                                                         \
+        }                                                                                             \
+        for (int s = 0; s < G; s++)                                                                   \
+            for (int v = 0; v < VECS; v++)                                                            \
+                __builtin_memcpy(acc + (size_t)s * stride + 16 * v, &sums[s][v], sizeof(vec16));      \
+    }
+#define GROUP_PRODUCTS(VECS) GROUP_PRODUCT(VECS, 1) GROUP_PRODUCT(VECS, 2) GROUP_PRODUCT(VECS, 3) GROUP_PRODUCT(VECS, 4)
+GROUP_PRODUCTS(1)
+GROUP_PRODUCTS(3)
+GROUP_PRODUCTS(4)
+
+typedef void (*group_product_fn)(float *, int, const float *, const float *const *, int);
+static const group_product_fn group_products[5][GROUP] = {
+    [1] = {group_product_1_1, group_product_1_2, group_product_1_3, group_product_1_4},
+    [3] = {group_product_3_1, group_product_3_2, group_product_3_3, group_product_3_4},
+    [4] = {group_product_4_1, group_product_4_2, group_product_4_3, group_product_4_4},
+};
+
+/* acc[s] (n, rows `stride` apart) += x[s] (k) . w (k, n) for g streams; n is 16, 48 or 64. */
+static void group_product(float *acc, int stride, const float *w, const float *const *x, int k, int n, int g) {
+    group_products[n / 16][g - 1](acc, stride, w, x, k);
+}
+
+struct slots_args {
+    const struct rnnlm_single_model *m;
+    int n;               /* streams stepped: the first n slots */
+    long slots;          /* rows of the slots' buffers */
+    const long *tokens;  /* (n) */
+    float *h, *c;        /* the slots' state, (layers, slots, H) each: read, then overwritten */
+    float *h_new, *c_new; /* scratch, (layers, n, H) each */
+    float *logits;       /* (slots, V): the first n rows written */
+};
+
+/* Block b of layer i for streams s0 .. s0 + g - 1: their units' new state into the scratch. */
+static void slots_layer_block(const struct slots_args *a, int i, int b, int s0, int g) {
+    const struct rnnlm_single_model *m = a->m;
+    const int hidden = m->hidden, in = i == 0 ? m->embed : hidden, n = gates_per_unit(m) * UNITS;
+    const int gru = m->cell == RNNLM_GRU;
+    const float *w = m->params[1 + 2 * i] + (size_t)b * (in + hidden) * n;
+    const float *bias = m->params[2 + 2 * i] + (size_t)b * n * bias_parts(m);
+    float acc[GROUP][4 * UNITS], state_part[GROUP][3 * UNITS];
+    const float *x[GROUP], *h[GROUP];
+    for (int s = 0; s < g; s++) {
+        const long r = s0 + s;
+        h[s] = a->h + ((size_t)i * a->slots + r) * hidden;
+        x[s] = i == 0 ? NULL : a->h_new + ((size_t)(i - 1) * a->n + r) * hidden;
+        if (i == 0) {
+            first_input(m, a->tokens[r], b, n, acc[s]);
+        } else {
+            for (int o = 0; o < n; o++)
+                acc[s][o] = bias[o];
+        }
+        if (gru)
+            for (int o = 0; o < n; o++)
+                state_part[s][o] = bias[n + o];
+    }
+    if (i > 0)
+        group_product(acc[0], 4 * UNITS, w, x, in, n, g);
+    if (gru)
+        group_product(state_part[0], 3 * UNITS, w + (size_t)in * n, h, hidden, n, g);
+    else
+        group_product(acc[0], 4 * UNITS, w + (size_t)in * n, h, hidden, n, g);
+    const int u0 = b * UNITS, units = hidden - u0 < UNITS ? hidden - u0 : UNITS;
+    for (int s = 0; s < g; s++) {
+        const long r = s0 + s;
+        const size_t at = ((size_t)i * a->n + r) * hidden + u0;
+        block_gates(m->cell, acc[s], state_part[s], units, h[s] + u0, a->c + ((size_t)i * a->slots + r) * hidden + u0,
+                    a->h_new + at, a->c_new + at);
+    }
+}
+
+/* Block c of the head for streams s0 .. s0 + g - 1: their logits from the top layer's new state. */
+static void slots_head_block(const struct slots_args *a, int c, int s0, int g) {
+    const struct rnnlm_single_model *m = a->m;
+    const float *w = m->params[1 + 2 * m->layers] + (size_t)c * m->hidden * COLUMNS;
+    const float *bias = m->params[2 + 2 * m->layers] + (size_t)c * COLUMNS;
+    float acc[GROUP][COLUMNS];
+    const float *x[GROUP];
+    for (int s = 0; s < g; s++) {
+        x[s] = a->h_new + ((size_t)(m->layers - 1) * a->n + s0 + s) * m->hidden;
+        for (int o = 0; o < COLUMNS; o++)
+            acc[s][o] = bias[o];
+    }
+    group_product(acc[0], COLUMNS, w, x, m->hidden, COLUMNS, g);
+    const int v0 = c * COLUMNS, count = m->vocab - v0 < COLUMNS ? m->vocab - v0 : COLUMNS;
+    for (int s = 0; s < g; s++)
+        for (int o = 0; o < count; o++)
+            a->logits[(size_t)(s0 + s) * m->vocab + v0 + o] = acc[s][o];
+}
+
+/* Party p of `parties` of a step of the slots (`struct slots_args`): its blocks of every layer
+   for every stream, meeting the others after each layer; then its units' new state into the
+   slots, and its blocks of the head. */
+static void slots_party(const void *args, int p, int parties, struct barrier *sync) {
+    const struct slots_args *a = args;
+    const struct rnnlm_single_model *m = a->m;
+    const int blocks = blocks_of(m->hidden, UNITS), head_blocks = blocks_of(m->vocab, COLUMNS);
+    const int b0 = blocks * p / parties, b1 = blocks * (p + 1) / parties;
+    for (int i = 0; i < m->layers; i++) {
+        for (int b = b0; b < b1; b++)
+            for (int s0 = 0; s0 < a->n; s0 += GROUP)
+                slots_layer_block(a, i, b, s0, a->n - s0 < GROUP ? a->n - s0 : GROUP);
+        barrier_wait(sync, parties);
+    }
+    const int u0 = b0 * UNITS, u1 = b1 * UNITS < m->hidden ? b1 * UNITS : m->hidden;
+    for (int i = 0; i < m->layers; i++)
+        for (long r = 0; r < a->n; r++) {
+            const size_t from = ((size_t)i * a->n + r) * m->hidden, to = ((size_t)i * a->slots + r) * m->hidden;
+            for (int u = u0; u < u1; u++) {
+                a->h[to + u] = a->h_new[from + u];
+                if (m->cell == RNNLM_LSTM)
+                    a->c[to + u] = a->c_new[from + u];
+            }
+        }
+    for (int c = head_blocks * p / parties; c < head_blocks * (p + 1) / parties; c++)
+        for (int s0 = 0; s0 < a->n; s0 += GROUP)
+            slots_head_block(a, c, s0, a->n - s0 < GROUP ? a->n - s0 : GROUP);
+}
+
+/* One token for each of the first n streams of a block of slots, in place: state h and c
+   (layers, slots, H; c for an LSTM only) and scores (slots, V). With `uniforms`, token r is
+   drawn first from row r of the scores (at uniforms[r], temperatures[r], as `rnnlm_draw` draws)
+   and written to tokens[r]; without, tokens[r] is given. By the pool's threads or (pool NULL) the
+   caller alone. Returns 0; 1 for a cell this file does not step, 2 where scratch memory could not
+   be had. */
+int rnnlm_slots_step(struct rnnlm_pool *pool, const struct rnnlm_single_model *m, int n, long slots, float *h,
+                     float *c, float *logits, const float *bias, const float *temperatures, const double *uniforms,
+                     long *tokens) {
+    if (!steps_cell(m))
+        return 1;
+    if (uniforms != NULL)
+        for (int r = 0; r < n; r++)
+            tokens[r] = rnnlm_draw(logits + (size_t)r * m->vocab, bias, m->vocab, temperatures[r], uniforms[r]);
+    const size_t state = (size_t)m->layers * n * m->hidden;
+    float *scratch = malloc(sizeof(float) * 2 * state);
+    if (scratch == NULL)
+        return 2;
+    const struct slots_args a = {m, n, slots, tokens, h, c, scratch, scratch + state, logits};
+    step_with(pool, slots_party, &a);
     free(scratch);
     return 0;
 }

@@ -1,0 +1,71 @@
+"""A step of every stream in a block of slots by the C kernel (``rnnlm_slots_step`` in
+``rnnlm/native/recurrent_step.c``): the draw by temperature and the model's step, one call, in
+place on the slots' buffers, as ``SlotStep`` does through TorchScript.
+
+The kernel reads each block of weights once for a few streams together, and sums every output
+as the batch-1 kernel sums it for a stream alone: a stream's scores and state are the same bit
+for bit whether it is stepped alone (``NativeStep``, as ``GenerationSession.complete`` steps it)
+or with others, so a server's text for a seed is its text alone, whoever else was being served.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import torch
+
+from rnnlm.generation.native_step import NativeStep, kernel_input
+
+
+class NativeSlotStep:
+    """``kernel(n, rows, temperatures, uniforms)``: the ids drawn for the first ``n`` slots from
+    their scores, then one step of the model on those slots, their state and scores overwritten in
+    place (``rows`` is not used: the kernel steps exactly ``n``). ``step(ids)``: the step alone,
+    for ids drawn elsewhere. ``state`` ([h] or [h, c], (layers, slots, H) each) and ``logits``
+    (slots, V) are the slots' buffers; set them again when they are replaced."""
+
+    def __init__(self, native: NativeStep, bias: torch.Tensor, state: list[torch.Tensor], logits: torch.Tensor):
+        self.native, self.state, self.logits = native, state, logits
+        self.bias = kernel_input(bias, native.vocab)  # (V,): -inf for the banned tokens
+
+    def buffers(self, n: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """h and c (c is h again but for an LSTM) and the number of slots, checked: the kernel
+        trusts the addresses it is given."""
+        native, logits = self.native, self.logits
+        slots = logits.shape[0]
+        if not 0 <= n <= slots:
+            raise ValueError(f"{n} streams do not fit {slots} slots")
+        if logits.shape[1:] != (native.vocab,):
+            raise ValueError(f"the slots' scores have shape {tuple(logits.shape)}, not (slots, {native.vocab})")
+        for buffer in (*self.state, logits):
+            if buffer.dtype is not torch.float32 or buffer.device.type != "cpu" or not buffer.is_contiguous():
+                raise ValueError("the slots' buffers must be contiguous float32 tensors on the CPU")
+        for buffer in self.state:
+            if tuple(buffer.shape) != (native.layers, slots, native.hidden):
+                raise ValueError(f"a state buffer of shape {tuple(buffer.shape)}, not "
+                                 f"({native.layers}, {slots}, {native.hidden})")
+        h = self.state[0]
+        return h, (self.state[1] if native.cell == "lstm" else h), slots
+
+    def __call__(self, n: int, rows: int, temperatures: list[float], uniforms: list[float]) -> list[int]:
+        h, c, slots = self.buffers(n)
+        tokens = (ctypes.c_long * n)()
+        heat, numbers = (ctypes.c_float * n)(*temperatures), (ctypes.c_double * n)(*uniforms)
+        self.run(n, slots, h, c, heat, numbers, tokens)
+        return list(tokens)
+
+    def step(self, ids: list[int]) -> None:
+        """One step of the first ``len(ids)`` slots on the tokens ``ids``."""
+        n = len(ids)
+        h, c, slots = self.buffers(n)
+        vocab = self.native.vocab
+        if any(not 0 <= i < vocab for i in ids):
+            raise IndexError(f"a token outside the vocabulary of {vocab}: {ids}")
+        self.run(n, slots, h, c, None, None, (ctypes.c_long * n)(*ids))
+
+    def run(self, n: int, slots: int, h: torch.Tensor, c: torch.Tensor, temperatures, uniforms, tokens) -> None:
+        native = self.native
+        with native.threads() as pool:
+            native.check(native.lib.rnnlm_slots_step(pool, native.at, n, slots, h.data_ptr(), c.data_ptr(),
+                                                     self.logits.data_ptr(), self.bias.data_ptr(), temperatures,
+                                                     uniforms, tokens))

@@ -1,0 +1,90 @@
+"""The step of many streams in slots in C (rnnlm.generation.native_slot_step): each stream's
+draw, scores and state bit for bit those of the batch-1 kernel stepping it alone, whatever the
+streams beside it, the cell, the table of input parts or the number of threads."""
+
+import pytest
+import torch
+
+from rnnlm.generation.native_slot_step import NativeSlotStep
+from rnnlm.generation.native_step import NativeStep, kernels
+from test_native_step import model_of, needs_kernel
+
+VOCAB = 40
+
+
+def buffers(model, slots, seed):
+    g = torch.Generator().manual_seed(seed)
+    cfg = model.config
+    state = [torch.randn(cfg.layers, slots, cfg.hidden, generator=g) for _ in range(2 if cfg.cell == "lstm" else 1)]
+    return state, torch.randn(slots, VOCAB, generator=g) * 3
+
+
+def alone(native, state, logits, r, token):
+    """Stream r stepped alone by the batch-1 kernel on ``token``: its scores and state."""
+    mine = tuple(s[:, r : r + 1].clone() for s in state)
+    got, new = native.step(token, mine if len(mine) == 2 else mine[0])
+    return got, new if isinstance(new, tuple) else (new,)
+
+
+@needs_kernel
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("table", [True, False])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_each_stream_is_drawn_and_stepped_as_it_would_be_alone(cell, table, threads):
+    model = model_of(cell, layers=2, emb=16, hidden=40)  # 40: a last block of 8 units
+    native = NativeStep(model, kernels(), table=table)
+    bias = torch.zeros(VOCAB)
+    bias[[0, 3]] = float("-inf")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for n in (1, 2, 5, 9):  # whole groups of streams and parts of one
+            state, logits = buffers(model, n + 3, seed=n)
+            kernel = NativeSlotStep(native, bias, [s.clone() for s in state], logits.clone())
+            temperatures, uniforms = [0.5 + 0.2 * r for r in range(n)], [(0.31 * r + 0.05) % 1 for r in range(n)]
+            ids = kernel(n, n + 3, temperatures, uniforms)
+            for r in range(n):
+                assert ids[r] == native.draw(logits[r], bias, temperatures[r], uniforms[r]) and ids[r] not in (0, 3)
+                scores, new = alone(native, state, logits, r, ids[r])
+                assert torch.equal(kernel.logits[r], scores)
+                for buffer, part in zip(kernel.state, new, strict=True):
+                    assert torch.equal(buffer[:, r], part[:, 0])
+            for buffer, old in zip(kernel.state, state, strict=True):  # the free slots are left alone
+                assert torch.equal(buffer[:, n:], old[:, n:])
+            assert torch.equal(kernel.logits[n:], logits[n:])
+    finally:
+        torch.set_num_threads(before)
+
+
+@needs_kernel
+def test_a_step_on_given_tokens_is_the_step_alone():
+    model = model_of("lstm")
+    native = NativeStep.of(model)
+    state, logits = buffers(model, 8, seed=1)
+    kernel = NativeSlotStep(native, torch.zeros(VOCAB), [s.clone() for s in state], logits.clone())
+    ids = [4, 39, 0, 17, 4, 2]
+    kernel.step(ids)
+    for r, token in enumerate(ids):
+        scores, new = alone(native, state, logits, r, token)
+        assert torch.equal(kernel.logits[r], scores) and torch.equal(kernel.state[1][:, r], new[1][:, 0])
+
+
+@needs_kernel
+def test_what_the_slot_kernel_reads_is_checked_first():
+    model = model_of("lstm")
+    native = NativeStep.of(model)
+    state, logits = buffers(model, 4, seed=2)
+    kernel = NativeSlotStep(native, torch.zeros(VOCAB), state, logits)
+    with pytest.raises(ValueError, match="do not fit 4 slots"):
+        kernel(5, 8, [1.0] * 5, [0.5] * 5)
+    with pytest.raises(IndexError, match="outside the vocabulary of 40"):
+        kernel.step([1, VOCAB])
+    kernel.state = [torch.zeros(2, 4, 16), state[1]]  # a hidden size not the model's
+    with pytest.raises(ValueError, match="state buffer of shape"):
+        kernel.step([1])
+    kernel.state, kernel.logits = state, logits.double()
+    with pytest.raises(ValueError, match="contiguous float32"):
+        kernel.step([1])
+    kernel.logits = torch.zeros(4, VOCAB + 1)
+    with pytest.raises(ValueError, match="not \\(slots, 40\\)"):
+        kernel.step([1])

@@ -7,7 +7,8 @@ import torch
 
 from rnnlm.generation.native_slot_step import NativeSlotStep
 from rnnlm.generation.native_step import NativeStep, kernels
-from test_native_step import model_of, needs_kernel
+from rnnlm.generation.session import GenerationSession
+from test_native_step import lstm_run, model_of, needs_kernel  # noqa: F401 - lstm_run: a fixture
 
 VOCAB = 40
 
@@ -88,3 +89,40 @@ def test_what_the_slot_kernel_reads_is_checked_first():
     kernel.logits = torch.zeros(4, VOCAB + 1)
     with pytest.raises(ValueError, match="not \\(slots, 40\\)"):
         kernel.step([1])
+
+
+@needs_kernel
+def test_prompts_read_together_are_read_as_each_alone_bit_for_bit(lstm_run):
+    session = GenerationSession.load(lstm_run, device="cpu")
+    prompts = ["the cat sat", "a", "on the mat and the dog ran off"]
+    alone = [session.read(p) for p in prompts]
+    together = [session.begin_prompt(p) for p in prompts]
+    while not all(r.done for r in together):
+        session.read_prompts([r for r in together if not r.done], 4)  # pieces of 4, with whichever are left
+    for mine, theirs in zip(together, alone, strict=True):
+        assert torch.equal(mine.logits, theirs.logits)
+        assert all(torch.equal(a, b) for a, b in zip(mine.state, theirs.state, strict=True))
+
+
+@needs_kernel
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_tokens_read_layer_by_layer_are_steps_one_at_a_time_bit_for_bit(cell, threads):
+    model = model_of(cell, layers=3, emb=16, hidden=40)
+    native = NativeStep.of(model)
+    state, logits = buffers(model, 5, seed=3)
+    tokens = [[1, 7, 39, 2, 2, 5, 0], [4, 4, 4, 4, 4, 4, 4], [38, 1, 0, 12, 9, 3, 6]]
+    together = NativeSlotStep(native, torch.zeros(VOCAB), [s.clone() for s in state], logits.clone())
+    one_at_a_time = NativeSlotStep(native, torch.zeros(VOCAB), [s.clone() for s in state], logits.clone())
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        together.read(tokens)
+        for t in range(len(tokens[0])):
+            one_at_a_time.step([row[t] for row in tokens])
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(together.logits, one_at_a_time.logits)
+    assert all(torch.equal(a, b) for a, b in zip(together.state, one_at_a_time.state, strict=True))
+    with pytest.raises(ValueError, match="as many tokens"):
+        together.read([[1, 2], [3]])

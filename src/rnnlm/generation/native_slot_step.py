@@ -51,21 +51,33 @@ class NativeSlotStep:
         h, c, slots = self.buffers(n)
         tokens = (ctypes.c_long * n)()
         heat, numbers = (ctypes.c_float * n)(*temperatures), (ctypes.c_double * n)(*uniforms)
-        self.run(n, slots, h, c, heat, numbers, tokens)
+        self.run(n, 1, slots, h, c, heat, numbers, tokens)
         return list(tokens)
 
     def step(self, ids: list[int]) -> None:
         """One step of the first ``len(ids)`` slots on the tokens ``ids``."""
-        n = len(ids)
-        h, c, slots = self.buffers(n)
-        vocab = self.native.vocab
-        if any(not 0 <= i < vocab for i in ids):
-            raise IndexError(f"a token outside the vocabulary of {vocab}: {ids}")
-        self.run(n, slots, h, c, None, None, (ctypes.c_long * n)(*ids))
+        self.read([[i] for i in ids])
 
-    def run(self, n: int, slots: int, h: torch.Tensor, c: torch.Tensor, temperatures, uniforms, tokens) -> None:
+    def read(self, tokens: list[list[int]]) -> None:
+        """Steps of the first ``len(tokens)`` slots on their tokens, ``tokens[r]`` for slot r
+        (as many for each), layer by layer: a layer's weights stay in cache for all its tokens,
+        and each output is summed as a step at a time sums it. The scores are those after the last."""
+        n, count = len(tokens), len(tokens[0]) if tokens else 0
+        h, c, slots = self.buffers(n)
+        if n == 0 or count == 0:
+            return
+        vocab = self.native.vocab
+        flat = [i for row in tokens for i in row]
+        if any(len(row) != count for row in tokens):
+            raise ValueError("every slot reads as many tokens")
+        if any(not 0 <= i < vocab for i in flat):
+            raise IndexError(f"a token outside the vocabulary of {vocab}")
+        self.run(n, count, slots, h, c, None, None, (ctypes.c_long * len(flat))(*flat))
+
+    def run(self, n: int, count: int, slots: int, h: torch.Tensor, c: torch.Tensor, temperatures, uniforms,
+            tokens) -> None:
         native = self.native
         with native.threads() as pool:
-            native.check(native.lib.rnnlm_slots_step(pool, native.at, n, slots, h.data_ptr(), c.data_ptr(),
+            native.check(native.lib.rnnlm_slots_step(pool, native.at, n, count, slots, h.data_ptr(), c.data_ptr(),
                                                      self.logits.data_ptr(), self.bias.data_ptr(), temperatures,
                                                      uniforms, tokens))

@@ -72,7 +72,7 @@ def kernels() -> ctypes.CDLL | None:
         lib.rnnlm_single_run.restype = ctypes.c_int
         lib.rnnlm_draw.argtypes = [POINTER, POINTER, ctypes.c_int, ctypes.c_float, ctypes.c_double]
         lib.rnnlm_draw.restype = ctypes.c_long
-        lib.rnnlm_slots_step.argtypes = [POINTER, POINTER, ctypes.c_int, ctypes.c_long] + [POINTER] * 7
+        lib.rnnlm_slots_step.argtypes = [POINTER, POINTER, ctypes.c_int, ctypes.c_int, ctypes.c_long] + [POINTER] * 7
         lib.rnnlm_slots_step.restype = ctypes.c_int
     return lib
 

@@ -19,6 +19,8 @@ import torch
 
 from rnnlm.data.tokenizers import Tokenizer
 from rnnlm.data.vocab import Vocab
+from rnnlm.generation.native_slot_step import NativeSlotStep
+from rnnlm.generation.native_step import NativeStep
 from rnnlm.models.recurrent import RecurrentLM, State, cat_states, split_state
 
 WHOLE_PIECE = 1024  # tokens of a prompt read at a time when it is read to its end at once
@@ -87,11 +89,13 @@ def encode_prompt(prompt: str, tokenizer: Tokenizer, vocab: Vocab) -> tuple[np.n
 
 
 @torch.inference_mode()
-def read_prompts(model: RecurrentLM, readings: Sequence[PromptReading], tokens: int) -> int:
+def read_prompts(model: RecurrentLM, readings: Sequence[PromptReading], tokens: int,
+                 native: NativeStep | None = None) -> int:
     """Feed the next piece, up to ``tokens`` tokens (at least one), of each prompt; pieces of the
     same length go through the model together, one call (a burst of short prompts costs one call,
-    not one each). Short pieces run on torch's own recurrent kernels: oneDNN's reorder of the
-    weights on every call costs more than a few steps. Returns the tokens fed."""
+    not one each). With ``native`` (the model's step in C) they go through the C kernel a token at
+    a time (``read_in_c``); else short pieces run on torch's own recurrent kernels: oneDNN's
+    reorder of the weights on every call costs more than a few steps. Returns the tokens fed."""
     device = next(model.parameters()).device
     groups: dict[int, list[PromptReading]] = {}
     for reading in readings:
@@ -100,6 +104,10 @@ def read_prompts(model: RecurrentLM, readings: Sequence[PromptReading], tokens: 
             groups.setdefault(size, []).append(reading)
     fed = 0
     for size, group in groups.items():
+        if native is not None:
+            read_in_c(native, group, size)
+            fed += size * len(group)
+            continue
         x = torch.as_tensor(np.stack([r.ids[r.read : r.read + size] for r in group]), device=device)  # (G, T)
         states = [r.state for r in group]
         if all(state is None for state in states):
@@ -114,3 +122,25 @@ def read_prompts(model: RecurrentLM, readings: Sequence[PromptReading], tokens: 
             reading.read += size
         fed += size * len(group)
     return fed
+
+
+def read_in_c(native: NativeStep, group: Sequence[PromptReading], size: int) -> None:
+    """The next ``size`` tokens of every prompt of ``group`` together, by the C kernel of the
+    streams in slots (layer by layer: a layer's weights stay in cache for all ``size`` tokens).
+    Each prompt's scores and state are those it gets read alone, bit for bit, whatever prompts
+    it is read with and in whatever pieces: a server's text for a seed is the text the seed
+    gives alone, from the prompt on."""
+    layers, hidden, n = native.layers, native.hidden, len(group)
+    state = [torch.zeros(layers, n, hidden) for _ in range(2 if native.cell == "lstm" else 1)]  # (layers, G, H)
+    for g, reading in enumerate(group):
+        if reading.state is not None:
+            parts = reading.state if isinstance(reading.state, tuple) else (reading.state,)
+            for buffer, part in zip(state, parts):
+                buffer[:, g].copy_(part[:, 0])
+    logits = torch.empty(n, native.vocab)  # (G, V)
+    kernel = NativeSlotStep(native, torch.zeros(native.vocab), state, logits)
+    kernel.read([reading.ids[reading.read : reading.read + size].tolist() for reading in group])
+    for g, reading in enumerate(group):
+        parts = tuple(buffer[:, g : g + 1].clone() for buffer in state)
+        reading.logits, reading.state = logits[g].clone(), parts if len(parts) == 2 else parts[0]
+        reading.read += size

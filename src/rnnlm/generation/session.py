@@ -99,7 +99,7 @@ class GenerationSession:
 
     def read_prompts(self, readings: Sequence[PromptReading], tokens: int) -> int:
         """Feed the next piece, up to ``tokens`` tokens, of each prompt (``prompt.read_prompts``)."""
-        return read_prompts(self.model, readings, tokens)
+        return read_prompts(self.model, readings, tokens, self.single_step().native)
 
     def read(self, prompt: str | Sequence[int]) -> PromptReading:
         """A prompt read to its end."""

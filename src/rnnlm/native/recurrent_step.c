@@ -485,19 +485,19 @@ static void group_product(float *acc, int stride, const float *w, const float *c
     group_products[n / 16][g - 1](acc, stride, w, x, k);
 }
 
-struct slots_args {
-    const struct rnnlm_single_model *m;
-    int n;               /* streams stepped: the first n slots */
-    long slots;          /* rows of the slots' buffers */
-    const long *tokens;  /* (n) */
-    float *h, *c;        /* the slots' state, (layers, slots, H) each: read, then overwritten */
-    float *h_new, *c_new; /* scratch, (layers, n, H) each */
-    float *logits;       /* (slots, V): the first n rows written */
+/* Where a layer's step for streams in rows reads and writes: row r's token (first layer) at
+   tokens[r * token_step], its input (above it) at x + r H, its old state at h + r H and c + r H, its
+   new state to h_new + r H and c_new + r H (c for an LSTM only). */
+struct layer_rows {
+    const long *tokens;
+    long token_step;
+    const float *x, *h, *c;
+    float *h_new, *c_new;
 };
 
-/* Block b of layer i for streams s0 .. s0 + g - 1: their units' new state into the scratch. */
-static void slots_layer_block(const struct slots_args *a, int i, int b, int s0, int g) {
-    const struct rnnlm_single_model *m = a->m;
+/* Block b of layer i for rows s0 .. s0 + g - 1 of `io`: their units' new state. */
+static void rows_layer_block(const struct rnnlm_single_model *m, int i, int b, const struct layer_rows *io, int s0,
+                             int g) {
     const int hidden = m->hidden, in = i == 0 ? m->embed : hidden, n = gates_per_unit(m) * UNITS;
     const int gru = m->cell == RNNLM_GRU;
     const float *w = m->params[1 + 2 * i] + (size_t)b * (in + hidden) * n;
@@ -505,11 +505,11 @@ static void slots_layer_block(const struct slots_args *a, int i, int b, int s0, 
     float acc[GROUP][4 * UNITS], state_part[GROUP][3 * UNITS];
     const float *x[GROUP], *h[GROUP];
     for (int s = 0; s < g; s++) {
-        const long r = s0 + s;
-        h[s] = a->h + ((size_t)i * a->slots + r) * hidden;
-        x[s] = i == 0 ? NULL : a->h_new + ((size_t)(i - 1) * a->n + r) * hidden;
+        const size_t r = s0 + s;
+        h[s] = io->h + r * hidden;
+        x[s] = i == 0 ? NULL : io->x + r * hidden;
         if (i == 0) {
-            first_input(m, a->tokens[r], b, n, acc[s]);
+            first_input(m, io->tokens[r * io->token_step], b, n, acc[s]);
         } else {
             for (int o = 0; o < n; o++)
                 acc[s][o] = bias[o];
@@ -526,80 +526,111 @@ static void slots_layer_block(const struct slots_args *a, int i, int b, int s0, 
         group_product(acc[0], 4 * UNITS, w + (size_t)in * n, h, hidden, n, g);
     const int u0 = b * UNITS, units = hidden - u0 < UNITS ? hidden - u0 : UNITS;
     for (int s = 0; s < g; s++) {
-        const long r = s0 + s;
-        const size_t at = ((size_t)i * a->n + r) * hidden + u0;
-        block_gates(m->cell, acc[s], state_part[s], units, h[s] + u0, a->c + ((size_t)i * a->slots + r) * hidden + u0,
-                    a->h_new + at, a->c_new + at);
+        const size_t at = (size_t)(s0 + s) * hidden + u0;
+        block_gates(m->cell, acc[s], state_part[s], units, h[s] + u0, io->c + at, io->h_new + at, io->c_new + at);
     }
 }
 
-/* Block c of the head for streams s0 .. s0 + g - 1: their logits from the top layer's new state. */
-static void slots_head_block(const struct slots_args *a, int c, int s0, int g) {
-    const struct rnnlm_single_model *m = a->m;
-    const float *w = m->params[1 + 2 * m->layers] + (size_t)c * m->hidden * COLUMNS;
-    const float *bias = m->params[2 + 2 * m->layers] + (size_t)c * COLUMNS;
-    float acc[GROUP][COLUMNS];
-    const float *x[GROUP];
-    for (int s = 0; s < g; s++) {
-        x[s] = a->h_new + ((size_t)(m->layers - 1) * a->n + s0 + s) * m->hidden;
-        for (int o = 0; o < COLUMNS; o++)
-            acc[s][o] = bias[o];
-    }
-    group_product(acc[0], COLUMNS, w, x, m->hidden, COLUMNS, g);
-    const int v0 = c * COLUMNS, count = m->vocab - v0 < COLUMNS ? m->vocab - v0 : COLUMNS;
-    for (int s = 0; s < g; s++)
-        for (int o = 0; o < count; o++)
-            a->logits[(size_t)(s0 + s) * m->vocab + v0 + o] = acc[s][o];
+/* Party p's blocks of layer i for all n rows of `io`. */
+static void rows_layer(const struct rnnlm_single_model *m, int i, const struct layer_rows *io, int n, int p,
+                       int parties) {
+    const int blocks = blocks_of(m->hidden, UNITS);
+    for (int b = blocks * p / parties; b < blocks * (p + 1) / parties; b++)
+        for (int s0 = 0; s0 < n; s0 += GROUP)
+            rows_layer_block(m, i, b, io, s0, n - s0 < GROUP ? n - s0 : GROUP);
 }
 
-/* Party p of `parties` of a step of the slots (`struct slots_args`): its blocks of every layer
-   for every stream, meeting the others after each layer; then its units' new state into the
-   slots, and its blocks of the head. */
+/* Party p's blocks of the head for n rows of the top layer's state x: logits (n, V). */
+static void rows_head(const struct rnnlm_single_model *m, const float *x, int n, float *logits, int p, int parties) {
+    const int head_blocks = blocks_of(m->vocab, COLUMNS);
+    for (int c = head_blocks * p / parties; c < head_blocks * (p + 1) / parties; c++) {
+        const float *w = m->params[1 + 2 * m->layers] + (size_t)c * m->hidden * COLUMNS;
+        const float *bias = m->params[2 + 2 * m->layers] + (size_t)c * COLUMNS;
+        const int v0 = c * COLUMNS, count = m->vocab - v0 < COLUMNS ? m->vocab - v0 : COLUMNS;
+        for (int s0 = 0; s0 < n; s0 += GROUP) {
+            const int g = n - s0 < GROUP ? n - s0 : GROUP;
+            float acc[GROUP][COLUMNS];
+            const float *rows[GROUP];
+            for (int s = 0; s < g; s++) {
+                rows[s] = x + (size_t)(s0 + s) * m->hidden;
+                for (int o = 0; o < COLUMNS; o++)
+                    acc[s][o] = bias[o];
+            }
+            group_product(acc[0], COLUMNS, w, rows, m->hidden, COLUMNS, g);
+            for (int s = 0; s < g; s++)
+                for (int o = 0; o < count; o++)
+                    logits[(size_t)(s0 + s) * m->vocab + v0 + o] = acc[s][o];
+        }
+    }
+}
+
+/* Party p's units of rows (n, H) copied from `from` to `to`. */
+static void rows_copy(const struct rnnlm_single_model *m, const float *from, float *to, int n, int p, int parties) {
+    const int blocks = blocks_of(m->hidden, UNITS);
+    const int u0 = blocks * p / parties * UNITS, u1 = blocks * (p + 1) / parties * UNITS;
+    const int end = u1 < m->hidden ? u1 : m->hidden;
+    for (size_t r = 0; r < (size_t)n; r++)
+        for (int u = u0; u < end; u++)
+            to[r * m->hidden + u] = from[r * m->hidden + u];
+}
+
+struct slots_args {
+    const struct rnnlm_single_model *m;
+    int n, tokens_each;  /* streams (the first n slots), tokens read by each */
+    long slots;          /* rows of the slots' buffers */
+    const long *tokens;  /* (n, tokens_each) */
+    float *h, *c;        /* the slots' state, (layers, slots, H) each: read, then overwritten */
+    float *outputs[2];   /* scratch, (tokens_each, n, H) each: a layer's new h at every token, */
+    float *c_new[2];     /* and (n, H) each: its c, token after token (layer i writes outputs[i % 2]) */
+    float *logits;       /* (slots, V): the first n rows written, after the last token */
+};
+
+/* Party p of `parties` of `struct slots_args`: layer after layer, token after token, its blocks
+   of the layer for every stream, meeting the others after each token (the next one reads all
+   the units); then its units of the layer's last state into the slots; then its blocks of the
+   head after the last token. A layer's weights stay in cache for all its tokens. */
 static void slots_party(const void *args, int p, int parties, struct barrier *sync) {
     const struct slots_args *a = args;
     const struct rnnlm_single_model *m = a->m;
-    const int blocks = blocks_of(m->hidden, UNITS), head_blocks = blocks_of(m->vocab, COLUMNS);
-    const int b0 = blocks * p / parties, b1 = blocks * (p + 1) / parties;
+    const size_t rows = (size_t)a->n * m->hidden;
     for (int i = 0; i < m->layers; i++) {
-        for (int b = b0; b < b1; b++)
-            for (int s0 = 0; s0 < a->n; s0 += GROUP)
-                slots_layer_block(a, i, b, s0, a->n - s0 < GROUP ? a->n - s0 : GROUP);
-        barrier_wait(sync, parties);
-    }
-    const int u0 = b0 * UNITS, u1 = b1 * UNITS < m->hidden ? b1 * UNITS : m->hidden;
-    for (int i = 0; i < m->layers; i++)
-        for (long r = 0; r < a->n; r++) {
-            const size_t from = ((size_t)i * a->n + r) * m->hidden, to = ((size_t)i * a->slots + r) * m->hidden;
-            for (int u = u0; u < u1; u++) {
-                a->h[to + u] = a->h_new[from + u];
-                if (m->cell == RNNLM_LSTM)
-                    a->c[to + u] = a->c_new[from + u];
-            }
+        float *h_slots = a->h + (size_t)i * a->slots * m->hidden, *c_slots = a->c + (size_t)i * a->slots * m->hidden;
+        float *out = a->outputs[i % 2];
+        const float *below = a->outputs[(i + 1) % 2];
+        for (int t = 0; t < a->tokens_each; t++) {
+            const struct layer_rows io = {a->tokens + t, a->tokens_each, below + t * rows,
+                                          t == 0 ? h_slots : out + (t - 1) * rows, t == 0 ? c_slots : a->c_new[t % 2],
+                                          out + t * rows, a->c_new[(t + 1) % 2]};
+            rows_layer(m, i, &io, a->n, p, parties);
+            barrier_wait(sync, parties);
         }
-    for (int c = head_blocks * p / parties; c < head_blocks * (p + 1) / parties; c++)
-        for (int s0 = 0; s0 < a->n; s0 += GROUP)
-            slots_head_block(a, c, s0, a->n - s0 < GROUP ? a->n - s0 : GROUP);
+        rows_copy(m, out + (size_t)(a->tokens_each - 1) * rows, h_slots, a->n, p, parties);
+        if (m->cell == RNNLM_LSTM)
+            rows_copy(m, a->c_new[a->tokens_each % 2], c_slots, a->n, p, parties);
+    }
+    rows_head(m, a->outputs[(m->layers - 1) % 2] + (size_t)(a->tokens_each - 1) * rows, a->n, a->logits, p, parties);
 }
 
-/* One token for each of the first n streams of a block of slots, in place: state h and c
-   (layers, slots, H; c for an LSTM only) and scores (slots, V). With `uniforms`, token r is
-   drawn first from row r of the scores (at uniforms[r], temperatures[r], as `rnnlm_draw` draws)
-   and written to tokens[r]; without, tokens[r] is given. By the pool's threads or (pool NULL) the
-   caller alone. Returns 0; 1 for a cell this file does not step, 2 where scratch memory could not
-   be had. */
-int rnnlm_slots_step(struct rnnlm_pool *pool, const struct rnnlm_single_model *m, int n, long slots, float *h,
-                     float *c, float *logits, const float *bias, const float *temperatures, const double *uniforms,
-                     long *tokens) {
+/* `count` tokens of each of the first n streams of a block of slots, in place: state h and c
+   (layers, slots, H; c for an LSTM only) and, after the last token, scores (slots, V). Stream r's
+   tokens are tokens[r * count] onwards. With `uniforms` (and count 1), token r is drawn first from
+   row r of the scores (at uniforms[r], temperatures[r], as `rnnlm_draw` draws) and written to
+   tokens[r]. By the pool's threads or (pool NULL) the caller alone. Returns 0; 1 for a cell this
+   file does not step, 2 where scratch memory could not be had. */
+int rnnlm_slots_step(struct rnnlm_pool *pool, const struct rnnlm_single_model *m, int n, int count, long slots,
+                     float *h, float *c, float *logits, const float *bias, const float *temperatures,
+                     const double *uniforms, long *tokens) {
     if (!steps_cell(m))
         return 1;
     if (uniforms != NULL)
         for (int r = 0; r < n; r++)
             tokens[r] = rnnlm_draw(logits + (size_t)r * m->vocab, bias, m->vocab, temperatures[r], uniforms[r]);
-    const size_t state = (size_t)m->layers * n * m->hidden;
-    float *scratch = malloc(sizeof(float) * 2 * state);
+    const size_t rows = (size_t)n * m->hidden, outputs = (size_t)count * rows;
+    float *scratch = malloc(sizeof(float) * (2 * outputs + 2 * rows));
     if (scratch == NULL)
         return 2;
-    const struct slots_args a = {m, n, slots, tokens, h, c, scratch, scratch + state, logits};
+    const struct slots_args a = {m, n, count, slots, tokens, h, c, {scratch, scratch + outputs},
+                                 {scratch + 2 * outputs, scratch + 2 * outputs + rows}, logits};
     step_with(pool, slots_party, &a);
     free(scratch);
     return 0;

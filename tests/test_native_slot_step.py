@@ -126,3 +126,28 @@ def test_tokens_read_layer_by_layer_are_steps_one_at_a_time_bit_for_bit(cell, th
     assert all(torch.equal(a, b) for a, b in zip(together.state, one_at_a_time.state, strict=True))
     with pytest.raises(ValueError, match="as many tokens"):
         together.read([[1, 2], [3]])
+
+
+@needs_kernel
+def test_streams_stepped_together_are_stepped_as_in_a_servers_slots_bit_for_bit(tiny_run):
+    """``complete``'s streams of one request stepped together, and the same streams in slots
+    beside others that truncate (the slots' step then draws with torch for those rows and steps
+    them all in C): the same tokens, and the same scores and state bit for bit."""
+    from rnnlm.generation.sampling import Sampling
+    from rnnlm.generation.slots import StreamSlots
+
+    session = GenerationSession.load(tiny_run, device="cpu")
+    options = dict(n=3, max_tokens=100, seed=5, sampling=Sampling(temperature=1.3))
+    together, in_slots = session.start("the ", **options), session.start("the ", **options)
+    others = session.start("a cat", n=2, max_tokens=100, seed=9, sampling=Sampling(top_k=5))
+    slots = StreamSlots(session)
+    slots.join(in_slots + others)
+    for _ in range(12):
+        session.step(together)
+        slots.step()
+    assert not any(s.finished for s in together + in_slots + others) and slots.streams[:3] == in_slots
+    assert [s.text for s in in_slots] == [s.text for s in together]
+    for i, stream in enumerate(together):
+        assert torch.equal(slots.logits[i], stream.logits)
+        parts = stream.state if isinstance(stream.state, tuple) else (stream.state,)
+        assert all(torch.equal(buffer[:, i], part[:, 0]) for buffer, part in zip(slots.state, parts, strict=True))

@@ -168,12 +168,32 @@ class GenerationSession:
 
     def draw_and_advance(self, streams: Sequence[Stream],
                          logits: torch.Tensor) -> tuple[torch.Tensor, list[Piece]]:
-        """Every row of ``logits`` (N, V) drawn in one call, row i by ``streams[i]``'s own
+        """Every row of ``logits`` (N, V) drawn (``draw_rows``), row i by ``streams[i]``'s own
         uniform number; then each stream's text and stop rules. The ids (N,) and a piece per stream."""
-        drawn = draw(logits, [s.sampling for s in streams], [s.rng.random() for s in streams], self.banned)
-        ids = drawn.tolist()
+        ids = self.draw_rows(logits, streams)
         records = self.token_records(logits, streams, ids)
-        return drawn, [self.advance(s, token_id, record) for s, token_id, record in zip(streams, ids, records)]
+        return torch.tensor(ids), [self.advance(s, token_id, record) for s, token_id, record in zip(streams, ids, records)]
+
+    def draw_rows(self, logits: torch.Tensor, streams: Sequence[Stream]) -> list[int]:
+        """Row i of ``logits`` (N, V) drawn by ``streams[i]``: where the step is in C, the rows
+        that draw by temperature alone are drawn by the C draw, as a stream alone and the slots'
+        kernel draw them (the same token from the same scores, bit for bit); the others, and
+        every row without the kernel, by ``draw``, in one call."""
+        uniforms = [s.rng.random() for s in streams]
+        native = self.single_step().native
+        if native is None:
+            return draw(logits, [s.sampling for s in streams], uniforms, self.banned).tolist()
+        ids = [0] * len(streams)
+        others = [i for i, s in enumerate(streams) if not s.sampling.by_temperature]
+        if others:
+            drawn = draw(logits[others], [streams[i].sampling for i in others], [uniforms[i] for i in others],
+                         self.banned)
+            for i, token_id in zip(others, drawn.tolist()):
+                ids[i] = token_id
+        for i, stream in enumerate(streams):
+            if stream.sampling.by_temperature:
+                ids[i] = native.draw(logits[i], self.ban_bias, stream.sampling.temperature, uniforms[i])
+        return ids
 
     def slot_kernel(self, state: list[torch.Tensor], logits: torch.Tensor) -> SlotStep | NativeSlotStep:
         """The draw and step of a block of slots as one call, on the slots' buffers ``state``
@@ -275,9 +295,20 @@ class GenerationSession:
         return records
 
     def forward(self, streams: list[Stream], ids: list[int]) -> None:
-        """One step of the model for ``streams``, their drawn ``ids`` as input, as one batch (by
-        ``BatchedStep``, built at the first step: the weights are read then)."""
+        """One step of the model for ``streams``, their drawn ``ids`` as input, as one batch: by
+        the C kernel where the step is in C (each stream's numbers those of its step alone), else
+        by ``BatchedStep`` (built at the first step: the weights are read then)."""
         if not streams:
+            return
+        native = self.single_step().native
+        if native is not None:  # the C kernel of the slots, on buffers of these streams' own
+            state = cat_states([s.state for s in streams])  # (layers, N, H)
+            buffers = [part.contiguous() for part in (state if isinstance(state, tuple) else (state,))]
+            logits = torch.empty(len(streams), native.vocab)  # (N, V)
+            NativeSlotStep(native, self.ban_bias, buffers, logits).step(ids)
+            state = tuple(buffers) if len(buffers) == 2 else buffers[0]
+            for stream, row, row_state in zip(streams, logits, split_state(state)):
+                stream.logits, stream.state = row, row_state
             return
         if self.stepper is None:
             self.stepper = BatchedStep(self.model)

@@ -29,6 +29,7 @@ from rnnlm.atomic import write_bytes, write_json
 from rnnlm.errors import RnnlmError
 from rnnlm.export.outputs import check_new_folder, folder_into_place
 from rnnlm.export.spec import model_spec, tokenizer_spec
+from rnnlm.models.dropout import Dropout
 from rnnlm.models.recurrent import LockedDropout, RecurrentLM
 from rnnlm.runfolder import Run
 
@@ -74,7 +75,7 @@ def without_dropout(model: RecurrentLM) -> RecurrentLM:
     trained."""
     copy = deepcopy(model).cpu().eval()
     for module in copy.modules():
-        if isinstance(module, (nn.RNNBase, nn.Dropout, LockedDropout)):
+        if isinstance(module, (nn.RNNBase, Dropout, LockedDropout)):
             setattr(module, "dropout" if isinstance(module, nn.RNNBase) else "p", 0.0)
     return copy
 

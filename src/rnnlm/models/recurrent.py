@@ -19,6 +19,7 @@ from torch import nn
 from torch.func import functional_call
 
 from rnnlm.config import ModelConfig
+from rnnlm.models.dropout import Dropout, dropout
 
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -76,7 +77,7 @@ class RecurrentLM(nn.Module):
                 dropout=config.dropout if config.layers > 1 else 0.0,
                 batch_first=True,
             )
-            self.drop = nn.Dropout(config.dropout)
+            self.drop = Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, vocab_size)
         if config.tie:
             self.head.weight = self.embedding.weight
@@ -114,7 +115,7 @@ class RecurrentLM(nn.Module):
         p = self.config.weight_dropout
         if not self.training or p == 0:
             return rnn(x, state)
-        dropped = {name: F.dropout(w, p) for name, w in rnn.named_parameters() if name.startswith("weight_hh")}
+        dropped = {name: dropout(w, p) for name, w in rnn.named_parameters() if name.startswith("weight_hh")}
         return functional_call(rnn, dropped, (x, state), strict=False)
 
     def _layer_by_layer(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:

@@ -17,7 +17,7 @@ def buffers(model, slots, seed):
     g = torch.Generator().manual_seed(seed)
     cfg = model.config
     state = [torch.randn(cfg.layers, slots, cfg.hidden, generator=g) for _ in range(2 if cfg.cell == "lstm" else 1)]
-    return state, torch.randn(slots, VOCAB, generator=g) * 3
+    return state, torch.randn(slots, model.vocab_size, generator=g) * 3
 
 
 def alone(native, state, logits, r, token):
@@ -151,3 +151,23 @@ def test_streams_stepped_together_are_stepped_as_in_a_servers_slots_bit_for_bit(
         assert torch.equal(slots.logits[i], stream.logits)
         parts = stream.state if isinstance(stream.state, tuple) else (stream.state,)
         assert all(torch.equal(buffer[:, i], part[:, 0]) for buffer, part in zip(slots.state, parts, strict=True))
+
+
+@needs_kernel
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_vocabulary_of_several_head_blocks_is_stepped_as_alone(threads):
+    model = model_of("lstm", layers=1, emb=24, hidden=48, vocab=150)  # 64 + 64 + 22 logits
+    native = NativeStep.of(model)
+    state, logits = buffers(model, 6, seed=4)
+    bias = torch.zeros(150)
+    kernel = NativeSlotStep(native, bias, [s.clone() for s in state], logits.clone())
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        ids = kernel(6, 6, [0.9] * 6, [0.1, 0.3, 0.5, 0.7, 0.9, 0.99])
+        for r in range(6):
+            assert ids[r] == native.draw(logits[r], bias, 0.9, [0.1, 0.3, 0.5, 0.7, 0.9, 0.99][r])
+            scores, new = alone(native, state, logits, r, ids[r])
+            assert torch.equal(kernel.logits[r], scores) and torch.equal(kernel.state[0][:, r], new[0][:, 0])
+    finally:
+        torch.set_num_threads(before)

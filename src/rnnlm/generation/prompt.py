@@ -93,9 +93,9 @@ def read_prompts(model: RecurrentLM, readings: Sequence[PromptReading], tokens: 
                  native: NativeStep | None = None) -> int:
     """Feed the next piece, up to ``tokens`` tokens (at least one), of each prompt; pieces of the
     same length go through the model together, one call (a burst of short prompts costs one call,
-    not one each). With ``native`` (the model's step in C) they go through the C kernel a token at
-    a time (``read_in_c``); else short pieces run on torch's own recurrent kernels: oneDNN's
-    reorder of the weights on every call costs more than a few steps. Returns the tokens fed."""
+    not one each). With ``native`` (the model's step in C) they go through the C kernel
+    (``read_in_c``); else short pieces run on torch's own recurrent kernels: oneDNN's reorder of
+    the weights on every call costs more than a few steps. Returns the tokens fed."""
     device = next(model.parameters()).device
     groups: dict[int, list[PromptReading]] = {}
     for reading in readings:

@@ -1,5 +1,6 @@
 /* One token of one stream through an LSTM, a GRU or a plain RNN, and the draw of the next: one
-   call each.
+   call each; and the same for many streams at once, a server's streams in slots and prompts read
+   together (`rnnlm_slots_step`, further down), each stream's numbers those of its step alone.
 
    At batch 1 a step is a few matrix-vector products and some gate arithmetic. From Python (or
    TorchScript) the arithmetic and the draw are a score of small calls, each costing more than its
@@ -9,9 +10,11 @@
    The weights come in blocks: a block of a layer holds the gates of UNITS units (input, forget,
    cell, output for an LSTM; reset, update, new for a GRU, as torch orders them; one for an RNN)
    for every input, row by row, (inputs, gates x UNITS); a block of the head holds COLUMNS
-   logits, (H, COLUMNS). A block's
-   outputs are summed in a few registers while its rows stream past once, in memory order: each
-   output adds its inputs one at a time, in order. Sizes are padded to whole blocks with zeros.
+   logits, (H, COLUMNS). A block's outputs are summed in a few registers while its rows stream
+   past once, in memory order: each output adds its inputs one at a time, in order (a fused
+   multiply-add each where the CPU has them: the build asks for -ffp-contract=fast, and
+   -fno-trapping-math so that the gates' arithmetic vectorizes). Sizes are padded to whole blocks
+   with zeros.
 
    `struct rnnlm_single_model` holds the sizes and one array of pointers to the weights (made
    once, kept alive by the caller):
@@ -622,6 +625,8 @@ int rnnlm_slots_step(struct rnnlm_pool *pool, const struct rnnlm_single_model *m
                      const double *uniforms, long *tokens) {
     if (!steps_cell(m))
         return 1;
+    if (n <= 0 || count <= 0)
+        return 0;
     if (uniforms != NULL)
         for (int r = 0; r < n; r++)
             tokens[r] = rnnlm_draw(logits + (size_t)r * m->vocab, bias, m->vocab, temperatures[r], uniforms[r]);

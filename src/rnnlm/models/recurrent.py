@@ -79,6 +79,7 @@ class RecurrentLM(nn.Module):
             )
             self.drop = Dropout(config.dropout)
         self.head = nn.Linear(config.hidden, vocab_size)
+        self._layers: dict[int, nn.RNNBase] = {}  # one-layer modules by input size, for _stacked (not submodules)
         if config.tie:
             self.head.weight = self.embedding.weight
 
@@ -111,12 +112,36 @@ class RecurrentLM(nn.Module):
         return self._recur(self.rnn, emb, state)
 
     def _recur(self, rnn: nn.RNNBase, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """One call of a fused recurrent module; in training, on dropped hidden-to-hidden weights."""
+        """One call of a fused recurrent module; in training, on dropped hidden-to-hidden weights,
+        and on the CPU, where it drops out between its layers, one call a layer (``_stacked``)."""
         p = self.config.weight_dropout
-        if not self.training or p == 0:
+        stacked = self.training and rnn.num_layers > 1 and rnn.dropout > 0 and x.device.type == "cpu"
+        if not self.training or (p == 0 and not stacked):
             return rnn(x, state)
         dropped = {name: dropout(w, p) for name, w in rnn.named_parameters() if name.startswith("weight_hh")}
+        if stacked:
+            return self._stacked(rnn, {**dict(rnn.named_parameters()), **dropped}, x, state)
         return functional_call(rnn, dropped, (x, state), strict=False)
+
+    def _stacked(self, rnn: nn.RNNBase, weights: dict[str, torch.Tensor], x: torch.Tensor,
+                 state: State) -> tuple[torch.Tensor, State]:
+        """``rnn`` (training) one layer at a time on ``weights``, ``dropout`` between the layers:
+        the dropout of a fused module draws every entry's Bernoulli alone on the CPU
+        (rnnlm.models.dropout). Each layer is a one-layer module of the same kind, its weights
+        on the meta device and replaced by the layer's own for the call."""
+        states = []
+        for k in range(rnn.num_layers):
+            if k > 0:
+                x = dropout(x, rnn.dropout)
+            size = rnn.input_size if k == 0 else rnn.hidden_size
+            if size not in self._layers:
+                self._layers[size] = type(rnn)(size, rnn.hidden_size, 1, batch_first=True, device="meta")
+            layer = {f"{kind}_l0": weights[f"{kind}_l{k}"] for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+            x, layer_state = functional_call(self._layers[size], layer, (x, select_layer(state, k)))
+            states.append(layer_state)
+        if isinstance(state, tuple):
+            return x, (torch.cat([h for h, _ in states]), torch.cat([c for _, c in states]))
+        return x, torch.cat(states)
 
     def _layer_by_layer(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """The stack one layer at a time, locked dropout between layers."""

@@ -1,6 +1,8 @@
 """Dropout from random bits (rnnlm.models.dropout): the share kept, the scale, the gradient, and
 where it is the identity."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -45,3 +47,29 @@ def test_the_same_seed_drops_the_same_entries():
     a = dropout(x, 0.2)
     torch.manual_seed(7)
     assert torch.equal(a, dropout(x, 0.2))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_a_stack_that_drops_out_between_its_layers_trains_a_layer_a_call(cell):
+    """In training on the CPU, a multi-layer module with dropout between its layers runs a layer a
+    call, with this dropout between them: the same numbers as the fused call where nothing is
+    dropped, gradients to every parameter, and nothing added to the model's parameters."""
+    from rnnlm.config import ModelConfig
+    from rnnlm.models import RecurrentLM
+
+    torch.manual_seed(0)
+    model = RecurrentLM(30, ModelConfig(cell=cell, layers=3, emb=8, hidden=16, dropout=0.3, weight_dropout=0.2,
+                                        tie=False))
+    names = list(model.state_dict())
+    x = torch.randint(0, 30, (4, 6))
+    logits, _ = model.train()(x)
+    logits.sum().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    assert list(model.state_dict()) == names and len(model._layers) == 2  # the first layer's input size, and H
+    model.rnn.dropout, model.drop.p = 1e-12, 0.0  # the stacked path, nothing dropped
+    model.config = replace(model.config, weight_dropout=0.0)
+    stacked, stacked_state = model(x)
+    fused, fused_state = model.eval()(x)
+    assert torch.allclose(stacked, fused, atol=1e-6)
+    pairs = zip(*(state if cell == "lstm" else (state,) for state in (stacked_state, fused_state)))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in pairs)

@@ -11,10 +11,12 @@ or with others, so a server's text for a seed is its text alone, whoever else wa
 from __future__ import annotations
 
 import ctypes
+from typing import Sequence
 
 import torch
 
 from rnnlm.generation.native_step import NativeStep, kernel_input
+from rnnlm.models.recurrent import State, split_state
 
 
 class NativeSlotStep:
@@ -81,3 +83,18 @@ class NativeSlotStep:
             native.check(native.lib.rnnlm_slots_step(pool, native.at, n, count, slots, h.data_ptr(), c.data_ptr(),
                                                      self.logits.data_ptr(), self.bias.data_ptr(), temperatures,
                                                      uniforms, tokens))
+
+
+def read_streams(native: NativeStep, states: Sequence[State | None],
+                 tokens: list[list[int]]) -> tuple[torch.Tensor, list[State]]:
+    """``tokens[r]`` (as many for each) read by stream r from its own state (None: zeros), all
+    streams together by the kernel: the scores after the last token (N, V) and each stream's new
+    state (layers, 1, H each), views of buffers of their own."""
+    buffers = [torch.zeros(native.layers, len(states), native.hidden) for _ in range(2 if native.cell == "lstm" else 1)]
+    for r, state in enumerate(states):
+        if state is not None:
+            for buffer, part in zip(buffers, state if isinstance(state, tuple) else (state,)):
+                buffer[:, r].copy_(part[:, 0])
+    logits = torch.empty(len(states), native.vocab)  # (N, V)
+    NativeSlotStep(native, torch.zeros(native.vocab), buffers, logits).read(tokens)
+    return logits, split_state(tuple(buffers) if len(buffers) == 2 else buffers[0])

@@ -19,7 +19,7 @@ import torch
 
 from rnnlm.data.tokenizers import Tokenizer
 from rnnlm.data.vocab import Vocab
-from rnnlm.generation.native_slot_step import NativeSlotStep
+from rnnlm.generation.native_slot_step import read_streams
 from rnnlm.generation.native_step import NativeStep
 from rnnlm.models.recurrent import RecurrentLM, State, cat_states, split_state
 
@@ -130,17 +130,8 @@ def read_in_c(native: NativeStep, group: Sequence[PromptReading], size: int) -> 
     Each prompt's scores and state are those it gets read alone, bit for bit, whatever prompts
     it is read with and in whatever pieces: a server's text for a seed is the text the seed
     gives alone, from the prompt on."""
-    layers, hidden, n = native.layers, native.hidden, len(group)
-    state = [torch.zeros(layers, n, hidden) for _ in range(2 if native.cell == "lstm" else 1)]  # (layers, G, H)
-    for g, reading in enumerate(group):
-        if reading.state is not None:
-            parts = reading.state if isinstance(reading.state, tuple) else (reading.state,)
-            for buffer, part in zip(state, parts):
-                buffer[:, g].copy_(part[:, 0])
-    logits = torch.empty(n, native.vocab)  # (G, V)
-    kernel = NativeSlotStep(native, torch.zeros(native.vocab), state, logits)
-    kernel.read([reading.ids[reading.read : reading.read + size].tolist() for reading in group])
-    for g, reading in enumerate(group):
-        parts = tuple(buffer[:, g : g + 1].clone() for buffer in state)
-        reading.logits, reading.state = logits[g].clone(), parts if len(parts) == 2 else parts[0]
+    logits, states = read_streams(native, [reading.state for reading in group],
+                                  [reading.ids[reading.read : reading.read + size].tolist() for reading in group])
+    for reading, row, state in zip(group, logits, states):
+        reading.logits, reading.state = row, state
         reading.read += size

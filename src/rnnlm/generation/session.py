@@ -24,7 +24,7 @@ from rnnlm.data.items import ItemRecord, load_items
 from rnnlm.errors import RnnlmError, SettingError, invalid
 from rnnlm.evaluation.documents import boundary_state
 from rnnlm.generation.batched_step import BatchedStep
-from rnnlm.generation.native_slot_step import NativeSlotStep
+from rnnlm.generation.native_slot_step import NativeSlotStep, read_streams
 from rnnlm.generation.prompt import WHOLE_PIECE, PromptReading, encode_prompt, read_prompts
 from rnnlm.generation.sampling import MAX_SAMPLING_SEED, Sampling, draw, draw_one
 from rnnlm.generation.single_stream_step import SingleStreamStep
@@ -172,7 +172,8 @@ class GenerationSession:
         uniform number; then each stream's text and stop rules. The ids (N,) and a piece per stream."""
         ids = self.draw_rows(logits, streams)
         records = self.token_records(logits, streams, ids)
-        return torch.tensor(ids), [self.advance(s, token_id, record) for s, token_id, record in zip(streams, ids, records)]
+        pieces = [self.advance(s, token_id, record) for s, token_id, record in zip(streams, ids, records)]
+        return torch.tensor(ids), pieces
 
     def draw_rows(self, logits: torch.Tensor, streams: Sequence[Stream]) -> list[int]:
         """Row i of ``logits`` (N, V) drawn by ``streams[i]``: where the step is in C, the rows
@@ -183,16 +184,17 @@ class GenerationSession:
         native = self.single_step().native
         if native is None:
             return draw(logits, [s.sampling for s in streams], uniforms, self.banned).tolist()
-        ids = [0] * len(streams)
-        others = [i for i, s in enumerate(streams) if not s.sampling.by_temperature]
+        ids, others = [0] * len(streams), []
+        for i, stream in enumerate(streams):
+            if stream.sampling.by_temperature:
+                ids[i] = native.draw(logits[i], self.ban_bias, stream.sampling.temperature, uniforms[i])
+            else:
+                others.append(i)
         if others:
             drawn = draw(logits[others], [streams[i].sampling for i in others], [uniforms[i] for i in others],
                          self.banned)
             for i, token_id in zip(others, drawn.tolist()):
                 ids[i] = token_id
-        for i, stream in enumerate(streams):
-            if stream.sampling.by_temperature:
-                ids[i] = native.draw(logits[i], self.ban_bias, stream.sampling.temperature, uniforms[i])
         return ids
 
     def slot_kernel(self, state: list[torch.Tensor], logits: torch.Tensor) -> SlotStep | NativeSlotStep:
@@ -301,13 +303,9 @@ class GenerationSession:
         if not streams:
             return
         native = self.single_step().native
-        if native is not None:  # the C kernel of the slots, on buffers of these streams' own
-            state = cat_states([s.state for s in streams])  # (layers, N, H)
-            buffers = [part.contiguous() for part in (state if isinstance(state, tuple) else (state,))]
-            logits = torch.empty(len(streams), native.vocab)  # (N, V)
-            NativeSlotStep(native, self.ban_bias, buffers, logits).step(ids)
-            state = tuple(buffers) if len(buffers) == 2 else buffers[0]
-            for stream, row, row_state in zip(streams, logits, split_state(state)):
+        if native is not None:
+            logits, states = read_streams(native, [s.state for s in streams], [[i] for i in ids])
+            for stream, row, row_state in zip(streams, logits, states):
                 stream.logits, stream.state = row, row_state
             return
         if self.stepper is None:

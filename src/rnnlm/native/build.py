@@ -26,7 +26,8 @@ import threading
 from importlib import resources
 from pathlib import Path
 
-FLAGS = ["-O3", "-fno-trapping-math", "-ffp-contract=fast", "-std=c11", "-D_POSIX_C_SOURCE=200809L", "-fPIC", "-shared", "-pthread"]
+FLAGS = ["-O3", "-fno-trapping-math", "-ffp-contract=fast", "-std=c11", "-D_POSIX_C_SOURCE=200809L", "-fPIC", "-shared",
+         "-pthread"]
 NATIVE_FLAGS = ["-march=native"]  # tried first; a compiler that refuses it builds without it
 BUILD_SECONDS = 120
 

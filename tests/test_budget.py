@@ -24,9 +24,9 @@ from rnnlm.train.probe import probe_speed
 from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import read_training_state
 from rnnlm.distributed import Distributed
-from rnnlm.train.recipe import (DROPOUTS, LADDERS, MAX_EPOCHS, MAX_PARAMS_PER_TOKEN, MIN_EPOCHS, RECIPE_BATCHES,
-                                RECIPE_FIELDS, REFERENCE, REFERENCES, Choice, apply_recipe, dropout_for,
-                                walk_ladder)
+from rnnlm.train.recipe import (DROPOUTS, LADDERS, MAX_EPOCHS, MAX_PARAMS_PER_TOKEN, MIN_EPOCHS, MIN_STEPS,
+                                RECIPE_BATCHES, RECIPE_FIELDS, REFERENCE, REFERENCES, Choice, apply_recipe,
+                                dropout_for, walk_ladder)
 from rnnlm.models.recurrent import parameter_count
 from rnnlm.train.result import TrainingInterrupted
 from rnnlm.train.run import plan_run, resume, train
@@ -294,6 +294,21 @@ def test_the_ladder_walk_takes_the_largest_model_that_trains_enough_epochs(epoch
 
     assert walk_ladder(3, 1, epochs_of) == chosen and asked == probed
     assert epochs[chosen] >= MIN_EPOCHS or chosen == 0
+
+
+@pytest.mark.parametrize("epochs, chosen, by_epochs", [
+    ([40.0, 14.0, 5.0], 1, 2),  # the largest trains its epochs in too few steps: the reference
+    ([40.0, 4.0, 1.9], 0, 1),  # the reference too: the fastest
+])
+def test_the_ladder_walk_wants_enough_steps_as_well(epochs, chosen, by_epochs):
+    """An epoch of MIN_STEPS / 6 steps: 5 epochs are too few steps, 14 enough; an epoch ten
+    times as long: the epochs alone decide."""
+    per_epoch = MIN_STEPS / 6
+    assert walk_ladder(3, 1, lambda k: epochs[k], lambda k: per_epoch) == chosen
+    assert walk_ladder(3, 1, lambda k: epochs[k], lambda k: 10 * per_epoch) == by_epochs
+    choice = Choice("char", "2 x 512", (("2 x 512", 14.0), ("2 x 768", 5.0)), few_steps=("2 x 768", 833))
+    said = f"(measured: 2 x 512 14.0, 2 x 768 5.0); 2 x 768: 833 steps, fewer than {MIN_STEPS:,}"
+    assert choice.reason().endswith(said)
 
 
 @pytest.mark.parametrize("epochs, dropouts", [(0.3, (0.0, 0.0)), (1.5, (0.1, 0.0)), (2.5, (0.2, 0.0)),

@@ -22,8 +22,8 @@ from rnnlm.train.pacing import Pacer
 from rnnlm.train.plan_text import describe_plan
 from rnnlm.train.plots import has_matplotlib
 from rnnlm.train.probe import probe_speed, probe_time
-from rnnlm.train.recipe import (EPOCH_LEVELS, LADDERS, MAX_EPOCHS, MAX_PARAMS_PER_TOKEN, RECIPE_FIELDS, REFERENCES,
-                                Choice, apply_recipe, dropout_for, walk_ladder)
+from rnnlm.train.recipe import (EPOCH_LEVELS, LADDERS, MAX_EPOCHS, MAX_PARAMS_PER_TOKEN, MIN_EPOCHS, MIN_STEPS,
+                                RECIPE_FIELDS, REFERENCES, Choice, apply_recipe, dropout_for, walk_ladder)
 from rnnlm.train.session import Session
 from rnnlm.train.setup import check_sizes, load_data
 
@@ -112,8 +112,8 @@ def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: fr
 def choose_model(config: RunConfig, data: TextData, dist: Distributed, choose: frozenset[str], session: Session,
                  seconds: float) -> tuple[RunConfig, Choice, Speed]:
     """The settings in ``choose`` from the level's ladder (rnnlm.train.recipe), of its models not
-    too large for the corpus: each probed, from the reference up, for the epochs that fit in what
-    is left of the budget; the chosen one's speed."""
+    too large for the corpus: each probed, from the reference up, for the epochs (and so the
+    steps) that fit in what is left of the budget; the chosen one's speed."""
     level, tokens = data.tokenizer.level, len(data.train_ids)
     ladder = [apply_recipe(config, recipe, choose, tokens, dist.world_size) for recipe in LADDERS[level]]
     speeds: dict[int, Speed] = {}
@@ -131,11 +131,17 @@ def choose_model(config: RunConfig, data: TextData, dist: Distributed, choose: f
     vocab = len(data.vocab)
     small = [k for k, c in enumerate(ladder) if parameter_count(vocab, c.model) <= MAX_PARAMS_PER_TOKEN * tokens]
     top = small[-1] if small else 0  # the largest not too large for the corpus (the smallest, where none is)
-    chosen = walk_ladder(top + 1, min(LADDERS[level].index(REFERENCES[level]), top), epochs_of)
+
+    def steps_per_epoch(k: int) -> int:
+        return len(StreamBatches(data.train_ids, ladder[k].train.bs, ladder[k].train.bptt))
+
+    chosen = walk_ladder(top + 1, min(LADDERS[level].index(REFERENCES[level]), top), epochs_of, steps_per_epoch)
     epochs_of(chosen)  # the smallest, where the reference does not fit, is probed now
     sizes = tuple({model_size(ladder[k]): measured[k] for k in sorted(measured)}.items())  # a size once
     larger = model_size(ladder[top + 1]) if top + 1 < len(ladder) else None
-    return ladder[chosen], Choice(level, model_size(ladder[chosen]), sizes, larger), speeds[chosen]
+    short = next(((model_size(ladder[k]), math.floor(measured[k] * steps_per_epoch(k))) for k in sorted(measured)
+                  if k > chosen and measured[k] >= MIN_EPOCHS and measured[k] * steps_per_epoch(k) < MIN_STEPS), None)
+    return ladder[chosen], Choice(level, model_size(ladder[chosen]), sizes, larger, short), speeds[chosen]
 
 
 def regularised(config: RunConfig, epochs: float, per_token: float, choose: frozenset[str]) -> RunConfig:

@@ -6,7 +6,11 @@ from the size of the corpus and how many epochs of it the budget buys on this ma
   reference and going up while the next one fits); where the reference does not, the smallest
   (less than a few epochs of a larger model loses to more text through a smaller one; but on
   4.4 million characters of manual pages 2 x 512 at 2.8 epochs read 0.4533 nats/char where 1 x
-  512 at 5.0 read 0.7068, so the bound is below 3 epochs). A model
+  512 at 5.0 read 0.7068, so the bound is below 3 epochs), and in ``MIN_STEPS`` optimiser steps
+  or more (in 3 minutes of one core, on the five texts of eight where the 2 x 768 trained 2.5
+  epochs or more, 2.6 to 7.1 in 690 to 730 steps, it lost to the 2 x 512's 1,350 to 1,600 by
+  0.023 to 0.124 nats/char; where it won, in 10 minutes of two cores, it had trained 2,200
+  steps or more). A model
   of more than ``MAX_PARAMS_PER_TOKEN`` parameters a training token is not on the ladder: on
   28,000 characters of a licence, 2 x 768 (260 a character) over-fitted within 25 epochs and
   read 1.9985 nats/char at best, where 2 x 512 (120) read 1.9553; on 181,000 characters, 2 x
@@ -78,6 +82,7 @@ LADDERS = {
     "word": (WORD_REFERENCE,),
 }
 MIN_EPOCHS = 2.5  # of the corpus a model of the ladder must train to be chosen over a smaller one
+MIN_STEPS = 1000  # optimiser steps a model of the ladder must train as well to be chosen over a smaller one
 MAX_EPOCHS = 11.0  # of the corpus a model the rules chose trains at most
 MAX_PARAMS_PER_TOKEN = 160  # parameters a training token, at most, of a model of the ladder (its smallest aside)
 # (epochs below, dropout, weight dropout): those of a model that trains fewer epochs than the bound
@@ -95,6 +100,7 @@ class Choice:
     size: str  # of the model chosen: "layers x hidden"
     measured: tuple[tuple[str, float], ...]  # (size, epochs) of the models probed, smallest first
     too_large: str | None = None  # the smallest size left off: more than MAX_PARAMS_PER_TOKEN
+    few_steps: tuple[str, int] | None = None  # a size that trains MIN_EPOCHS in fewer than MIN_STEPS: its steps
 
     def reason(self, epochs: float | None = None, dropout: float = 0.0, weight_dropout: float = 0.0,
                ends_early: bool = False, params_per_token: float = 1.0) -> str:
@@ -108,6 +114,8 @@ class Choice:
             why = "the largest that trains" if fits else "the fastest; the reference does not train"
             sizes = ", ".join(f"{size} {fit:.1f}" for size, fit in self.measured)
             text = f"{self.size}, {why} {MIN_EPOCHS:g} epochs or more (measured: {sizes})"
+            if self.few_steps:
+                text += f"; {self.few_steps[0]}: {self.few_steps[1]:,} steps, fewer than {MIN_STEPS:,}"
             if self.too_large:
                 text += f"; {self.too_large} and larger: more than {MAX_PARAMS_PER_TOKEN} parameters a training token"
         if epochs is not None:
@@ -121,14 +129,20 @@ class Choice:
         return text
 
 
-def walk_ladder(sizes: int, start: int, epochs_of: Callable[[int], float]) -> int:
+def walk_ladder(sizes: int, start: int, epochs_of: Callable[[int], float],
+                steps_per_epoch: Callable[[int], float] = lambda k: INF) -> int:
     """The index of the largest of ``sizes`` models (smallest first) that trains ``MIN_EPOCHS``
-    epochs, where ``epochs_of(k)`` measures model k: from ``start`` (the reference) up while the
-    next one fits; the smallest where the reference does not fit (it is not measured then)."""
-    if epochs_of(start) < MIN_EPOCHS:
+    epochs in ``MIN_STEPS`` steps or more, where ``epochs_of(k)`` measures model k (an epoch of
+    it being ``steps_per_epoch(k)`` steps): from ``start`` (the reference) up while the next one
+    fits; the smallest where the reference does not fit (it is not measured then)."""
+    def fits(k: int) -> bool:
+        epochs = epochs_of(k)
+        return epochs >= MIN_EPOCHS and epochs * steps_per_epoch(k) >= MIN_STEPS
+
+    if not fits(start):
         return 0
     k = start
-    while k + 1 < sizes and epochs_of(k + 1) >= MIN_EPOCHS:
+    while k + 1 < sizes and fits(k + 1):
         k += 1
     return k
 

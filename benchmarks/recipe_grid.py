@@ -19,8 +19,8 @@ more; the heavy dropout from ``w`` epochs, counted as the rules count them: fewe
 smaller than its corpus) picks one of the grid's runs on each text, and its loss there is known
 without training it again. The check fits ``m``, ``w`` and ``s`` on every text but one (the
 least loss above each text's best grid run, summed) and reads what the fitted rule picks on the
-text left out, against that text's best grid run. The rules today are ``m`` 2.5, ``w`` 6, no
-``s``.
+text left out, against that text's best grid run. The rules today are ``m`` 2.5, ``w`` 6, ``s``
+1,000.
 
     taskset -c 0 python benchmarks/recipe_grid.py --minutes 3 --threads 1 --keep DIR TEXT ...
     python benchmarks/recipe_grid.py --analyse DIR [DIR ...]   # the tables again, from the runs kept
@@ -50,8 +50,8 @@ GRID = {
 SIZES = ("1x512", "2x512", "2x768")  # the ladder, smallest first
 MIN_EPOCHS = (1.5, 2.0, 2.5, 3.0, 4.0, 6.0)  # the size rule's thresholds tried
 HEAVY_FROM = (2.0, 3.0, 4.0, 6.0, 8.0, 12.0)  # the heavy dropout's thresholds tried
-MIN_STEPS = (0, 1000, 1500, 2000, 3000)  # the size rule's steps tried (the rules have none)
-RULES_NOW = (2.5, 6.0, 0)  # src/rnnlm/train/recipe.py: MIN_EPOCHS, weight dropout from 6 epochs, no steps
+MIN_STEPS = (0, 1000, 1500, 2000, 3000)  # the size rule's steps tried
+RULES_NOW = (2.5, 6.0, 1000)  # src/rnnlm/train/recipe.py: MIN_EPOCHS, weight dropout from 6 epochs, MIN_STEPS
 
 
 def plan_sizes(log: Path) -> tuple[int, int]:
@@ -93,7 +93,8 @@ def fit(texts: dict[str, dict[str, dict]]) -> tuple[float, float, int]:
     def cost(rule: tuple[float, float, int]) -> tuple[float, float]:
         total = sum(regret(runs, pick(runs, rule)) for runs in texts.values())
         m, w, s = rule
-        return round(total, 6), abs(math.log(m / RULES_NOW[0])) + abs(math.log(w / RULES_NOW[1])) + s / 1000
+        m0, w0, s0 = RULES_NOW
+        return round(total, 6), abs(math.log(m / m0)) + abs(math.log(w / w0)) + abs(s - s0) / 1000
     return min(itertools.product(MIN_EPOCHS, HEAVY_FROM, MIN_STEPS), key=cost)
 
 

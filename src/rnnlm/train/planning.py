@@ -22,7 +22,7 @@ from rnnlm.train.pacing import Pacer
 from rnnlm.train.plan_text import describe_plan
 from rnnlm.train.plots import has_matplotlib
 from rnnlm.train.probe import probe_speed, probe_time
-from rnnlm.train.recipe import (EPOCH_LEVELS, LADDERS, MAX_EPOCHS, MAX_PARAMS_PER_TOKEN, MIN_EPOCHS, MIN_STEPS,
+from rnnlm.train.recipe import (EPOCH_LEVELS, LADDERS, MAX_EPOCHS, MAX_PARAMS_PER_TOKEN, MIN_EPOCHS,
                                 RECIPE_FIELDS, REFERENCES, Choice, apply_recipe, dropout_for, walk_ladder)
 from rnnlm.train.session import Session
 from rnnlm.train.setup import check_sizes, load_data
@@ -139,8 +139,10 @@ def choose_model(config: RunConfig, data: TextData, dist: Distributed, choose: f
     epochs_of(chosen)  # the smallest, where the reference does not fit, is probed now
     sizes = tuple({model_size(ladder[k]): measured[k] for k in sorted(measured)}.items())  # a size once
     larger = model_size(ladder[top + 1]) if top + 1 < len(ladder) else None
-    short = next(((model_size(ladder[k]), math.floor(measured[k] * steps_per_epoch(k))) for k in sorted(measured)
-                  if k > chosen and measured[k] >= MIN_EPOCHS and measured[k] * steps_per_epoch(k) < MIN_STEPS), None)
+    stopped = next((k for k in sorted(measured) if k > chosen), None)  # the size the walk stopped at, if probed
+    short = None  # it trained the epochs, so too few steps stopped it
+    if stopped is not None and measured[stopped] >= MIN_EPOCHS:
+        short = (model_size(ladder[stopped]), math.floor(measured[stopped] * steps_per_epoch(stopped)))
     return ladder[chosen], Choice(level, model_size(ladder[chosen]), sizes, larger, short), speeds[chosen]
 
 

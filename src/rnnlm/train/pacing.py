@@ -3,9 +3,12 @@
 A machine that turns out slower or faster than the probe said (other work started or stopped,
 the run resumed on another machine) is handled by the ``Pacer``: where training syncs anyway,
 the loop asks it to compare the steps left with the time left at the speed of the last few
-seconds. When they no longer fit, it answers how far the schedule must skip ahead; when they
-fit with time to spare, it stretches the schedule: a share of the coming steps train at the
-rate of the moment while the schedule waits (``after_step`` says which). Either way the rate
+seconds. When they no longer fit, the schedule skips ahead, by the share of the steps that do
+not fit that the time since the last sync is of the time left: a machine that stays slow has
+skipped them all by the end, and one that was slow for a minute (another program ran) skips
+about what that minute cost, not what the rest of the run would have cost at its speed. When
+they fit with time to spare, it stretches the schedule: a share of the coming steps train at
+the rate of the moment while the schedule waits (``after_step`` says which). Either way the rate
 anneals to its end, and the last validation comes, when the time is up. A plan that ends
 before its budget (rnnlm.train.recipe.MAX_EPOCHS) is never stretched, and skips only where
 even the budget given is too short for it.
@@ -64,6 +67,7 @@ class Pacer:
         self.hold_rate = 0.0  # share of the coming steps that leave the schedule where it is
         self.hold_credit = 0.0
         self.held = 0  # steps trained while the schedule waited
+        self.asked_at: float | None = None  # when ``pace`` was last asked (rank 0)
 
     @property
     def hard_deadline(self) -> float:
@@ -121,9 +125,12 @@ class Pacer:
             rows_left = sum(1 for v in self.plan.valid_at if v > at.row_step and v >= at.plan_step)
             time_left = self.left() - SLACK * 0.5 * self.plan.budget - rows_left * self.valid_s
             needed = steps_left * step_s
-            if needed > time_left:
+            now = self.clock()
+            since, self.asked_at = now - (now if self.asked_at is None else self.asked_at), now
+            if needed > time_left:  # the steps that do not fit, spread over the time left: this sync's share
                 fits = max(self.tail, math.floor(time_left / step_s))
-                skip = max(0, steps_left - fits)
+                share = 1.0 if time_left <= since else since / time_left
+                skip = max(0, math.ceil((steps_left - fits) * share))
             elif (measured and self.plan.asked is None and at.plan_step < HOLD_UNTIL * self.plan.steps
                   and needed < HOLD_FROM * time_left and time_left - needed > EARLY * self.plan.budget):
                 hold = min(MAX_HOLD, 1 - needed / (HOLD_AIM * time_left))

@@ -71,6 +71,32 @@ def test_a_step_on_given_tokens_is_the_step_alone():
 
 
 @needs_kernel
+@pytest.mark.parametrize("threads", [1, 2])
+def test_steps_run_in_one_call_are_the_steps_one_call_each_bit_for_bit(threads):
+    model = model_of("lstm", layers=2, emb=16, hidden=40)
+    native = NativeStep.of(model)
+    bias = torch.zeros(VOCAB)
+    bias[5] = float("-inf")
+    state, logits = buffers(model, 9, seed=4)
+    in_one = NativeSlotStep(native, bias, [s.clone() for s in state], logits.clone())
+    each = NativeSlotStep(native, bias, [s.clone() for s in state], logits.clone())
+    temperatures = [0.6, 1.0, 1.4, 0.8, 1.1, 0.9]
+    uniforms = [[(0.37 * t + 0.13 * r) % 1 for r in range(6)] for t in range(7)]
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        ran = in_one.run_steps(6, temperatures, uniforms)
+        stepped = [each(6, 8, temperatures, row) for row in uniforms]
+    finally:
+        torch.set_num_threads(before)
+    assert ran == stepped and len({tuple(ids) for ids in ran}) > 1 and all(5 not in ids for ids in ran)
+    assert torch.equal(in_one.logits, each.logits)
+    assert all(torch.equal(a, b) for a, b in zip(in_one.state, each.state, strict=True))
+    with pytest.raises(ValueError, match="every step draws for the 6 streams"):
+        in_one.run_steps(6, temperatures, [[0.5] * 5])
+
+
+@needs_kernel
 def test_what_the_slot_kernel_reads_is_checked_first():
     model = model_of("lstm")
     native = NativeStep.of(model)

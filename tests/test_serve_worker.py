@@ -37,11 +37,11 @@ def test_a_fault_in_a_step_ends_the_jobs_in_flight_and_the_model_goes_on(tiny_ru
     session = GenerationSession.load(tiny_run, device="cpu")
     real_step, faults = StreamSlots.step, [1]
 
-    def faulty_step(slots):
+    def faulty_step(slots, steps=1):
         if faults:
             faults.pop()
             raise RuntimeError("a fault in the step")
-        return real_step(slots)
+        return real_step(slots, steps)
 
     monkeypatch.setattr(StreamSlots, "step", faulty_step)
 
@@ -83,6 +83,47 @@ def test_a_prompt_that_cannot_be_read_ends_its_job_alone(tiny_run, capfd):
 
     run_worker(session, body)
     assert "ValueError: cannot encode this one" in capfd.readouterr().err
+
+
+def test_a_step_writes_several_tokens_a_stream_unless_a_request_waits(tiny_run, monkeypatch):
+    """While no request waits, a step writes the tokens that fit in about RUN_SECONDS (at most
+    MAX_RUN_STEPS a stream); a request waiting for its slot or its prompt makes it one. The
+    texts are each seed's alone."""
+    from rnnlm.serve.batcher import MAX_RUN_STEPS, RUN_SECONDS
+
+    session = GenerationSession.load(tiny_run, device="cpu")
+    asked, real_step = [], StreamSlots.step
+
+    def counted(slots, steps=1):
+        asked.append(steps)
+        return real_step(slots, steps)
+
+    monkeypatch.setattr(StreamSlots, "step", counted)
+
+    async def body(worker: ModelWorker) -> None:
+        jobs = [CompletionJob(["the "], n=2, max_tokens=60, stop=(), sampling=Sampling(temperature=0.9), seed=s,
+                              logprobs=None, stream=False, deliver=lambda event: None) for s in (3, 11)]
+        ended = [asyncio.get_running_loop().create_future() for _ in jobs]
+        for job, end in zip(jobs, ended):
+            job.deliver = lambda event, end=end: end.done() or end.set_result(event)
+            worker.submit(job)
+        assert await asyncio.gather(*ended) == [("done", None)] * 2
+        for job in jobs:
+            for i, stream in enumerate(job.streams):
+                (alone,) = session.start("the ", max_tokens=60, seed=job.seed + i, sampling=Sampling(temperature=0.9))
+                for _ in session.run_streams([alone]):
+                    pass
+                assert stream.text == alone.text
+
+    run_worker(session, body)
+    assert asked[0] == 1 and max(asked) > 1 and max(asked) <= MAX_RUN_STEPS
+    worker = ModelWorker("tiny", session, None, ServerMetrics(), max_streams=4, queue=4)
+    worker.step_seconds = RUN_SECONDS / 3.5
+    assert worker.run_steps() == 3
+    worker.step_seconds = RUN_SECONDS / 1000
+    assert worker.run_steps() == MAX_RUN_STEPS
+    worker.waiting.append(jobs_waiting := object())
+    assert worker.run_steps() == 1 and jobs_waiting in worker.waiting
 
 
 def test_start_up_is_frozen_out_of_the_garbage_collectors_walk():

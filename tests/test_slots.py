@@ -77,11 +77,13 @@ def test_the_slots_state_is_the_streams_state(tiny_run):
         assert torch.allclose(slots.state[0][:, i], stream.state[:, 0], atol=1e-5)
 
 
-@pytest.mark.parametrize("native", [True, False])
-def test_streams_drawn_by_temperature_take_the_one_call_and_write_their_seeds_text(tiny_run, monkeypatch, native):
+@pytest.mark.parametrize("native, steps", [(True, 1), (True, 5), (False, 1), (False, 5)])
+def test_streams_drawn_by_temperature_take_the_one_call_and_write_their_seeds_text(tiny_run, monkeypatch, native,
+                                                                                  steps):
     """Streams that all draw by temperature are drawn and stepped by the slots' kernel (one call
     on the buffers: the C kernel where the lone stream steps in C, else TorchScript), through
-    joins, leaves and the buffers' growth: each writes what its seed writes alone."""
+    joins, leaves and the buffers' growth: each writes what its seed writes alone, also where a
+    call writes several tokens a stream (the C kernel; TorchScript writes one)."""
     session = GenerationSession.load(tiny_run, device="cpu")
     session.single = SingleStreamStep(session.model, native=native)
     calls = []
@@ -102,22 +104,27 @@ def test_streams_drawn_by_temperature_take_the_one_call_and_write_their_seeds_te
         (stream,) = session.start(prompt, **options)
         stream.request = i
         slots.join([stream])
-        if i % 3 == 2:
+        if i % 3 == 2:  # one token a stream while they join: the buffers grow
             for piece in slots.step():
                 if piece.finish_reason is not None:
                     got[piece.stream.request] = (piece.stream.text, piece.finish_reason)
+    most = 0  # pieces of one stream in one call
     while len(slots):
-        for piece in slots.step():
+        pieces = slots.step(steps)
+        most = max(most, max(sum(p.stream is q.stream for p in pieces) for q in pieces))
+        for piece in pieces:
             if piece.finish_reason is not None:
                 got[piece.stream.request] = (piece.stream.text, piece.finish_reason)
-    assert len(calls) > 10 and slots.capacity > FIRST_SLOTS and isinstance(slots.kernel, Counted)
+    assert most == (steps if native else 1)
+    assert len(calls) > (5 if steps > 1 else 10)
+    assert slots.capacity > FIRST_SLOTS and isinstance(slots.kernel, Counted)
     assert slots.kernel.state[0] is slots.state[0] and slots.kernel.logits is slots.logits  # set again after growing
     for i, (prompt, options) in enumerate(requests):
         assert got[i] == alone_text(session, prompt, **options), i
 
 
 class Counted:
-    """A kernel whose calls are counted; its buffers are the kernel's own."""
+    """A kernel whose calls (of one step or several) are counted; its buffers are the kernel's own."""
 
     def __init__(self, kernel, calls):
         self.__dict__.update(inner=kernel, calls=calls)
@@ -127,7 +134,15 @@ class Counted:
         return self.inner(*args)
 
     def __getattr__(self, name):
-        return getattr(self.inner, name)
+        found = getattr(self.inner, name)
+        if name != "run_steps":
+            return found
+
+        def run_steps(*args):
+            self.calls.append(args[0])
+            return found(*args)
+
+        return run_steps
 
     def __setattr__(self, name, value):
         setattr(self.inner, name, value)

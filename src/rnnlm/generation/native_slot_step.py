@@ -22,7 +22,8 @@ from rnnlm.models.recurrent import State, split_state
 class NativeSlotStep:
     """``kernel(n, rows, temperatures, uniforms)``: the ids drawn for the first ``n`` slots from
     their scores, then one step of the model on those slots, their state and scores overwritten in
-    place (``rows`` is not used: the kernel steps exactly ``n``). ``step(ids)``: the step alone,
+    place (``rows`` is not used: the kernel steps exactly ``n``); ``run_steps``: several such
+    steps in one call. ``step(ids)``: the step alone,
     for ids drawn elsewhere. ``state`` ([h] or [h, c], (layers, slots, H) each) and ``logits``
     (slots, V) are the slots' buffers; set them again when they are replaced."""
 
@@ -50,11 +51,25 @@ class NativeSlotStep:
         return h, (self.state[1] if native.cell == "lstm" else h), slots
 
     def __call__(self, n: int, rows: int, temperatures: list[float], uniforms: list[float]) -> list[int]:
+        return self.run_steps(n, temperatures, [uniforms])[0]
+
+    def run_steps(self, n: int, temperatures: list[float], uniforms: list[list[float]]) -> list[list[int]]:
+        """``len(uniforms)`` steps of the first ``n`` slots in one call, each as ``kernel(n, ...)``
+        does it: stream r's token drawn at ``uniforms[t][r]``, then the block stepped. The ids,
+        step after step."""
+        steps = len(uniforms)
+        if any(len(row) != n for row in uniforms) or len(temperatures) != n:
+            raise ValueError(f"every step draws for the {n} streams")
         h, c, slots = self.buffers(n)
-        tokens = (ctypes.c_long * n)()
-        heat, numbers = (ctypes.c_float * n)(*temperatures), (ctypes.c_double * n)(*uniforms)
-        self.run(n, 1, slots, h, c, heat, numbers, tokens)
-        return list(tokens)
+        tokens = (ctypes.c_long * (n * steps))()
+        heat = (ctypes.c_float * n)(*temperatures)
+        numbers = (ctypes.c_double * (n * steps))(*(u for row in uniforms for u in row))
+        native = self.native
+        with native.threads() as pool:
+            native.check(native.lib.rnnlm_slots_run(pool, native.at, n, steps, slots, h.data_ptr(), c.data_ptr(),
+                                                    self.logits.data_ptr(), self.bias.data_ptr(), heat, numbers,
+                                                    tokens))
+        return [tokens[t * n : (t + 1) * n] for t in range(steps)]
 
     def step(self, ids: list[int]) -> None:
         """One step of the first ``len(ids)`` slots on the tokens ``ids``."""

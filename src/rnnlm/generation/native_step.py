@@ -74,6 +74,8 @@ def kernels() -> ctypes.CDLL | None:
         lib.rnnlm_draw.restype = ctypes.c_long
         lib.rnnlm_slots_step.argtypes = [POINTER, POINTER, ctypes.c_int, ctypes.c_int, ctypes.c_long] + [POINTER] * 7
         lib.rnnlm_slots_step.restype = ctypes.c_int
+        lib.rnnlm_slots_run.argtypes = lib.rnnlm_slots_step.argtypes
+        lib.rnnlm_slots_run.restype = ctypes.c_int
     return lib
 
 

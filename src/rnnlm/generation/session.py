@@ -210,19 +210,25 @@ class GenerationSession:
         return slot_step(self.stepper, self.banned, state, logits)
 
     def step_slots(self, streams: Sequence[Stream], logits: torch.Tensor, state: State,
-                   kernel: SlotStep | NativeSlotStep | None = None) -> list[Piece]:
+                   kernel: SlotStep | NativeSlotStep | None = None, steps: int = 1) -> list[Piece]:
         """``step`` for streams whose scores and state are the first rows of a block of slots
         (``rnnlm.generation.slots``): scores (R, V) and state (layers, R, H), R >= N. The model
         runs in place, through torch on the whole block (ended streams and free slots too: their
         rows are overwritten when a stream next takes them), through the C kernel on the N
         streams' rows. With the slots' ``kernel``, streams that all draw by temperature alone and
         record no log-probabilities are drawn and stepped in one call (the model then runs even
-        on a step that ends them all)."""
+        on a step that ends them all); by the C kernel, ``steps`` steps in that call, each
+        stream's pieces in order and none after the one that ends it (the steps after it are
+        thrown away). Otherwise one step: a piece per stream."""
         n = len(streams)
         if kernel is not None and all(s.logprobs is None and s.sampling.by_temperature for s in streams):
-            ids = kernel(n, logits.shape[0], [s.sampling.temperature for s in streams],
-                         [s.rng.random() for s in streams])
-            return [self.advance(s, token_id, None) for s, token_id in zip(streams, ids)]
+            temperatures = [s.sampling.temperature for s in streams]
+            if steps > 1 and hasattr(kernel, "run_steps"):  # the C kernel
+                drawn = kernel.run_steps(n, temperatures, [[s.rng.random() for s in streams] for _ in range(steps)])
+            else:
+                drawn = [kernel(n, logits.shape[0], temperatures, [s.rng.random() for s in streams])]
+            return [self.advance(s, token_id, None) for ids in drawn for s, token_id in zip(streams, ids)
+                    if not s.finished]
         ids, pieces = self.draw_and_advance(streams, logits[:n])
         if all(s.finished for s in streams):
             return pieces
@@ -333,18 +339,22 @@ class GenerationSession:
         stepped there), then each token's text and stop rules in turn: the tokens of
         ``step_one``, one uniform number each from the stream's own generator. Tokens drawn
         after the one that ends the stream are dropped."""
-        native = self.single.native
         while not stream.finished:
-            count = min(RUN_TOKENS, stream.max_tokens - stream.tokens)
-            uniforms = [stream.rng.random() for _ in range(count)]
-            last = stream.tokens + count == stream.max_tokens  # the run's last token ends the stream
-            tokens, logits, state = native.run_tokens(stream.logits, self.ban_bias, stream.sampling.temperature,
-                                                      uniforms, stream.state, step_last=not last)
-            for token_id in tokens:
-                yield [self.advance(stream, token_id, None)]
-                if stream.finished:
-                    break
-            stream.logits, stream.state = logits, state
+            yield from ([piece] for piece in self.run_tokens(stream, RUN_TOKENS))
+
+    def run_tokens(self, stream: Stream, count: int) -> Iterator[Piece]:
+        """Up to ``count`` tokens of an unfinished ``stream`` that ``runs_alone``, in one call of
+        the C kernel, then a piece each: ``run_alone``'s run."""
+        count = min(count, stream.max_tokens - stream.tokens)
+        uniforms = [stream.rng.random() for _ in range(count)]
+        last = stream.tokens + count == stream.max_tokens  # the run's last token ends the stream
+        tokens, logits, state = self.single.native.run_tokens(stream.logits, self.ban_bias, stream.sampling.temperature,
+                                                              uniforms, stream.state, step_last=not last)
+        for token_id in tokens:
+            yield self.advance(stream, token_id, None)
+            if stream.finished:
+                break
+        stream.logits, stream.state = logits, state
 
     def sample_texts(self, prompt: str = "", max_tokens: int = 200, samples: int = 1, **options) -> list[str]:
         """Whole samples, each the prompt followed by what was written after it."""

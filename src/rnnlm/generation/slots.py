@@ -16,8 +16,11 @@ size it sees, and a server whose batch changed size at every step grew without e
 
 A batch draws every row in one call, each with its own stream's uniform number
 (``rnnlm.generation.sampling``), so a stream's text depends on its seed alone. When every row
-draws by temperature alone, the draw and the model's step are one TorchScript call on the
-buffers themselves (``rnnlm.generation.slot_step``): the worker gives the GIL up once a step.
+draws by temperature alone, the draw and the model's step are one call on the buffers
+themselves (the C kernel, ``rnnlm.generation.native_slot_step``, or TorchScript,
+``rnnlm.generation.slot_step``): the worker gives the GIL up once a step. The C kernel may
+write several tokens a stream in that call (``step(steps)``), a lone stream's as ``complete``
+writes them.
 """
 
 from __future__ import annotations
@@ -99,18 +102,25 @@ class StreamSlots:
         return tuple(views) if len(views) == 2 else views[0]
 
     @torch.inference_mode()
-    def step(self) -> list[Piece]:
-        """One token for every stream (``GenerationSession.step``'s rules), then the ended
-        streams leave their slots."""
+    def step(self, steps: int = 1) -> list[Piece]:
+        """One token for every stream (``GenerationSession.step``'s rules), or up to ``steps``
+        where the C kernel writes them in one call (``GenerationSession.run_tokens`` for a
+        stream alone, ``step_slots`` for the slots), each stream's pieces in order; then the
+        ended streams leave their slots."""
         if not self.streams:
             return []
-        if len(self.streams) == 1:  # it holds its own state: exactly ``complete``'s step
-            pieces = [self.session.step_one(self.streams[0])]
+        if len(self.streams) == 1:  # it holds its own state: exactly ``complete``'s steps
+            (stream,) = self.streams
+            if steps > 1 and self.session.runs_alone(stream):
+                pieces = list(self.session.run_tokens(stream, steps))
+            else:
+                pieces = [self.session.step_one(stream)]
         else:  # on a block of a few sizes only: oneDNN keeps a primitive (and memory) for every shape it sees
             rows = min(-(-len(self.streams) // ROUND_SLOTS) * ROUND_SLOTS, self.capacity)
             if self.kernel is None:
                 self.kernel = self.session.slot_kernel(self.state, self.logits)
-            pieces = self.session.step_slots(self.streams, self.logits[:rows], self.block_state(rows), self.kernel)
+            pieces = self.session.step_slots(self.streams, self.logits[:rows], self.block_state(rows), self.kernel,
+                                             steps)
         self.leave()
         return pieces
 

@@ -640,3 +640,19 @@ int rnnlm_slots_step(struct rnnlm_pool *pool, const struct rnnlm_single_model *m
     free(scratch);
     return 0;
 }
+
+/* `steps` tokens of each of the first n streams of a block of slots, in one call: at each step
+   every stream's token drawn from its scores (at uniforms[t * n + r], temperatures[r]), then the
+   block stepped on them, as `rnnlm_slots_step` with a draw does it `steps` times. Token t of
+   stream r goes to tokens[t * n + r]. Returns what `rnnlm_slots_step` returns. */
+int rnnlm_slots_run(struct rnnlm_pool *pool, const struct rnnlm_single_model *m, int n, int steps, long slots,
+                    float *h, float *c, float *logits, const float *bias, const float *temperatures,
+                    const double *uniforms, long *tokens) {
+    for (int t = 0; t < steps; t++) {
+        const int code = rnnlm_slots_step(pool, m, n, 1, slots, h, c, logits, bias, temperatures,
+                                          uniforms + (size_t)t * n, tokens + (size_t)t * n);
+        if (code != 0)
+            return code;
+    }
+    return 0;
+}

@@ -1,7 +1,7 @@
 """Continuous batching: one worker thread per model advances every active stream together.
 
     request -> submit (queue) -> admitted when slots are free -> prompt read a piece at a time
-            -> its streams take slots -> one forward call per step for every active stream
+            -> its streams take slots -> one call per step for every active stream
             -> tokens back to the request on the event loop -> a finished stream leaves at once
 
 The worker owns the model: the event loop never runs it, and only the worker touches a stream
@@ -12,11 +12,18 @@ taken what came before: waking it costs the same for one stream or a hundred, an
 falls behind takes several steps at once (each stream's text then goes out as one event). torch
 releases the GIL in its kernels, so the loop writes the last step's tokens while the worker
 computes the next. The streams' states live in slots (``rnnlm.generation.slots``).
+
+While no request waits, a step writes several tokens a stream in that one call (where the C
+kernel steps the model: ``run_steps``), as many as take about ``RUN_SECONDS``: the worker's
+Python around a step, the loop's wake-up and each stream's event are paid once for them all, as
+vLLM's multi-step scheduling pays its scheduler once for several steps. A request that arrives
+waits for the step in flight, then the steps are of one token until it has joined.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 import threading
 import time
@@ -35,6 +42,8 @@ from rnnlm.serve.jobs import Busy, CompletionJob, Fault, ShuttingDown
 from rnnlm.serve.metrics import ServerMetrics
 
 PREFILL_TOKENS = 256  # tokens of each prompt read between two steps: a long prompt does not stall the others
+RUN_SECONDS = 0.002  # while no request waits, a step writes several tokens a stream, for about this long
+MAX_RUN_STEPS = 16  # tokens a stream, at most, in one such step
 SCORE_QUEUE = 4  # score requests per model being run or waiting; more are refused (busy)
 
 
@@ -60,6 +69,7 @@ class ModelWorker:
         self.scorer = ThreadPoolExecutor(1, thread_name_prefix=f"rnnlm-score-{model_id}")
         self.scoring = 0  # score requests running or waiting (loop thread only)
         self.gauges = metrics.for_model(model_id)
+        self.step_seconds = math.inf  # of one token a stream, in the last step (the worker's own)
 
     # --- the event loop's side
 
@@ -222,12 +232,22 @@ class ModelWorker:
                 self.owners[id(stream)] = (job, i)
         self.slots.join(running)
 
+    def run_steps(self) -> int:
+        """The tokens a stream the next step writes: one while a request waits for a slot or
+        its prompt to be read (it joins at the next step); else as many as fit in about
+        ``RUN_SECONDS`` at the last step's speed, so the worker and the event loop wake up once
+        for several tokens (each stream's go out as one event), and a newcomer waits no longer."""
+        if self.waiting or self.reading:
+            return 1
+        return max(1, min(MAX_RUN_STEPS, int(RUN_SECONDS / self.step_seconds)))
+
     def step(self, out: list) -> None:
         started = time.perf_counter()
-        batch = len(self.active)
-        pieces = self.slots.step()
+        batch, steps = len(self.active), self.run_steps()
+        pieces = self.slots.step(steps)
         took = time.perf_counter() - started
-        self.gauges.observe_step(batch, took)
+        self.step_seconds = took / steps
+        self.gauges.observe_step(batch, self.step_seconds)
         streamed: dict[int, list] = {}
         now = time.perf_counter()
         for piece in pieces:

@@ -6,7 +6,7 @@ validations of 3 s, a step's time the probe's times a profile of the machine ove
 Each profile runs with 5 noise seeds under the pacer's bounds of today and under others given
 with --bounds; the table gives the end (the last validation included) as seconds of the 600.
 
-    python benchmarks/pacing.py [--bounds 0.95,0.9,0.8 --bounds 0.975,0.95,0.85]
+    python benchmarks/pacing.py [--bounds 0.95,0.9,0.8 --bounds 0.975,0.95,0.85,1e9]
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ PROFILES = {  # a step's time against the probe's, by the share of the budget go
     "faster, then 50% slower from 90%": lambda f: 0.8 if f < 0.9 else 1.5,
     "faster, then 2x slower from 85%": lambda f: 0.8 if f < 0.85 else 2.0,
     "faster, then 3x slower from 95%": lambda f: 0.8 if f < 0.95 else 3.0,
+    "4x slower from 20% to 25% (a 30 s spell)": lambda f: 4.0 if 0.2 <= f < 0.25 else 1.0,
+    "4x slower from 30% to 40% (a minute)": lambda f: 4.0 if 0.3 <= f < 0.4 else 1.0,
+    "2x slower from 50% to 60%": lambda f: 2.0 if 0.5 <= f < 0.6 else 1.0,
+    "3x slower from 40% on": lambda f: 3.0 if f >= 0.4 else 1.0,
 }
 
 
@@ -73,16 +77,18 @@ def simulate(profile, seed: int) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--bounds", action="append", default=[],
-                   help="HOLD_AIM,HOLD_FROM,HOLD_UNTIL to compare with today's, e.g. 0.95,0.9,0.8")
+                   help="HOLD_AIM,HOLD_FROM,HOLD_UNTIL[,SKIP_GAIN] to compare with today's, e.g. 0.95,0.9,0.8 "
+                        "(a SKIP_GAIN of 1e9 skips at once what does not fit, as the pacer did before 2026-12-07)")
     args = p.parse_args()
-    today = (pacing.HOLD_AIM, pacing.HOLD_FROM, pacing.HOLD_UNTIL)
-    bounds = [today] + [tuple(float(x) for x in b.split(",")) for b in args.bounds]
+    today = (pacing.HOLD_AIM, pacing.HOLD_FROM, pacing.HOLD_UNTIL, pacing.SKIP_GAIN)
+    bounds = [today] + [(*(float(x) for x in b.split(",")), today[3])[:4] for b in args.bounds]
     columns = []
-    for aim, start, until in bounds:
-        pacing.HOLD_AIM, pacing.HOLD_FROM, pacing.HOLD_UNTIL = aim, start, until
+    for aim, start, until, gain in bounds:
+        pacing.HOLD_AIM, pacing.HOLD_FROM, pacing.HOLD_UNTIL, pacing.SKIP_GAIN = aim, start, until, gain
         columns.append([[simulate(profile, seed) for seed in range(5)] for profile in PROFILES.values()])
-    headers = ["machine"] + [f"aim {a:g} from {s:g} until {u:g}" + (" (today)" if (a, s, u) == today else "")
-                             for a, s, u in bounds]
+    headers = ["machine"] + [f"aim {a:g} from {s:g} until {u:g}, skip gain {g:g}" + (" (today)" if (a, s, u, g) == today
+                                                                                  else "")
+                             for a, s, u, g in bounds]
     rows = [[name] + [f"{min(col[i]):.1f} to {max(col[i]):.1f}" for col in columns] for i, name in enumerate(PROFILES)]
     print("# The pacer: seconds of a 600 s budget used (the end of the last validation), 5 noise seeds\n")
     print(table(headers, rows))

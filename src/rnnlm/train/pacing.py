@@ -4,9 +4,11 @@ A machine that turns out slower or faster than the probe said (other work starte
 the run resumed on another machine) is handled by the ``Pacer``: where training syncs anyway,
 the loop asks it to compare the steps left with the time left at the speed of the last few
 seconds. When they no longer fit, the schedule skips ahead, by the share of the steps that do
-not fit that the time since the last sync is of the time left: a machine that stays slow has
-skipped them all by the end, and one that was slow for a minute (another program ran) skips
-about what that minute cost, not what the rest of the run would have cost at its speed. When
+not fit that the time since the last sync is of half the time left: a machine that stays slow
+has skipped them all before the end, and one that was slow for a minute (another program ran)
+skips about what that minute cost, not what the rest of the run would have cost at its speed
+(benchmarks/pacing.py: a 4x slower minute at a third of a 10-minute run ended it at 5m31s
+when it skipped at once, at 9m38s now). When
 they fit with time to spare, it stretches the schedule: a share of the coming steps train at
 the rate of the moment while the schedule waits (``after_step`` says which). Either way the rate
 anneals to its end, and the last validation comes, when the time is up. A plan that ends
@@ -33,6 +35,7 @@ HOLD_FROM = 0.95  # a schedule is stretched when what is left of it would take l
 HOLD_AIM = 0.975  # of the time left that a stretched schedule aims to fill
 HOLD_UNTIL = 0.85  # of the plan's steps: the rest is never stretched (what a sync misjudges, skipping mends)
 EARLY = 0.02  # of the budget, at least, that the schedule would otherwise end early by
+SKIP_GAIN = 2.0  # the steps that do not fit are skipped over the time left divided by this
 UNPACED = {"held": 0, "hold_rate": 0.0, "hold_credit": 0.0, "budget_spent": None}  # the state of a run without one
 
 
@@ -127,9 +130,9 @@ class Pacer:
             needed = steps_left * step_s
             now = self.clock()
             since, self.asked_at = now - (now if self.asked_at is None else self.asked_at), now
-            if needed > time_left:  # the steps that do not fit, spread over the time left: this sync's share
+            if needed > time_left:  # the steps that do not fit, over half the time left: this sync's share
                 fits = max(self.tail, math.floor(time_left / step_s))
-                share = 1.0 if time_left <= since else since / time_left
+                share = 1.0 if time_left <= SKIP_GAIN * since else SKIP_GAIN * since / time_left
                 skip = max(0, math.ceil((steps_left - fits) * share))
             elif (measured and self.plan.asked is None and at.plan_step < HOLD_UNTIL * self.plan.steps
                   and needed < HOLD_FROM * time_left and time_left - needed > EARLY * self.plan.budget):

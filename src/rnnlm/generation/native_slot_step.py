@@ -23,9 +23,9 @@ class NativeSlotStep:
     """``kernel(n, rows, temperatures, uniforms)``: the ids drawn for the first ``n`` slots from
     their scores, then one step of the model on those slots, their state and scores overwritten in
     place (``rows`` is not used: the kernel steps exactly ``n``); ``run_steps``: several such
-    steps in one call. ``step(ids)``: the step alone,
-    for ids drawn elsewhere. ``state`` ([h] or [h, c], (layers, slots, H) each) and ``logits``
-    (slots, V) are the slots' buffers; set them again when they are replaced."""
+    steps in one call. ``step(ids)``: the step alone, for ids drawn elsewhere. ``state`` ([h] or
+    [h, c], (layers, slots, H) each) and ``logits`` (slots, V) are the slots' buffers; set them
+    again when they are replaced."""
 
     def __init__(self, native: NativeStep, bias: torch.Tensor, state: list[torch.Tensor], logits: torch.Tensor):
         self.native, self.state, self.logits = native, state, logits

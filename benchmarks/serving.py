@@ -7,7 +7,8 @@ starts by default (continuous batching). Each client sends its requests one afte
 one keep-alive connection (as an HTTP client's pool does) and timestamps every server-sent event as it arrives (one event per token: a token
 that arrives in the same read as the one before it counts a gap of 0, which is what the client
 saw). Reported per row: aggregate tokens/s over the row's wall time, time to first token and the
-per-token latency (the gaps between a stream's consecutive tokens), p50 and p95, and the CPU the
+per-token latency (the gaps between a stream's consecutive tokens), p50 and p95, the p95 of the
+gaps between a stream's events (when a server sends several tokens an event), and the CPU the
 server process and this client process used over the row (percent of one core). With --openai,
 the 1 and 32 concurrent rows are run again with the official openai client (``AsyncOpenAI``):
 what a real client costs the machine the clients share with the server.
@@ -254,10 +255,11 @@ def percentile(values: list[float], q: float) -> float:
 
 def row(name: str, result: Result, seconds: float, cpu: tuple[str, str] = ("-", "-")) -> list:
     ms = lambda v: f"{1000 * v:.2f}"
+    events = [gap for gap in result.gaps if gap > 0]  # between a stream's events (a gap of 0: the same read)
     return [name, f"{result.tokens / seconds:,.0f}", ms(percentile(result.ttft, 0.5)), ms(percentile(result.ttft, 0.95)),
             ms(percentile(result.gaps, 0.5)), ms(percentile(result.gaps, 0.95)),
-            f"{statistics.fmean(result.gaps) * 1000:.2f}" if result.gaps else "-", result.errors, *cpu,
-            " ".join(f"{x:.1f}" for x in os.getloadavg())]
+            f"{statistics.fmean(result.gaps) * 1000:.2f}" if result.gaps else "-", ms(percentile(events, 0.95)),
+            result.errors, *cpu, " ".join(f"{x:.1f}" for x in os.getloadavg())]
 
 
 # --- the load test: nothing lost
@@ -485,7 +487,7 @@ def main() -> None:
     rows = [best[name][1] for name, *_ in ways]
     alone = complete_tokens_per_second(args.run, requests, args.rounds, args.server_threads)
     print(table(["serving", "tokens/s", "TTFT p50 ms", "TTFT p95 ms", "per-token p50 ms", "per-token p95 ms",
-                 "per-token mean ms", "errors", "server CPU", "client CPU", "load avg"], rows))
+                 "per-token mean ms", "event gap p95 ms", "errors", "server CPU", "client CPU", "load avg"], rows))
     base = float(rows[0][1].replace(",", ""))
     lone_of = {kind: next((r for r in rows if r[0] == name), None)
                for kind, name in (("raw", "1 concurrent"), ("openai", "1 concurrent, openai client"))}
@@ -493,8 +495,8 @@ def main() -> None:
         lone = lone_of["openai" if "openai" in r[0] else "raw"]
         line = f"{r[0]}: {float(r[1].replace(',', '')) / base:.1f}x the tokens/s of one at a time"
         if lone is not None:
-            line += f", per-token p95 {float(r[5]) / float(lone[5]):.1f}x a lone client's"
-            line += f" (mean {float(r[6]) / float(lone[6]):.1f}x)"
+            ratio = lambda i: f"{float(r[i]) / float(lone[i]):.1f}x" if float(lone[i]) else f"{r[i]} ms against 0 ms"
+            line += f", per-token p95 {ratio(5)} a lone client's (mean {ratio(6)}; between events, p95 {ratio(7)})"
         print(line)
     for lone in filter(None, lone_of.values()):
         print(f"{lone[0]}: {float(lone[1].replace(',', '')) / alone:.0%} of the tokens/s of "

@@ -2,6 +2,7 @@
 model goes on serving the requests after them."""
 
 import asyncio
+from types import SimpleNamespace
 
 from rnnlm.generation.sampling import Sampling
 from rnnlm.generation.slots import StreamSlots
@@ -86,9 +87,9 @@ def test_a_prompt_that_cannot_be_read_ends_its_job_alone(tiny_run, capfd):
 
 
 def test_a_step_writes_several_tokens_a_stream_unless_a_request_waits(tiny_run, monkeypatch):
-    """While no request waits, a step writes the tokens that fit in about RUN_SECONDS (at most
-    MAX_RUN_STEPS a stream); a request waiting for its slot or its prompt makes it one. The
-    texts are each seed's alone."""
+    """While no request could join, a step writes the tokens that fit in about RUN_SECONDS (at
+    most MAX_RUN_STEPS a stream); a request waiting with a free slot, or for its prompt, makes
+    it one, and so do streams that have just joined. The texts are each seed's alone."""
     from rnnlm.serve.batcher import MAX_RUN_STEPS, RUN_SECONDS
 
     session = GenerationSession.load(tiny_run, device="cpu")
@@ -122,8 +123,13 @@ def test_a_step_writes_several_tokens_a_stream_unless_a_request_waits(tiny_run, 
     assert worker.run_steps() == 3
     worker.step_seconds = RUN_SECONDS / 1000
     assert worker.run_steps() == MAX_RUN_STEPS
-    worker.waiting.append(jobs_waiting := object())
-    assert worker.run_steps() == 1 and jobs_waiting in worker.waiting
+    worker.joined = True  # streams that have just joined: their first token goes out at once
+    assert worker.run_steps() == 1
+    worker.joined = False
+    worker.waiting.append(SimpleNamespace(size=2, cancelled=False))  # a request with a free slot
+    assert worker.run_steps() == 1
+    worker.used = 3  # it waits for a stream to end: nothing would join sooner
+    assert worker.run_steps() == MAX_RUN_STEPS
 
 
 def test_start_up_is_frozen_out_of_the_garbage_collectors_walk():

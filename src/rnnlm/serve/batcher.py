@@ -13,11 +13,12 @@ falls behind takes several steps at once (each stream's text then goes out as on
 releases the GIL in its kernels, so the loop writes the last step's tokens while the worker
 computes the next. The streams' states live in slots (``rnnlm.generation.slots``).
 
-While no request waits, a step writes several tokens a stream in that one call (where the C
-kernel steps the model: ``run_steps``), as many as take about ``RUN_SECONDS``: the worker's
+While no request could join, a step writes several tokens a stream in that one call (where
+the C kernel steps the model: ``run_steps``), as many as take about ``RUN_SECONDS``: the worker's
 Python around a step, the loop's wake-up and each stream's event are paid once for them all, as
 vLLM's multi-step scheduling pays its scheduler once for several steps. A request that arrives
-waits for the step in flight, then the steps are of one token until it has joined.
+with a free slot waits for the step in flight, then the steps are of one token until it has
+joined.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from rnnlm.serve.jobs import Busy, CompletionJob, Fault, ShuttingDown
 from rnnlm.serve.metrics import ServerMetrics
 
 PREFILL_TOKENS = 256  # tokens of each prompt read between two steps: a long prompt does not stall the others
-RUN_SECONDS = 0.002  # while no request waits, a step writes several tokens a stream, for about this long
+RUN_SECONDS = 0.002  # while no request could join, a step writes several tokens a stream, for about this long
 MAX_RUN_STEPS = 16  # tokens a stream, at most, in one such step
 SCORE_QUEUE = 4  # score requests per model being run or waiting; more are refused (busy)
 
@@ -70,6 +71,7 @@ class ModelWorker:
         self.scoring = 0  # score requests running or waiting (loop thread only)
         self.gauges = metrics.for_model(model_id)
         self.step_seconds = math.inf  # of one token a stream, in the last step (the worker's own)
+        self.joined = False  # streams joined since the last step (the worker's own)
 
     # --- the event loop's side
 
@@ -231,13 +233,16 @@ class ModelWorker:
             if not stream.finished:
                 self.owners[id(stream)] = (job, i)
         self.slots.join(running)
+        self.joined = True
 
     def run_steps(self) -> int:
-        """The tokens a stream the next step writes: one while a request waits for a slot or
-        its prompt to be read (it joins at the next step); else as many as fit in about
+        """The tokens a stream the next step writes: one while a prompt is being read or a
+        request waiting has a free slot (it joins at the next step), and where streams have just
+        joined (their first token goes out at once); else as many as fit in about
         ``RUN_SECONDS`` at the last step's speed, so the worker and the event loop wake up once
-        for several tokens (each stream's go out as one event), and a newcomer waits no longer."""
-        if self.waiting or self.reading:
+        for several tokens (each stream's go out as one event), and a newcomer waits no longer.
+        (A request waiting for a stream to end waits at most that long more.)"""
+        if self.joined or self.reading or (self.waiting and self.used + self.waiting[0].size <= self.max_streams):
             return 1
         return max(1, min(MAX_RUN_STEPS, int(RUN_SECONDS / self.step_seconds)))
 
@@ -245,6 +250,7 @@ class ModelWorker:
         started = time.perf_counter()
         batch, steps = len(self.active), self.run_steps()
         pieces = self.slots.step(steps)
+        self.joined = False
         took = time.perf_counter() - started
         self.step_seconds = took / steps
         self.gauges.observe_step(batch, self.step_seconds)

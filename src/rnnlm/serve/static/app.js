@@ -127,8 +127,9 @@ async function generate() {
     const pre = document.createElement("pre");
     const p = document.createElement("span"); p.className = "prompt"; p.textContent = prime;
     const out = document.createElement("span"); out.className = "text";
+    const text = document.createTextNode(""); out.append(text);
     pre.append(p, out); card.append(title, pre);
-    boxes.push({ card, title, out, tokens: 0 });
+    boxes.push({ card, title, text });
     return card;
   }));
   state.abort = new AbortController();
@@ -144,24 +145,27 @@ async function generate() {
       const { done, value } = await reader.read();
       if (done) break;
       buffer += decoder.decode(value, { stream: true });
-      let cut;
-      while ((cut = buffer.indexOf("\n\n")) >= 0) {
-        const event = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
-        if (!event.startsWith("data: ")) continue;
-        const data = event.slice(6);
-        if (data === "[DONE]") continue;
-        const chunk = JSON.parse(data);
-        if (chunk.error) throw new Error(chunk.error.message);
-        if (chunk.usage) tokens = chunk.usage.completion_tokens;
-        for (const c of chunk.choices) {
-          const box = boxes[c.index];
-          box.out.textContent += c.text;
-          box.tokens += 1;
-          if (c.finish_reason) {
-            box.card.classList.remove("running");
-            box.title.textContent += ` · ${c.finish_reason}`;
+      const events = buffer.split("\n\n");  // a read may hold many events when the page falls behind
+      buffer = events.pop();  // the last one is not whole yet
+      const added = boxes.map(() => []);  // each sample's text is added once a read: no copy of it per event
+      try {
+        for (const event of events) {
+          if (!event.startsWith("data: ")) continue;
+          const data = event.slice(6);
+          if (data === "[DONE]") continue;
+          const chunk = JSON.parse(data);
+          if (chunk.error) throw new Error(chunk.error.message);
+          if (chunk.usage) tokens = chunk.usage.completion_tokens;
+          for (const c of chunk.choices) {
+            added[c.index].push(c.text);
+            if (c.finish_reason) {
+              boxes[c.index].card.classList.remove("running");
+              boxes[c.index].title.textContent += ` · ${c.finish_reason}`;
+            }
           }
         }
+      } finally {
+        boxes.forEach((box, i) => added[i].length && box.text.appendData(added[i].join("")));
       }
     }
     const seconds = (performance.now() - started) / 1000;

@@ -248,11 +248,12 @@ class ModelWorker:
 
     def step(self, out: list) -> None:
         started = time.perf_counter()
-        batch, steps = len(self.active), self.run_steps()
-        pieces = self.slots.step(steps)
+        batch = len(self.active)
+        pieces = self.slots.step(self.run_steps())
         self.joined = False
         took = time.perf_counter() - started
-        self.step_seconds = took / steps
+        ran = max(1, -(-len(pieces) // batch))  # the tokens a stream it wrote (one where the kernel writes one)
+        self.step_seconds = took / ran
         self.gauges.observe_step(batch, self.step_seconds)
         streamed: dict[int, list] = {}
         now = time.perf_counter()

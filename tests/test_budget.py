@@ -213,6 +213,22 @@ def paced(steps: int):
     return plan, clock, Pacer(plan, 0.0, 0.0, clock, step_tokens=128), fake_position()
 
 
+def train_paced(plan, clock, pacer, learner, step_s) -> int:
+    """Train ``plan`` to its end, a step taking ``step_s(now)`` seconds, the pacer asked every 10
+    steps (its holds and skips made): the steps skipped."""
+    skipped = 0
+    while learner.plan_step < plan.steps:
+        for _ in range(10):
+            clock.now += step_s(clock.now)
+            learner.step += 1
+            if pacer.after_step():
+                learner.plan_step += 1
+        skip = min(pacer.pace(learner).skip, plan.steps - learner.plan_step)
+        learner.plan_step += skip
+        skipped += skip
+    return skipped
+
+
 def test_pacer_skips_ahead_when_the_machine_is_slower_than_the_probe():
     plan, clock, pacer, learner = paced(900)
     skipped = 0
@@ -237,16 +253,7 @@ def test_a_spell_of_slowness_costs_the_schedule_about_what_it_cost_in_time(spell
     the run would have missed at its speed, and the run ends, annealed, in the last 15% of its
     time (skipping what the spell's speed projected over the time left ended it at 47 s to 82 s)."""
     plan, clock, pacer, learner = paced(900)  # the probe said 0.1 s a step
-    skipped = 0
-    while learner.plan_step < plan.steps:
-        for _ in range(10):
-            clock.now += 0.4 if spell[0] <= clock.now < spell[1] else 0.1
-            learner.step += 1
-            if pacer.after_step():
-                learner.plan_step += 1
-        skip = min(pacer.pace(learner).skip, plan.steps - learner.plan_step)
-        learner.plan_step += skip
-        skipped += skip
+    skipped = train_paced(plan, clock, pacer, learner, lambda now: 0.4 if spell[0] <= now < spell[1] else 0.1)
     lost = 0.75 * (spell[1] - spell[0]) / 0.1  # the steps the spell's time would have trained at full speed
     assert 0.5 * lost <= skipped <= 2 * lost
     assert 0.85 * plan.budget <= clock.now + 1.0 <= plan.budget + 1.0  # and the last validation
@@ -604,16 +611,8 @@ def test_a_long_validation_split_is_validated_on_its_beginning():
 @pytest.mark.parametrize("slow, fast", [(1.3, 0.8), (1.0, 0.85)])
 def test_pacer_fills_the_budget_when_the_machine_speeds_up(slow, fast):
     plan, clock, pacer, learner = paced(900)  # the probe said 0.1 s a step
-    skipped = 0
-    while learner.plan_step < plan.steps:  # slower than the probe for the first half of the time, then faster
-        for _ in range(10):
-            clock.now += 0.1 * (slow if clock.now < 0.5 * plan.budget else fast)
-            learner.step += 1
-            if pacer.after_step():
-                learner.plan_step += 1
-        skip = min(pacer.pace(learner).skip, plan.steps - learner.plan_step)
-        learner.plan_step += skip
-        skipped += skip
+    # slower than the probe for the first half of the time, then faster
+    skipped = train_paced(plan, clock, pacer, learner, lambda now: 0.1 * (slow if now < 0.5 * plan.budget else fast))
     end = clock.now + 1.0  # and the last validation
     assert 0.91 * plan.budget <= end <= plan.budget  # at most 9% of the time left unused, none overrun
     assert pacer.held > 0 and (skipped > 0) == (slow > 1)

@@ -7,10 +7,9 @@ seconds. When they no longer fit, the schedule skips ahead, by the share of the 
 not fit that the time since the last sync is of half the time left: a machine that stays slow
 has skipped them all before the end, and one that was slow for a minute (another program ran)
 skips about what that minute cost, not what the rest of the run would have cost at its speed
-(benchmarks/pacing.py: a 4x slower minute at a third of a 10-minute run ended it at 5m31s
-when it skipped at once, at 9m38s now). When
-they fit with time to spare, it stretches the schedule: a share of the coming steps train at
-the rate of the moment while the schedule waits (``after_step`` says which). Either way the rate
+(benchmarks/README.md, "A spell of slowness"). When they fit with time to spare, it
+stretches the schedule: a share of the coming steps train at the rate of the moment while the
+schedule waits (``after_step`` says which). Either way the rate
 anneals to its end, and the last validation comes, when the time is up. A plan that ends
 before its budget (rnnlm.train.recipe.MAX_EPOCHS) is never stretched, and skips only where
 even the budget given is too short for it.

@@ -89,7 +89,8 @@ def test_a_prompt_that_cannot_be_read_ends_its_job_alone(tiny_run, capfd):
 def test_a_step_writes_several_tokens_a_stream_unless_a_request_waits(tiny_run, monkeypatch):
     """While no request could join, a step writes the tokens that fit in about RUN_SECONDS (at
     most MAX_RUN_STEPS a stream); a request waiting with a free slot, or for its prompt, makes
-    it one, and so do streams that have just joined. The texts are each seed's alone."""
+    it one; after a join the steps grow from one token, doubling. The texts are each seed's
+    alone."""
     from rnnlm.serve.batcher import MAX_RUN_STEPS, RUN_SECONDS
 
     session = GenerationSession.load(tiny_run, device="cpu")
@@ -118,14 +119,15 @@ def test_a_step_writes_several_tokens_a_stream_unless_a_request_waits(tiny_run, 
 
     run_worker(session, body)
     assert asked[0] == 1 and max(asked) > 1 and max(asked) <= MAX_RUN_STEPS
+    assert all(b <= 2 * a for a, b in zip(asked, asked[1:]))  # growing by doubling at most
     worker = ModelWorker("tiny", session, None, ServerMetrics(), max_streams=4, queue=4)
-    worker.step_seconds = RUN_SECONDS / 3.5
+    worker.step_seconds, worker.run_cap = RUN_SECONDS / 3.5, MAX_RUN_STEPS
     assert worker.run_steps() == 3
     worker.step_seconds = RUN_SECONDS / 1000
     assert worker.run_steps() == MAX_RUN_STEPS
-    worker.joined = True  # streams that have just joined: their first token goes out at once
-    assert worker.run_steps() == 1
-    worker.joined = False
+    worker.run_cap = 4  # streams joined three steps ago: 1, 2, then 4 tokens a stream
+    assert worker.run_steps() == 4
+    worker.run_cap = MAX_RUN_STEPS
     worker.waiting.append(SimpleNamespace(size=2, cancelled=False))  # a request with a free slot
     assert worker.run_steps() == 1
     worker.used = 3  # it waits for a stream to end: nothing would join sooner

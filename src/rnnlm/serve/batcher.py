@@ -71,7 +71,7 @@ class ModelWorker:
         self.scoring = 0  # score requests running or waiting (loop thread only)
         self.gauges = metrics.for_model(model_id)
         self.step_seconds = math.inf  # of one token a stream, in the last step (the worker's own)
-        self.joined = False  # streams joined since the last step (the worker's own)
+        self.run_cap = 1  # tokens a stream the next step may write: 1 after a join, then doubling (the worker's own)
 
     # --- the event loop's side
 
@@ -233,24 +233,25 @@ class ModelWorker:
             if not stream.finished:
                 self.owners[id(stream)] = (job, i)
         self.slots.join(running)
-        self.joined = True
+        self.run_cap = 1
 
     def run_steps(self) -> int:
         """The tokens a stream the next step writes: one while a prompt is being read or a
-        request waiting has a free slot (it joins at the next step), and where streams have just
-        joined (their first token goes out at once); else as many as fit in about
-        ``RUN_SECONDS`` at the last step's speed, so the worker and the event loop wake up once
-        for several tokens (each stream's go out as one event), and a newcomer waits no longer.
-        (A request waiting for a stream to end waits at most that long more.)"""
-        if self.joined or self.reading or (self.waiting and self.used + self.waiting[0].size <= self.max_streams):
+        request waiting has a free slot (it joins at the next step); else as many as fit in
+        about ``RUN_SECONDS`` at the last step's speed, so the worker and the event loop wake up
+        once for several tokens (each stream's go out as one event), and a newcomer waits no
+        longer (a request waiting for a stream to end waits at most that long more). After a
+        join the steps grow from one token, doubling: the newcomer's first tokens go out at once,
+        not behind a long call on a machine whose cores the loop and the clients share."""
+        if self.reading or (self.waiting and self.used + self.waiting[0].size <= self.max_streams):
             return 1
-        return max(1, min(MAX_RUN_STEPS, int(RUN_SECONDS / self.step_seconds)))
+        return max(1, min(self.run_cap, MAX_RUN_STEPS, int(RUN_SECONDS / self.step_seconds)))
 
     def step(self, out: list) -> None:
         started = time.perf_counter()
         batch = len(self.active)
         pieces = self.slots.step(self.run_steps())
-        self.joined = False
+        self.run_cap = min(2 * self.run_cap, MAX_RUN_STEPS)
         took = time.perf_counter() - started
         ran = max(1, -(-len(pieces) // batch))  # the tokens a stream it wrote (one where the kernel writes one)
         self.step_seconds = took / ran

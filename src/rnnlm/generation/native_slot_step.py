@@ -64,11 +64,7 @@ class NativeSlotStep:
         tokens = (ctypes.c_long * (n * steps))()
         heat = (ctypes.c_float * n)(*temperatures)
         numbers = (ctypes.c_double * (n * steps))(*(u for row in uniforms for u in row))
-        native = self.native
-        with native.threads() as pool:
-            native.check(native.lib.rnnlm_slots_run(pool, native.at, n, steps, slots, h.data_ptr(), c.data_ptr(),
-                                                    self.logits.data_ptr(), self.bias.data_ptr(), heat, numbers,
-                                                    tokens))
+        self.run(self.native.lib.rnnlm_slots_run, n, steps, slots, h, c, heat, numbers, tokens)
         return [tokens[t * n : (t + 1) * n] for t in range(steps)]
 
     def step(self, ids: list[int]) -> None:
@@ -89,15 +85,17 @@ class NativeSlotStep:
             raise ValueError("every slot reads as many tokens")
         if any(not 0 <= i < vocab for i in flat):
             raise IndexError(f"a token outside the vocabulary of {vocab}")
-        self.run(n, count, slots, h, c, None, None, (ctypes.c_long * len(flat))(*flat))
+        ids = (ctypes.c_long * len(flat))(*flat)
+        self.run(self.native.lib.rnnlm_slots_step, n, count, slots, h, c, None, None, ids)
 
-    def run(self, n: int, count: int, slots: int, h: torch.Tensor, c: torch.Tensor, temperatures, uniforms,
+    def run(self, kernel, n: int, count: int, slots: int, h: torch.Tensor, c: torch.Tensor, temperatures, uniforms,
             tokens) -> None:
+        """``kernel`` (``rnnlm_slots_step``: ``count`` tokens each; ``rnnlm_slots_run``: ``count``
+        drawn steps) on the slots' buffers, by the native step's threads."""
         native = self.native
         with native.threads() as pool:
-            native.check(native.lib.rnnlm_slots_step(pool, native.at, n, count, slots, h.data_ptr(), c.data_ptr(),
-                                                     self.logits.data_ptr(), self.bias.data_ptr(), temperatures,
-                                                     uniforms, tokens))
+            native.check(kernel(pool, native.at, n, count, slots, h.data_ptr(), c.data_ptr(), self.logits.data_ptr(),
+                                self.bias.data_ptr(), temperatures, uniforms, tokens))
 
 
 def read_streams(native: NativeStep, states: Sequence[State | None],

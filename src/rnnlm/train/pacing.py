@@ -9,10 +9,10 @@ has skipped them all before the end, and one that was slow for a minute (another
 skips about what that minute cost, not what the rest of the run would have cost at its speed
 (benchmarks/README.md, "A spell of slowness"). When they fit with time to spare, it
 stretches the schedule: a share of the coming steps train at the rate of the moment while the
-schedule waits (``after_step`` says which). Either way the rate
-anneals to its end, and the last validation comes, when the time is up. A plan that ends
-before its budget (rnnlm.train.recipe.MAX_EPOCHS) is never stretched, and skips only where
-even the budget given is too short for it.
+schedule waits (``after_step`` says which). Either way the rate anneals to its end, and the
+last validation comes, when the time is up. A plan that ends before its budget
+(rnnlm.train.recipe.MAX_EPOCHS) is never stretched, and skips only where even the budget given
+is too short for it.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ or with others, so a server's text for a seed is its text alone, whoever else wa
 from __future__ import annotations
 
 import ctypes
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -88,8 +88,8 @@ class NativeSlotStep:
         ids = (ctypes.c_long * len(flat))(*flat)
         self.run(self.native.lib.rnnlm_slots_step, n, count, slots, h, c, None, None, ids)
 
-    def run(self, kernel, n: int, count: int, slots: int, h: torch.Tensor, c: torch.Tensor, temperatures, uniforms,
-            tokens) -> None:
+    def run(self, kernel: Callable[..., int], n: int, count: int, slots: int, h: torch.Tensor, c: torch.Tensor,
+            temperatures, uniforms, tokens) -> None:
         """``kernel`` (``rnnlm_slots_step``: ``count`` tokens each; ``rnnlm_slots_run``: ``count``
         drawn steps) on the slots' buffers, by the native step's threads."""
         native = self.native

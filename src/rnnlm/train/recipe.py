@@ -10,10 +10,10 @@ from the size of the corpus and how many epochs of it the budget buys on this ma
   or more (in 3 minutes of one core, on the five texts of eight where the 2 x 768 trained 2.5
   epochs or more, 2.6 to 7.1 in 690 to 730 steps, it lost to the 2 x 512's 1,350 to 1,600 by
   0.023 to 0.124 nats/char; where it won, in 10 minutes of two cores, it had trained 2,200
-  steps or more). A model of more than ``MAX_PARAMS_PER_TOKEN`` parameters a training token is not on the ladder: on
-  28,000 characters of a licence, 2 x 768 (260 a character) over-fitted within 25 epochs and
-  read 1.9985 nats/char at best, where 2 x 512 (120) read 1.9553; on 181,000 characters, 2 x
-  768 (41) read 1.2905 and 2 x 512 1.3012;
+  steps or more). A model of more than ``MAX_PARAMS_PER_TOKEN`` parameters a training token
+  is not on the ladder: on 28,000 characters of a licence, 2 x 768 (260 a character)
+  over-fitted within 25 epochs and read 1.9985 nats/char at best, where 2 x 512 (120) read
+  1.9553; on 181,000 characters, 2 x 768 (41) read 1.2905 and 2 x 512 1.3012;
 - **epochs**: at most ``MAX_EPOCHS``; where the budget buys more, the run ends early. Past them
   a small corpus over-fits whatever the dropout: on 181,000 characters of Spanish manual pages,
   2 x 768 read 1.2905 nats/char after 10.8 epochs, 1.2997 after 14.5 and 1.3169 after 23.8 (each

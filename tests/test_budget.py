@@ -25,8 +25,8 @@ from rnnlm.train.callbacks import Callback
 from rnnlm.train.checkpoint import read_training_state
 from rnnlm.distributed import Distributed
 from rnnlm.train.recipe import (DROPOUTS, LADDERS, MAX_EPOCHS, MAX_PARAMS_PER_TOKEN, MIN_EPOCHS, MIN_STEPS,
-                                RECIPE_BATCHES, RECIPE_FIELDS, REFERENCE, REFERENCES, Choice, apply_recipe,
-                                dropout_for, walk_ladder)
+                                RECIPE_BATCHES, RECIPE_FIELDS, REFERENCE, REFERENCES, SMALL_CORPUS_EPOCHS, Choice,
+                                apply_recipe, dropout_for, walk_ladder)
 from rnnlm.models.recurrent import parameter_count
 from rnnlm.train.result import TrainingInterrupted
 from rnnlm.train.run import plan_run, resume, train
@@ -462,6 +462,51 @@ def test_weight_dropout_stays_only_where_the_epochs_it_leaves_call_for_it(tiny_f
     assert 6.0 <= epochs <= (epochs_with_it if kept else 8.0)  # the speed of the probe that holds
     assert config.model.dropout == dropout_for(epochs)[0]
     assert ("weight dropout" in config.plan.recipe) == kept
+
+
+@pytest.mark.parametrize("largest_epochs, smallest", [(SMALL_CORPUS_EPOCHS + 2.5, True),
+                                                     (SMALL_CORPUS_EPOCHS - 7.5, False)])
+def test_a_corpus_the_largest_model_would_over_fit_trains_the_smallest_for_the_whole_budget(
+        tmp_path, monkeypatch, largest_epochs, smallest):
+    """Probes that give the ladder's models 100, 60 and ``largest_epochs`` epochs: from
+    SMALL_CORPUS_EPOCHS the smallest trains every epoch the budget buys, with the dropout of
+    them; below, the largest trains MAX_EPOCHS and the run ends early."""
+    import rnnlm.train.planning
+
+    text = tmp_path / "short.txt"
+    text.write_text(TINY_TEXT * (60_000 // len(TINY_TEXT) + 1), encoding="utf-8")
+    budget = 60.0
+    epochs_of = {(1, 512): 100.0, (2, 512): 60.0, (2, 768): largest_epochs}
+
+    def probe(config, data, dist, seconds, session):
+        epochs = epochs_of[config.model.layers, config.model.hidden]
+        return Speed(tokens_per_s=epochs * len(data.train_ids) / budget, valid_s=0.01, seconds=0.01)
+
+    monkeypatch.setattr(rnnlm.train.planning, "probed_speed", probe)
+    untouched = replace(tiny_config(str(text), budget=budget), given=frozenset())
+    config, data = plan_run(untouched, log=io.StringIO())
+    epochs = config.plan.steps / len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
+    size = (config.model.layers, config.model.hidden)
+    assert parameter_count(len(data.vocab), config.model) <= MAX_PARAMS_PER_TOKEN * len(data.train_ids) or smallest
+    if smallest:
+        assert size == (1, 512) and config.plan.asked is None and 90.0 <= epochs <= 100.0  # the whole budget
+        assert (config.model.dropout, config.model.weight_dropout) == dropout_for(epochs) == (0.5, 0.5)
+        assert config.plan.recipe.startswith(f"1 x 512, the smallest, for the whole budget: the largest that fits, "
+                                             f"2 x 768, trains {largest_epochs:.1f} epochs")
+    else:
+        assert size == (2, 768) and config.plan.asked is not None and epochs <= MAX_EPOCHS  # it ends early
+        assert "it ends early" in config.plan.recipe and "the smallest" not in config.plan.recipe
+
+
+def test_the_smallest_for_a_small_corpus_says_why_and_what_is_left_off():
+    choice = Choice("char", "1 x 512", (("1 x 512", 400.0), ("2 x 512", 166.3)), too_large="2 x 768",
+                    small_corpus=("2 x 512", 166.3))
+    assert choice.whole_budget and not Choice("char", "2 x 512", (("2 x 512", 166.3),)).whole_budget
+    assert choice.reason(390.0, 0.5, 0.5) == (
+        f"1 x 512, the smallest, for the whole budget: the largest that fits, 2 x 512, trains 166.3 epochs, "
+        f"{SMALL_CORPUS_EPOCHS:g} or more, of a corpus it over-fits past {MAX_EPOCHS:g} (measured: 1 x 512 400.0, "
+        f"2 x 512 166.3); 2 x 768 and larger: more than {MAX_PARAMS_PER_TOKEN} parameters a training token; "
+        "dropout 0.5 and weight dropout 0.5 for 390.0 epochs")
 
 
 def test_a_model_smaller_than_its_corpus_is_planned_the_dropout_of_fewer_epochs(tmp_path, monkeypatch):

@@ -23,7 +23,8 @@ from rnnlm.train.plan_text import describe_plan
 from rnnlm.train.plots import has_matplotlib
 from rnnlm.train.probe import probe_speed, probe_time
 from rnnlm.train.recipe import (EPOCH_LEVELS, LADDERS, MAX_EPOCHS, MAX_PARAMS_PER_TOKEN, MIN_EPOCHS,
-                                RECIPE_FIELDS, REFERENCES, Choice, apply_recipe, dropout_for, walk_ladder)
+                                RECIPE_FIELDS, REFERENCES, SMALL_CORPUS_EPOCHS, Choice, apply_recipe, dropout_for,
+                                walk_ladder)
 from rnnlm.train.session import Session
 from rnnlm.train.setup import check_sizes, load_data
 
@@ -82,7 +83,7 @@ def plan_budget(config: RunConfig, data: TextData, dist: Distributed, choose: fr
     chosen = sorted(choose, key=RECIPE_FIELDS.index) or None
     n = len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
     by_epochs = choice is not None and choice.level in EPOCH_LEVELS
-    capped = by_epochs and {"layers", "hidden"} <= choose  # a model the rules chose: at most MAX_EPOCHS
+    capped = by_epochs and {"layers", "hidden"} <= choose and not choice.whole_budget  # at most MAX_EPOCHS
     dropout_by_epochs = by_epochs and "dropout" in choose
 
     def planned() -> BudgetPlan:
@@ -113,7 +114,9 @@ def choose_model(config: RunConfig, data: TextData, dist: Distributed, choose: f
                  seconds: float) -> tuple[RunConfig, Choice, Speed]:
     """The settings in ``choose`` from the level's ladder (rnnlm.train.recipe), of its models not
     too large for the corpus: each probed, from the reference up, for the epochs (and so the
-    steps) that fit in what is left of the budget; the chosen one's speed."""
+    steps) that fit in what is left of the budget; where the largest that fits trains
+    ``SMALL_CORPUS_EPOCHS`` or more, the smallest (it trains the whole budget); the chosen one's
+    speed."""
     level, tokens = data.tokenizer.level, len(data.train_ids)
     ladder = [apply_recipe(config, recipe, choose, tokens, dist.world_size) for recipe in LADDERS[level]]
     speeds: dict[int, Speed] = {}
@@ -137,13 +140,19 @@ def choose_model(config: RunConfig, data: TextData, dist: Distributed, choose: f
 
     chosen = walk_ladder(top + 1, min(LADDERS[level].index(REFERENCES[level]), top), epochs_of, steps_per_epoch)
     epochs_of(chosen)  # the smallest, where the reference does not fit, is probed now
-    sizes = tuple({model_size(ladder[k]): measured[k] for k in sorted(measured)}.items())  # a size once
     larger = model_size(ladder[top + 1]) if top + 1 < len(ladder) else None
     stopped = next((k for k in sorted(measured) if k > chosen), None)  # the size the walk stopped at, if probed
     short = None  # it trained the epochs, so too few steps stopped it
     if stopped is not None and measured[stopped] >= MIN_EPOCHS:
         short = (model_size(ladder[stopped]), math.floor(measured[stopped] * steps_per_epoch(stopped)))
-    return ladder[chosen], Choice(level, model_size(ladder[chosen]), sizes, larger, short), speeds[chosen]
+    small_corpus = None
+    if chosen > 0 and level in EPOCH_LEVELS and {"layers", "hidden"} <= choose \
+            and measured[chosen] >= SMALL_CORPUS_EPOCHS:  # the smallest instead, for the whole budget
+        small_corpus, short, chosen = (model_size(ladder[chosen]), measured[chosen]), None, 0
+        epochs_of(chosen)
+    sizes = tuple({model_size(ladder[k]): measured[k] for k in sorted(measured)}.items())  # a size once
+    choice = Choice(level, model_size(ladder[chosen]), sizes, larger, short, small_corpus)
+    return ladder[chosen], choice, speeds[chosen]
 
 
 def regularised(config: RunConfig, epochs: float, per_token: float, choose: frozenset[str]) -> RunConfig:

@@ -464,17 +464,21 @@ def test_weight_dropout_stays_only_where_the_epochs_it_leaves_call_for_it(tiny_f
     assert ("weight dropout" in config.plan.recipe) == kept
 
 
-@pytest.mark.parametrize("largest_epochs, smallest", [(SMALL_CORPUS_EPOCHS + 2.5, True),
-                                                     (SMALL_CORPUS_EPOCHS - 7.5, False)])
+@pytest.mark.parametrize("characters, largest_epochs, chosen", [
+    (60_000, SMALL_CORPUS_EPOCHS + 2.5, (1, 512)),  # the smallest, for the whole budget
+    (60_000, SMALL_CORPUS_EPOCHS - 7.5, (2, 768)),  # the largest, for at most MAX_EPOCHS
+    (30_000, SMALL_CORPUS_EPOCHS + 2.5, (2, 512)),  # the largest is too large for the corpus: no rule of its own
+])
 def test_a_corpus_the_largest_model_would_over_fit_trains_the_smallest_for_the_whole_budget(
-        tmp_path, monkeypatch, largest_epochs, smallest):
-    """Probes that give the ladder's models 100, 60 and ``largest_epochs`` epochs: from
-    SMALL_CORPUS_EPOCHS the smallest trains every epoch the budget buys, with the dropout of
-    them; below, the largest trains MAX_EPOCHS and the run ends early."""
+        tmp_path, monkeypatch, characters, largest_epochs, chosen):
+    """Probes that give the ladder's models 100, 60 and ``largest_epochs`` epochs: where the
+    largest fits the corpus and trains SMALL_CORPUS_EPOCHS or more, the smallest trains every
+    epoch the budget buys, with the dropout of them; else the largest that fits trains
+    MAX_EPOCHS and the run ends early."""
     import rnnlm.train.planning
 
     text = tmp_path / "short.txt"
-    text.write_text(TINY_TEXT * (60_000 // len(TINY_TEXT) + 1), encoding="utf-8")
+    text.write_text(TINY_TEXT * (characters // len(TINY_TEXT) + 1), encoding="utf-8")
     budget = 60.0
     epochs_of = {(1, 512): 100.0, (2, 512): 60.0, (2, 768): largest_epochs}
 
@@ -486,16 +490,16 @@ def test_a_corpus_the_largest_model_would_over_fit_trains_the_smallest_for_the_w
     untouched = replace(tiny_config(str(text), budget=budget), given=frozenset())
     config, data = plan_run(untouched, log=io.StringIO())
     epochs = config.plan.steps / len(StreamBatches(data.train_ids, config.train.bs, config.train.bptt))
-    size = (config.model.layers, config.model.hidden)
-    assert parameter_count(len(data.vocab), config.model) <= MAX_PARAMS_PER_TOKEN * len(data.train_ids) or smallest
-    if smallest:
-        assert size == (1, 512) and config.plan.asked is None and 90.0 <= epochs <= 100.0  # the whole budget
+    assert (config.model.layers, config.model.hidden) == chosen
+    if chosen == (1, 512):
+        assert config.plan.asked is None and 90.0 <= epochs <= 100.0  # the whole budget
         assert (config.model.dropout, config.model.weight_dropout) == dropout_for(epochs) == (0.5, 0.5)
         assert config.plan.recipe.startswith(f"1 x 512, the smallest, for the whole budget: the largest that fits, "
                                              f"2 x 768, trains {largest_epochs:.1f} epochs")
     else:
-        assert size == (2, 768) and config.plan.asked is not None and epochs <= MAX_EPOCHS  # it ends early
+        assert config.plan.asked is not None and epochs <= MAX_EPOCHS  # it ends early
         assert "it ends early" in config.plan.recipe and "the smallest" not in config.plan.recipe
+        assert ("2 x 768 and larger: more than" in config.plan.recipe) == (chosen == (2, 512))
 
 
 def test_the_smallest_for_a_small_corpus_says_why_and_what_is_left_off():

@@ -114,9 +114,9 @@ def choose_model(config: RunConfig, data: TextData, dist: Distributed, choose: f
                  seconds: float) -> tuple[RunConfig, Choice, Speed]:
     """The settings in ``choose`` from the level's ladder (rnnlm.train.recipe), of its models not
     too large for the corpus: each probed, from the reference up, for the epochs (and so the
-    steps) that fit in what is left of the budget; where the largest that fits trains
-    ``SMALL_CORPUS_EPOCHS`` or more, the smallest (it trains the whole budget); the chosen one's
-    speed."""
+    steps) that fit in what is left of the budget; where the ladder's largest fits the corpus and
+    trains ``SMALL_CORPUS_EPOCHS`` or more, the smallest (it trains the whole budget); the chosen
+    one's speed."""
     level, tokens = data.tokenizer.level, len(data.train_ids)
     ladder = [apply_recipe(config, recipe, choose, tokens, dist.world_size) for recipe in LADDERS[level]]
     speeds: dict[int, Speed] = {}
@@ -146,7 +146,7 @@ def choose_model(config: RunConfig, data: TextData, dist: Distributed, choose: f
     if stopped is not None and measured[stopped] >= MIN_EPOCHS:
         short = (model_size(ladder[stopped]), math.floor(measured[stopped] * steps_per_epoch(stopped)))
     small_corpus = None
-    if chosen > 0 and level in EPOCH_LEVELS and {"layers", "hidden"} <= choose \
+    if chosen == len(ladder) - 1 and level in EPOCH_LEVELS and {"layers", "hidden"} <= choose \
             and measured[chosen] >= SMALL_CORPUS_EPOCHS:  # the smallest instead, for the whole budget
         small_corpus, short, chosen = (model_size(ladder[chosen]), measured[chosen]), None, 0
         epochs_of(chosen)

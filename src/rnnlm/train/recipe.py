@@ -20,14 +20,17 @@ from the size of the corpus and how many epochs of it the budget buys on this ma
   with its dropouts below); on 196,000 characters of quips, 1.7717 after 11.2 against 1.7841
   after 21.5. So that those epochs are enough steps, a corpus of fewer than ``RECIPE_BATCHES``
   batches an epoch is read in smaller batches (on the licence, 11 epochs at bs 8 read 1.9735,
-  at bs 13 2.0263, at bs 32 2.1330). Where the largest model that fits trains
-  ``SMALL_CORPUS_EPOCHS`` or more, its bound would leave most of the budget unused, and the
-  smallest model trains the whole budget instead, with the dropout of its many epochs: in 10
-  minutes of two cores, where the 2 x 768 ended early after 4 to 4.5 minutes (probed at 30 to 40
-  epochs), the 1 x 512 with dropout and weight dropout 0.5 for 145 to 182 epochs read better by
-  0.017 on 253,000 characters of French words, 0.015 on 261,000 of German words and 0.014 on
-  187,000 of verse. (Given only the half of the budget the 2 x 768 leaves, as a second
-  candidate, it lost on both lists: 1.4576 against 1.4551 and 1.4925 against 1.4844.)
+  at bs 13 2.0263, at bs 32 2.1330). Where the ladder's largest model fits the corpus and
+  trains ``SMALL_CORPUS_EPOCHS`` or more, its bound would leave about half the budget unused or
+  more, and the smallest model trains the whole budget instead, with the dropout of its many
+  epochs: in 10 minutes of two cores, where the 2 x 768 ended early after 4 to 6 minutes
+  (probed at 22 to 40 epochs), the 1 x 512 with dropout and weight dropout 0.5 for 106 to 182
+  epochs read better on seven texts of 180,000 to 264,000 characters, by 0.003 to 0.021;
+  on German jokes (361,000, probed at 23.0) it lost by 0.009. Given only the half of the
+  budget the 2 x 768 leaves, as a second candidate, it lost on two word lists (1.4576 against
+  1.4551, 1.4925 against 1.4844). On 30,000 characters (where the 2 x 768 is too large) it
+  trained 378 epochs at bs 9 and fell apart mid-run (train loss from 1.04 back up to 2.08):
+  1.5301 at best, against the 2 x 512's 1.4727 in its 11 epochs;
 - **dropout**: from the epochs the chosen model will train: more passes over the same text,
   more dropout, and from 6 epochs weight dropout too (``DROPOUTS``): on Nietzsche, 2 x 768 at
   bptt 32 for 9 epochs over-fitted with dropout 0.4 alone and read 0.020 nats/char better with

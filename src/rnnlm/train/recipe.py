@@ -93,7 +93,7 @@ LADDERS = {
 MIN_EPOCHS = 2.5  # of the corpus a model of the ladder must train to be chosen over a smaller one
 MIN_STEPS = 1000  # optimiser steps a model of the ladder must train as well to be chosen over a smaller one
 MAX_EPOCHS = 11.0  # of the corpus a model the rules chose trains at most (but the smallest for a small corpus)
-SMALL_CORPUS_EPOCHS = 25.0  # of the largest model that fits, from which the smallest trains instead
+SMALL_CORPUS_EPOCHS = 25.0  # of the ladder's largest model, if it fits, from which the smallest trains instead
 MAX_PARAMS_PER_TOKEN = 160  # parameters a training token, at most, of a model of the ladder (its smallest aside)
 # (epochs below, dropout, weight dropout): those of a model that trains fewer epochs than the bound
 DROPOUTS = ((1.0, 0.0, 0.0), (2.0, 0.1, 0.0), (3.0, 0.2, 0.0), (6.0, 0.3, 0.0), (12.0, 0.3, 0.3), (20.0, 0.4, 0.3),
@@ -138,8 +138,8 @@ class Choice:
             text = f"{self.size}, {why} {MIN_EPOCHS:g} epochs or more (measured: {sizes})"
             if self.few_steps:
                 text += f"; {self.few_steps[0]}: {self.few_steps[1]:,} steps, fewer than {MIN_STEPS:,}"
-        if self.too_large:
-            text += f"; {self.too_large} and larger: more than {MAX_PARAMS_PER_TOKEN} parameters a training token"
+            if self.too_large:
+                text += f"; {self.too_large} and larger: more than {MAX_PARAMS_PER_TOKEN} parameters a training token"
         if epochs is not None:
             text += f"; dropout {dropout:g}" + (f" and weight dropout {weight_dropout:g}" if weight_dropout else "")
             text += f" for {epochs:.1f} epochs"

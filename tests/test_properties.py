@@ -2,7 +2,7 @@
 text; stream batching covers every token once; reading a file gives back its text."""
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from rnnlm.data.batching import StreamBatches
@@ -82,6 +82,7 @@ def test_evaluation_batches_cover_a_split_of_any_length(n, bs, bptt):
 @FEW
 @given(texts, st.booleans(), st.sampled_from(["\n", "\r\n", "\r"]))
 def test_a_file_reads_back_as_its_text(text, bom, newline):
+    assume("\r" not in text)  # a lone CR is a line break of its own: "\r" + "\r\n" is two
     data = (b"\xef\xbb\xbf" if bom else b"") + text.replace("\n", newline).encode("utf-8")
     expected = normalize_newlines(text)
     if looks_binary(expected[:8192]):

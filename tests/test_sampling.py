@@ -69,6 +69,15 @@ def test_minus_infinity_is_never_drawn():
     assert set(draw(logits[:3], [Sampling()] * 3, [0.0, 0.0, 0.0]).tolist()) == {1}
 
 
+@pytest.mark.parametrize("top_p", [None, 0.5])
+def test_a_temperature_too_small_for_float32_draws_the_most_likely_token(top_p):
+    """3.9e-291 is 0 in float32: the logits divided by it were NaN, and the draw ran past the
+    vocab (a server's 500, found by test_serve_hostile)."""
+    logits = torch.randn(4, 17)
+    ids = draw(logits, [Sampling(temperature=3.9e-291, top_p=top_p)] * 4, [0.0, 0.3, 0.7, 0.999])
+    assert ids.tolist() == logits.argmax(-1).tolist()
+
+
 @pytest.mark.parametrize("settings,message", [
     (Sampling(temperature=0), "temperature must be a finite number > 0"),
     (Sampling(temperature=float("inf")), "temperature"),

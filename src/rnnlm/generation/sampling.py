@@ -22,6 +22,9 @@ from rnnlm.generation.scripted import scripted
 MAX_SAMPLING_SEED = 2**64 - 1  # seeds are taken up to here (the range OpenAI-style clients send)
 
 
+MIN_TEMPERATURE = float(torch.finfo(torch.float32).tiny)  # the least temperature whose division stays finite
+
+
 @dataclass(frozen=True)
 class Sampling:
     """How one stream picks its next token."""
@@ -30,6 +33,12 @@ class Sampling:
     top_k: int | None = None  # only the k most likely tokens
     top_p: float | None = None  # only the most likely tokens that hold this much probability
     greedy: bool = False  # always the most likely token
+
+    def __post_init__(self) -> None:
+        """A positive temperature too small for float32 (where the logits are divided by it) is
+        the least one that is not: it draws the most likely token, as any tiny temperature does."""
+        if 0 < self.temperature < MIN_TEMPERATURE:
+            object.__setattr__(self, "temperature", MIN_TEMPERATURE)
 
     def validate(self) -> None:
         if not 0 < self.temperature < math.inf:

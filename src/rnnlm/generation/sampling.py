@@ -20,8 +20,6 @@ from rnnlm.errors import invalid
 from rnnlm.generation.scripted import scripted
 
 MAX_SAMPLING_SEED = 2**64 - 1  # seeds are taken up to here (the range OpenAI-style clients send)
-
-
 MIN_TEMPERATURE = float(torch.finfo(torch.float32).tiny)  # the least temperature whose division stays finite
 
 
